@@ -1,0 +1,164 @@
+/**
+ * The client record kept in Workers KV under `client:{client_id}` (docs/storage.md), and the rules
+ * every writer (the CLI today) and reader (the Worker) applies to it. Pure TypeScript with no
+ * runtime dependency, so the CLI runs it under Node as it is.
+ */
+import { parseSecretHash } from "./secret.ts";
+
+export const GRANT_TYPES = ["client_credentials"] as const;
+export type GrantType = (typeof GRANT_TYPES)[number];
+
+export interface StoredSecret {
+  /** Public id, also the prefix of the secret itself (`<id>.<random>`). */
+  id: string;
+  /** `pbkdf2-sha256$<iterations>$<salt>$<hash>` */
+  hash: string;
+  created_at: number;
+  /** Epoch seconds after which this secret no longer authenticates; null = no expiry. */
+  expires_at: number | null;
+}
+
+export interface ClientRecord {
+  client_id: string;
+  name: string;
+  allowed_scopes: string[];
+  default_scopes: string[];
+  /** Audiences (RFC 8707 resources) the client may ask for; empty = the Worker's DEFAULT_AUDIENCE. */
+  allowed_audiences: string[];
+  /** Audience when the request names none; null = the first allowed one, else DEFAULT_AUDIENCE. */
+  default_audience: string | null;
+  grant_types: GrantType[];
+  /** Token lifetime in seconds; null = the Worker's ACCESS_TOKEN_TTL. Capped by MAX_ACCESS_TOKEN_TTL. */
+  token_ttl: number | null;
+  disabled: boolean;
+  secrets: StoredSecret[];
+  created_at: number;
+  updated_at: number;
+}
+
+export const CLIENT_KEY_PREFIX = "client:";
+export const clientKey = (clientId: string): string => `${CLIENT_KEY_PREFIX}${clientId}`;
+
+/** Longest token lifetime any record may ask for, whatever the Worker's cap. */
+export const MAX_RECORD_TTL = 86_400;
+
+/** Thrown for a record or an input that breaks a rule; the message names the field. */
+export class ClientRecordError extends Error {
+  override name = "ClientRecordError";
+}
+
+/** RFC 6749 §2.2: client_id is VSCHAR; we also refuse space so ids survive shells and logs. */
+const CLIENT_ID = /^[\x21-\x7e]{1,128}$/;
+/** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ) */
+const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
+
+export function isValidClientId(id: string): boolean {
+  return CLIENT_ID.test(id);
+}
+
+export function isValidScopeToken(token: string): boolean {
+  return SCOPE_TOKEN.test(token);
+}
+
+/**
+ * Splits a space-delimited scope string (RFC 6749 §3.3) into distinct tokens, in order.
+ * Returns undefined when the syntax is wrong (empty tokens, forbidden characters).
+ */
+export function parseScope(scope: string): string[] | undefined {
+  if (scope === "") return [];
+  const tokens = scope.split(" ");
+  if (!tokens.every(isValidScopeToken)) return undefined;
+  return [...new Set(tokens)];
+}
+
+/** An absolute URI without a fragment, as RFC 8707 §2 requires of a resource. */
+export function isValidAudience(value: string): boolean {
+  if (value.length > 2048 || value.includes("#")) return false;
+  try {
+    return new URL(value).protocol.length > 1;
+  } catch {
+    return false;
+  }
+}
+
+function fail(field: string, message: string): never {
+  throw new ClientRecordError(`${field}: ${message}`);
+}
+
+function stringArray(value: unknown, field: string, check: (s: string) => boolean, what: string): string[] {
+  if (!Array.isArray(value)) fail(field, "must be an array");
+  for (const item of value) if (typeof item !== "string" || !check(item)) fail(field, `${JSON.stringify(item)} is not ${what}`);
+  return [...new Set(value as string[])];
+}
+
+function epoch(value: unknown, field: string): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 0) fail(field, "must be epoch seconds");
+  return value as number;
+}
+
+/** Checks an untrusted value (KV contents, CLI input) against every rule; throws naming the field. */
+export function validateClientRecord(value: unknown): ClientRecord {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) fail("record", "must be a JSON object");
+  const v = value as Record<string, unknown>;
+  if (typeof v.client_id !== "string" || !isValidClientId(v.client_id)) {
+    fail("client_id", "must be 1-128 visible ASCII characters without spaces");
+  }
+  if (typeof v.name !== "string" || v.name.length > 200) fail("name", "must be a string of at most 200 characters");
+  const allowedScopes = stringArray(v.allowed_scopes, "allowed_scopes", isValidScopeToken, "a scope token (RFC 6749 §3.3)");
+  const defaultScopes = stringArray(v.default_scopes, "default_scopes", isValidScopeToken, "a scope token (RFC 6749 §3.3)");
+  for (const s of defaultScopes) if (!allowedScopes.includes(s)) fail("default_scopes", `${s} is not in allowed_scopes`);
+  const allowedAudiences = stringArray(v.allowed_audiences, "allowed_audiences", isValidAudience, "an absolute URI without fragment");
+  const defaultAudience = v.default_audience ?? null;
+  if (defaultAudience !== null && (typeof defaultAudience !== "string" || !allowedAudiences.includes(defaultAudience))) {
+    fail("default_audience", "must be null or one of allowed_audiences");
+  }
+  const grantTypes = stringArray(v.grant_types, "grant_types", (g) => (GRANT_TYPES as readonly string[]).includes(g), `one of ${GRANT_TYPES.join(", ")}`);
+  const ttl = v.token_ttl ?? null;
+  if (ttl !== null && (!Number.isSafeInteger(ttl) || (ttl as number) < 1 || (ttl as number) > MAX_RECORD_TTL)) {
+    fail("token_ttl", `must be null or whole seconds from 1 to ${MAX_RECORD_TTL}`);
+  }
+  if (typeof v.disabled !== "boolean") fail("disabled", "must be true or false");
+  if (!Array.isArray(v.secrets)) fail("secrets", "must be an array");
+  const ids = new Set<string>();
+  const secrets = v.secrets.map((s: unknown, i: number): StoredSecret => {
+    const field = `secrets[${i}]`;
+    if (typeof s !== "object" || s === null) fail(field, "must be an object");
+    const secret = s as Record<string, unknown>;
+    if (typeof secret.id !== "string" || !/^[A-Za-z0-9_-]{1,64}$/.test(secret.id)) fail(`${field}.id`, "must be base64url");
+    if (ids.has(secret.id)) fail(`${field}.id`, "is a duplicate");
+    ids.add(secret.id);
+    if (typeof secret.hash !== "string") fail(`${field}.hash`, "must be a string");
+    try {
+      parseSecretHash(secret.hash);
+    } catch (error) {
+      fail(`${field}.hash`, (error as Error).message);
+    }
+    const expiresAt = secret.expires_at ?? null;
+    return {
+      id: secret.id,
+      hash: secret.hash,
+      created_at: epoch(secret.created_at, `${field}.created_at`),
+      expires_at: expiresAt === null ? null : epoch(expiresAt, `${field}.expires_at`),
+    };
+  });
+  return {
+    client_id: v.client_id,
+    name: v.name,
+    allowed_scopes: allowedScopes,
+    default_scopes: defaultScopes,
+    allowed_audiences: allowedAudiences,
+    default_audience: defaultAudience as string | null,
+    grant_types: grantTypes as GrantType[],
+    token_ttl: ttl as number | null,
+    disabled: v.disabled,
+    secrets,
+    created_at: epoch(v.created_at, "created_at"),
+    updated_at: epoch(v.updated_at, "updated_at"),
+  };
+}
+
+/** The record as shown to operators: secrets by id and age, never their hashes. */
+export function describeClient(record: ClientRecord): Record<string, unknown> {
+  const { secrets, ...rest } = record;
+  return { ...rest, secrets: secrets.map(({ hash: _hash, ...s }) => s) };
+}

@@ -1,0 +1,50 @@
+/**
+ * Reads client records from Workers KV (docs/storage.md) and authenticates a client against them.
+ */
+import { OAuthError } from "../errors.ts";
+import { clientKey, validateClientRecord, type ClientRecord } from "./record.ts";
+import { DUMMY_SECRET_HASH, secretIdOf, verifyClientSecret } from "./secret.ts";
+
+/** The record for `clientId`, or null. KV unreachable → 503; a corrupt record → 500, both logged. */
+export async function loadClient(kv: KVNamespace, clientId: string): Promise<ClientRecord | null> {
+  let value: unknown;
+  try {
+    value = await kv.get(clientKey(clientId), "json");
+  } catch (error) {
+    throw new OAuthError("temporarily_unavailable", "the client store is unavailable, try again later", {
+      reason: `KV read failed: ${(error as Error).message}`,
+    });
+  }
+  if (value === null) return null;
+  try {
+    return validateClientRecord(value);
+  } catch (error) {
+    throw new OAuthError("server_error", "the client record could not be read", {
+      reason: `corrupt record for ${clientId}: ${(error as Error).message}`,
+    });
+  }
+}
+
+export type AuthenticationResult =
+  | { ok: true; record: ClientRecord }
+  | { ok: false; reason: string };
+
+/**
+ * Checks a presented secret. Every path pays exactly one PBKDF2 over a hash of the same cost, so
+ * an unknown client, an unknown or expired secret, a wrong secret and a disabled client take the
+ * same time and get the same answer (SECURITY.md item 16, CWE-208).
+ */
+export async function authenticateClient(
+  record: ClientRecord | null,
+  clientSecret: string,
+  now: number,
+): Promise<AuthenticationResult> {
+  const secretId = secretIdOf(clientSecret);
+  const stored = record?.secrets.find((s) => s.id === secretId && (s.expires_at === null || s.expires_at > now));
+  const matches = await verifyClientSecret(clientSecret, stored?.hash ?? DUMMY_SECRET_HASH);
+  if (!record) return { ok: false, reason: "unknown client" };
+  if (!stored) return { ok: false, reason: "unknown or expired secret id" };
+  if (!matches) return { ok: false, reason: "wrong secret" };
+  if (record.disabled) return { ok: false, reason: "client disabled" };
+  return { ok: true, record };
+}

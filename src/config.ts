@@ -1,0 +1,78 @@
+/**
+ * The Worker's settings, parsed and validated once per isolate from `env` into a typed object.
+ * A bad value fails loudly with a message naming the variable; it is never guessed around.
+ */
+export interface Config {
+  /** RFC 8414 §2 issuer: the `iss` of every token and the metadata's `issuer`. */
+  issuer: string;
+  defaultAudience: string;
+  /** Seconds. */
+  accessTokenTtl: number;
+  /** Seconds; no token lives longer, whatever a client record says. */
+  maxAccessTokenTtl: number;
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+function requireString(env: Record<string, unknown>, name: string): string {
+  const value = env[name];
+  if (typeof value !== "string" || value.trim() === "") throw new ConfigError(`${name} is not set`);
+  return value.trim();
+}
+
+function seconds(env: Record<string, unknown>, name: string, fallback: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  const value = typeof raw === "number" ? raw : /^\d+$/.test(String(raw)) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(value) || value < 1 || value > 86_400) {
+    throw new ConfigError(`${name} must be whole seconds from 1 to 86400, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+const LOOPBACK = new Set(["localhost", "127.0.0.1", "[::1]"]);
+
+/** RFC 8414 §2: an https URL with no query or fragment (http only on loopback, for development). */
+function parseIssuer(raw: string): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(`ISSUER must be an absolute URL, got ${JSON.stringify(raw)}`);
+  }
+  if (url.protocol !== "https:" && !(url.protocol === "http:" && LOOPBACK.has(url.hostname))) {
+    throw new ConfigError("ISSUER must use https (http is allowed only on localhost)");
+  }
+  if (url.search || url.hash || raw.includes("?") || raw.includes("#")) {
+    throw new ConfigError("ISSUER must not have a query or fragment");
+  }
+  return raw.replace(/\/+$/, "");
+}
+
+export function parseConfig(env: Record<string, unknown>): Config {
+  const issuer = parseIssuer(requireString(env, "ISSUER"));
+  const defaultAudience = requireString(env, "DEFAULT_AUDIENCE");
+  try {
+    new URL(defaultAudience);
+  } catch {
+    throw new ConfigError(`DEFAULT_AUDIENCE must be an absolute URI, got ${JSON.stringify(defaultAudience)}`);
+  }
+  const maxAccessTokenTtl = seconds(env, "MAX_ACCESS_TOKEN_TTL", 3600);
+  const accessTokenTtl = seconds(env, "ACCESS_TOKEN_TTL", 300);
+  if (accessTokenTtl > maxAccessTokenTtl) throw new ConfigError("ACCESS_TOKEN_TTL must not exceed MAX_ACCESS_TOKEN_TTL");
+  return { issuer, defaultAudience, accessTokenTtl, maxAccessTokenTtl };
+}
+
+const cache = new WeakMap<object, Config>();
+
+/** The parsed config for this `env`, computed once per isolate. */
+export function getConfig(env: Env): Config {
+  let config = cache.get(env);
+  if (!config) {
+    config = parseConfig(env as unknown as Record<string, unknown>);
+    cache.set(env, config);
+  }
+  return config;
+}

@@ -1,0 +1,136 @@
+/**
+ * Every error Tollgate puts on the wire is built here: JSON, `Cache-Control: no-store`, and the
+ * `WWW-Authenticate` challenge its status calls for. The public `description` is what a caller
+ * learns; the internal `reason` goes to the log only.
+ */
+
+/** RFC 6749 §5.2 error codes, plus RFC 8707's invalid_target and the HTTP-level ones we use. */
+export type OAuthErrorCode =
+  | "invalid_request"
+  | "invalid_client"
+  | "invalid_grant"
+  | "unauthorized_client"
+  | "unsupported_grant_type"
+  | "invalid_scope"
+  | "invalid_target"
+  | "not_found"
+  | "method_not_allowed"
+  | "request_too_large"
+  | "server_error"
+  | "temporarily_unavailable";
+
+/**
+ * An error answered per RFC 6749 §5.2.
+ * @see https://www.rfc-editor.org/rfc/rfc6749#section-5.2
+ */
+export class OAuthError extends Error {
+  readonly code: OAuthErrorCode;
+  readonly status: number;
+  readonly description: string;
+  /** Extra response headers (Allow, WWW-Authenticate, Retry-After). */
+  readonly headers: Record<string, string>;
+  /** Why, for the log; never sent. */
+  readonly reason: string | undefined;
+
+  constructor(
+    code: OAuthErrorCode,
+    description: string,
+    options: { status?: number; headers?: Record<string, string>; reason?: string } = {},
+  ) {
+    super(`${code}: ${description}`);
+    this.name = "OAuthError";
+    this.code = code;
+    this.status = options.status ?? defaultStatus(code);
+    this.description = description;
+    this.headers = options.headers ?? {};
+    this.reason = options.reason;
+  }
+}
+
+function defaultStatus(code: OAuthErrorCode): number {
+  switch (code) {
+    case "invalid_client":
+      return 401;
+    case "not_found":
+      return 404;
+    case "method_not_allowed":
+      return 405;
+    case "request_too_large":
+      return 413;
+    case "server_error":
+      return 500;
+    case "temporarily_unavailable":
+      return 503;
+    default:
+      return 400;
+  }
+}
+
+/** RFC 6750 §3.1 error codes; `undefined` when the request carried no credentials (§3). */
+export type BearerErrorCode = "invalid_request" | "invalid_token" | "insufficient_scope";
+
+/**
+ * An error from a protected route, answered per RFC 6750 §3.
+ * @see https://www.rfc-editor.org/rfc/rfc6750#section-3
+ */
+export class BearerError extends Error {
+  readonly code: BearerErrorCode | undefined;
+  readonly status: number;
+  readonly description: string;
+  readonly scope: string | undefined;
+  readonly reason: string | undefined;
+
+  constructor(
+    code: BearerErrorCode | undefined,
+    description: string,
+    options: { scope?: string; reason?: string } = {},
+  ) {
+    super(`${code ?? "no_token"}: ${description}`);
+    this.name = "BearerError";
+    this.code = code;
+    this.status = code === "invalid_request" ? 400 : code === "insufficient_scope" ? 403 : 401;
+    this.description = description;
+    this.scope = options.scope;
+    this.reason = options.reason;
+  }
+}
+
+const noStore = { "Cache-Control": "no-store", Pragma: "no-cache" } as const;
+
+/** RFC 9110 §11.2: a quoted-string escapes `"` and `\`. */
+export function quoteHeaderValue(value: string): string {
+  return `"${value.replace(/[\\"]/g, (ch) => `\\${ch}`)}"`;
+}
+
+/** The `WWW-Authenticate: Basic` challenge for the token endpoint (RFC 6749 §5.2, RFC 7617). */
+export function basicChallenge(realm: string): string {
+  return `Basic realm=${quoteHeaderValue(realm)}, charset="UTF-8"`;
+}
+
+export function oauthErrorResponse(error: OAuthError): Response {
+  return Response.json(
+    { error: error.code, error_description: error.description },
+    { status: error.status, headers: { ...noStore, ...error.headers } },
+  );
+}
+
+export function bearerErrorResponse(error: BearerError, realm: string): Response {
+  // RFC 6750 §3: with no credentials in the request, the challenge carries no error code.
+  const params = [`realm=${quoteHeaderValue(realm)}`];
+  if (error.code) {
+    params.push(`error=${quoteHeaderValue(error.code)}`);
+    params.push(`error_description=${quoteHeaderValue(error.description)}`);
+  }
+  if (error.scope !== undefined) params.push(`scope=${quoteHeaderValue(error.scope)}`);
+  const body: Record<string, string> = { error: error.code ?? "unauthorized", error_description: error.description };
+  if (error.scope !== undefined) body.scope = error.scope;
+  return Response.json(body, {
+    status: error.status,
+    headers: { ...noStore, "WWW-Authenticate": `Bearer ${params.join(", ")}` },
+  });
+}
+
+/** A structured log line; callers pass no secrets and no whole tokens. */
+export function logEvent(event: string, fields: Record<string, unknown>): void {
+  console.log(JSON.stringify({ event, ...fields }));
+}

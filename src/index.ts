@@ -1,0 +1,36 @@
+/**
+ * Tollgate: the token service and the gateway in one Worker.
+ */
+import { Hono } from "hono";
+import { ConfigError } from "./config.ts";
+import { BearerError, bearerErrorResponse, logEvent, OAuthError, oauthErrorResponse } from "./errors.ts";
+import { jwks } from "./keys/jwks.ts";
+import { metadata } from "./metadata.ts";
+import { token } from "./token/route.ts";
+
+const app = new Hono<{ Bindings: Env }>();
+
+app.route("/", token);
+app.route("/", jwks);
+app.route("/", metadata);
+
+app.notFound((c) => oauthErrorResponse(new OAuthError("not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)));
+
+app.onError((error, c) => {
+  const path = new URL(c.req.url).pathname;
+  if (error instanceof OAuthError) {
+    const level = error.status >= 500 ? "error" : "refused";
+    logEvent(path === "/token" ? "token_refused" : "request_refused", { level, path, error: error.code, reason: error.reason ?? error.description });
+    return oauthErrorResponse(error);
+  }
+  if (error instanceof BearerError) {
+    logEvent("gateway_denied", { path, error: error.code ?? "no_token", reason: error.reason ?? error.description });
+    return bearerErrorResponse(error, "tollgate");
+  }
+  // Not ours: log it whole, answer without detail.
+  logEvent("internal_error", { level: "error", path, name: error.name, message: error.message, config: error instanceof ConfigError });
+  console.error(error);
+  return oauthErrorResponse(new OAuthError("server_error", "internal error"));
+});
+
+export default app;

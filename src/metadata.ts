@@ -1,0 +1,27 @@
+/**
+ * GET /.well-known/oauth-authorization-server: RFC 8414 authorization server metadata.
+ * @see https://www.rfc-editor.org/rfc/rfc8414#section-2
+ */
+import { Hono } from "hono";
+import { getConfig } from "./config.ts";
+
+export const metadata = new Hono<{ Bindings: Env }>();
+
+metadata.get("/.well-known/oauth-authorization-server", (c) => {
+  const { issuer } = getConfig(c.env);
+  return c.json(
+    {
+      issuer,
+      token_endpoint: `${issuer}/token`,
+      jwks_uri: `${issuer}/.well-known/jwks.json`,
+      grant_types_supported: ["client_credentials"],
+      token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      // RFC 8414 §2 requires this member; there is no authorization endpoint, so no response types.
+      response_types_supported: [],
+      // The JWT access-token profile (RFC 9068) signs with ES256 only.
+      access_token_signing_alg_values_supported: ["ES256"],
+    },
+    200,
+    { "Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*" },
+  );
+});

@@ -1,0 +1,44 @@
+/**
+ * Access tokens in the JWT profile of RFC 9068.
+ * @see https://www.rfc-editor.org/rfc/rfc9068#section-2
+ */
+import { SignJWT } from "jose";
+import type { SigningKeys } from "../keys/signing.ts";
+
+export interface AccessTokenClaims {
+  iss: string;
+  sub: string;
+  client_id: string;
+  aud: string | string[];
+  iat: number;
+  exp: number;
+  jti: string;
+  scope?: string;
+}
+
+export interface MintInput {
+  issuer: string;
+  clientId: string;
+  audience: string[];
+  scopes: string[];
+  lifetime: number;
+  now: number;
+}
+
+export async function mintAccessToken(keys: SigningKeys, input: MintInput): Promise<{ token: string; claims: AccessTokenClaims }> {
+  const claims: AccessTokenClaims = {
+    iss: input.issuer,
+    // RFC 9068 §2.2: with no resource owner, sub is the client's own identifier.
+    sub: input.clientId,
+    client_id: input.clientId,
+    aud: input.audience.length === 1 ? input.audience[0]! : input.audience,
+    iat: input.now,
+    exp: input.now + input.lifetime,
+    jti: crypto.randomUUID(),
+  };
+  if (input.scopes.length > 0) claims.scope = input.scopes.join(" ");
+  const token = await new SignJWT({ ...claims })
+    .setProtectedHeader({ alg: "ES256", typ: "at+jwt", kid: keys.signer.kid })
+    .sign(keys.signer.key);
+  return { token, claims };
+}

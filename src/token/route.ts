@@ -1,0 +1,90 @@
+/**
+ * POST /token: the OAuth 2.0 client-credentials grant.
+ * @see https://www.rfc-editor.org/rfc/rfc6749#section-4.4
+ */
+import { Hono } from "hono";
+import { getConfig } from "../config.ts";
+import { logEvent, OAuthError } from "../errors.ts";
+import { isValidAudience, parseScope, type ClientRecord } from "../clients/record.ts";
+import { authenticateClient, loadClient } from "../clients/store.ts";
+import { getSigningKeys, SigningKeyError } from "../keys/signing.ts";
+import { invalidClient, parseClientAuthentication } from "./client-auth.ts";
+import { readTokenForm, type TokenForm } from "./form.ts";
+import { mintAccessToken } from "./mint.ts";
+
+export const token = new Hono<{ Bindings: Env }>();
+
+/** RFC 6749 §3.3: the requested scopes, all allowed, or the client's defaults. */
+function grantScopes(record: ClientRecord, requested: string | undefined): string[] {
+  if (requested === undefined) return record.default_scopes;
+  const scopes = parseScope(requested);
+  if (!scopes) throw new OAuthError("invalid_scope", "the scope parameter is malformed");
+  const refused = scopes.filter((s) => !record.allowed_scopes.includes(s));
+  if (refused.length > 0) {
+    throw new OAuthError("invalid_scope", `scope not allowed for this client: ${refused.join(" ")}`);
+  }
+  return scopes;
+}
+
+/** RFC 8707 §2: the audiences asked for, each allowed to this client, or its default. */
+function chooseAudience(record: ClientRecord, form: TokenForm, fallback: string): string[] {
+  const resources = form.getAll("resource");
+  const alias = form.get("audience");
+  if (resources.length > 0 && alias !== undefined) {
+    throw new OAuthError("invalid_request", "send resource or audience, not both");
+  }
+  const requested = alias !== undefined ? [alias] : [...new Set(resources)];
+  const allowed = record.allowed_audiences.length > 0 ? record.allowed_audiences : [fallback];
+  if (requested.length === 0) return [record.default_audience ?? allowed[0]!];
+  for (const value of requested) {
+    if (!isValidAudience(value)) throw new OAuthError("invalid_target", "the resource must be an absolute URI without a fragment");
+    if (!allowed.includes(value)) throw new OAuthError("invalid_target", "the resource is not allowed for this client");
+  }
+  return requested;
+}
+
+token.post("/token", async (c) => {
+  const config = getConfig(c.env);
+  const form = await readTokenForm(c.req.raw);
+  const credentials = parseClientAuthentication(c.req.raw.headers, form, config.issuer);
+  const grantType = form.get("grant_type");
+  if (grantType === undefined) throw new OAuthError("invalid_request", "grant_type is required");
+  if (grantType !== "client_credentials") {
+    throw new OAuthError("unsupported_grant_type", "only the client_credentials grant is supported");
+  }
+  // Fail before the PBKDF2 work if no token could be signed anyway.
+  const keys = await getSigningKeys(c.env).catch((error: unknown) => {
+    if (error instanceof SigningKeyError) {
+      throw new OAuthError("temporarily_unavailable", "the token service cannot sign tokens right now", { reason: error.message });
+    }
+    throw error;
+  });
+
+  const now = Math.floor(Date.now() / 1000);
+  const record = await loadClient(c.env.CLIENTS, credentials.clientId);
+  const auth = await authenticateClient(record, credentials.clientSecret, now);
+  if (!auth.ok) throw invalidClient(config.issuer, `${auth.reason} (client_id ${JSON.stringify(credentials.clientId)})`);
+  const client = auth.record;
+  if (!client.grant_types.includes("client_credentials")) {
+    throw new OAuthError("unauthorized_client", "this client may not use the client_credentials grant");
+  }
+  const scopes = grantScopes(client, form.get("scope"));
+  const audience = chooseAudience(client, form, config.defaultAudience);
+  const lifetime = Math.min(client.token_ttl ?? config.accessTokenTtl, config.maxAccessTokenTtl);
+  const { token: accessToken, claims } = await mintAccessToken(keys, {
+    issuer: config.issuer,
+    clientId: client.client_id,
+    audience,
+    scopes,
+    lifetime,
+    now,
+  });
+  logEvent("token_issued", { client_id: client.client_id, auth_method: credentials.method, scope: claims.scope ?? "", aud: claims.aud, jti: claims.jti, exp: claims.exp });
+  const body: Record<string, unknown> = { access_token: accessToken, token_type: "Bearer", expires_in: lifetime };
+  if (claims.scope) body.scope = claims.scope;
+  return c.json(body, 200, { "Cache-Control": "no-store", Pragma: "no-cache" });
+});
+
+token.all("/token", () => {
+  throw new OAuthError("method_not_allowed", "the token endpoint accepts only POST", { headers: { Allow: "POST" } });
+});
