@@ -1,0 +1,23 @@
+#!/usr/bin/env node
+// `npm test`: the whole suite (workerd and end-to-end), then one plain summary line for CI.
+import { spawnSync } from "node:child_process";
+import { readFileSync, rmSync } from "node:fs";
+
+const results = ".vitest-results.json";
+rmSync(results, { force: true });
+const run = spawnSync(
+  "vitest",
+  ["run", "--reporter=default", "--reporter=json", `--outputFile.json=${results}`, ...process.argv.slice(2)],
+  { stdio: "inherit", env: { ...process.env, WRANGLER_SEND_METRICS: "false" } },
+);
+let passed = 0;
+let failed = 0;
+try {
+  const report = JSON.parse(readFileSync(results, "utf8"));
+  passed = report.numPassedTests;
+  failed = report.numFailedTests + (report.numFailedTestSuites ?? 0);
+} catch {
+  failed = 1; // no report: the run itself broke
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(run.status === 0 && failed === 0 ? 0 : 1);
