@@ -14,8 +14,6 @@ export type OAuthErrorCode =
   | "invalid_scope"
   | "invalid_target"
   | "not_found"
-  | "method_not_allowed"
-  | "request_too_large"
   | "server_error"
   | "temporarily_unavailable";
 
@@ -53,10 +51,6 @@ function defaultStatus(code: OAuthErrorCode): number {
       return 401;
     case "not_found":
       return 404;
-    case "method_not_allowed":
-      return 405;
-    case "request_too_large":
-      return 413;
     case "server_error":
       return 500;
     case "temporarily_unavailable":

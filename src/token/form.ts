@@ -46,7 +46,7 @@ async function readCapped(request: Request, limit: number): Promise<string> {
 }
 
 function tooLarge(): OAuthError {
-  return new OAuthError("request_too_large", `the request body exceeds ${MAX_TOKEN_BODY_BYTES} bytes`);
+  return new OAuthError("invalid_request", `the request body exceeds ${MAX_TOKEN_BODY_BYTES} bytes`, { status: 413 });
 }
 
 /**

@@ -86,5 +86,5 @@ token.post("/token", async (c) => {
 });
 
 token.all("/token", () => {
-  throw new OAuthError("method_not_allowed", "the token endpoint accepts only POST", { headers: { Allow: "POST" } });
+  throw new OAuthError("invalid_request", "the token endpoint accepts only POST", { status: 405, headers: { Allow: "POST" } });
 });

@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+/**
+ * `npm start [-- --port N] [-- --persist-to DIR]`: the Worker on http://localhost:8787 with local KV,
+ * a generated dev signing key (.dev.vars, gitignored) and a seeded demo client whose credentials are
+ * printed. Other arguments go to `wrangler dev`.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { PROJECT_ROOT, kvPut } from "../cli/kv.ts";
+import { clientKey } from "../src/clients/record.ts";
+import { createClientRecord } from "../src/clients/manage.ts";
+import { generateSigningKey } from "../src/keys/generate.ts";
+import { startWorker } from "./dev-server.ts";
+
+const { values, tokens } = parseArgs({
+  strict: false,
+  tokens: true,
+  options: { port: { type: "string" }, "persist-to": { type: "string" } },
+});
+const port = Number(values.port ?? 8787);
+if (!Number.isInteger(port) || port < 1 || port > 65535) {
+  console.error(`npm start: --port must be a TCP port, got ${JSON.stringify(values.port)}`);
+  process.exit(2);
+}
+const persistTo = resolve(PROJECT_ROOT, (values["persist-to"] as string | undefined) ?? ".wrangler/state");
+const passThrough = tokens
+  .filter((t) => !(t.kind === "option" && (t.name === "port" || t.name === "persist-to")))
+  .flatMap((t) => (t.kind === "option" ? (t.value === undefined ? [t.rawName] : [t.rawName, t.value]) : t.kind === "positional" ? [t.value] : []));
+
+// 1. The dev signing key, made once into .dev.vars (gitignored), which wrangler dev reads.
+const devVars = join(PROJECT_ROOT, ".dev.vars");
+if (!existsSync(devVars) || !/^SIGNING_KEY=/m.test(readFileSync(devVars, "utf8"))) {
+  const jwk = JSON.stringify(await generateSigningKey());
+  appendFileSync(devVars, `SIGNING_KEY='${jwk}'\n`);
+  console.log(`Generated a development signing key into .dev.vars (kid in the JWKS).`);
+}
+
+// 2. The demo client, seeded once per local state directory; its secret is kept beside that state.
+const demoFile = join(persistTo, "tollgate-demo-client.json");
+if (!existsSync(demoFile)) {
+  mkdirSync(persistTo, { recursive: true });
+  const now = Math.floor(Date.now() / 1000);
+  const { record, clientSecret } = await createClientRecord("demo", { name: "Demo client", scope: "demo:read demo:write", default_scope: "demo:read" }, now);
+  await kvPut(clientKey("demo"), JSON.stringify(record), { remote: false, persistTo });
+  writeFileSync(demoFile, JSON.stringify({ client_id: "demo", client_secret: clientSecret }, null, 2), { mode: 0o600 });
+}
+const demo = JSON.parse(readFileSync(demoFile, "utf8")) as { client_id: string; client_secret: string };
+
+const worker = await startWorker({ port, persistTo, stdio: "inherit", extraArgs: passThrough, readyTimeoutMs: 120_000 });
+console.log(`
+Tollgate is running on ${worker.url}
+
+  Demo client   client_id=${demo.client_id}  client_secret=${demo.client_secret}
+
+  Get a token:
+    curl -s -u '${demo.client_id}:${demo.client_secret}' -d grant_type=client_credentials ${worker.url}/token
+
+  Metadata: ${worker.url}/.well-known/oauth-authorization-server
+  JWKS:     ${worker.url}/.well-known/jwks.json
+  Press Ctrl-C to stop.
+`);
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, () => void worker.stop().then(() => process.exit(0)));
+}
+worker.child.on("exit", (code) => process.exit(code ?? 0));

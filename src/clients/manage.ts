@@ -1,0 +1,104 @@
+/**
+ * The rules for creating and changing client records, shared by every writer (the CLI now, an
+ * admin API later), so that what one accepts the other accepts too.
+ */
+import { ClientRecordError, parseScope, validateClientRecord, type ClientRecord } from "./record.ts";
+import { generateClientSecret, hashClientSecret } from "./secret.ts";
+
+export interface ClientChanges {
+  name?: string;
+  /** Space-delimited scope tokens the client may request. */
+  scope?: string;
+  /** Space-delimited; defaults to every allowed scope. */
+  default_scope?: string;
+  audiences?: string[];
+  default_audience?: string | null;
+  token_ttl?: number | null;
+  disabled?: boolean;
+}
+
+/** The default grace period for the old secret after a rotation. */
+export const DEFAULT_SECRET_GRACE_SECONDS = 24 * 3600;
+
+function scopes(value: string, field: string): string[] {
+  const parsed = parseScope(value.trim().replace(/\s+/g, " "));
+  if (!parsed) throw new ClientRecordError(`${field}: ${JSON.stringify(value)} is not a space-delimited list of scope tokens (RFC 6749 §3.3)`);
+  return parsed;
+}
+
+function apply(record: ClientRecord, changes: ClientChanges): ClientRecord {
+  const next = { ...record };
+  if (changes.name !== undefined) next.name = changes.name;
+  if (changes.scope !== undefined) {
+    next.allowed_scopes = scopes(changes.scope, "scope");
+    // Narrowing the allowance narrows the defaults with it unless they are given too.
+    if (changes.default_scope === undefined) next.default_scopes = next.default_scopes.filter((s) => next.allowed_scopes.includes(s));
+  }
+  if (changes.default_scope !== undefined) next.default_scopes = scopes(changes.default_scope, "default_scope");
+  if (changes.audiences !== undefined) {
+    next.allowed_audiences = changes.audiences;
+    if (next.default_audience !== null && !changes.audiences.includes(next.default_audience)) next.default_audience = null;
+  }
+  if (changes.default_audience !== undefined) next.default_audience = changes.default_audience;
+  if (changes.token_ttl !== undefined) next.token_ttl = changes.token_ttl;
+  if (changes.disabled !== undefined) next.disabled = changes.disabled;
+  return next;
+}
+
+/** A new client with one fresh secret; the secret is returned once and stored only as a hash. */
+export async function createClientRecord(
+  clientId: string,
+  changes: ClientChanges,
+  now: number,
+): Promise<{ record: ClientRecord; clientSecret: string }> {
+  const { id, secret } = generateClientSecret();
+  const allowed = scopes(changes.scope ?? "", "scope");
+  const draft = apply(
+    {
+      client_id: clientId,
+      name: changes.name ?? clientId,
+      allowed_scopes: allowed,
+      default_scopes: allowed,
+      allowed_audiences: [],
+      default_audience: null,
+      grant_types: ["client_credentials"],
+      token_ttl: null,
+      disabled: false,
+      secrets: [{ id, hash: await hashClientSecret(secret), created_at: now, expires_at: null }],
+      created_at: now,
+      updated_at: now,
+    },
+    { ...changes, scope: undefined },
+  );
+  return { record: validateClientRecord(draft), clientSecret: secret };
+}
+
+export function updateClientRecord(record: ClientRecord, changes: ClientChanges, now: number): ClientRecord {
+  return validateClientRecord({ ...apply(record, changes), updated_at: now });
+}
+
+/**
+ * Adds a new secret; every secret still valid keeps working for `graceSeconds` more (0 = ends now),
+ * then only the new one does. Secrets already expired are dropped.
+ */
+export async function rotateClientSecret(
+  record: ClientRecord,
+  graceSeconds: number,
+  now: number,
+): Promise<{ record: ClientRecord; clientSecret: string; secretId: string }> {
+  if (!Number.isSafeInteger(graceSeconds) || graceSeconds < 0) throw new ClientRecordError("grace: must be whole seconds >= 0");
+  const { id, secret } = generateClientSecret();
+  const until = now + graceSeconds;
+  const kept = record.secrets
+    .filter((s) => s.expires_at === null || s.expires_at > now)
+    .map((s) => ({ ...s, expires_at: s.expires_at === null ? until : Math.min(s.expires_at, until) }))
+    .filter((s) => s.expires_at > now);
+  const secrets = [...kept, { id, hash: await hashClientSecret(secret), created_at: now, expires_at: null }];
+  return { record: validateClientRecord({ ...record, secrets, updated_at: now }), clientSecret: secret, secretId: id };
+}
+
+/** Ends one secret at once, by id. */
+export function revokeClientSecret(record: ClientRecord, secretId: string, now: number): ClientRecord {
+  if (!record.secrets.some((s) => s.id === secretId)) throw new ClientRecordError(`secret: ${secretId} is not a secret of ${record.client_id}`);
+  return validateClientRecord({ ...record, secrets: record.secrets.filter((s) => s.id !== secretId), updated_at: now });
+}

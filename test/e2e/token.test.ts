@@ -1,0 +1,164 @@
+/**
+ * End to end: the Worker under `wrangler dev` (workerd, Miniflare's local KV), a client created with
+ * the CLI while it runs, a token obtained with oauth4webapi and validated as a resource server would.
+ */
+import { execFile } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
+import * as oauth from "oauth4webapi";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { generateSigningKey } from "../../src/keys/generate.ts";
+import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
+
+const run = promisify(execFile);
+let worker: WorkerProcess;
+let stateDir: string;
+
+/** Runs the real `tollgate` CLI against the running Worker's local state. */
+export async function tollgate(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ["cli/tollgate.ts", ...args, "--persist-to", stateDir]);
+    return { stdout, stderr, code: 0 };
+  } catch (error) {
+    const e = error as { stdout: string; stderr: string; code: number };
+    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
+  }
+}
+
+beforeAll(async () => {
+  stateDir = mkdtempSync(join(tmpdir(), "tollgate-e2e-"));
+  worker = await startWorker({ persistTo: stateDir, vars: { SIGNING_KEY: JSON.stringify(await generateSigningKey()) } });
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+const insecure = { [oauth.allowInsecureRequests]: true };
+
+async function discover(): Promise<oauth.AuthorizationServer> {
+  const issuer = new URL(worker.url);
+  const response = await oauth.discoveryRequest(issuer, { algorithm: "oauth2", ...insecure });
+  return oauth.processDiscoveryResponse(issuer, response);
+}
+
+describe("client-credentials grant end to end", () => {
+  let secret: string;
+
+  it("creates a client with the CLI while the Worker runs", async () => {
+    const created = await tollgate("clients", "create", "orders-svc", "--scope", "orders:read orders:write", "--audience", "https://orders.example", "--json");
+    expect(created.code).toBe(0);
+    const body = JSON.parse(created.stdout) as { client_id: string; client_secret: string; secrets: object[] };
+    expect(body.client_id).toBe("orders-svc");
+    expect(body.client_secret).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
+    expect(JSON.stringify(body.secrets)).not.toContain("pbkdf2");
+    secret = body.client_secret;
+  });
+
+  it("issues a token to oauth4webapi (client_secret_basic) that jose validates against the remote JWKS", async () => {
+    const as = await discover();
+    expect(as.issuer).toBe(worker.url);
+    const client: oauth.Client = { client_id: "orders-svc" };
+    const response = await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(secret), new URLSearchParams({ scope: "orders:read" }), insecure);
+    const result = await oauth.processClientCredentialsResponse(as, client, response);
+    expect(result.token_type).toBe("bearer");
+    expect(result.scope).toBe("orders:read");
+    expect(decodeProtectedHeader(result.access_token).typ).toBe("at+jwt");
+
+    const { payload } = await jwtVerify(result.access_token, createRemoteJWKSet(new URL(as.jwks_uri!)), {
+      issuer: worker.url,
+      audience: "https://orders.example",
+      typ: "at+jwt",
+      algorithms: ["ES256"],
+      requiredClaims: ["exp", "iat", "jti", "sub", "client_id"],
+    });
+    expect(payload.client_id).toBe("orders-svc");
+    expect(payload.sub).toBe("orders-svc");
+    expect(payload.exp! - payload.iat!).toBe(300);
+  });
+
+  it("passes oauth4webapi's RFC 9068 resource-server validation (client_secret_post)", async () => {
+    const as = await discover();
+    const client: oauth.Client = { client_id: "orders-svc" };
+    const response = await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretPost(secret), new URLSearchParams({ resource: "https://orders.example" }), insecure);
+    const { access_token } = await oauth.processClientCredentialsResponse(as, client, response);
+    const request = new Request("https://orders.example/orders", { headers: { Authorization: `Bearer ${access_token}` } });
+    const claims = await oauth.validateJwtAccessToken(as, request, "https://orders.example", insecure);
+    expect(claims.client_id).toBe("orders-svc");
+    expect(claims.scope).toBe("orders:read orders:write");
+  });
+
+  it("refuses the client once the CLI disables it, and serves it again once enabled", async () => {
+    const as = await discover();
+    const client: oauth.Client = { client_id: "orders-svc" };
+    expect((await tollgate("clients", "disable", "orders-svc")).code).toBe(0);
+    const refused = await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(secret), new URLSearchParams(), insecure);
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("www-authenticate")).toMatch(/^Basic realm=/);
+    expect(await refused.json()).toEqual({ error: "invalid_client", error_description: "client authentication failed" });
+    expect((await tollgate("clients", "enable", "orders-svc")).code).toBe(0);
+    const again = await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(secret), new URLSearchParams(), insecure);
+    expect(again.status).toBe(200);
+  });
+
+  it("rotates the secret: the new one works, the old one stops when its grace is 0", async () => {
+    const rotated = await tollgate("clients", "rotate-secret", "orders-svc", "--grace", "0", "--json");
+    expect(rotated.code).toBe(0);
+    const fresh = (JSON.parse(rotated.stdout) as { client_secret: string }).client_secret;
+    const as = await discover();
+    const client: oauth.Client = { client_id: "orders-svc" };
+    const ok = await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(fresh), new URLSearchParams(), insecure);
+    expect(ok.status).toBe(200);
+    const old = await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(secret), new URLSearchParams(), insecure);
+    expect(old.status).toBe(401);
+  });
+});
+
+describe("tollgate CLI", () => {
+  it("lists and shows clients without any secret material", async () => {
+    const list = await tollgate("clients", "list", "--json");
+    expect(list.code).toBe(0);
+    expect(list.stdout).toContain("orders-svc");
+    expect(list.stdout).not.toMatch(/pbkdf2|client_secret/);
+    const show = await tollgate("clients", "show", "orders-svc");
+    expect(show.stdout).toMatch(/allowed_scopes\s+\["orders:read","orders:write"\]/);
+  });
+
+  it("explains bad input: unknown client, duplicate id, bad scope syntax, bad audience", async () => {
+    const unknown = await tollgate("clients", "show", "nobody");
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no client "nobody"');
+    const duplicate = await tollgate("clients", "create", "orders-svc", "--scope", "x");
+    expect(duplicate.code).toBe(1);
+    expect(duplicate.stderr).toContain("already exists");
+    const scope = await tollgate("clients", "create", "bad-scope", "--scope", 'a "b');
+    expect(scope.code).toBe(1);
+    expect(scope.stderr).toContain("RFC 6749 §3.3");
+    const audience = await tollgate("clients", "create", "bad-aud", "--scope", "a", "--audience", "not a uri");
+    expect(audience.code).toBe(2);
+    expect(audience.stderr).toContain("--audience");
+  });
+
+  it("deletes a client, after which it cannot get tokens", async () => {
+    expect((await tollgate("clients", "delete", "orders-svc")).code).toBe(0);
+    const res = await fetch(`${worker.url}/token`, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded", Authorization: `Basic ${btoa("orders-svc:x.y")}` },
+      body: "grant_type=client_credentials",
+    });
+    expect(res.status).toBe(401);
+  });
+
+  it("generates a private ES256 JWK that the Worker accepts as SIGNING_KEY", async () => {
+    const { stdout, code } = await tollgate("keys", "generate");
+    expect(code).toBe(0);
+    const jwk = JSON.parse(stdout) as Record<string, string>;
+    expect(jwk).toMatchObject({ kty: "EC", crv: "P-256", alg: "ES256" });
+    expect(jwk.d).toBeTruthy();
+    expect(jwk.kid).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+});
