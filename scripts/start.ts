@@ -11,7 +11,9 @@ import { PROJECT_ROOT, kvPut } from "../cli/kv.ts";
 import { clientKey } from "../src/clients/record.ts";
 import { createClientRecord } from "../src/clients/manage.ts";
 import { generateSigningKey } from "../src/keys/generate.ts";
+import { unstable_readConfig } from "wrangler";
 import { startWorker } from "./dev-server.ts";
+import { startEchoOrigin } from "./echo-origin.ts";
 
 const { values, tokens } = parseArgs({
   strict: false,
@@ -47,20 +49,34 @@ if (!existsSync(demoFile)) {
 }
 const demo = JSON.parse(readFileSync(demoFile, "utf8")) as { client_id: string; client_secret: string };
 
-const worker = await startWorker({ port, persistTo, stdio: "inherit", extraArgs: passThrough, readyTimeoutMs: 120_000 });
+// 3. The demo origin (an echo server) on port+1, behind the demo route of wrangler.toml.
+const origin = await startEchoOrigin(port + 1);
+const vars: Record<string, string> = {};
+if (port !== 8787) {
+  // The routes in wrangler.toml name port 8788 and audience :8787; move them with the port.
+  const routes = (unstable_readConfig({ config: join(PROJECT_ROOT, "wrangler.toml") }).vars.GATEWAY_ROUTES ?? []) as Record<string, unknown>[];
+  vars.GATEWAY_ROUTES = JSON.stringify(
+    routes.map((r) => (r.prefix === "/demo" ? { ...r, origin: origin.url, audience: `http://localhost:${port}/demo` } : r)),
+  );
+}
+const worker = await startWorker({ port, persistTo, vars, stdio: "inherit", extraArgs: passThrough, readyTimeoutMs: 120_000 });
 console.log(`
 Tollgate is running on ${worker.url}
 
   Demo client   client_id=${demo.client_id}  client_secret=${demo.client_secret}
 
   Get a token:
-    curl -s -u '${demo.client_id}:${demo.client_secret}' -d grant_type=client_credentials ${worker.url}/token
+    TOKEN=$(curl -s -u '${demo.client_id}:${demo.client_secret}' -d grant_type=client_credentials ${worker.url}/token | node -pe 'JSON.parse(require("fs").readFileSync(0)).access_token')
+
+  Call the demo API through the gateway (origin: echo server on ${origin.url}):
+    curl -i ${worker.url}/demo/hello                                    # 401, no token
+    curl -s -H "Authorization: Bearer $TOKEN" ${worker.url}/demo/hello  # 200, what the origin saw
 
   Metadata: ${worker.url}/.well-known/oauth-authorization-server
   JWKS:     ${worker.url}/.well-known/jwks.json
   Press Ctrl-C to stop.
 `);
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.on(signal, () => void worker.stop().then(() => process.exit(0)));
+  process.on(signal, () => void Promise.all([worker.stop(), origin.close()]).then(() => process.exit(0)));
 }
-worker.child.on("exit", (code) => process.exit(code ?? 0));
+worker.child.on("exit", (code) => void origin.close().then(() => process.exit(code ?? 0)));

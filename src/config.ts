@@ -1,3 +1,5 @@
+import { parseGatewayRoutes, RouteConfigError, type GatewayRoute } from "./gateway/routes.ts";
+
 /**
  * The Worker's settings, parsed and validated once per isolate from `env` into a typed object.
  * A bad value fails loudly with a message naming the variable; it is never guessed around.
@@ -10,6 +12,8 @@ export interface Config {
   accessTokenTtl: number;
   /** Seconds; no token lives longer, whatever a client record says. */
   maxAccessTokenTtl: number;
+  /** GATEWAY_ROUTES, most specific first. */
+  routes: GatewayRoute[];
 }
 
 export class ConfigError extends Error {
@@ -62,7 +66,14 @@ export function parseConfig(env: Record<string, unknown>): Config {
   const maxAccessTokenTtl = seconds(env, "MAX_ACCESS_TOKEN_TTL", 3600);
   const accessTokenTtl = seconds(env, "ACCESS_TOKEN_TTL", 300);
   if (accessTokenTtl > maxAccessTokenTtl) throw new ConfigError("ACCESS_TOKEN_TTL must not exceed MAX_ACCESS_TOKEN_TTL");
-  return { issuer, defaultAudience, accessTokenTtl, maxAccessTokenTtl };
+  let routes: GatewayRoute[];
+  try {
+    routes = parseGatewayRoutes(env.GATEWAY_ROUTES);
+  } catch (error) {
+    if (error instanceof RouteConfigError) throw new ConfigError(error.message);
+    throw error;
+  }
+  return { issuer, defaultAudience, accessTokenTtl, maxAccessTokenTtl, routes };
 }
 
 const cache = new WeakMap<object, Config>();

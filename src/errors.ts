@@ -4,7 +4,7 @@
  * learns; the internal `reason` goes to the log only.
  */
 
-/** RFC 6749 §5.2 error codes, plus RFC 8707's invalid_target and the HTTP-level ones we use. */
+/** RFC 6749 §5.2 error codes, RFC 8707's invalid_target, and the gateway's HTTP-level ones. */
 export type OAuthErrorCode =
   | "invalid_request"
   | "invalid_client"
@@ -14,6 +14,8 @@ export type OAuthErrorCode =
   | "invalid_scope"
   | "invalid_target"
   | "not_found"
+  | "bad_gateway"
+  | "gateway_timeout"
   | "server_error"
   | "temporarily_unavailable";
 
@@ -53,6 +55,10 @@ function defaultStatus(code: OAuthErrorCode): number {
       return 404;
     case "server_error":
       return 500;
+    case "bad_gateway":
+      return 502;
+    case "gateway_timeout":
+      return 504;
     case "temporarily_unavailable":
       return 503;
     default:

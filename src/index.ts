@@ -2,17 +2,29 @@
  * Tollgate: the token service and the gateway in one Worker.
  */
 import { Hono } from "hono";
-import { ConfigError } from "./config.ts";
+import { ConfigError, getConfig } from "./config.ts";
 import { BearerError, bearerErrorResponse, logEvent, OAuthError, oauthErrorResponse } from "./errors.ts";
 import { jwks } from "./keys/jwks.ts";
+import { gateway } from "./gateway/route.ts";
 import { metadata } from "./metadata.ts";
 import { token } from "./token/route.ts";
 
 const app = new Hono<{ Bindings: Env }>();
 
+/** The realm in Bearer challenges: the issuer, whose tokens the gateway accepts. */
+function realmOf(env: Env): string {
+  try {
+    return getConfig(env).issuer;
+  } catch {
+    return "tollgate";
+  }
+}
+
 app.route("/", token);
 app.route("/", jwks);
 app.route("/", metadata);
+// Last: every other path is the gateway's.
+app.route("/", gateway);
 
 app.notFound((c) => oauthErrorResponse(new OAuthError("not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)));
 
@@ -25,7 +37,7 @@ app.onError((error, c) => {
   }
   if (error instanceof BearerError) {
     logEvent("gateway_denied", { path, error: error.code ?? "no_token", reason: error.reason ?? error.description });
-    return bearerErrorResponse(error, "tollgate");
+    return bearerErrorResponse(error, realmOf(c.env));
   }
   // Not ours: log it whole, answer without detail.
   logEvent("internal_error", { level: "error", path, name: error.name, message: error.message, config: error instanceof ConfigError });

@@ -1,0 +1,94 @@
+/**
+ * The bearer check on a protected route: RFC 6750 token extraction, RFC 9068 §4 validation with
+ * the RFC 8725 rules, and the route's scopes.
+ * @see https://www.rfc-editor.org/rfc/rfc9068#section-4
+ */
+import { errors, jwtVerify, type JWTHeaderParameters, type JWTPayload } from "jose";
+import { BearerError } from "../errors.ts";
+import type { SigningKeys } from "../keys/signing.ts";
+import type { AccessTokenClaims } from "../token/mint.ts";
+
+/** Tokens longer than this are refused before any decoding (SECURITY.md item 15). Ours are ~600 bytes. */
+export const MAX_TOKEN_LENGTH = 4096;
+/** Clock skew allowed between the edge that signed and the edge that checks. */
+export const CLOCK_TOLERANCE_SECONDS = 30;
+
+/** RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
+const BEARER = /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
+
+/**
+ * The token from `Authorization: Bearer`, undefined when the request carries none.
+ * @see https://www.rfc-editor.org/rfc/rfc6750#section-2.1
+ */
+export function extractBearerToken(headers: Headers): string | undefined {
+  const authorization = headers.get("Authorization");
+  if (authorization === null || !/^bearer(\s|$)/i.test(authorization)) return undefined;
+  // Several Authorization headers arrive joined by ", ", which a b64token cannot contain.
+  const match = BEARER.exec(authorization);
+  if (!match) throw new BearerError("invalid_request", "the Authorization header is not a single Bearer token");
+  if (match[1]!.length > MAX_TOKEN_LENGTH) throw new BearerError("invalid_token", "the access token is too large", { reason: `token of ${match[1]!.length} characters` });
+  return match[1];
+}
+
+function invalid(reason: string, description = "the access token is invalid"): BearerError {
+  return new BearerError("invalid_token", description, { reason });
+}
+
+export interface VerifyOptions {
+  issuer: string;
+  audience: string;
+  maxLifetime: number;
+  /** For tests that freeze time. */
+  currentDate?: Date;
+}
+
+/** Verifies signature, header and claims; throws BearerError invalid_token on any failure (RFC 8725 §3.3). */
+export async function verifyAccessToken(token: string, keys: SigningKeys, options: VerifyOptions): Promise<AccessTokenClaims> {
+  const resolveKey = (header: JWTHeaderParameters): CryptoKey => {
+    // RFC 8725 §3.10: never follow key references from the token itself.
+    for (const member of ["jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"] as const) {
+      if (header[member] !== undefined) throw invalid(`header carries ${member}`);
+    }
+    const key = typeof header.kid === "string" ? keys.verifiers.get(header.kid) : undefined;
+    if (!key) throw invalid(`unknown kid ${JSON.stringify(String(header.kid).slice(0, 64))}`);
+    return key;
+  };
+  let payload: JWTPayload;
+  try {
+    ({ payload } = await jwtVerify(token, resolveKey, {
+      algorithms: ["ES256"],
+      typ: "at+jwt",
+      issuer: options.issuer,
+      audience: options.audience,
+      requiredClaims: ["exp", "iat", "sub", "client_id", "jti"],
+      clockTolerance: CLOCK_TOLERANCE_SECONDS,
+      maxTokenAge: options.maxLifetime,
+      currentDate: options.currentDate,
+    }));
+  } catch (error) {
+    if (error instanceof BearerError) throw error;
+    if (error instanceof errors.JWTExpired) throw invalid(error.message, "the access token has expired");
+    if (error instanceof errors.JOSEError) throw invalid(`${error.code}: ${error.message}`);
+    throw invalid(`verification error: ${(error as Error).message}`);
+  }
+  const { sub, client_id, jti, scope, exp, iat } = payload as Record<string, unknown>;
+  if (typeof sub !== "string" || typeof client_id !== "string" || typeof jti !== "string") {
+    throw invalid("sub, client_id and jti must be strings");
+  }
+  if (scope !== undefined && typeof scope !== "string") throw invalid("scope must be a string");
+  if ((exp as number) - (iat as number) > options.maxLifetime) throw invalid(`lifetime ${(exp as number) - (iat as number)} s over the maximum`);
+  return payload as unknown as AccessTokenClaims;
+}
+
+/** 403 insufficient_scope naming every scope the route needs (RFC 6750 §3.1). */
+export function checkScopes(claims: AccessTokenClaims, required: string[]): void {
+  if (required.length === 0) return;
+  const granted = new Set((claims.scope ?? "").split(" "));
+  const missing = required.filter((s) => !granted.has(s));
+  if (missing.length > 0) {
+    throw new BearerError("insufficient_scope", "the access token lacks a scope this request needs", {
+      scope: required.join(" "),
+      reason: `missing ${missing.join(" ")} (client ${claims.client_id})`,
+    });
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * One normalization of the request path, done once: the route is matched on its result and the
+ * origin receives exactly it, so the gateway and the origin can never disagree on which path was
+ * authorized (SECURITY.md item 11; CVE-2019-9901, CVE-2021-29492, CVE-2021-31920).
+ */
+import { BearerError } from "../errors.ts";
+
+const UNRESERVED = /[A-Za-z0-9._~-]/;
+
+function badPath(reason: string): BearerError {
+  return new BearerError("invalid_request", "the request path is not acceptable", { reason });
+}
+
+/** The path exactly as the client sent it, before any URL parser normalizes it. */
+export function rawPathOf(url: string): string {
+  const afterScheme = url.indexOf("//");
+  const pathStart = url.indexOf("/", afterScheme + 2);
+  if (pathStart < 0) return "/";
+  const end = url.search(/[?#]/);
+  return end < 0 || end < pathStart ? url.slice(pathStart) : url.slice(pathStart, end);
+}
+
+/**
+ * Decodes percent-encoded unreserved characters (RFC 3986 §6.2.2.2), upper-cases the other
+ * escapes, removes dot segments (§5.2.4) and repeated slashes, and keeps a trailing slash.
+ * Refuses what two parsers read differently: encoded `/` or `\`, a literal `\`, NUL and other
+ * control characters, `;` path parameters, and malformed escapes.
+ */
+export function normalizePath(raw: string): string {
+  if (!raw.startsWith("/")) throw badPath("path does not start with /");
+  if (/[\\;\x00-\x20\x7f]/.test(raw)) throw badPath("backslash, ';', space or control character in path");
+  let decoded = "";
+  for (let i = 0; i < raw.length; i++) {
+    const ch = raw[i]!;
+    if (ch !== "%") {
+      decoded += ch;
+      continue;
+    }
+    const hex = raw.slice(i + 1, i + 3);
+    if (!/^[0-9A-Fa-f]{2}$/.test(hex)) throw badPath("malformed percent-escape");
+    const byte = Number.parseInt(hex, 16);
+    const char = String.fromCharCode(byte);
+    if (byte === 0x2f || byte === 0x5c || byte < 0x20 || byte === 0x7f || byte === 0x3b) {
+      throw badPath(`encoded ${JSON.stringify(char)} in path`);
+    }
+    decoded += UNRESERVED.test(char) ? char : `%${hex.toUpperCase()}`;
+    i += 2;
+  }
+  const segments = decoded.split("/").slice(1);
+  const trailingSlash = segments.length > 1 && segments[segments.length - 1] === "";
+  const out: string[] = [];
+  for (const segment of segments) {
+    if (segment === "" || segment === ".") continue;
+    if (segment === "..") out.pop();
+    else out.push(segment);
+  }
+  return `/${out.join("/")}${trailingSlash && out.length > 0 ? "/" : ""}`;
+}
