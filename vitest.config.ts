@@ -1,9 +1,27 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { startEchoOrigin } from "./scripts/echo-origin.ts";
 import { generateSigningKey } from "./src/keys/generate.ts";
 
 // A fresh signing key per run, so no key ever lives in the repository.
 const testKeys = { keys: [await generateSigningKey(), await generateSigningKey()] };
+
+// A real HTTP origin for the gateway tests in workerd, on a free loopback port; it lives as long as
+// this (the vitest) process. Every route points at loopback: tests never reach the internet.
+const origin = await startEchoOrigin();
+origin.server.unref();
+const AUDIENCE = "https://api.tollgate.test";
+const gatewayRoutes = [
+  { prefix: "/api", origin: origin.url, audience: AUDIENCE, scopes: ["orders:read"], method_scopes: { POST: ["orders:write"], DELETE: ["orders:admin"] } },
+  { prefix: "/api/admin", origin: origin.url, audience: AUDIENCE, scopes: ["admin"] },
+  { prefix: "/public", origin: origin.url, public: true },
+  { prefix: "/strip", origin: `${origin.url}/base`, audience: AUDIENCE, strip_prefix: true, keep_authorization: true, origin_auth: { header: "X-Origin-Auth", secret: "ORIGIN_SECRET" } },
+  { prefix: "/internal", host: "internal.tollgate.test", origin: origin.url, audience: AUDIENCE },
+  { prefix: "/other-aud", origin: origin.url, audience: "https://other.tollgate.test" },
+  { prefix: "/down", origin: "http://127.0.0.1:1", audience: AUDIENCE },
+  { prefix: "/slow", origin: origin.url, audience: AUDIENCE, timeout_ms: 300 },
+  { prefix: "/svc", service: "ECHO_SERVICE", audience: AUDIENCE },
+];
 
 export default defineConfig({
   test: {
@@ -15,13 +33,17 @@ export default defineConfig({
             miniflare: {
               bindings: {
                 ISSUER: "https://auth.tollgate.test",
-                DEFAULT_AUDIENCE: "https://api.tollgate.test",
+                DEFAULT_AUDIENCE: AUDIENCE,
                 SIGNING_KEY: JSON.stringify(testKeys),
+                GATEWAY_ROUTES: JSON.stringify(gatewayRoutes),
+                ORIGIN_SECRET: "origin-secret-value",
                 TEST_PUBLISHED_ONLY_KID: testKeys.keys[1]!.kid!,
+                TEST_ORIGIN_URL: origin.url,
               },
-              // Outbound network from the Worker under test is an error unless a test set up the peer.
-              outboundService: (request: Request) => {
-                throw new Error(`unexpected outbound request to ${request.url}`);
+              serviceBindings: {
+                // A service-binding origin: answers with the URL and headers it got.
+                ECHO_SERVICE: async (request: Request) =>
+                  Response.json({ via: "service", url: request.url, headers: Object.fromEntries(request.headers) }),
               },
             },
           }),

@@ -1,0 +1,128 @@
+/**
+ * End to end: the gateway under `wrangler dev` in front of a real HTTP origin on a local port.
+ * Tokens come from the Worker's own /token for a client made with the CLI.
+ */
+import { execFile } from "node:child_process";
+import { createHash } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freePort, startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
+import { startEchoOrigin, type EchoOrigin, type EchoRecord } from "../../scripts/echo-origin.ts";
+import { generateSigningKey } from "../../src/keys/generate.ts";
+
+const run = promisify(execFile);
+const AUDIENCE = "https://orders.example";
+let worker: WorkerProcess;
+let origin: EchoOrigin;
+let stateDir: string;
+let token: string;
+let secret: string;
+
+beforeAll(async () => {
+  stateDir = mkdtempSync(join(tmpdir(), "tollgate-e2e-gw-"));
+  origin = await startEchoOrigin();
+  const closedPort = await freePort(); // nothing listens here: the origin is down
+  const routes = [
+    { prefix: "/orders", origin: origin.url, audience: AUDIENCE, scopes: ["orders:read"], method_scopes: { POST: ["orders:write"] } },
+    { prefix: "/slow", origin: origin.url, audience: AUDIENCE, timeout_ms: 500 },
+    { prefix: "/down", origin: `http://127.0.0.1:${closedPort}`, audience: AUDIENCE },
+  ];
+  worker = await startWorker({
+    persistTo: stateDir,
+    vars: { SIGNING_KEY: JSON.stringify(await generateSigningKey()), GATEWAY_ROUTES: JSON.stringify(routes) },
+  });
+  const { stdout } = await run(process.execPath, ["cli/tollgate.ts", "clients", "create", "shop", "--scope", "orders:read orders:write", "--audience", AUDIENCE, "--json", "--persist-to", stateDir]);
+  secret = (JSON.parse(stdout) as { client_secret: string }).client_secret;
+  const res = await fetch(`${worker.url}/token`, {
+    method: "POST",
+    headers: { Authorization: `Basic ${btoa(`shop:${secret}`)}`, "Content-Type": "application/x-www-form-urlencoded" },
+    body: "grant_type=client_credentials",
+  });
+  token = ((await res.json()) as { access_token: string }).access_token;
+});
+
+afterAll(async () => {
+  await worker?.stop();
+  await origin?.close();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+const auth = () => ({ Authorization: `Bearer ${token}` });
+
+describe("gateway end to end", () => {
+  it("refuses without a token and never contacts the origin", async () => {
+    const before = origin.log.length;
+    const res = await fetch(`${worker.url}/orders/1`);
+    expect(res.status).toBe(401);
+    expect(res.headers.get("www-authenticate")).toBe(`Bearer realm="${worker.url}"`);
+    expect(origin.log.length).toBe(before);
+  });
+
+  it("forwards an authorized request with the normalized path, identity headers and no Authorization", async () => {
+    const res = await fetch(`${worker.url}/orders/%7Ea//b/./c?x=1&y=%2F`, { headers: { ...auth(), "X-Tollgate-Client-Id": "spoofed", "X-Forwarded-For": "6.6.6.6" } });
+    expect(res.status).toBe(200);
+    const seen = (await res.json()) as EchoRecord;
+    expect(seen.path).toBe("/orders/~a/b/c?x=1&y=%2F");
+    expect(seen.headers["x-tollgate-client-id"]).toBe("shop");
+    expect(seen.headers["x-tollgate-scope"]).toBe("orders:read orders:write");
+    expect(seen.headers["x-tollgate-token-id"]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(seen.headers.authorization).toBeUndefined();
+    expect(seen.headers["x-forwarded-for"]).not.toContain("6.6.6.6");
+    expect(seen.rawHeaders.filter((h) => h.toLowerCase() === "x-tollgate-client-id")).toHaveLength(1);
+  });
+
+  it("streams a multi-megabyte request body to the origin intact", async () => {
+    const size = 8 * 1024 * 1024;
+    const body = Buffer.alloc(size);
+    for (let i = 0; i < size; i++) body[i] = (i * 31) & 0xff;
+    const res = await fetch(`${worker.url}/orders/upload`, { method: "POST", headers: { ...auth(), "Content-Type": "application/octet-stream" }, body });
+    expect(res.status).toBe(200);
+    const seen = (await res.json()) as EchoRecord;
+    expect(seen.body_bytes).toBe(size);
+    expect(seen.body_sha256).toBe(createHash("sha256").update(body).digest("hex"));
+  });
+
+  it("streams a multi-megabyte response body back intact", async () => {
+    const size = 16 * 1024 * 1024;
+    const res = await fetch(`${worker.url}/orders/__big?bytes=${size}`, { headers: auth() });
+    expect(res.status).toBe(200);
+    const data = Buffer.from(await res.arrayBuffer());
+    expect(data.length).toBe(size);
+    expect(data.every((b) => b === 0x61)).toBe(true);
+  });
+
+  it("answers 502 JSON when the origin is unreachable", async () => {
+    const res = await fetch(`${worker.url}/down/x`, { headers: auth() });
+    expect(res.status).toBe(502);
+    expect(await res.json()).toEqual({ error: "bad_gateway", error_description: "the origin could not be reached" });
+  });
+
+  it("answers 504 JSON when the origin is slower than the route's timeout", async () => {
+    const res = await fetch(`${worker.url}/slow/__slow?ms=3000`, { headers: auth() });
+    expect(res.status).toBe(504);
+    expect(await res.json()).toEqual({ error: "gateway_timeout", error_description: "the origin did not answer in time" });
+  });
+
+  it("answers 403 insufficient_scope naming the scopes a method needs, and 401 for a bad token", async () => {
+    const narrow = await fetch(`${worker.url}/token`, {
+      method: "POST",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ grant_type: "client_credentials", scope: "orders:read", client_id: "shop", client_secret: secret }),
+    });
+    const { access_token } = (await narrow.json()) as { access_token: string };
+    const before = origin.log.length;
+    const post = await fetch(`${worker.url}/orders/1`, { method: "POST", headers: { Authorization: `Bearer ${access_token}` }, body: "{}" });
+    expect(post.status).toBe(403);
+    expect(post.headers.get("www-authenticate")).toBe(`Bearer realm="${worker.url}", error="insufficient_scope", error_description="the access token lacks a scope this request needs", scope="orders:read orders:write"`);
+    const bad = await fetch(`${worker.url}/orders/1`, { headers: { Authorization: "Bearer a.b.c" } });
+    expect(bad.status).toBe(401);
+    expect(bad.headers.get("www-authenticate")).toContain('error="invalid_token"');
+    expect(origin.log.length).toBe(before);
+    const get = await fetch(`${worker.url}/orders/1`, { headers: { Authorization: `Bearer ${access_token}` } });
+    expect(get.status).toBe(200);
+  });
+});
+});
