@@ -125,4 +125,3 @@ describe("gateway end to end", () => {
     expect(get.status).toBe(200);
   });
 });
-});
