@@ -2,10 +2,12 @@
  * A real HTTP origin that answers with what it received: method, path, headers and a digest of the
  * body. `npm start` puts it behind the demo route; the tests use it to see what the gateway sent.
  * Test-only paths: /__slow?ms=N (headers after N ms), /__big?bytes=N (a streamed body), /__log
- * (the requests seen so far, newest last).
+ * (the requests seen so far, newest last). A WebSocket upgrade on any path echoes each message
+ * back, prefixed with the client id the gateway set.
  */
 import { createHash } from "node:crypto";
 import { createServer, type IncomingMessage, type Server } from "node:http";
+import { WebSocketServer } from "ws";
 
 export interface EchoRecord {
   method: string;
@@ -65,6 +67,13 @@ export function startEchoOrigin(port = 0, host = "127.0.0.1"): Promise<EchoOrigi
     res.writeHead(200, { "Content-Type": "application/json", Connection: "close, X-Hop", "X-Hop": "dropped", "X-Origin": "echo" });
     res.end(JSON.stringify(record));
   });
+  const sockets = new WebSocketServer({ noServer: true });
+  server.on("upgrade", (req, socket, head) => {
+    sockets.handleUpgrade(req, socket, head, (ws) => {
+      const client = req.headers["x-tollgate-client-id"] ?? "none";
+      ws.on("message", (data) => ws.send(`${client}: ${data.toString()}`));
+    });
+  });
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, host, () => {
@@ -75,7 +84,12 @@ export function startEchoOrigin(port = 0, host = "127.0.0.1"): Promise<EchoOrigi
         port: actual,
         server,
         log,
-        close: () => new Promise((r) => { server.closeAllConnections(); server.close(() => r()); }),
+        close: () =>
+          new Promise((r) => {
+            for (const ws of sockets.clients) ws.terminate();
+            server.closeAllConnections();
+            server.close(() => r());
+          }),
       });
     });
   });

@@ -28,6 +28,7 @@ beforeAll(async () => {
   const routes = [
     { prefix: "/orders", origin: origin.url, audience: AUDIENCE, scopes: ["orders:read"], method_scopes: { POST: ["orders:write"] } },
     { prefix: "/slow", origin: origin.url, audience: AUDIENCE, timeout_ms: 500 },
+    { prefix: "/ws", origin: origin.url, audience: AUDIENCE, scopes: ["orders:read"], websocket: true },
     { prefix: "/down", origin: `http://127.0.0.1:${closedPort}`, audience: AUDIENCE },
   ];
   worker = await startWorker({
@@ -123,5 +124,26 @@ describe("gateway end to end", () => {
     expect(origin.log.length).toBe(before);
     const get = await fetch(`${worker.url}/orders/1`, { headers: { Authorization: `Bearer ${access_token}` } });
     expect(get.status).toBe(200);
+  });
+
+  it("passes a WebSocket upgrade through on a route that allows it, after the token check", async () => {
+    const { WebSocket } = await import("ws");
+    const wsURL = `${worker.url.replace("http", "ws")}/ws/chat`;
+    const refused = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(wsURL);
+      ws.on("unexpected-response", (_req, res) => resolve(res.statusCode ?? 0));
+      ws.on("open", () => resolve(101));
+    });
+    expect(refused).toBe(401);
+    const reply = await new Promise<string>((resolve, reject) => {
+      const ws = new WebSocket(wsURL, { headers: auth() });
+      ws.on("open", () => ws.send("ping"));
+      ws.on("message", (data) => {
+        resolve(data.toString());
+        ws.close();
+      });
+      ws.on("error", reject);
+    });
+    expect(reply).toBe("shop: ping");
   });
 });
