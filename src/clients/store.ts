@@ -4,6 +4,7 @@
 import { OAuthError } from "../errors.ts";
 import { clientKey, validateClientRecord, type ClientRecord } from "./record.ts";
 import { DUMMY_SECRET_HASH, secretIdOf, verifyClientSecret } from "./secret.ts";
+import { isKnownGoodSecret, rememberGoodSecret, secretCacheKey } from "./secret-cache.ts";
 
 /** The record for `clientId`, or null. KV unreachable → 503; a corrupt record → 500, both logged. */
 export async function loadClient(kv: KVNamespace, clientId: string): Promise<ClientRecord | null> {
@@ -30,9 +31,10 @@ export type AuthenticationResult =
   | { ok: false; reason: string };
 
 /**
- * Checks a presented secret. Every path pays exactly one PBKDF2 over a hash of the same cost, so
- * an unknown client, an unknown or expired secret, a wrong secret and a disabled client take the
- * same time and get the same answer (SECURITY.md item 16, CWE-208).
+ * Checks a presented secret. Every failing path pays exactly one PBKDF2 over a hash of the same
+ * cost, so an unknown client, an unknown or expired secret, a wrong secret and a disabled client
+ * take the same time and get the same answer (SECURITY.md item 16, CWE-208). Only a secret this
+ * isolate has already verified for the unchanged record skips the PBKDF2 (secret-cache.ts).
  */
 export async function authenticateClient(
   record: ClientRecord | null,
@@ -41,7 +43,12 @@ export async function authenticateClient(
 ): Promise<AuthenticationResult> {
   const secretId = secretIdOf(clientSecret);
   const stored = record?.secrets.find((s) => s.id === secretId && (s.expires_at === null || s.expires_at > now));
-  const matches = await verifyClientSecret(clientSecret, stored?.hash ?? DUMMY_SECRET_HASH);
+  const cacheKey = record && stored ? secretCacheKey(record.client_id, stored.hash, record.updated_at) : undefined;
+  let matches = cacheKey !== undefined && (await isKnownGoodSecret(cacheKey, clientSecret));
+  if (!matches) {
+    matches = await verifyClientSecret(clientSecret, stored?.hash ?? DUMMY_SECRET_HASH);
+    if (matches && cacheKey !== undefined) await rememberGoodSecret(cacheKey, clientSecret);
+  }
   if (!record) return { ok: false, reason: "unknown client" };
   if (!stored) return { ok: false, reason: "unknown or expired secret id" };
   if (!matches) return { ok: false, reason: "wrong secret" };

@@ -1,0 +1,49 @@
+/**
+ * Per-isolate memory of secrets already verified with PBKDF2, so a client asking again pays one
+ * HMAC instead of 100,000 PBKDF2 iterations. Holds no secret: only HMAC-SHA256(isolate key, secret),
+ * under a random key made in this isolate that never leaves it. Bounded in size (least recently
+ * used out) and in time; an entry is tied to the stored hash and the record's `updated_at`, so any
+ * change to the client (rotation, revocation, update) drops it. docs/security.md weighs the trade-off.
+ */
+import { timingSafeEqual } from "./secret.ts";
+
+export const SECRET_CACHE_MAX_ENTRIES = 1024;
+export const SECRET_CACHE_TTL_MS = 5 * 60 * 1000;
+
+const encoder = new TextEncoder();
+let isolateKey: Promise<CryptoKey> | undefined;
+const entries = new Map<string, { digest: Uint8Array; expires: number }>();
+
+function key(): Promise<CryptoKey> {
+  isolateKey ??= crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, ["sign"]) as Promise<CryptoKey>;
+  return isolateKey;
+}
+
+async function digestOf(secret: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.sign("HMAC", await key(), encoder.encode(secret)));
+}
+
+export function secretCacheKey(clientId: string, storedHash: string, updatedAt: number): string {
+  return `${clientId}\u0000${updatedAt}\u0000${storedHash}`;
+}
+
+/** Whether this exact secret was verified for this exact stored hash recently in this isolate. */
+export async function isKnownGoodSecret(cacheKey: string, secret: string, now = Date.now()): Promise<boolean> {
+  const entry = entries.get(cacheKey);
+  if (!entry) return false;
+  if (entry.expires <= now) {
+    entries.delete(cacheKey);
+    return false;
+  }
+  if (!timingSafeEqual(await digestOf(secret), entry.digest)) return false;
+  // Refresh its place in the LRU order (Map keeps insertion order).
+  entries.delete(cacheKey);
+  entries.set(cacheKey, entry);
+  return true;
+}
+
+export async function rememberGoodSecret(cacheKey: string, secret: string, now = Date.now()): Promise<void> {
+  entries.delete(cacheKey);
+  entries.set(cacheKey, { digest: await digestOf(secret), expires: now + SECRET_CACHE_TTL_MS });
+  while (entries.size > SECRET_CACHE_MAX_ENTRIES) entries.delete(entries.keys().next().value!);
+}
