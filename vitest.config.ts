@@ -43,7 +43,7 @@ export default defineConfig({
               serviceBindings: {
                 // A service-binding origin: answers with the URL and headers it got.
                 ECHO_SERVICE: async (request: Request) =>
-                  Response.json({ via: "service", url: request.url, headers: Object.fromEntries(request.headers) }),
+                  Response.json({ via: "service", url: request.url, headers: Object.fromEntries(request.headers as unknown as Iterable<[string, string]>) }),
               },
             },
           }),

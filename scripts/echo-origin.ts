@@ -64,7 +64,7 @@ export function startEchoOrigin(port = 0, host = "127.0.0.1"): Promise<EchoOrigi
       res.end();
       return;
     }
-    res.writeHead(200, { "Content-Type": "application/json", Connection: "close, X-Hop", "X-Hop": "dropped", "X-Origin": "echo" });
+    res.writeHead(200, { "Content-Type": "application/json", Connection: "keep-alive, X-Hop", "X-Hop": "dropped", "X-Origin": "echo" });
     res.end(JSON.stringify(record));
   });
   const sockets = new WebSocketServer({ noServer: true });

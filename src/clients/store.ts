@@ -6,19 +6,28 @@ import { clientKey, validateClientRecord, type ClientRecord } from "./record.ts"
 import { DUMMY_SECRET_HASH, secretIdOf, verifyClientSecret } from "./secret.ts";
 import { isKnownGoodSecret, rememberGoodSecret, secretCacheKey } from "./secret-cache.ts";
 
+/** Records validated in this isolate, by their exact stored text (bounded; read-only objects). */
+const parsed = new Map<string, ClientRecord>();
+const PARSED_MAX_ENTRIES = 1024;
+
 /** The record for `clientId`, or null. KV unreachable → 503; a corrupt record → 500, both logged. */
 export async function loadClient(kv: KVNamespace, clientId: string): Promise<ClientRecord | null> {
-  let value: unknown;
+  let value: string | null;
   try {
-    value = await kv.get(clientKey(clientId), "json");
+    value = await kv.get(clientKey(clientId), "text");
   } catch (error) {
     throw new OAuthError("temporarily_unavailable", "the client store is unavailable, try again later", {
       reason: `KV read failed: ${(error as Error).message}`,
     });
   }
   if (value === null) return null;
+  const known = parsed.get(value);
+  if (known) return known;
   try {
-    return validateClientRecord(value);
+    const record = Object.freeze(validateClientRecord(JSON.parse(value)));
+    parsed.set(value, record);
+    if (parsed.size > PARSED_MAX_ENTRIES) parsed.delete(parsed.keys().next().value!);
+    return record;
   } catch (error) {
     throw new OAuthError("server_error", "the client record could not be read", {
       reason: `corrupt record for ${clientId}: ${(error as Error).message}`,

@@ -1,0 +1,168 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench [-- --duration 10 --connections 10]`: Tollgate in workerd (wrangler dev) and its
+ * peer node-oidc-provider, driven by autocannon on loopback in one run. Prints a table, writes
+ * bench/results/latest.json. Cases: /token warm and cold, gateway protected vs passthrough vs the
+ * origin directly, and the peer's token endpoint. CPU per request is read from /proc.
+ */
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import autocannon from "autocannon";
+import { PROJECT_ROOT } from "../cli/kv.ts";
+import { createClientRecord } from "../src/clients/manage.ts";
+import { clientKey, validateClientRecord } from "../src/clients/record.ts";
+import { generateSigningKey } from "../src/keys/generate.ts";
+import { freePort } from "../scripts/dev-server.ts";
+import { startEchoOrigin } from "../scripts/echo-origin.ts";
+import { startRawWorkerd } from "./workerd.ts";
+
+const { values } = parseArgs({ options: { duration: { type: "string", default: "10" }, connections: { type: "string", default: "10" }, "cold-clients": { type: "string", default: "5000" } } });
+const duration = Number(values.duration);
+const connections = Number(values.connections);
+const coldClients = Number(values["cold-clients"]);
+const AUDIENCE = "https://api.bench.test";
+
+/** CPU seconds (user + system) used so far by the given pids. */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14, 15)
+    } catch {
+      // gone
+    }
+  }
+  return ticks / 100; // USER_HZ
+}
+
+
+interface CaseResult {
+  name: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  total: number;
+  non2xx: number;
+  errors: number;
+  cpuMsPerRequest: number | null;
+}
+
+async function bench(name: string, opts: autocannon.Options, cpuPids: number[]): Promise<CaseResult> {
+  // Warm-up, so JIT and isolate start are not in the figures.
+  await autocannon({ ...opts, connections, duration: 2 });
+  const cpu0 = cpuSeconds(cpuPids);
+  const r = await autocannon({ ...opts, connections, duration });
+  const cpu1 = cpuSeconds(cpuPids);
+  const total = r.requests.total;
+  const result: CaseResult = {
+    name,
+    rps: Math.round(r.requests.average),
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    total,
+    non2xx: r.non2xx,
+    errors: r.errors + r.timeouts,
+    cpuMsPerRequest: cpuPids.length && total ? Number((((cpu1 - cpu0) * 1000) / total).toFixed(3)) : null,
+  };
+  console.log(`  ${name}: ${result.rps} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, ${result.non2xx} non-2xx, ${result.errors} errors`);
+  return result;
+}
+
+const stateDir = mkdtempSync(join(tmpdir(), "tollgate-bench-"));
+const origin = await startEchoOrigin();
+const peerPort = await freePort();
+const peerSecret = "peer-bench-secret-0123456789abcdef";
+const peer = spawn(process.execPath, [join(PROJECT_ROOT, "bench/peer-oidc-provider.ts"), String(peerPort), "bench-peer", peerSecret], { detached: true, stdio: ["ignore", "pipe", "inherit"] });
+const stopPeer = () => {
+  try {
+    process.kill(-peer.pid!, "SIGKILL");
+  } catch {
+    // gone
+  }
+};
+process.once("exit", stopPeer);
+await new Promise<void>((resolve) => peer.stdout!.on("data", (d: Buffer) => d.toString().includes("ready") && resolve()));
+
+// Clients: one warm, many cold ones sharing a hash (the Worker cannot know, so each pays PBKDF2).
+const now = Math.floor(Date.now() / 1000);
+const warm = await createClientRecord("bench-warm", { scope: "bench:read", audiences: [AUDIENCE], token_ttl: 3600 }, now);
+const cold = await createClientRecord("bench-cold", { scope: "bench:read", audiences: [AUDIENCE] }, now);
+const kv: Record<string, string> = { [clientKey("bench-warm")]: JSON.stringify(warm.record) };
+for (let i = 0; i < coldClients; i++) {
+  kv[clientKey(`bench-cold-${i}`)] = JSON.stringify(validateClientRecord({ ...cold.record, client_id: `bench-cold-${i}` }));
+}
+const routes = [
+  { prefix: "/protected", origin: origin.url, audience: AUDIENCE, scopes: ["bench:read"] },
+  { prefix: "/open", origin: origin.url, public: true },
+];
+const worker = await startRawWorkerd(
+  stateDir,
+  {
+    ISSUER: "http://localhost:8787",
+    DEFAULT_AUDIENCE: AUDIENCE,
+    ACCESS_TOKEN_TTL: "300",
+    MAX_ACCESS_TOKEN_TTL: "3600",
+    SIGNING_KEY: JSON.stringify(await generateSigningKey()),
+    GATEWAY_ROUTES: JSON.stringify(routes),
+  },
+  kv,
+);
+const results: CaseResult[] = [];
+try {
+  const workerd = [worker.pid];
+  const peerPids = [peer.pid!];
+  const form = { "Content-Type": "application/x-www-form-urlencoded" };
+  const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString("base64")}`;
+  const tokenRes = await fetch(`${worker.url}/token`, { method: "POST", headers: { ...form, Authorization: basic("bench-warm", warm.clientSecret) }, body: "grant_type=client_credentials" });
+  const { access_token } = (await tokenRes.json()) as { access_token: string };
+
+  console.log(`Benchmark: ${connections} connections, ${duration} s per case, ${cpus().length} CPUs, Node ${process.version}`);
+  results.push(await bench("token_warm", { url: `${worker.url}/token`, method: "POST", headers: { ...form, Authorization: basic("bench-warm", warm.clientSecret) }, body: "grant_type=client_credentials" }, workerd));
+  let n = 0;
+  results.push(
+    await bench(
+      "token_cold",
+      {
+        url: `${worker.url}/token`,
+        method: "POST",
+        headers: form,
+        body: "grant_type=client_credentials",
+        requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, Authorization: basic(`bench-cold-${n++ % coldClients}`, cold.clientSecret) } }) }],
+      },
+      workerd,
+    ),
+  );
+  results.push(await bench("peer_token", { url: `http://127.0.0.1:${peerPort}/token`, method: "POST", headers: { ...form, Authorization: basic("bench-peer", peerSecret) }, body: "grant_type=client_credentials&scope=bench%3Aread" }, peerPids));
+  results.push(await bench("gateway_protected", { url: `${worker.url}/protected/item`, headers: { Authorization: `Bearer ${access_token}` } }, workerd));
+  results.push(await bench("gateway_passthrough", { url: `${worker.url}/open/item` }, workerd));
+  results.push(await bench("origin_direct", { url: `${origin.url}/item` }, []));
+} finally {
+  await worker.stop();
+  stopPeer();
+  await origin.close();
+  rmSync(stateDir, { recursive: true, force: true });
+}
+
+const by = Object.fromEntries(results.map((r) => [r.name, r]));
+const ratio = (a: string, b: string) => Number((by[a]!.rps / by[b]!.rps).toFixed(2));
+const ratios = {
+  token_warm_vs_peer: ratio("token_warm", "peer_token"),
+  token_cold_vs_peer: ratio("token_cold", "peer_token"),
+  gateway_protected_vs_passthrough: ratio("gateway_protected", "gateway_passthrough"),
+  gateway_passthrough_vs_origin: ratio("gateway_passthrough", "origin_direct"),
+};
+console.log("\n| case | req/s | p50 ms | p99 ms | requests | non-2xx | errors | CPU ms/req |");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
+for (const r of results) console.log(`| ${r.name} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.total} | ${r.non2xx} | ${r.errors} | ${r.cpuMsPerRequest ?? "n/a"} |`);
+console.log("\nRatios (same run):");
+for (const [k, v] of Object.entries(ratios)) console.log(`  ${k}: ${v}`);
+const out = { date: new Date().toISOString(), node: process.version, cpus: cpus().map((c) => c.model)[0], cpuCount: cpus().length, duration, connections, results, ratios };
+mkdirSync(join(PROJECT_ROOT, "bench/results"), { recursive: true });
+writeFileSync(join(PROJECT_ROOT, "bench/results/latest.json"), `${JSON.stringify(out, null, 2)}\n`);
+console.log("\nWrote bench/results/latest.json");
+const failed = results.some((r) => r.errors > 0 || r.non2xx > 0);
+process.exit(failed ? 1 : 0);
