@@ -52,7 +52,10 @@ export async function authenticateClient(
 ): Promise<AuthenticationResult> {
   const secretId = secretIdOf(clientSecret);
   const stored = record?.secrets.find((s) => s.id === secretId && (s.expires_at === null || s.expires_at > now));
-  const cacheKey = record && stored ? secretCacheKey(record.client_id, stored.hash, record.updated_at) : undefined;
+  // Only an enabled client's secret is remembered: a disabled one must keep costing a PBKDF2, so
+  // even a caller holding its secret cannot tell "disabled" from "wrong" by timing. Disabling
+  // changes updated_at, which drops any entry made before.
+  const cacheKey = record && stored && !record.disabled ? secretCacheKey(record.client_id, stored.hash, record.updated_at) : undefined;
   let matches = cacheKey !== undefined && (await isKnownGoodSecret(cacheKey, clientSecret));
   if (!matches) {
     matches = await verifyClientSecret(clientSecret, stored?.hash ?? DUMMY_SECRET_HASH);
