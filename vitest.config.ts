@@ -25,6 +25,8 @@ const gatewayRoutes = [
 
 export default defineConfig({
   test: {
+    // The Worker's JSON log lines are shown for failing tests only.
+    silent: "passed-only",
     projects: [
       {
         plugins: [

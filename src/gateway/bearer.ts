@@ -7,6 +7,7 @@ import { errors, jwtVerify, type JWTHeaderParameters, type JWTPayload } from "jo
 import { BearerError } from "../errors.ts";
 import type { SigningKeys } from "../keys/signing.ts";
 import type { AccessTokenClaims } from "../token/mint.ts";
+import { getVerifiedToken, hasAudience, rememberVerifiedToken } from "./token-cache.ts";
 
 /** Tokens longer than this are refused before any decoding (SECURITY.md item 15). Ours are ~600 bytes. */
 export const MAX_TOKEN_LENGTH = 4096;
@@ -42,8 +43,23 @@ export interface VerifyOptions {
   currentDate?: Date;
 }
 
-/** Verifies signature, header and claims; throws BearerError invalid_token on any failure (RFC 8725 §3.3). */
+/**
+ * Verifies signature, header and claims; throws BearerError invalid_token on any failure
+ * (RFC 8725 §3.3). A token this isolate verified before skips the signature (token-cache.ts).
+ */
 export async function verifyAccessToken(token: string, keys: SigningKeys, options: VerifyOptions): Promise<AccessTokenClaims> {
+  const now = Math.floor((options.currentDate ?? new Date()).getTime() / 1000);
+  const cached = getVerifiedToken(keys, token, now);
+  if (cached) {
+    if (!hasAudience(cached, options.audience)) throw invalid(`aud ${JSON.stringify(cached.aud)} does not include ${options.audience}`);
+    return cached;
+  }
+  const claims = await verifyUncached(token, keys, options);
+  rememberVerifiedToken(keys, token, claims);
+  return claims;
+}
+
+async function verifyUncached(token: string, keys: SigningKeys, options: VerifyOptions): Promise<AccessTokenClaims> {
   const resolveKey = (header: JWTHeaderParameters): CryptoKey => {
     // RFC 8725 §3.10: never follow key references from the token itself.
     for (const member of ["jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"] as const) {
@@ -75,7 +91,8 @@ export async function verifyAccessToken(token: string, keys: SigningKeys, option
   if (typeof sub !== "string" || typeof client_id !== "string" || typeof jti !== "string") {
     throw invalid("sub, client_id and jti must be strings");
   }
-  if (scope !== undefined && typeof scope !== "string") throw invalid("scope must be a string");
+  // SECURITY.md item 10: a scope claim of the wrong type grants nothing (403 where scopes are needed).
+  if (scope !== undefined && typeof scope !== "string") delete payload.scope;
   if ((exp as number) - (iat as number) > options.maxLifetime) throw invalid(`lifetime ${(exp as number) - (iat as number)} s over the maximum`);
   return payload as unknown as AccessTokenClaims;
 }

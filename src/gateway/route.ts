@@ -3,6 +3,7 @@
  * authorized (unless the route is explicitly public) and only then proxied to the route's origin.
  */
 import { Hono } from "hono";
+import { readBodyCapped } from "../body.ts";
 import { getConfig } from "../config.ts";
 import { BearerError, OAuthError } from "../errors.ts";
 import { getSigningKeys, SigningKeyError } from "../keys/signing.ts";
@@ -42,12 +43,12 @@ gateway.all("*", async (c) => {
     if (hasTokenParameter(url.searchParams)) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the query");
     const token = extractBearerToken(request.headers);
     if (/^application\/x-www-form-urlencoded\b/i.test(request.headers.get("Content-Type") ?? "") && request.body) {
-      const length = Number(request.headers.get("Content-Length") ?? NaN);
-      if (length <= MAX_FORM_BODY_BYTES) {
-        const text = await request.text();
-        if (hasTokenParameter(new URLSearchParams(text))) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the body");
-        body = text;
-      }
+      // Every form body is checked, chunked or not; past the limit it is refused rather than
+      // forwarded unchecked. Inspected as text, forwarded as the bytes that came.
+      const bytes = await readBodyCapped(request, MAX_FORM_BODY_BYTES);
+      if (!bytes) throw new OAuthError("invalid_request", `form bodies over ${MAX_FORM_BODY_BYTES} bytes are not accepted on protected routes`, { status: 413 });
+      if (hasTokenParameter(new URLSearchParams(new TextDecoder().decode(bytes)))) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the body");
+      body = bytes;
     }
     if (token === undefined) throw new BearerError(undefined, "an access token is required");
     const keys = await getSigningKeys(c.env).catch((error: unknown) => {

@@ -2,6 +2,7 @@
  * Reads a token-endpoint request's parameters: form body only, size-capped before parsing,
  * each parameter at most once.
  */
+import { readBodyCapped } from "../body.ts";
 import { OAuthError } from "../errors.ts";
 
 /** Largest body /token reads; a client-credentials request is a few hundred bytes. */
@@ -15,38 +16,14 @@ export interface TokenForm {
   getAll(name: string): string[];
 }
 
-async function readCapped(request: Request, limit: number): Promise<string> {
-  const declared = request.headers.get("Content-Length");
-  if (declared !== null && !(Number(declared) <= limit)) throw tooLarge();
-  if (!request.body) return "";
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  const body = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.byteLength;
-  }
+async function readBody(request: Request): Promise<string> {
+  const body = await readBodyCapped(request, MAX_TOKEN_BODY_BYTES);
+  if (!body) throw new OAuthError("invalid_request", `the request body exceeds ${MAX_TOKEN_BODY_BYTES} bytes`, { status: 413 });
   try {
     return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(body);
   } catch {
     throw new OAuthError("invalid_request", "the request body is not UTF-8");
   }
-}
-
-function tooLarge(): OAuthError {
-  return new OAuthError("invalid_request", `the request body exceeds ${MAX_TOKEN_BODY_BYTES} bytes`, { status: 413 });
 }
 
 /**
@@ -67,7 +44,7 @@ export async function readTokenForm(request: Request): Promise<TokenForm> {
   if (charset !== undefined && charset !== "utf-8") {
     throw new OAuthError("invalid_request", "the request body must be UTF-8");
   }
-  const body = await readCapped(request, MAX_TOKEN_BODY_BYTES);
+  const body = await readBody(request);
   const values = new Map<string, string[]>();
   for (const [name, value] of new URLSearchParams(body)) {
     if (value === "") continue;

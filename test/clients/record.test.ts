@@ -1,0 +1,174 @@
+import { describe, expect, it } from "vitest";
+import { buildClientRecord } from "../helpers.ts";
+import {
+  clientKey,
+  ClientRecordError,
+  describeClient,
+  isValidAudience,
+  isValidClientId,
+  parseScope,
+  validateClientRecord,
+} from "../../src/clients/record.ts";
+
+const ORDERS = "https://api.tollgate.test/orders";
+
+/** A valid record as stored, to break one field at a time. */
+async function validRecord(): Promise<Record<string, unknown>> {
+  return (await buildClientRecord({ client_id: "svc-orders", allowed_audiences: [ORDERS], default_audience: ORDERS, token_ttl: 600 })).record;
+}
+
+async function expectFieldError(mutate: (record: Record<string, unknown>) => void, field: string): Promise<void> {
+  const record = await validRecord();
+  expect(() => validateClientRecord(record)).not.toThrow();
+  mutate(record);
+  let caught: unknown;
+  try {
+    validateClientRecord(record);
+  } catch (error) {
+    caught = error;
+  }
+  expect(caught).toBeInstanceOf(ClientRecordError);
+  expect((caught as Error).message.startsWith(`${field}: `), (caught as Error).message).toBe(true);
+}
+
+describe("validateClientRecord", () => {
+  it("accepts a record as the CLI writes it and returns it normalised", async () => {
+    const record = await validRecord();
+    const parsed = validateClientRecord({ ...record, allowed_scopes: ["orders:read", "orders:write", "orders:read"] });
+    expect(parsed.client_id).toBe("svc-orders");
+    expect(parsed.allowed_scopes).toEqual(["orders:read", "orders:write"]);
+    expect(parsed.default_audience).toBe(ORDERS);
+    expect(parsed.token_ttl).toBe(600);
+    expect(parsed.secrets).toHaveLength(1);
+  });
+
+  it("defaults a missing default_audience, token_ttl and expires_at to null", async () => {
+    const record = await validRecord();
+    delete record.default_audience;
+    delete record.token_ttl;
+    delete (record.secrets as Record<string, unknown>[])[0]!.expires_at;
+    const parsed = validateClientRecord(record);
+    expect(parsed.default_audience).toBeNull();
+    expect(parsed.token_ttl).toBeNull();
+    expect(parsed.secrets[0]!.expires_at).toBeNull();
+  });
+
+  it("refuses what is not a JSON object", () => {
+    for (const value of [null, "x", 1, [], true]) expect(() => validateClientRecord(value)).toThrow(/^record: /);
+  });
+
+  describe("names the offending field", () => {
+    for (const [what, value] of [
+      ["empty", ""],
+      ["with a space", "svc orders"],
+      ["with a control character", "svc\norders"],
+      ["non-ASCII", "svc-é"],
+      ["129 characters long", "a".repeat(129)],
+      ["not a string", 42],
+      ["missing", undefined],
+    ] as const) {
+      it(`client_id ${what}`, () => expectFieldError((r) => (r.client_id = value), "client_id"));
+    }
+
+    it("name not a string", () => expectFieldError((r) => (r.name = 1), "name"));
+    it("allowed_scopes with a malformed scope token", () => expectFieldError((r) => (r.allowed_scopes = ['orders"read']), "allowed_scopes"));
+    it("allowed_scopes not an array", () => expectFieldError((r) => (r.allowed_scopes = "orders:read"), "allowed_scopes"));
+    it("default_scopes not in allowed_scopes", () =>
+      expectFieldError((r) => {
+        r.allowed_scopes = ["orders:read"];
+        r.default_scopes = ["orders:read", "orders:write"];
+      }, "default_scopes"));
+    it("allowed_audiences with a relative URI", () => expectFieldError((r) => (r.allowed_audiences = ["/orders"]), "allowed_audiences"));
+    it("allowed_audiences with a fragment", () => expectFieldError((r) => (r.allowed_audiences = [`${ORDERS}#x`]), "allowed_audiences"));
+    it("default_audience not in allowed_audiences", () =>
+      expectFieldError((r) => (r.default_audience = "https://api.tollgate.test/billing"), "default_audience"));
+    it("default_audience set while allowed_audiences is empty", () =>
+      expectFieldError((r) => {
+        r.allowed_audiences = [];
+        r.default_audience = ORDERS;
+      }, "default_audience"));
+    it("grant_types with an unsupported grant", () => expectFieldError((r) => (r.grant_types = ["password"]), "grant_types"));
+
+    for (const ttl of [0, -1, 1.5, 86_401, "300", Number.NaN]) {
+      it(`token_ttl ${JSON.stringify(ttl)}`, () => expectFieldError((r) => (r.token_ttl = ttl), "token_ttl"));
+    }
+
+    it("disabled not a boolean", () => expectFieldError((r) => (r.disabled = "false"), "disabled"));
+    it("secrets not an array", () => expectFieldError((r) => (r.secrets = {}), "secrets"));
+    it("secrets[0].id not base64url", () => expectFieldError((r) => ((r.secrets as Record<string, unknown>[])[0]!.id = "a.b"), "secrets[0].id"));
+    it("secrets[1].id a duplicate", () =>
+      expectFieldError((r) => {
+        const secrets = r.secrets as Record<string, unknown>[];
+        secrets.push({ ...secrets[0]! });
+      }, "secrets[1].id"));
+
+    for (const [what, mutate] of [
+      ["not a string", () => 1],
+      ["of another algorithm", (h: string) => h.replace("pbkdf2-sha256", "pbkdf2-sha1")],
+      ["with a part missing", (h: string) => h.split("$").slice(0, 3).join("$")],
+      ["of 100,001 iterations", (h: string) => h.replace("$100000$", "$100001$")],
+      ["of 200,000 iterations", (h: string) => h.replace("$100000$", "$200000$")],
+      ["with a salt that is not base64url", (h: string) => h.replace(/\$[^$]+\$([^$]+)$/, "$!!!!$$$1")],
+    ] as const) {
+      it(`secrets[0].hash ${what}`, () =>
+        expectFieldError((r) => {
+          const secret = (r.secrets as Record<string, unknown>[])[0]!;
+          secret.hash = (mutate as (h: string) => unknown)(secret.hash as string);
+        }, "secrets[0].hash"));
+    }
+
+    it("secrets[0].expires_at not epoch seconds", () =>
+      expectFieldError((r) => ((r.secrets as Record<string, unknown>[])[0]!.expires_at = "2030-01-01"), "secrets[0].expires_at"));
+    it("created_at not epoch seconds", () => expectFieldError((r) => (r.created_at = -5), "created_at"));
+  });
+});
+
+describe("RFC 6749 §2.2 client identifiers", () => {
+  it("allows visible ASCII including ':' and '%'", () => {
+    expect(isValidClientId("svc:billing%eu")).toBe(true);
+    expect(isValidClientId("a".repeat(128))).toBe(true);
+  });
+
+  it("refuses space, controls, non-ASCII and over-long ids", () => {
+    for (const id of ["", " ", "a b", "a\tb", "é", "a".repeat(129)]) expect(isValidClientId(id), JSON.stringify(id)).toBe(false);
+  });
+
+  it("stores a client under client:<id>", () => {
+    expect(clientKey("svc:billing")).toBe("client:svc:billing");
+  });
+});
+
+describe("RFC 6749 §3.3 parseScope", () => {
+  it("splits on single spaces, keeping request order and collapsing repeats", () => {
+    expect(parseScope("b a b c")).toEqual(["b", "a", "c"]);
+  });
+
+  it("refuses empty tokens and the characters scope-token excludes", () => {
+    for (const scope of ["a  b", " a", "a ", 'a"b', "a\\b", "a\tb", "é"]) expect(parseScope(scope), JSON.stringify(scope)).toBeUndefined();
+  });
+
+  it("accepts every character scope-token allows", () => {
+    expect(parseScope("!#[]~:/")).toEqual(["!#[]~:/"]);
+  });
+});
+
+describe("RFC 8707 §2 isValidAudience", () => {
+  it("accepts absolute URIs, URNs included", () => {
+    for (const uri of [ORDERS, "urn:example:orders", "https://api.tollgate.test/orders?v=1"]) expect(isValidAudience(uri), uri).toBe(true);
+  });
+
+  it("refuses relative references, fragments and absurd lengths", () => {
+    for (const uri of ["/orders", "orders", "", `${ORDERS}#frag`, `${ORDERS}#`, `https://a.test/${"a".repeat(2048)}`]) {
+      expect(isValidAudience(uri), uri.slice(0, 40)).toBe(false);
+    }
+  });
+});
+
+describe("describeClient", () => {
+  it("shows secrets by id and dates, never their hashes", async () => {
+    const parsed = validateClientRecord(await validRecord());
+    const shown = describeClient(parsed);
+    expect(JSON.stringify(shown)).not.toContain(parsed.secrets[0]!.hash);
+    expect(shown.secrets).toEqual([{ id: parsed.secrets[0]!.id, created_at: parsed.secrets[0]!.created_at, expires_at: null }]);
+  });
+});

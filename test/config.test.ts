@@ -1,0 +1,105 @@
+import { env } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { fetchWithEnv, METADATA_URL, seedClient, tokenRequestObject } from "./helpers.ts";
+import { ConfigError, parseConfig } from "../src/config.ts";
+
+const base = { ISSUER: "https://auth.example.com", DEFAULT_AUDIENCE: "https://api.example.com" };
+
+function configError(vars: Record<string, unknown>): Error {
+  try {
+    parseConfig(vars);
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as Error;
+  }
+  throw new Error(`parseConfig accepted ${JSON.stringify(vars)}`);
+}
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe("parseConfig", () => {
+  it("parses the vars into a typed config, with lifetimes 300 and 3600 by default", () => {
+    expect(parseConfig(base)).toMatchObject({ issuer: base.ISSUER, defaultAudience: base.DEFAULT_AUDIENCE, accessTokenTtl: 300, maxAccessTokenTtl: 3600 });
+  });
+
+  it("reads ACCESS_TOKEN_TTL and MAX_ACCESS_TOKEN_TTL as whole seconds", () => {
+    expect(parseConfig({ ...base, ACCESS_TOKEN_TTL: "60", MAX_ACCESS_TOKEN_TTL: "600" })).toMatchObject({ accessTokenTtl: 60, maxAccessTokenTtl: 600 });
+  });
+
+  it("drops a trailing slash from ISSUER, so iss and token_endpoint are built one way", () => {
+    expect(parseConfig({ ...base, ISSUER: "https://auth.example.com/" }).issuer).toBe("https://auth.example.com");
+  });
+
+  it("allows http on loopback hosts only, for development", () => {
+    for (const issuer of ["http://localhost:8787", "http://127.0.0.1:8787", "http://[::1]:8787"]) {
+      expect(parseConfig({ ...base, ISSUER: issuer }).issuer, issuer).toBe(issuer);
+    }
+  });
+
+  describe("names the variable at fault", () => {
+    for (const [what, vars, name] of [
+      ["ISSUER missing", { DEFAULT_AUDIENCE: base.DEFAULT_AUDIENCE }, "ISSUER"],
+      ["ISSUER blank", { ...base, ISSUER: "  " }, "ISSUER"],
+      ["ISSUER not a URL", { ...base, ISSUER: "auth.example.com" }, "ISSUER"],
+      ["ISSUER http on a non-loopback host", { ...base, ISSUER: "http://auth.example.com" }, "ISSUER"],
+      ["ISSUER http on a host that merely starts with localhost", { ...base, ISSUER: "http://localhost.evil.example" }, "ISSUER"],
+      ["ISSUER with another scheme", { ...base, ISSUER: "ftp://auth.example.com" }, "ISSUER"],
+      ["ISSUER with a query", { ...base, ISSUER: "https://auth.example.com/?x=1" }, "ISSUER"],
+      ["ISSUER with an empty query", { ...base, ISSUER: "https://auth.example.com/?" }, "ISSUER"],
+      ["ISSUER with a fragment", { ...base, ISSUER: "https://auth.example.com/#x" }, "ISSUER"],
+      ["DEFAULT_AUDIENCE missing", { ISSUER: base.ISSUER }, "DEFAULT_AUDIENCE"],
+      ["DEFAULT_AUDIENCE not absolute", { ...base, DEFAULT_AUDIENCE: "/api" }, "DEFAULT_AUDIENCE"],
+      ["ACCESS_TOKEN_TTL not a number", { ...base, ACCESS_TOKEN_TTL: "five minutes" }, "ACCESS_TOKEN_TTL"],
+      ["ACCESS_TOKEN_TTL zero", { ...base, ACCESS_TOKEN_TTL: "0" }, "ACCESS_TOKEN_TTL"],
+      ["ACCESS_TOKEN_TTL fractional", { ...base, ACCESS_TOKEN_TTL: "1.5" }, "ACCESS_TOKEN_TTL"],
+      ["ACCESS_TOKEN_TTL negative", { ...base, ACCESS_TOKEN_TTL: "-1" }, "ACCESS_TOKEN_TTL"],
+      ["ACCESS_TOKEN_TTL over a day", { ...base, ACCESS_TOKEN_TTL: "86401" }, "ACCESS_TOKEN_TTL"],
+      ["MAX_ACCESS_TOKEN_TTL not a number", { ...base, MAX_ACCESS_TOKEN_TTL: "1h" }, "MAX_ACCESS_TOKEN_TTL"],
+      ["ACCESS_TOKEN_TTL above MAX_ACCESS_TOKEN_TTL", { ...base, ACCESS_TOKEN_TTL: "600", MAX_ACCESS_TOKEN_TTL: "300" }, "ACCESS_TOKEN_TTL"],
+    ] as const) {
+      it(what, () => {
+        expect(configError(vars).message).toContain(name);
+      });
+    }
+  });
+});
+
+describe("A configuration error in the Worker", () => {
+  for (const [what, overrides] of [
+    ["ISSUER uses http on a non-loopback host", { ISSUER: "http://auth.example.com" }],
+    ["DEFAULT_AUDIENCE is missing", { DEFAULT_AUDIENCE: undefined }],
+    ["ACCESS_TOKEN_TTL exceeds MAX_ACCESS_TOKEN_TTL", { ACCESS_TOKEN_TTL: "7200" }],
+  ] as const) {
+    it(`answers /token with a JSON 500 server_error and no token when ${what}, and logs why`, async () => {
+      const client = await seedClient();
+      const logged = vi.spyOn(console, "log").mockImplementation(() => {});
+      const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+      const res = await fetchWithEnv(tokenRequestObject(client), undefined, overrides);
+      expect(res.status).toBe(500);
+      expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
+      expect(res.headers.get("Cache-Control")).toBe("no-store");
+      const text = await res.text();
+      expect(JSON.parse(text).error).toBe("server_error");
+      expect(text).not.toContain("access_token");
+      expect(text).not.toMatch(/ISSUER|DEFAULT_AUDIENCE|TTL|ConfigError/);
+      expect(logged.mock.calls.flat().join("\n")).toMatch(/"config":true/);
+      expect(errors).toHaveBeenCalled();
+    });
+  }
+
+  it("answers the metadata with a JSON 500 too", async () => {
+    vi.spyOn(console, "log").mockImplementation(() => {});
+    vi.spyOn(console, "error").mockImplementation(() => {});
+    const res = await fetchWithEnv(METADATA_URL, undefined, { ISSUER: "http://auth.example.com" });
+    expect(res.status).toBe(500);
+    expect(JSON.parse(await res.text()).error).toBe("server_error");
+  });
+
+  it("serves normally through the same direct call with the test's own vars", async () => {
+    const res = await fetchWithEnv(METADATA_URL, undefined, {});
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { issuer: string }).issuer).toBe(env.ISSUER);
+  });
+});
