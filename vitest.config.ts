@@ -21,7 +21,11 @@ const gatewayRoutes = [
   { prefix: "/down", origin: "http://127.0.0.1:1", audience: AUDIENCE },
   { prefix: "/slow", origin: origin.url, audience: AUDIENCE, timeout_ms: 300 },
   { prefix: "/svc", service: "ECHO_SERVICE", audience: AUDIENCE },
+  { prefix: "/limited", origin: origin.url, audience: AUDIENCE, rate_limit: "TEST_STRICT_LIMITER" },
 ];
+// The suite makes many requests from one (absent) address: production-shaped limits would trip
+// across tests. Tests of the limits swap in TEST_STRICT_LIMITER (3 a minute) and use unique keys.
+const lenient = { simple: { limit: 1_000_000, period: 60 as const } };
 
 export default defineConfig({
   test: {
@@ -41,6 +45,12 @@ export default defineConfig({
                 ORIGIN_SECRET: "origin-secret-value",
                 TEST_PUBLISHED_ONLY_KID: testKeys.keys[1]!.kid!,
                 TEST_ORIGIN_URL: origin.url,
+              },
+              ratelimits: {
+                TOKEN_IP_LIMITER: { namespace_id: "1001", ...lenient },
+                TOKEN_FAILURE_LIMITER: { namespace_id: "1002", ...lenient },
+                TOKEN_CLIENT_LIMITER: { namespace_id: "1003", ...lenient },
+                TEST_STRICT_LIMITER: { namespace_id: "1999", simple: { limit: 3, period: 60 } },
               },
               serviceBindings: {
                 // A service-binding origin: answers with the URL and headers it got.

@@ -27,3 +27,33 @@ export function tooManyRequests(what: string, key: string): OAuthError {
 export function clientAddress(headers: Headers): string {
   return headers.get("CF-Connecting-IP") ?? "unknown";
 }
+
+/**
+ * Failed authentications per client_id and address. Keyed by both, so an attacker elsewhere cannot
+ * lock a legitimate client out (docs/security.md). Once over the limit, this isolate refuses that
+ * pair without the PBKDF2 work until the period ends; the binding only counts, it cannot be asked
+ * without counting, so the block is remembered here.
+ */
+const blocked = new Map<string, number>();
+const BLOCKED_MAX_ENTRIES = 10_000;
+
+export function failureKey(clientId: string, address: string): string {
+  return `${clientId}\u0000${address}`;
+}
+
+export function checkFailureBlock(key: string, now = Date.now()): void {
+  const until = blocked.get(key);
+  if (until === undefined) return;
+  if (until > now) throw tooManyRequests("failed authentications", key.replace("\u0000", " from "));
+  blocked.delete(key);
+}
+
+/** Counts a failed authentication; throws 429 (and remembers the block) once over the limit. */
+export async function countFailure(limiter: RateLimit | undefined, key: string, now = Date.now()): Promise<void> {
+  if (!limiter) return;
+  const { success } = await limiter.limit({ key });
+  if (success) return;
+  blocked.set(key, now + LIMIT_PERIOD_SECONDS * 1000);
+  if (blocked.size > BLOCKED_MAX_ENTRIES) blocked.delete(blocked.keys().next().value!);
+  throw tooManyRequests("failed authentications", key.replace("\u0000", " from "));
+}

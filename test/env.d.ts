@@ -3,5 +3,6 @@ declare namespace Cloudflare {
   interface Env {
     /** kid of the second, published-only key in the test SIGNING_KEY set. */
     TEST_PUBLISHED_ONLY_KID: string;
+    TEST_STRICT_LIMITER: RateLimit;
   }
 }

@@ -7,6 +7,7 @@ import { readBodyCapped } from "../body.ts";
 import { getConfig } from "../config.ts";
 import { BearerError, OAuthError } from "../errors.ts";
 import { getSigningKeys, SigningKeyError } from "../keys/signing.ts";
+import { enforceLimit } from "../limits.ts";
 import { checkScopes, extractBearerToken, verifyAccessToken } from "./bearer.ts";
 import { IDENTITY_HEADERS } from "./headers.ts";
 import { normalizePath, rawPathOf } from "./path.ts";
@@ -57,6 +58,11 @@ gateway.all("*", async (c) => {
     });
     const claims = await verifyAccessToken(token, keys, { issuer: config.issuer, audience: route.audience!, maxLifetime: config.maxAccessTokenTtl });
     checkScopes(claims, requiredScopes(route, request.method));
+    if (route.rateLimit) {
+      const limiter = (c.env as unknown as Record<string, RateLimit | undefined>)[route.rateLimit];
+      if (!limiter) throw new OAuthError("server_error", "the gateway is misconfigured", { reason: `rate_limit binding ${route.rateLimit} is not bound` });
+      await enforceLimit(limiter, `${claims.client_id}\u0000${route.prefix}`, `requests per client on ${route.prefix}`);
+    }
     set[IDENTITY_HEADERS.clientId] = claims.client_id;
     set[IDENTITY_HEADERS.scope] = claims.scope ?? "";
     set[IDENTITY_HEADERS.tokenId] = claims.jti;

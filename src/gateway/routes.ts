@@ -27,13 +27,15 @@ export interface GatewayRoute {
   timeoutMs: number;
   keepAuthorization: boolean;
   websocket: boolean;
+  /** Name of a Rate Limiting binding applied per client on this route. */
+  rateLimit: string | undefined;
   /** Header proving to the origin that the request came through the gateway; value from a Worker secret. */
   originAuth: { header: string; secret: string } | undefined;
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 const MAX_TIMEOUT_MS = 300_000;
-const FIELDS = new Set(["prefix", "host", "origin", "service", "public", "audience", "scopes", "method_scopes", "strip_prefix", "timeout_ms", "keep_authorization", "websocket", "origin_auth"]);
+const FIELDS = new Set(["prefix", "host", "origin", "service", "public", "audience", "scopes", "method_scopes", "strip_prefix", "timeout_ms", "keep_authorization", "websocket", "origin_auth", "rate_limit"]);
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 /** Paths the Worker serves itself; a route may not shadow them. */
 const RESERVED = ["/token", "/.well-known"];
@@ -135,6 +137,12 @@ function parseRoute(raw: unknown, index: number): GatewayRoute {
     for (const key of Object.keys(oa)) if (key !== "header" && key !== "secret") fail(`${at}.origin_auth.${key}`, "is not a field (header, secret)");
     originAuth = { header: oa.header as string, secret: oa.secret as string };
   }
+  let rateLimit: string | undefined;
+  if (r.rate_limit !== undefined) {
+    if (typeof r.rate_limit !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(r.rate_limit)) fail(`${at}.rate_limit`, "must be the name of a Rate Limiting binding");
+    if (isPublic) fail(`${at}.rate_limit`, "needs a protected route (the limit is per client)");
+    rateLimit = r.rate_limit;
+  }
   return {
     prefix,
     host,
@@ -148,6 +156,7 @@ function parseRoute(raw: unknown, index: number): GatewayRoute {
     timeoutMs,
     keepAuthorization: bool(r.keep_authorization, `${at}.keep_authorization`, false),
     websocket: bool(r.websocket, `${at}.websocket`, false),
+    rateLimit,
     originAuth,
   };
 }

@@ -8,6 +8,7 @@ import { logEvent, OAuthError } from "../errors.ts";
 import { isValidAudience, parseScope, type ClientRecord } from "../clients/record.ts";
 import { authenticateClient, loadClient } from "../clients/store.ts";
 import { getSigningKeys, SigningKeyError } from "../keys/signing.ts";
+import { checkFailureBlock, clientAddress, countFailure, enforceLimit, failureKey } from "../limits.ts";
 import { invalidClient, parseClientAuthentication } from "./client-auth.ts";
 import { readTokenForm, type TokenForm } from "./form.ts";
 import { mintAccessToken } from "./mint.ts";
@@ -45,8 +46,12 @@ function chooseAudience(record: ClientRecord, form: TokenForm, fallback: string)
 
 token.post("/token", async (c) => {
   const config = getConfig(c.env);
+  const address = clientAddress(c.req.raw.headers);
+  await enforceLimit(c.env.TOKEN_IP_LIMITER, address, "token requests per address");
   const form = await readTokenForm(c.req.raw);
   const credentials = parseClientAuthentication(c.req.raw.headers, form, config.issuer);
+  const failures = failureKey(credentials.clientId, address);
+  checkFailureBlock(failures);
   const grantType = form.get("grant_type");
   if (grantType === undefined) throw new OAuthError("invalid_request", "grant_type is required");
   if (grantType !== "client_credentials") {
@@ -63,8 +68,12 @@ token.post("/token", async (c) => {
   const now = Math.floor(Date.now() / 1000);
   const record = await loadClient(c.env.CLIENTS, credentials.clientId);
   const auth = await authenticateClient(record, credentials.clientSecret, now);
-  if (!auth.ok) throw invalidClient(config.issuer, `${auth.reason} (client_id ${JSON.stringify(credentials.clientId)})`);
+  if (!auth.ok) {
+    await countFailure(c.env.TOKEN_FAILURE_LIMITER, failures);
+    throw invalidClient(config.issuer, `${auth.reason} (client_id ${JSON.stringify(credentials.clientId)})`);
+  }
   const client = auth.record;
+  await enforceLimit(c.env.TOKEN_CLIENT_LIMITER, client.client_id, "tokens issued per client");
   if (!client.grant_types.includes("client_credentials")) {
     throw new OAuthError("unauthorized_client", "this client may not use the client_credentials grant");
   }
