@@ -19,8 +19,9 @@ import { freePort } from "../scripts/dev-server.ts";
 import { startEchoOrigin } from "../scripts/echo-origin.ts";
 import { startRawWorkerd } from "./workerd.ts";
 
-const { values } = parseArgs({ options: { duration: { type: "string", default: "10" }, connections: { type: "string", default: "10" }, "cold-clients": { type: "string", default: "5000" } } });
+const { values } = parseArgs({ options: { duration: { type: "string", default: "8" }, rounds: { type: "string", default: "3" }, connections: { type: "string", default: "10" }, "cold-clients": { type: "string", default: "5000" } } });
 const duration = Number(values.duration);
+const rounds = Number(values.rounds);
 const connections = Number(values.connections);
 const coldClients = Number(values["cold-clients"]);
 const AUDIENCE = "https://api.bench.test";
@@ -51,25 +52,54 @@ interface CaseResult {
   cpuMsPerRequest: number | null;
 }
 
-async function bench(name: string, opts: autocannon.Options, cpuPids: number[]): Promise<CaseResult> {
-  // Warm-up, so JIT and isolate start are not in the figures.
-  await autocannon({ ...opts, connections, duration: 2 });
-  const cpu0 = cpuSeconds(cpuPids);
-  const r = await autocannon({ ...opts, connections, duration });
-  const cpu1 = cpuSeconds(cpuPids);
-  const total = r.requests.total;
-  const result: CaseResult = {
-    name,
-    rps: Math.round(r.requests.average),
-    p50: r.latency.p50,
-    p99: r.latency.p99,
-    total,
-    non2xx: r.non2xx,
-    errors: r.errors + r.timeouts,
-    cpuMsPerRequest: cpuPids.length && total ? Number((((cpu1 - cpu0) * 1000) / total).toFixed(3)) : null,
-  };
-  console.log(`  ${name}: ${result.rps} req/s, p50 ${result.p50} ms, p99 ${result.p99} ms, ${result.non2xx} non-2xx, ${result.errors} errors`);
-  return result;
+interface Case {
+  name: string;
+  opts: autocannon.Options;
+  cpuPids: number[];
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/**
+ * Runs every case `rounds` times, interleaved, so a burst of load elsewhere on the machine hits all
+ * cases alike; reports the median of each figure.
+ */
+async function benchAll(cases: Case[]): Promise<CaseResult[]> {
+  const runs = new Map<string, CaseResult[]>(cases.map((c) => [c.name, []]));
+  for (const c of cases) await autocannon({ ...c.opts, connections, duration: 2 }); // warm-up: JIT, isolate, caches
+  for (let round = 1; round <= rounds; round++) {
+    for (const c of cases) {
+      const cpu0 = cpuSeconds(c.cpuPids);
+      const r = await autocannon({ ...c.opts, connections, duration });
+      const cpu1 = cpuSeconds(c.cpuPids);
+      const total = r.requests.total;
+      runs.get(c.name)!.push({
+        name: c.name,
+        rps: r.requests.average,
+        p50: r.latency.p50,
+        p99: r.latency.p99,
+        total,
+        non2xx: r.non2xx,
+        errors: r.errors + r.timeouts,
+        cpuMsPerRequest: c.cpuPids.length && total ? ((cpu1 - cpu0) * 1000) / total : null,
+      });
+      console.log(`  round ${round} ${c.name}: ${Math.round(r.requests.average)} req/s, p99 ${r.latency.p99} ms`);
+    }
+  }
+  return cases.map(({ name }) => {
+    const rs = runs.get(name)!;
+    const cpu = rs.every((r) => r.cpuMsPerRequest !== null) ? Number(median(rs.map((r) => r.cpuMsPerRequest!)).toFixed(3)) : null;
+    return {
+      name,
+      rps: Math.round(median(rs.map((r) => r.rps))),
+      p50: median(rs.map((r) => r.p50)),
+      p99: median(rs.map((r) => r.p99)),
+      total: rs.reduce((n, r) => n + r.total, 0),
+      non2xx: rs.reduce((n, r) => n + r.non2xx, 0),
+      errors: rs.reduce((n, r) => n + r.errors, 0),
+      cpuMsPerRequest: cpu,
+    };
+  });
 }
 
 const stateDir = mkdtempSync(join(tmpdir(), "tollgate-bench-"));
@@ -120,26 +150,28 @@ try {
   const tokenRes = await fetch(`${worker.url}/token`, { method: "POST", headers: { ...form, Authorization: basic("bench-warm", warm.clientSecret) }, body: "grant_type=client_credentials" });
   const { access_token } = (await tokenRes.json()) as { access_token: string };
 
-  console.log(`Benchmark: ${connections} connections, ${duration} s per case, ${cpus().length} CPUs, Node ${process.version}`);
-  results.push(await bench("token_warm", { url: `${worker.url}/token`, method: "POST", headers: { ...form, Authorization: basic("bench-warm", warm.clientSecret) }, body: "grant_type=client_credentials" }, workerd));
+  console.log(`Benchmark: ${connections} connections, ${rounds} interleaved rounds of ${duration} s per case, ${cpus().length} CPUs, Node ${process.version}`);
   let n = 0;
   results.push(
-    await bench(
-      "token_cold",
+    ...(await benchAll([
+      { name: "token_warm", opts: { url: `${worker.url}/token`, method: "POST", headers: { ...form, Authorization: basic("bench-warm", warm.clientSecret) }, body: "grant_type=client_credentials" }, cpuPids: workerd },
       {
-        url: `${worker.url}/token`,
-        method: "POST",
-        headers: form,
-        body: "grant_type=client_credentials",
-        requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, Authorization: basic(`bench-cold-${n++ % coldClients}`, cold.clientSecret) } }) }],
+        name: "token_cold",
+        opts: {
+          url: `${worker.url}/token`,
+          method: "POST",
+          headers: form,
+          body: "grant_type=client_credentials",
+          requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, Authorization: basic(`bench-cold-${n++ % coldClients}`, cold.clientSecret) } }) }],
+        },
+        cpuPids: workerd,
       },
-      workerd,
-    ),
+      { name: "peer_token", opts: { url: `http://127.0.0.1:${peerPort}/token`, method: "POST", headers: { ...form, Authorization: basic("bench-peer", peerSecret) }, body: "grant_type=client_credentials&scope=bench%3Aread" }, cpuPids: peerPids },
+      { name: "gateway_protected", opts: { url: `${worker.url}/protected/item`, headers: { Authorization: `Bearer ${access_token}` } }, cpuPids: workerd },
+      { name: "gateway_passthrough", opts: { url: `${worker.url}/open/item` }, cpuPids: workerd },
+      { name: "origin_direct", opts: { url: `${origin.url}/item` }, cpuPids: [] },
+    ])),
   );
-  results.push(await bench("peer_token", { url: `http://127.0.0.1:${peerPort}/token`, method: "POST", headers: { ...form, Authorization: basic("bench-peer", peerSecret) }, body: "grant_type=client_credentials&scope=bench%3Aread" }, peerPids));
-  results.push(await bench("gateway_protected", { url: `${worker.url}/protected/item`, headers: { Authorization: `Bearer ${access_token}` } }, workerd));
-  results.push(await bench("gateway_passthrough", { url: `${worker.url}/open/item` }, workerd));
-  results.push(await bench("origin_direct", { url: `${origin.url}/item` }, []));
 } finally {
   await worker.stop();
   stopPeer();
@@ -149,18 +181,26 @@ try {
 
 const by = Object.fromEntries(results.map((r) => [r.name, r]));
 const ratio = (a: string, b: string) => Number((by[a]!.rps / by[b]!.rps).toFixed(2));
+const cpuRatio = (a: string, b: string) => Number((by[a]!.cpuMsPerRequest! / by[b]!.cpuMsPerRequest!).toFixed(2));
 const ratios = {
   token_warm_vs_peer: ratio("token_warm", "peer_token"),
+  token_warm_vs_peer_cpu: cpuRatio("token_warm", "peer_token"),
+  gateway_protected_vs_passthrough_cpu: cpuRatio("gateway_protected", "gateway_passthrough"),
   token_cold_vs_peer: ratio("token_cold", "peer_token"),
   gateway_protected_vs_passthrough: ratio("gateway_protected", "gateway_passthrough"),
   gateway_passthrough_vs_origin: ratio("gateway_passthrough", "origin_direct"),
 };
-console.log("\n| case | req/s | p50 ms | p99 ms | requests | non-2xx | errors | CPU ms/req |");
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
-for (const r of results) console.log(`| ${r.name} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.total} | ${r.non2xx} | ${r.errors} | ${r.cpuMsPerRequest ?? "n/a"} |`);
+// Workers Standard pricing as published: $0.30 per million requests, $0.02 per million CPU ms.
+const costPerMillion = (cpuMs: number | null) => (cpuMs === null ? "n/a" : `$${(0.3 + 0.02 * cpuMs).toFixed(3)}`);
+console.log("\n| case | req/s | p50 ms | p99 ms | requests | non-2xx | errors | CPU ms/req | $ per million (Workers) |");
+console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+for (const r of results) {
+  const priced = r.name.startsWith("token") || r.name.startsWith("gateway") ? costPerMillion(r.cpuMsPerRequest) : "";
+  console.log(`| ${r.name} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.total} | ${r.non2xx} | ${r.errors} | ${r.cpuMsPerRequest ?? "n/a"} | ${priced} |`);
+}
 console.log("\nRatios (same run):");
 for (const [k, v] of Object.entries(ratios)) console.log(`  ${k}: ${v}`);
-const out = { date: new Date().toISOString(), node: process.version, cpus: cpus().map((c) => c.model)[0], cpuCount: cpus().length, duration, connections, results, ratios };
+const out = { date: new Date().toISOString(), node: process.version, cpus: cpus().map((c) => c.model)[0], cpuCount: cpus().length, duration, rounds, connections, results, ratios };
 mkdirSync(join(PROJECT_ROOT, "bench/results"), { recursive: true });
 writeFileSync(join(PROJECT_ROOT, "bench/results/latest.json"), `${JSON.stringify(out, null, 2)}\n`);
 console.log("\nWrote bench/results/latest.json");
