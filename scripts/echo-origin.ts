@@ -1,7 +1,8 @@
 /**
  * A real HTTP origin that answers with what it received: method, path, headers and a digest of the
  * body. `npm start` puts it behind the demo route; the tests use it to see what the gateway sent.
- * Test-only paths: /__slow?ms=N (headers after N ms), /__big?bytes=N (a streamed body), /__log
+ * Test-only paths: /__slow?ms=N (headers after N ms), /__big?bytes=N (a streamed body),
+ * /__reset (dies mid-body), /__trickle?chunks=N&ms=M (a slow body), /__log
  * (the requests seen so far, newest last). A WebSocket upgrade on any path echoes each message
  * back, prefixed with the client id the gateway set.
  */
@@ -51,6 +52,25 @@ export function startEchoOrigin(port = 0, host = "127.0.0.1"): Promise<EchoOrigi
     if (log.length > 1000) log.shift();
     if (url.pathname.endsWith("/__slow")) {
       await new Promise((r) => setTimeout(r, Number(url.searchParams.get("ms") ?? 5000)));
+    }
+    if (url.pathname.endsWith("/__reset")) {
+      // Headers and part of the body, then the connection dies.
+      res.writeHead(200, { "Content-Type": "application/octet-stream", "Content-Length": "1048576" });
+      res.write(Buffer.alloc(64 * 1024, 0x62));
+      setTimeout(() => res.socket?.destroy(), 50);
+      return;
+    }
+    if (url.pathname.endsWith("/__trickle")) {
+      // A slow body: `chunks` pieces, `ms` apart.
+      const chunks = Number(url.searchParams.get("chunks") ?? 5);
+      const ms = Number(url.searchParams.get("ms") ?? 200);
+      res.writeHead(200, { "Content-Type": "text/plain" });
+      for (let i = 0; i < chunks; i++) {
+        res.write(`chunk ${i} at ${Date.now()}\n`);
+        await new Promise((r) => setTimeout(r, ms));
+      }
+      res.end();
+      return;
     }
     if (url.pathname.endsWith("/__big")) {
       let left = Number(url.searchParams.get("bytes") ?? 1 << 20);

@@ -147,3 +147,40 @@ describe("gateway end to end", () => {
     expect(reply).toBe("shop: ping");
   });
 });
+
+describe("origin faults end to end", () => {
+  it("ends the client's response with an error, not a hang, when the origin dies mid-body; the Worker keeps serving", async () => {
+    const res = await fetch(`${worker.url}/orders/__reset`, { headers: auth(), signal: AbortSignal.timeout(15_000) });
+    expect(res.status).toBe(200);
+    const outcome = await res.arrayBuffer().then(
+      (body) => `complete:${body.byteLength}`,
+      (error: Error) => `error:${error.name}`,
+    );
+    // Either an error or a short body: never the 1 MiB the origin promised, never a hang.
+    expect(outcome).not.toBe("complete:1048576");
+    expect(outcome).not.toBe("error:TimeoutError");
+    const after = await fetch(`${worker.url}/orders/after-reset`, { headers: auth() });
+    expect(after.status).toBe(200);
+  });
+
+  it("streams a slow body as it comes: the first chunk arrives long before the origin finishes", async () => {
+    const started = Date.now();
+    // Accept-Encoding identity: for clients that accept gzip, wrangler dev's local proxy compresses
+    // text responses and so delivers them whole; the Worker itself streams either way.
+    const res = await fetch(`${worker.url}/orders/__trickle?chunks=6&ms=400`, { headers: { ...auth(), "Accept-Encoding": "identity" } });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    const firstAt = Date.now() - started;
+    let text = new TextDecoder().decode(first.value);
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    const total = Date.now() - started;
+    expect(text.trim().split("\n")).toHaveLength(6);
+    // The origin takes ~2.4 s; a buffering proxy would deliver the first byte only at the end.
+    expect(total - firstAt).toBeGreaterThan(1500);
+  });
+});
