@@ -76,7 +76,7 @@ Tollgate is running on ${worker.url}
   JWKS:     ${worker.url}/.well-known/jwks.json
   Press Ctrl-C to stop.
 `);
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) {
   process.on(signal, () => void Promise.all([worker.stop(), origin.close()]).then(() => process.exit(0)));
 }
 worker.child.on("exit", (code) => void origin.close().then(() => process.exit(code ?? 0)));
