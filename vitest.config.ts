@@ -41,6 +41,9 @@ export default defineConfig({
                 ISSUER: "https://auth.tollgate.test",
                 DEFAULT_AUDIENCE: AUDIENCE,
                 SIGNING_KEY: JSON.stringify(testKeys),
+                // The suite runs on SIGNING_KEY; a KEY_SEED in a developer's .dev.vars must not switch it
+                // to the schedule. Tests of KEY_SEED (test/keys/) set one per request.
+                KEY_SEED: "",
                 GATEWAY_ROUTES: JSON.stringify(gatewayRoutes),
                 ORIGIN_SECRET: "origin-secret-value",
                 TEST_PUBLISHED_ONLY_KID: testKeys.keys[1]!.kid!,

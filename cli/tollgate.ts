@@ -6,27 +6,36 @@
 import { parseArgs } from "node:util";
 import { CLIENT_KEY_PREFIX, ClientRecordError, clientKey, describeClient, isValidAudience, isValidClientId, validateClientRecord, type ClientRecord } from "../src/clients/record.ts";
 import { createClientRecord, DEFAULT_SECRET_GRACE_SECONDS, revokeClientSecret, rotateClientSecret, updateClientRecord, type ClientChanges } from "../src/clients/manage.ts";
-import { generateSigningKey } from "../src/keys/generate.ts";
-import { kvDelete, kvGet, kvList, kvPut, WranglerError, type KVTarget } from "./kv.ts";
+import { generateKeySeed, generateSigningKey } from "../src/keys/generate.ts";
+import { GENERATION_KEY, GenerationRecordError, parseGenerationRecord, planRotation, validateGenerationRecord } from "../src/keys/generation.ts";
+import { DEFAULT_ROTATE_IN_SECONDS, GENERATION_PROPAGATION_SECONDS, generationRetention } from "../src/keys/schedule.ts";
+import { kvDelete, kvGet, kvList, kvPut, PROJECT_ROOT, WranglerError, type KVTarget } from "./kv.ts";
 
 const USAGE = `Usage: tollgate <command> [options]
 
 Clients:
   clients create <client_id> --scope "a b" [--default-scope "a"] [--audience URI ...]
-                 [--default-audience URI] [--ttl SECONDS] [--name TEXT] [--json]
+                 [--default-audience URI] [--ttl SECONDS] [--name TEXT] [--introspect-any] [--json]
   clients list [--json]
   clients show <client_id> [--json]
   clients update <client_id> [--scope ...] [--default-scope ...] [--audience URI ...]
                  [--default-audience URI] [--ttl SECONDS|default] [--name TEXT]
+                 [--introspect-any | --no-introspect-any]
+                 --introspect-any: the client may introspect every client's tokens (POST /introspect)
   clients disable <client_id>        clients enable <client_id>
   clients delete <client_id>
   clients rotate-secret <client_id> [--grace SECONDS]   (old secrets work for 86400 s by default)
   clients revoke-secret <client_id> --secret-id ID
 
 Keys:
+  keys seed                          a new KEY_SEED for \`wrangler secret put KEY_SEED\` (keys rotate by themselves)
+  keys rotate [--in SECONDS] [--force] [--json]
+                                     the next generation of KEY_SEED keys signs in SECONDS (default
+                                     ${DEFAULT_ROTATE_IN_SECONDS}: published everywhere first); --in 0 signs with it at once
+                                     (emergency: JWKS caches may not have it yet)
   keys generate                      a new private ES256 JWK for \`wrangler secret put SIGNING_KEY\`
 
-Where (clients):
+Where (clients, keys rotate):
   (default)                          local state used by \`npm start\` (.wrangler/state)
   --persist-to DIR                   another local state directory
   --remote [--env NAME]              the deployed KV namespace, through wrangler
@@ -48,6 +57,10 @@ const { values: opts, positionals } = (() => {
         name: { type: "string" },
         grace: { type: "string" },
         "secret-id": { type: "string" },
+        in: { type: "string" },
+        force: { type: "boolean", default: false },
+        "introspect-any": { type: "boolean" },
+        "no-introspect-any": { type: "boolean" },
         json: { type: "boolean", default: false },
         remote: { type: "boolean", default: false },
         local: { type: "boolean", default: false },
@@ -92,6 +105,9 @@ function changesFromOptions(): ClientChanges {
     else if (!changes.audiences.includes(opts["default-audience"])) changes.audiences = [...changes.audiences, opts["default-audience"]];
   }
   if (opts.ttl !== undefined) changes.token_ttl = opts.ttl === "default" ? null : wholeSeconds(opts.ttl, "ttl");
+  if (opts["introspect-any"] && opts["no-introspect-any"]) throw new UsageError("--introspect-any and --no-introspect-any exclude each other");
+  if (opts["introspect-any"]) changes.introspect_any = true;
+  if (opts["no-introspect-any"]) changes.introspect_any = false;
   return changes;
 }
 
@@ -197,6 +213,33 @@ async function clients(sub: string | undefined): Promise<void> {
   }
 }
 
+/** MAX_ACCESS_TOKEN_TTL of the target environment in wrangler.toml (3600 when unset). */
+async function configuredMaxAccessTokenTtl(): Promise<number> {
+  const { unstable_readConfig } = await import("wrangler");
+  const config = unstable_readConfig({ config: target.config ?? `${PROJECT_ROOT}/wrangler.toml`, env: target.env });
+  const raw = (config.vars as Record<string, unknown>).MAX_ACCESS_TOKEN_TTL;
+  const value = raw === undefined ? 3600 : Number(raw);
+  if (!Number.isSafeInteger(value) || value < 1) throw new UsageError(`MAX_ACCESS_TOKEN_TTL in the wrangler config is not whole seconds: ${JSON.stringify(raw)}`);
+  return value;
+}
+
+/** `keys rotate`: writes KV keys:generation (docs/storage.md) per planRotation. */
+async function rotateKeys(): Promise<void> {
+  const inSeconds = opts.in === undefined ? DEFAULT_ROTATE_IN_SECONDS : wholeSeconds(opts.in, "in");
+  const raw = await kvGet(GENERATION_KEY, target);
+  const current = raw === null ? null : parseGenerationRecord(raw);
+  const maxAccessTokenTtl = await configuredMaxAccessTokenTtl();
+  const { record, note } = planRotation(current, now(), { inSeconds, maxAccessTokenTtl, force: opts.force });
+  validateGenerationRecord(record);
+  await kvPut(GENERATION_KEY, JSON.stringify(record), target);
+  const retained = record.since + generationRetention(maxAccessTokenTtl);
+  print(
+    { ...record, previous_published_until: retained },
+    `${note}.\nGeneration ${record.generation - 1} stays published until ${new Date(retained * 1000).toISOString()} for the tokens it signed.\n` +
+      `Every isolate reads ${GENERATION_KEY} within about ${GENERATION_PROPAGATION_SECONDS} s.`,
+  );
+}
+
 async function main(): Promise<void> {
   const [group, sub] = positionals;
   if (opts.help || group === undefined || group === "help") {
@@ -205,6 +248,11 @@ async function main(): Promise<void> {
   }
   if (opts.remote && opts.local) throw new UsageError("--remote and --local exclude each other");
   if (group === "clients") return clients(sub);
+  if (group === "keys" && sub === "seed") {
+    process.stdout.write(`${generateKeySeed()}\n`);
+    return;
+  }
+  if (group === "keys" && sub === "rotate") return rotateKeys();
   if (group === "keys" && sub === "generate") {
     process.stdout.write(`${JSON.stringify(await generateSigningKey())}\n`);
     return;
@@ -217,7 +265,7 @@ main().catch((error: unknown) => {
     process.stderr.write(`tollgate: ${error.message}\n\n${USAGE}`);
     process.exit(2);
   }
-  if (error instanceof ClientRecordError || error instanceof WranglerError) {
+  if (error instanceof ClientRecordError || error instanceof GenerationRecordError || error instanceof WranglerError) {
     process.stderr.write(`tollgate: ${error.message}\n`);
     process.exit(1);
   }

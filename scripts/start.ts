@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /**
  * `npm start [-- --port N] [-- --persist-to DIR]`: the Worker on http://localhost:8787 with local KV,
- * a generated dev signing key (.dev.vars, gitignored) and a seeded demo client whose credentials are
- * printed. Other arguments go to `wrangler dev`.
+ * a generated KEY_SEED (.dev.vars, gitignored; an older .dev.vars with SIGNING_KEY is kept as it is)
+ * and a seeded demo client whose credentials are printed. Other arguments go to `wrangler dev`.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync, appendFileSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { PROJECT_ROOT, kvPut } from "../cli/kv.ts";
 import { clientKey } from "../src/clients/record.ts";
 import { createClientRecord } from "../src/clients/manage.ts";
-import { generateSigningKey } from "../src/keys/generate.ts";
+import { generateKeySeed } from "../src/keys/generate.ts";
 import { unstable_readConfig } from "wrangler";
 import { startWorker } from "./dev-server.ts";
 import { startEchoOrigin } from "./echo-origin.ts";
@@ -30,12 +30,13 @@ const passThrough = tokens
   .filter((t) => !(t.kind === "option" && (t.name === "port" || t.name === "persist-to")))
   .flatMap((t) => (t.kind === "option" ? (t.value === undefined ? [t.rawName] : [t.rawName, t.value]) : t.kind === "positional" ? [t.value] : []));
 
-// 1. The dev signing key, made once into .dev.vars (gitignored), which wrangler dev reads.
+// 1. The dev key seed, made once into .dev.vars (gitignored), which wrangler dev reads. Keys then
+// rotate as in production (ROTATION_PERIOD; `tollgate keys rotate` works locally). A .dev.vars from
+// before KEY_SEED, holding SIGNING_KEY, is left as it is and signs as it did.
 const devVars = join(PROJECT_ROOT, ".dev.vars");
-if (!existsSync(devVars) || !/^SIGNING_KEY=/m.test(readFileSync(devVars, "utf8"))) {
-  const jwk = JSON.stringify(await generateSigningKey());
-  appendFileSync(devVars, `SIGNING_KEY='${jwk}'\n`);
-  console.log(`Generated a development signing key into .dev.vars (kid in the JWKS).`);
+if (!existsSync(devVars) || !/^(KEY_SEED|SIGNING_KEY)=/m.test(readFileSync(devVars, "utf8"))) {
+  appendFileSync(devVars, `KEY_SEED=${generateKeySeed()}\n`);
+  console.log(`Generated a development KEY_SEED into .dev.vars (signing keys derive from it; kids in the JWKS).`);
 }
 
 // 2. The demo client, seeded once per local state directory; its secret is kept beside that state.

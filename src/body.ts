@@ -1,25 +1,40 @@
 /**
  * Reads a request body up to a limit, refusing early: a declared Content-Length over the limit is
- * refused before reading, and a chunked body is cut off as soon as it passes the limit.
+ * refused before reading, and a chunked body is cut off as soon as it passes the limit. A body that
+ * stops arriving is given up on after BODY_DEADLINE_MS (a slow-loris client never holds a request).
  */
+import { OAuthError } from "./errors.ts";
+
+export const BODY_DEADLINE_MS = 10_000;
 
 /** Returns the body's bytes, or undefined when it is over `limit` (the caller chooses the error). */
-export async function readBodyCapped(request: Request, limit: number): Promise<Uint8Array | undefined> {
+export async function readBodyCapped(request: Request, limit: number, deadlineMs = BODY_DEADLINE_MS): Promise<Uint8Array | undefined> {
   const declared = request.headers.get("Content-Length");
   if (declared !== null && !(Number(declared) <= limit)) return undefined;
   if (!request.body) return new Uint8Array(0);
   const reader = request.body.getReader();
   const chunks: Uint8Array[] = [];
   let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel();
-      return undefined;
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new OAuthError("invalid_request", "the request body did not arrive in time", { status: 408 })), deadlineMs);
+  });
+  try {
+    for (;;) {
+      const { done, value } = await Promise.race([reader.read(), deadline]);
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) {
+        await reader.cancel();
+        return undefined;
+      }
+      chunks.push(value);
     }
-    chunks.push(value);
+  } catch (error) {
+    await reader.cancel().catch(() => {});
+    throw error;
+  } finally {
+    clearTimeout(timer);
   }
   const body = new Uint8Array(size);
   let offset = 0;

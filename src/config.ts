@@ -1,4 +1,5 @@
 import { parseGatewayRoutes, RouteConfigError, type GatewayRoute } from "./gateway/routes.ts";
+import { CLOCK_TOLERANCE_SECONDS, JWKS_MAX_AGE } from "./keys/schedule.ts";
 
 /**
  * The Worker's settings, parsed and validated once per isolate from `env` into a typed object.
@@ -14,6 +15,8 @@ export interface Config {
   maxAccessTokenTtl: number;
   /** GATEWAY_ROUTES, most specific first. */
   routes: GatewayRoute[];
+  /** Seconds; the epoch length of the KEY_SEED key schedule (src/keys/schedule.ts). */
+  rotationPeriod: number;
 }
 
 export class ConfigError extends Error {
@@ -32,6 +35,17 @@ function seconds(env: Record<string, unknown>, name: string, fallback: number): 
   const value = typeof raw === "number" ? raw : /^\d+$/.test(String(raw)) ? Number(raw) : NaN;
   if (!Number.isSafeInteger(value) || value < 1 || value > 86_400) {
     throw new ConfigError(`${name} must be whole seconds from 1 to 86400, got ${JSON.stringify(raw)}`);
+  }
+  return value;
+}
+
+/** ROTATION_PERIOD: whole seconds, a day by default, at most a year. */
+function rotationPeriod(env: Record<string, unknown>): number {
+  const raw = env.ROTATION_PERIOD;
+  if (raw === undefined || raw === "") return 86_400;
+  const value = typeof raw === "number" ? raw : /^\d+$/.test(String(raw)) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(value) || value < 1 || value > 31_536_000) {
+    throw new ConfigError(`ROTATION_PERIOD must be whole seconds from 1 to 31536000, got ${JSON.stringify(raw)}`);
   }
   return value;
 }
@@ -73,7 +87,17 @@ export function parseConfig(env: Record<string, unknown>): Config {
     if (error instanceof RouteConfigError) throw new ConfigError(error.message);
     throw error;
   }
-  return { issuer, defaultAudience, accessTokenTtl, maxAccessTokenTtl, routes };
+  const period = rotationPeriod(env);
+  // With KEY_SEED, a token signed in epoch e must expire (clock tolerance included) before its key
+  // leaves the JWKS when e + 2 begins, and the next key must be published longer than JWKS caches
+  // keep the set. Without KEY_SEED the period is unused and not held to this.
+  const minimumPeriod = maxAccessTokenTtl + JWKS_MAX_AGE + CLOCK_TOLERANCE_SECONDS;
+  if (typeof env.KEY_SEED === "string" && env.KEY_SEED !== "" && period < minimumPeriod) {
+    throw new ConfigError(
+      `ROTATION_PERIOD (${period} s) must be at least MAX_ACCESS_TOKEN_TTL (${maxAccessTokenTtl} s) + the JWKS max-age (${JWKS_MAX_AGE} s) + the clock tolerance (${CLOCK_TOLERANCE_SECONDS} s) = ${minimumPeriod} s`,
+    );
+  }
+  return { issuer, defaultAudience, accessTokenTtl, maxAccessTokenTtl, routes, rotationPeriod: period };
 }
 
 const cache = new WeakMap<object, Config>();

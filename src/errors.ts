@@ -4,7 +4,7 @@
  * learns; the internal `reason` goes to the log only.
  */
 
-/** RFC 6749 §5.2 error codes, RFC 8707's invalid_target, and the gateway's HTTP-level ones. */
+/** RFC 6749 §5.2 error codes, RFC 8707's invalid_target, RFC 7591's invalid_client_metadata, and the gateway's HTTP-level ones. */
 export type OAuthErrorCode =
   | "invalid_request"
   | "invalid_client"
@@ -13,6 +13,7 @@ export type OAuthErrorCode =
   | "unsupported_grant_type"
   | "invalid_scope"
   | "invalid_target"
+  | "invalid_client_metadata"
   | "not_found"
   | "bad_gateway"
   | "gateway_timeout"
@@ -95,7 +96,7 @@ export class BearerError extends Error {
   }
 }
 
-const noStore = { "Cache-Control": "no-store", Pragma: "no-cache" } as const;
+const noStore = { "Cache-Control": "no-store", Pragma: "no-cache", "X-Content-Type-Options": "nosniff" } as const;
 
 /** RFC 9110 §11.2: a quoted-string escapes `"` and `\`. */
 export function quoteHeaderValue(value: string): string {

@@ -6,6 +6,9 @@ import { ConfigError, getConfig } from "./config.ts";
 import { BearerError, bearerErrorResponse, logEvent, OAuthError, oauthErrorResponse } from "./errors.ts";
 import { jwks } from "./keys/jwks.ts";
 import { gateway } from "./gateway/route.ts";
+import { introspection } from "./lifecycle/introspect.ts";
+import { revocation } from "./lifecycle/revoke.ts";
+import { admin } from "./admin/route.ts";
 import { metadata } from "./metadata.ts";
 import { token } from "./token/route.ts";
 
@@ -21,12 +24,13 @@ function realmOf(env: Env): string {
 }
 
 app.route("/", token);
+app.route("/", revocation);
+app.route("/", introspection);
 app.route("/", jwks);
 app.route("/", metadata);
+app.route("/", admin);
 // Last: every other path is the gateway's.
 app.route("/", gateway);
-
-app.notFound((c) => oauthErrorResponse(new OAuthError("not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`)));
 
 app.onError((error, c) => {
   const path = new URL(c.req.url).pathname;

@@ -16,6 +16,13 @@ metadata.get("/.well-known/oauth-authorization-server", (c) => {
       jwks_uri: `${issuer}/.well-known/jwks.json`,
       grant_types_supported: ["client_credentials"],
       token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      // RFC 8414 §2: revocation (RFC 7009) and introspection (RFC 7662) authenticate as /token does.
+      revocation_endpoint: `${issuer}/revoke`,
+      revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      introspection_endpoint: `${issuer}/introspect`,
+      introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      // RFC 8414 §2 / RFC 7591: the admin API (an access token with the tollgate:admin scope).
+      registration_endpoint: `${issuer}/register`,
       // RFC 8414 §2 requires this member; there is no authorization endpoint, so no response types.
       response_types_supported: [],
       // The JWT access-token profile (RFC 9068) signs with ES256 only.

@@ -103,3 +103,29 @@ describe("A configuration error in the Worker", () => {
     expect(((await res.json()) as { issuer: string }).issuer).toBe(env.ISSUER);
   });
 });
+
+describe("ROTATION_PERIOD (the KEY_SEED key schedule)", () => {
+  const seeded = { ...base, KEY_SEED: "any-seed" };
+
+  it("is a day by default and reads whole seconds", () => {
+    expect(parseConfig(base).rotationPeriod).toBe(86_400);
+    expect(parseConfig({ ...base, ROTATION_PERIOD: "604800" }).rotationPeriod).toBe(604_800);
+  });
+
+  it.each([["0"], ["-5"], ["1.5"], ["1d"], ["31536001"]])("refuses %s, naming ROTATION_PERIOD", (value) => {
+    expect(configError({ ...base, ROTATION_PERIOD: value }).message).toContain("ROTATION_PERIOD");
+  });
+
+  it("must be at least MAX_ACCESS_TOKEN_TTL + JWKS max-age 300 + clock tolerance 30 under KEY_SEED", () => {
+    const error = configError({ ...seeded, MAX_ACCESS_TOKEN_TTL: "3600", ROTATION_PERIOD: "3929" });
+    expect(error.message).toContain("ROTATION_PERIOD");
+    expect(error.message).toContain("MAX_ACCESS_TOKEN_TTL");
+    expect(parseConfig({ ...seeded, MAX_ACCESS_TOKEN_TTL: "3600", ROTATION_PERIOD: "3930" }).rotationPeriod).toBe(3930);
+    expect(configError({ ...seeded, MAX_ACCESS_TOKEN_TTL: "86400" }).message).toContain("ROTATION_PERIOD");
+  });
+
+  it("is not held to that without KEY_SEED (SIGNING_KEY alone does not use it)", () => {
+    expect(parseConfig({ ...base, MAX_ACCESS_TOKEN_TTL: "86400" }).rotationPeriod).toBe(86_400);
+    expect(parseConfig({ ...base, KEY_SEED: "", ROTATION_PERIOD: "60" }).rotationPeriod).toBe(60);
+  });
+});

@@ -46,6 +46,23 @@ describe("RFC 8414 §3 authorization server metadata", () => {
     expect((await metadata()).token_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post"]);
   });
 
+  it("points revocation_endpoint (RFC 7009) and introspection_endpoint (RFC 7662) at endpoints that answer POST only", async () => {
+    const body = await metadata();
+    expect(body.revocation_endpoint).toBe(`${body.issuer as string}/revoke`);
+    expect(body.introspection_endpoint).toBe(`${body.issuer as string}/introspect`);
+    for (const endpoint of [body.revocation_endpoint, body.introspection_endpoint]) {
+      const res = await exports.default.fetch(endpoint as string, { method: "GET" });
+      expect(res.status).toBe(405);
+      expect(res.headers.get("Allow")).toBe("POST");
+    }
+  });
+
+  it("lists the same client authentication methods for revocation and introspection as for /token", async () => {
+    const body = await metadata();
+    expect(body.revocation_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post"]);
+    expect(body.introspection_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post"]);
+  });
+
   it("carries the REQUIRED response_types_supported and announces ES256 access tokens", async () => {
     const body = await metadata();
     expect(body.response_types_supported).toEqual([]);

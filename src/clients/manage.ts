@@ -15,6 +15,8 @@ export interface ClientChanges {
   default_audience?: string | null;
   token_ttl?: number | null;
   disabled?: boolean;
+  /** RFC 7662: whether the client may introspect other clients' tokens. */
+  introspect_any?: boolean;
 }
 
 /** The default grace period for the old secret after a rotation. */
@@ -42,6 +44,7 @@ function apply(record: ClientRecord, changes: ClientChanges): ClientRecord {
   if (changes.default_audience !== undefined) next.default_audience = changes.default_audience;
   if (changes.token_ttl !== undefined) next.token_ttl = changes.token_ttl;
   if (changes.disabled !== undefined) next.disabled = changes.disabled;
+  if (changes.introspect_any !== undefined) next.introspect_any = changes.introspect_any;
   return next;
 }
 
@@ -64,6 +67,7 @@ export async function createClientRecord(
       grant_types: ["client_credentials"],
       token_ttl: null,
       disabled: false,
+      introspect_any: false,
       secrets: [{ id, hash: await hashClientSecret(secret), created_at: now, expires_at: null }],
       created_at: now,
       updated_at: now,

@@ -31,6 +31,8 @@ export interface ClientRecord {
   /** Token lifetime in seconds; null = the Worker's ACCESS_TOKEN_TTL. Capped by MAX_ACCESS_TOKEN_TTL. */
   token_ttl: number | null;
   disabled: boolean;
+  /** RFC 7662: may introspect every token of this issuer, not only its own. Absent in older records: false. */
+  introspect_any: boolean;
   secrets: StoredSecret[];
   created_at: number;
   updated_at: number;
@@ -118,6 +120,9 @@ export function validateClientRecord(value: unknown): ClientRecord {
     fail("token_ttl", `must be null or whole seconds from 1 to ${MAX_RECORD_TTL}`);
   }
   if (typeof v.disabled !== "boolean") fail("disabled", "must be true or false");
+  // Records written before the field existed lack it; anything present must be a boolean.
+  const introspectAny = v.introspect_any === undefined ? false : v.introspect_any;
+  if (typeof introspectAny !== "boolean") fail("introspect_any", "must be true or false");
   if (!Array.isArray(v.secrets)) fail("secrets", "must be an array");
   const ids = new Set<string>();
   const secrets = v.secrets.map((s: unknown, i: number): StoredSecret => {
@@ -151,6 +156,7 @@ export function validateClientRecord(value: unknown): ClientRecord {
     grant_types: grantTypes as GrantType[],
     token_ttl: ttl as number | null,
     disabled: v.disabled,
+    introspect_any: introspectAny,
     secrets,
     created_at: epoch(v.created_at, "created_at"),
     updated_at: epoch(v.updated_at, "updated_at"),

@@ -2,7 +2,7 @@
  * Reads client records from Workers KV (docs/storage.md) and authenticates a client against them.
  */
 import { OAuthError } from "../errors.ts";
-import { clientKey, validateClientRecord, type ClientRecord } from "./record.ts";
+import { clientKey, isValidClientId, validateClientRecord, type ClientRecord } from "./record.ts";
 import { DUMMY_SECRET_HASH, secretIdOf, verifyClientSecret } from "./secret.ts";
 import { isKnownGoodSecret, rememberGoodSecret, secretCacheKey } from "./secret-cache.ts";
 
@@ -10,11 +10,16 @@ import { isKnownGoodSecret, rememberGoodSecret, secretCacheKey } from "./secret-
 const parsed = new Map<string, ClientRecord>();
 const PARSED_MAX_ENTRIES = 1024;
 
-/** The record for `clientId`, or null. KV unreachable → 503; a corrupt record → 500, both logged. */
-export async function loadClient(kv: KVNamespace, clientId: string): Promise<ClientRecord | null> {
+/**
+ * The record for `clientId`, or null. KV unreachable → 503; a corrupt record → 500, both logged.
+ * `cacheTtl` bounds how long KV's edge cache may answer with an older value (default 60 s).
+ */
+export async function loadClient(kv: KVNamespace, clientId: string, options: { cacheTtl?: number } = {}): Promise<ClientRecord | null> {
+  // An id no record can have is unknown without asking KV (whose keys stop at 512 bytes).
+  if (!isValidClientId(clientId)) return null;
   let value: string | null;
   try {
-    value = await kv.get(clientKey(clientId), "text");
+    value = await kv.get(clientKey(clientId), options.cacheTtl === undefined ? { type: "text" } : { type: "text", cacheTtl: options.cacheTtl });
   } catch (error) {
     throw new OAuthError("temporarily_unavailable", "the client store is unavailable, try again later", {
       reason: `KV read failed: ${(error as Error).message}`,

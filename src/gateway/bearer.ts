@@ -3,16 +3,17 @@
  * the RFC 8725 rules, and the route's scopes.
  * @see https://www.rfc-editor.org/rfc/rfc9068#section-4
  */
-import { errors, jwtVerify, type JWTHeaderParameters, type JWTPayload } from "jose";
+import { errors, jwtVerify, type JWSHeaderParameters, type JWTPayload } from "jose";
 import { BearerError } from "../errors.ts";
+import { CLOCK_TOLERANCE_SECONDS } from "../keys/schedule.ts";
 import type { SigningKeys } from "../keys/signing.ts";
 import type { AccessTokenClaims } from "../token/mint.ts";
 import { getVerifiedToken, hasAudience, rememberVerifiedToken } from "./token-cache.ts";
 
 /** Tokens longer than this are refused before any decoding (SECURITY.md item 15). Ours are ~600 bytes. */
 export const MAX_TOKEN_LENGTH = 4096;
-/** Clock skew allowed between the edge that signed and the edge that checks. */
-export const CLOCK_TOLERANCE_SECONDS = 30;
+/** Clock skew allowed between the edge that signed and the edge that checks (defined beside the key schedule, which depends on it). */
+export { CLOCK_TOLERANCE_SECONDS };
 
 /** RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
 const BEARER = /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;
@@ -59,8 +60,13 @@ export async function verifyAccessToken(token: string, keys: SigningKeys, option
   return claims;
 }
 
-async function verifyUncached(token: string, keys: SigningKeys, options: VerifyOptions): Promise<AccessTokenClaims> {
-  const resolveKey = (header: JWTHeaderParameters): CryptoKey => {
+/**
+ * The verification key a JWS header names: one of this issuer's keys by `kid`, nothing else.
+ * Throws BearerError invalid_token otherwise.
+ * @see https://www.rfc-editor.org/rfc/rfc8725#section-3.10
+ */
+export function keyResolver(keys: SigningKeys): (header: JWSHeaderParameters) => CryptoKey {
+  return (header) => {
     // RFC 8725 §3.10: never follow key references from the token itself.
     for (const member of ["jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"] as const) {
       if (header[member] !== undefined) throw invalid(`header carries ${member}`);
@@ -69,9 +75,12 @@ async function verifyUncached(token: string, keys: SigningKeys, options: VerifyO
     if (!key) throw invalid(`unknown kid ${JSON.stringify(String(header.kid).slice(0, 64))}`);
     return key;
   };
+}
+
+async function verifyUncached(token: string, keys: SigningKeys, options: VerifyOptions): Promise<AccessTokenClaims> {
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(token, resolveKey, {
+    ({ payload } = await jwtVerify(token, keyResolver(keys), {
       algorithms: ["ES256"],
       typ: "at+jwt",
       issuer: options.issuer,

@@ -13,6 +13,7 @@ import { IDENTITY_HEADERS } from "./headers.ts";
 import { normalizePath, rawPathOf } from "./path.ts";
 import { proxyRequest } from "./proxy.ts";
 import { findRoute, requiredScopes } from "./routes.ts";
+import { checkTokenStatus } from "./token-status.ts";
 
 /** Form bodies on protected routes are read (up to this size) to refuse a token sent in them. */
 const MAX_FORM_BODY_BYTES = 64 * 1024;
@@ -29,7 +30,7 @@ gateway.all("*", async (c) => {
   const url = new URL(request.url);
   const path = normalizePath(rawPathOf(request.url));
   const route = findRoute(config.routes, url.hostname.toLowerCase(), path);
-  if (!route) throw new OAuthError("not_found", `no route for ${path}`);
+  if (!route) throw new OAuthError("not_found", `no route for ${path.slice(0, 200)}`);
 
   const set: Record<string, string> = {
     "X-Forwarded-Proto": url.protocol.slice(0, -1),
@@ -57,6 +58,8 @@ gateway.all("*", async (c) => {
       throw error;
     });
     const claims = await verifyAccessToken(token, keys, { issuer: config.issuer, audience: route.audience!, maxLifetime: config.maxAccessTokenTtl });
+    // Revoked, or its client disabled or deleted: the signature cannot say (token-status.ts).
+    await checkTokenStatus(c.env.CLIENTS, claims);
     checkScopes(claims, requiredScopes(route, request.method));
     if (route.rateLimit) {
       const limiter = (c.env as unknown as Record<string, RateLimit | undefined>)[route.rateLimit];

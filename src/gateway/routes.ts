@@ -38,7 +38,7 @@ const MAX_TIMEOUT_MS = 300_000;
 const FIELDS = new Set(["prefix", "host", "origin", "service", "public", "audience", "scopes", "method_scopes", "strip_prefix", "timeout_ms", "keep_authorization", "websocket", "origin_auth", "rate_limit"]);
 const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 /** Paths the Worker serves itself; a route may not shadow them. */
-const RESERVED = ["/token", "/.well-known"];
+const RESERVED = ["/token", "/revoke", "/introspect", "/register", "/.well-known"];
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 export class RouteConfigError extends Error {

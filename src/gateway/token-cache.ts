@@ -1,41 +1,45 @@
 /**
  * Per-isolate memory of access tokens this isolate has already verified (as Envoy's jwt_authn
  * cache does), so a client re-using its token pays a map lookup instead of an ES256 verify.
- * Keyed by the exact token string and tied to the key set that verified it: a rotation that
- * changes the keys starts afresh. An entry ends at the token's `exp`; the audience is checked
- * again on every hit, since routes differ in what they accept.
+ * Keyed by the exact token string and tied to the key that verified it: an entry is used only while
+ * the key set in use still holds that very key under that kid. A key set that changes around it (an
+ * epoch of the KEY_SEED schedule begins, a rotation publishes more keys) keeps the entry; a key that
+ * leaves the set (retired, or the secret changed) takes its tokens with it. An entry ends at the
+ * token's `exp`; the audience is checked again on every hit, since routes differ in what they accept.
  */
+import { decodeProtectedHeader } from "jose";
 import type { SigningKeys } from "../keys/signing.ts";
 import type { AccessTokenClaims } from "../token/mint.ts";
 
 export const TOKEN_CACHE_MAX_ENTRIES = 4096;
 
-const caches = new WeakMap<SigningKeys, Map<string, AccessTokenClaims>>();
-
-function cacheFor(keys: SigningKeys): Map<string, AccessTokenClaims> {
-  let cache = caches.get(keys);
-  if (!cache) {
-    cache = new Map();
-    caches.set(keys, cache);
-  }
-  return cache;
+interface Entry {
+  claims: AccessTokenClaims;
+  kid: string;
+  /** The verification key (by identity: keys are imported once per isolate). */
+  key: CryptoKey;
 }
 
-/** Claims of a token verified before and not yet expired, or undefined. */
+const cache = new Map<string, Entry>();
+
+/** Claims of a token verified before with a key still in `keys`, and not yet expired; or undefined. */
 export function getVerifiedToken(keys: SigningKeys, token: string, nowSeconds: number): AccessTokenClaims | undefined {
-  const cache = cacheFor(keys);
-  const claims = cache.get(token);
-  if (!claims) return undefined;
-  if (claims.exp <= nowSeconds) {
+  const entry = cache.get(token);
+  if (!entry) return undefined;
+  if (entry.claims.exp <= nowSeconds) {
     cache.delete(token);
     return undefined;
   }
-  return claims;
+  return keys.verifiers.get(entry.kid) === entry.key ? entry.claims : undefined;
 }
 
+/** Remembers a token `verifyAccessToken` has just verified with `keys`. */
 export function rememberVerifiedToken(keys: SigningKeys, token: string, claims: AccessTokenClaims): void {
-  const cache = cacheFor(keys);
-  cache.set(token, claims);
+  const { kid } = decodeProtectedHeader(token);
+  const key = typeof kid === "string" ? keys.verifiers.get(kid) : undefined;
+  if (!key) return;
+  cache.delete(token);
+  cache.set(token, { claims, kid: kid as string, key });
   // Insertion order is age order: drop the oldest beyond the bound.
   if (cache.size > TOKEN_CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value!);
 }

@@ -1,15 +1,18 @@
 /**
- * GET /.well-known/jwks.json: the public halves of every configured key (RFC 7517 §5).
+ * GET /.well-known/jwks.json: the public halves of every key in use (RFC 7517 §5): with KEY_SEED the
+ * current, next and retired keys of the schedule, else every SIGNING_KEY key.
  */
 import { Hono } from "hono";
 import { OAuthError } from "../errors.ts";
+import { JWKS_MAX_AGE } from "./schedule.ts";
 import { getSigningKeys, SigningKeyError } from "./signing.ts";
 
 /**
- * Resource servers may cache the set this long. Rotation publishes a new key at least this long
- * before it signs (README, "Rotate signing keys").
+ * Resource servers may cache the set this long (300 s). Rotation publishes a new key at least this
+ * long before it signs: KEY_SEED's schedule a whole ROTATION_PERIOD before (README, "Rotate signing
+ * keys"). Defined beside the schedule, which config.ts holds ROTATION_PERIOD to.
  */
-export const JWKS_MAX_AGE = 300;
+export { JWKS_MAX_AGE };
 
 export const jwks = new Hono<{ Bindings: Env }>();
 

@@ -1,9 +1,18 @@
 /**
- * Signing keys: the `SIGNING_KEY` Worker secret holds one private P-256 JWK with a `kid`, or a
- * JWK Set `{"keys": [...]}` whose first key signs and whose others are published only (the next
- * key ahead of a rotation, or a retired one until its tokens expire). Imported once per isolate.
+ * Signing keys, from one of two Worker secrets:
+ * - `KEY_SEED`: keys derived per generation and epoch (derive.ts) on the schedule of schedule.ts,
+ *   which rotates them with no operator step. If `SIGNING_KEY` is set too, it stands for
+ *   generation 0 until `tollgate keys rotate` moves to generation 1 (the migration path).
+ * - `SIGNING_KEY` alone: one private P-256 JWK with a `kid`, or a JWK Set `{"keys": [...]}` whose
+ *   first key signs and whose others are published only (rotated by hand).
+ * Keys are imported once per isolate.
  */
-import { importJWK, type JWK } from "jose";
+import { base64url, importJWK, type JWK } from "jose";
+import { getConfig } from "../config.ts";
+import { deriveSigningKey, type DerivedKey } from "./derive.ts";
+import { GENERATION_KEY, GenerationRecordError } from "./generation.ts";
+import { readGenerationRecord } from "./generation-store.ts";
+import { generationRetention, keyRefId, planKeys, type GenerationRecord, type KeyPlan, type KeyRef } from "./schedule.ts";
 
 export interface SigningKeys {
   /** The key that signs new tokens. */
@@ -38,7 +47,7 @@ function checkPrivateJWK(value: unknown, index: number): JWK & { kid: string; d:
 
 /** Parses and imports the key material; throws SigningKeyError naming what is wrong. */
 export async function importSigningKeys(raw: string | undefined): Promise<SigningKeys> {
-  if (!raw) throw new SigningKeyError("SIGNING_KEY is not set (wrangler secret put SIGNING_KEY)");
+  if (!raw) throw new SigningKeyError("neither KEY_SEED nor SIGNING_KEY is set (tollgate keys seed | wrangler secret put KEY_SEED)");
   let parsed: unknown;
   try {
     parsed = JSON.parse(raw);
@@ -75,15 +84,121 @@ export async function importSigningKeys(raw: string | undefined): Promise<Signin
 
 let cached: { raw: string | undefined; keys: Promise<SigningKeys> } | undefined;
 
-/** The imported keys for this secret value, imported once per isolate (and again only if it changes). */
-export function getSigningKeys(env: { SIGNING_KEY?: string }): Promise<SigningKeys> {
-  if (!cached || cached.raw !== env.SIGNING_KEY) {
-    const keys = importSigningKeys(env.SIGNING_KEY);
-    cached = { raw: env.SIGNING_KEY, keys };
+/** SIGNING_KEY imported, once per isolate (and again only if it changes). */
+function getStaticSigningKeys(raw: string | undefined): Promise<SigningKeys> {
+  if (!cached || cached.raw !== raw) {
+    const keys = importSigningKeys(raw);
+    cached = { raw, keys };
     // A failed import is not cached: the next request tries again and logs again.
     keys.catch(() => {
       if (cached?.keys === keys) cached = undefined;
     });
   }
   return cached.keys;
+}
+
+/** KEY_SEED must carry at least this many bytes (256 bits) from a CSPRNG. */
+export const KEY_SEED_MIN_BYTES = 32;
+
+/** KEY_SEED decoded; throws SigningKeyError naming it (never echoing it). */
+export function parseKeySeed(raw: string): Uint8Array {
+  const value = raw.trim();
+  let seed: Uint8Array | undefined;
+  if (/^[A-Za-z0-9_-]+$/.test(value) && value.length <= 1024) {
+    try {
+      seed = base64url.decode(value);
+    } catch {
+      seed = undefined;
+    }
+  }
+  if (!seed) throw new SigningKeyError("KEY_SEED is not base64url (make one with `tollgate keys seed`)");
+  if (seed.length < KEY_SEED_MIN_BYTES) throw new SigningKeyError(`KEY_SEED has ${seed.length} bytes, fewer than ${KEY_SEED_MIN_BYTES} (make one with \`tollgate keys seed\`)`);
+  return seed;
+}
+
+/**
+ * Per isolate, for the current KEY_SEED: derived keys by (generation, epoch), so an epoch change
+ * derives the one new key, and assembled key sets by plan, so every request under the same plan
+ * gets the same object. A new seed starts both afresh.
+ */
+const DERIVED_KEYS_KEPT = 16;
+const PLANS_KEPT = 4;
+let seeded: { raw: string; seed: Uint8Array; keys: Map<string, Promise<DerivedKey>>; plans: Map<string, Promise<SigningKeys>> } | undefined;
+
+function seedState(raw: string): NonNullable<typeof seeded> {
+  if (seeded?.raw !== raw) seeded = { raw, seed: parseKeySeed(raw), keys: new Map(), plans: new Map() };
+  return seeded;
+}
+
+/** Adds `value` under `id`, forgetting it if it fails and the oldest entry beyond `limit`. */
+function remember<T>(map: Map<string, Promise<T>>, id: string, value: Promise<T>, limit: number): Promise<T> {
+  map.set(id, value);
+  value.catch(() => {
+    if (map.get(id) === value) map.delete(id);
+  });
+  if (map.size > limit) map.delete(map.keys().next().value!);
+  return value;
+}
+
+function getDerivedKey(state: NonNullable<typeof seeded>, ref: Extract<KeyRef, { kind: "derived" }>): Promise<DerivedKey> {
+  const id = keyRefId(ref);
+  return state.keys.get(id) ?? remember(state.keys, id, deriveSigningKey(state.seed, ref.generation, ref.epoch), DERIVED_KEYS_KEPT);
+}
+
+async function assembleKeys(plan: KeyPlan, state: NonNullable<typeof seeded>, rawStatic: string | undefined): Promise<SigningKeys> {
+  const verifiers = new Map<string, CryptoKey>();
+  const jwks: JWK[] = [];
+  let signer: SigningKeys["signer"] | undefined;
+  for (const ref of plan.published) {
+    const isSigner = keyRefId(ref) === keyRefId(plan.signer);
+    if (ref.kind === "static") {
+      const imported = await getStaticSigningKeys(rawStatic);
+      if (isSigner) signer = imported.signer;
+      for (const jwk of imported.jwks.keys) {
+        if (verifiers.has(jwk.kid!)) throw new SigningKeyError(`SIGNING_KEY kid ${jwk.kid} is also a KEY_SEED kid`);
+        verifiers.set(jwk.kid!, imported.verifiers.get(jwk.kid!)!);
+        jwks.push(jwk);
+      }
+    } else {
+      const key = await getDerivedKey(state, ref);
+      if (isSigner) signer = { kid: key.kid, key: key.privateKey };
+      if (verifiers.has(key.kid)) throw new SigningKeyError(`KEY_SEED kid ${key.kid} is also a SIGNING_KEY kid`);
+      verifiers.set(key.kid, key.publicKey);
+      jwks.push(key.publicJWK);
+    }
+  }
+  return { signer: signer!, verifiers, jwks: { keys: jwks } };
+}
+
+/** The KEY_SEED schedule's keys at `now` (schedule.ts), with SIGNING_KEY as generation 0 if set. */
+async function getScheduledKeys(env: Env, rawSeed: string, now: number): Promise<SigningKeys> {
+  const config = getConfig(env);
+  const state = seedState(rawSeed);
+  const rawStatic = env.SIGNING_KEY || undefined;
+  let record: GenerationRecord;
+  try {
+    record = await readGenerationRecord(env.CLIENTS);
+  } catch (error) {
+    if (error instanceof GenerationRecordError) throw new SigningKeyError(`${error.message}: rewrite it with \`tollgate keys rotate\` (docs/storage.md, ${GENERATION_KEY})`);
+    throw error;
+  }
+  const plan = planKeys(now, record, {
+    period: config.rotationPeriod,
+    retention: generationRetention(config.maxAccessTokenTtl),
+    staticGenerationZero: rawStatic !== undefined,
+  });
+  // The signer is the first published key, so the list names the plan.
+  const id = `${plan.published.map(keyRefId).join(",")}|${rawStatic ?? ""}`;
+  return state.plans.get(id) ?? remember(state.plans, id, assembleKeys(plan, state, rawStatic), PLANS_KEPT);
+}
+
+/**
+ * The keys to sign and verify with at `now` (epoch seconds): KEY_SEED's schedule if it is set,
+ * else SIGNING_KEY as it is. Throws SigningKeyError (503) when neither is usable, ConfigError when
+ * ROTATION_PERIOD is wrong.
+ */
+export function getSigningKeys(env: Env, now = Math.floor(Date.now() / 1000)): Promise<SigningKeys> {
+  const rawSeed = env.KEY_SEED as string | undefined;
+  if (!rawSeed) return getStaticSigningKeys(env.SIGNING_KEY);
+  return getScheduledKeys(env, rawSeed, now);
 }

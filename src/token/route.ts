@@ -5,12 +5,11 @@
 import { Hono } from "hono";
 import { getConfig } from "../config.ts";
 import { logEvent, OAuthError } from "../errors.ts";
+import { authenticateFormRequest } from "../clients/authenticate-request.ts";
 import { isValidAudience, parseScope, type ClientRecord } from "../clients/record.ts";
-import { authenticateClient, loadClient } from "../clients/store.ts";
 import { getSigningKeys, SigningKeyError } from "../keys/signing.ts";
-import { checkFailureBlock, clientAddress, countFailure, enforceLimit, failureKey } from "../limits.ts";
-import { invalidClient, parseClientAuthentication } from "./client-auth.ts";
-import { readTokenForm, type TokenForm } from "./form.ts";
+import { enforceLimit } from "../limits.ts";
+import type { TokenForm } from "./form.ts";
 import { mintAccessToken } from "./mint.ts";
 
 export const token = new Hono<{ Bindings: Env }>();
@@ -46,33 +45,20 @@ function chooseAudience(record: ClientRecord, form: TokenForm, fallback: string)
 
 token.post("/token", async (c) => {
   const config = getConfig(c.env);
-  const address = clientAddress(c.req.raw.headers);
-  await enforceLimit(c.env.TOKEN_IP_LIMITER, address, "token requests per address");
-  const form = await readTokenForm(c.req.raw);
-  const credentials = parseClientAuthentication(c.req.raw.headers, form, config.issuer);
-  const failures = failureKey(credentials.clientId, address);
-  checkFailureBlock(failures);
-  const grantType = form.get("grant_type");
-  if (grantType === undefined) throw new OAuthError("invalid_request", "grant_type is required");
-  if (grantType !== "client_credentials") {
-    throw new OAuthError("unsupported_grant_type", "only the client_credentials grant is supported");
-  }
-  // Fail before the PBKDF2 work if no token could be signed anyway.
-  const keys = await getSigningKeys(c.env).catch((error: unknown) => {
-    if (error instanceof SigningKeyError) {
-      throw new OAuthError("temporarily_unavailable", "the token service cannot sign tokens right now", { reason: error.message });
+  const { client, form, method, prepared: keys, now } = await authenticateFormRequest(c.req.raw, c.env, config.issuer, (form) => {
+    const grantType = form.get("grant_type");
+    if (grantType === undefined) throw new OAuthError("invalid_request", "grant_type is required");
+    if (grantType !== "client_credentials") {
+      throw new OAuthError("unsupported_grant_type", "only the client_credentials grant is supported");
     }
-    throw error;
+    // Fail before the PBKDF2 work if no token could be signed anyway.
+    return getSigningKeys(c.env).catch((error: unknown) => {
+      if (error instanceof SigningKeyError) {
+        throw new OAuthError("temporarily_unavailable", "the token service cannot sign tokens right now", { reason: error.message });
+      }
+      throw error;
+    });
   });
-
-  const now = Math.floor(Date.now() / 1000);
-  const record = await loadClient(c.env.CLIENTS, credentials.clientId);
-  const auth = await authenticateClient(record, credentials.clientSecret, now);
-  if (!auth.ok) {
-    await countFailure(c.env.TOKEN_FAILURE_LIMITER, failures);
-    throw invalidClient(config.issuer, `${auth.reason} (client_id ${JSON.stringify(credentials.clientId)})`);
-  }
-  const client = auth.record;
   await enforceLimit(c.env.TOKEN_CLIENT_LIMITER, client.client_id, "tokens issued per client");
   if (!client.grant_types.includes("client_credentials")) {
     throw new OAuthError("unauthorized_client", "this client may not use the client_credentials grant");
@@ -88,7 +74,7 @@ token.post("/token", async (c) => {
     lifetime,
     now,
   });
-  logEvent("token_issued", { client_id: client.client_id, auth_method: credentials.method, scope: claims.scope ?? "", aud: claims.aud, jti: claims.jti, exp: claims.exp });
+  logEvent("token_issued", { client_id: client.client_id, auth_method: method, scope: claims.scope ?? "", aud: claims.aud, jti: claims.jti, exp: claims.exp });
   const body: Record<string, unknown> = { access_token: accessToken, token_type: "Bearer", expires_in: lifetime };
   if (claims.scope) body.scope = claims.scope;
   return c.json(body, 200, { "Cache-Control": "no-store", Pragma: "no-cache" });

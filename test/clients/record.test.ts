@@ -9,6 +9,7 @@ import {
   parseScope,
   validateClientRecord,
 } from "../../src/clients/record.ts";
+import { createClientRecord, updateClientRecord } from "../../src/clients/manage.ts";
 
 const ORDERS = "https://api.tollgate.test/orders";
 
@@ -94,6 +95,8 @@ describe("validateClientRecord", () => {
     }
 
     it("disabled not a boolean", () => expectFieldError((r) => (r.disabled = "false"), "disabled"));
+    it("introspect_any a string", () => expectFieldError((r) => (r.introspect_any = "true"), "introspect_any"));
+    it("introspect_any null", () => expectFieldError((r) => (r.introspect_any = null), "introspect_any"));
     it("secrets not an array", () => expectFieldError((r) => (r.secrets = {}), "secrets"));
     it("secrets[0].id not base64url", () => expectFieldError((r) => ((r.secrets as Record<string, unknown>[])[0]!.id = "a.b"), "secrets[0].id"));
     it("secrets[1].id a duplicate", () =>
@@ -170,5 +173,30 @@ describe("describeClient", () => {
     const shown = describeClient(parsed);
     expect(JSON.stringify(shown)).not.toContain(parsed.secrets[0]!.hash);
     expect(shown.secrets).toEqual([{ id: parsed.secrets[0]!.id, created_at: parsed.secrets[0]!.created_at, expires_at: null }]);
+  });
+});
+
+describe("introspect_any (RFC 7662: who may introspect other clients' tokens)", () => {
+  it("defaults to false for a record written before the field existed", async () => {
+    const record = await validRecord();
+    expect(record).not.toHaveProperty("introspect_any");
+    expect(validateClientRecord(record).introspect_any).toBe(false);
+  });
+
+  it("keeps true and false as stored", async () => {
+    expect(validateClientRecord({ ...(await validRecord()), introspect_any: true }).introspect_any).toBe(true);
+    expect(validateClientRecord({ ...(await validRecord()), introspect_any: false }).introspect_any).toBe(false);
+  });
+
+  it("is false for a new client unless asked, and changed by an update only when given", async () => {
+    const { record } = await createClientRecord("rs-default", { scope: "a" }, 1000);
+    expect(record.introspect_any).toBe(false);
+    const { record: rs } = await createClientRecord("rs", { scope: "a", introspect_any: true }, 1000);
+    expect(rs.introspect_any).toBe(true);
+    expect(updateClientRecord(rs, { name: "renamed" }, 1001).introspect_any).toBe(true);
+    const off = updateClientRecord(rs, { introspect_any: false }, 1002);
+    expect(off.introspect_any).toBe(false);
+    expect(off.updated_at).toBe(1002);
+    expect(updateClientRecord(off, { introspect_any: true }, 1003).introspect_any).toBe(true);
   });
 });

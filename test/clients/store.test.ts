@@ -1,3 +1,4 @@
+import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   basic,
@@ -72,7 +73,7 @@ describe("RFC 6749 §5.2 invalid_client, indistinguishable failures (SECURITY.md
     expect((await requestToken(active)).status).toBe(200);
   });
 
-  it("pays exactly one PBKDF2 of 100,000 iterations on every path, failed or not (CWE-208)", async () => {
+  it("pays exactly one PBKDF2 of 100,000 iterations on every failing path, as on a first success (CWE-208)", async () => {
     const active = await seedClient();
     const disabled = await seedClient({ disabled: true });
     const expired = await seedClient({ secrets: [{ expires_at: nowSeconds() - 10 }] });
@@ -116,8 +117,6 @@ describe("RFC 6749 §5.2 invalid_client, indistinguishable failures (SECURITY.md
     expect((await requestToken(client)).status).toBe(200);
   });
 });
-
-describe.todo("Brute force limits per client_id and per IP → 429 with Retry-After (SECURITY.md item 17: not implemented)");
 
 describe("PBKDF2 iteration cap on stored hashes (SECURITY.md item 24)", () => {
   async function seedWithIterations(iterations: number) {
@@ -194,6 +193,16 @@ describe("Corrupt client records", () => {
     await putClientRecord({ ...seeded.record, client_id: seeded.client_id, default_scopes: ["not-allowed"] });
     vi.spyOn(console, "log").mockImplementation(() => {});
     const res = await requestToken(seeded);
+    expect(res.status).toBe(500);
+    const body = (await res.json()) as Record<string, unknown>;
+    expect(body.error).toBe("server_error");
+    expect(body).not.toHaveProperty("access_token");
+  });
+  it("answers a JSON 500 server_error, not a 503, for a stored value that is not JSON", async () => {
+    const clientId = `corrupt-${crypto.randomUUID()}`;
+    await env.CLIENTS.put(`client:${clientId}`, "{not json");
+    vi.spyOn(console, "log").mockImplementation(() => {});
+    const res = await requestToken({ client_id: clientId, client_secret: "s1.x" });
     expect(res.status).toBe(500);
     const body = (await res.json()) as Record<string, unknown>;
     expect(body.error).toBe("server_error");

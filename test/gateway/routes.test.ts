@@ -131,7 +131,7 @@ describe("parseGatewayRoutes: every error names the field", () => {
     expectRefused([{ prefix: "/api", service, audience: AUDIENCE }], "GATEWAY_ROUTES[0].service");
   });
 
-  it.each(["/token", "/token/", "/token/x", "/.well-known", "/.well-known/jwks.json", "/.well-known/oauth-authorization-server"])(
+  it.each(["/token", "/token/", "/token/x", "/revoke", "/revoke/x", "/introspect", "/introspect/", "/.well-known", "/.well-known/jwks.json", "/.well-known/oauth-authorization-server"])(
     "refuses the prefix %j, which overlaps a path Tollgate serves",
     (prefix) => {
       expectRefused([route({ prefix })], "GATEWAY_ROUTES[0].prefix", /overlaps/);

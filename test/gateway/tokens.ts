@@ -5,6 +5,7 @@
  */
 import { env } from "cloudflare:workers";
 import { base64url, importJWK, type JWK } from "jose";
+import { clientKey, isValidClientId } from "../../src/clients/record.ts";
 
 /** The audience of every protected test route but /other-aud (vitest.config.ts). */
 export const AUDIENCE = "https://api.tollgate.test";
@@ -95,12 +96,43 @@ export interface MintOptions {
   keyIndex?: number;
 }
 
-/** A token Tollgate would accept on /api (ES256, typ at+jwt, the signer's kid), unless overridden. */
+/**
+ * The gateway refuses a token whose client has no record or a disabled one (token-status.ts): this
+ * stores an enabled record without secrets for `clientId`, unless a record exists (a test that
+ * disabled or deleted it keeps it so). Not a string or not a valid id: nothing to store.
+ */
+export async function ensureTokenClient(clientId: unknown): Promise<void> {
+  if (typeof clientId !== "string" || !isValidClientId(clientId)) return;
+  if ((await env.CLIENTS.get(clientKey(clientId))) !== null) return;
+  const now = nowSeconds();
+  const record = {
+    client_id: clientId,
+    name: "gateway test client",
+    allowed_scopes: [],
+    default_scopes: [],
+    allowed_audiences: [],
+    default_audience: null,
+    grant_types: ["client_credentials"],
+    token_ttl: null,
+    disabled: false,
+    secrets: [],
+    created_at: now,
+    updated_at: now,
+  };
+  await env.CLIENTS.put(clientKey(clientId), JSON.stringify(record));
+}
+
+/**
+ * A token Tollgate would accept on /api (ES256, typ at+jwt, the signer's kid), unless overridden;
+ * its client is stored (ensureTokenClient) so the gateway's status check passes.
+ */
 export async function mintToken(options: MintOptions = {}): Promise<string> {
   const key = await testKey(options.keyIndex ?? 0);
   const header: Record<string, unknown> = { alg: "ES256", typ: "at+jwt", kid: key.kid, ...options.header };
   for (const [name, value] of Object.entries(header)) if (value === undefined) delete header[name];
-  return forgeJWS(header, accessTokenClaims(options.claims), (input) => es256(key.privateKey, input));
+  const claims = accessTokenClaims(options.claims);
+  await ensureTokenClient(claims.client_id);
+  return forgeJWS(header, claims, (input) => es256(key.privateKey, input));
 }
 
 /** Replaces the signature of a compact JWS. */

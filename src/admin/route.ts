@@ -1,0 +1,219 @@
+/**
+ * Client management over HTTP for automation, in the shape of RFC 7591 (dynamic registration) and
+ * RFC 7592 (management): POST /register, GET/PUT/DELETE /register/{client_id}. Every call needs an
+ * access token from this issuer for the audience `<issuer>/register` with the `tollgate:admin`
+ * scope; the first admin client comes from the CLI. The rules are the CLI's (src/clients/manage.ts).
+ * @see https://www.rfc-editor.org/rfc/rfc7591#section-3
+ * @see https://www.rfc-editor.org/rfc/rfc7592#section-2
+ */
+import { Hono, type Context } from "hono";
+import { readBodyCapped } from "../body.ts";
+import { getConfig } from "../config.ts";
+import { BearerError, logEvent, OAuthError } from "../errors.ts";
+import { checkScopes, extractBearerToken, verifyAccessToken } from "../gateway/bearer.ts";
+import { checkTokenStatus } from "../gateway/token-status.ts";
+import { getSigningKeys, SigningKeyError } from "../keys/signing.ts";
+import { clientKey, ClientRecordError, describeClient, isValidClientId, type ClientRecord } from "../clients/record.ts";
+import { createClientRecord, updateClientRecord, type ClientChanges } from "../clients/manage.ts";
+import { loadClient } from "../clients/store.ts";
+import type { AccessTokenClaims } from "../token/mint.ts";
+
+export const ADMIN_SCOPE = "tollgate:admin";
+const MAX_BODY_BYTES = 16 * 1024;
+
+export const admin = new Hono<{ Bindings: Env }>();
+
+/** The audience admin tokens must carry: the registration endpoint itself (RFC 8707). */
+export const adminAudience = (issuer: string): string => `${issuer}/register`;
+
+async function authorize(c: Context<{ Bindings: Env }>): Promise<AccessTokenClaims> {
+  const config = getConfig(c.env);
+  const token = extractBearerToken(c.req.raw.headers);
+  if (token === undefined) throw new BearerError(undefined, "an access token with the tollgate:admin scope is required");
+  const keys = await getSigningKeys(c.env).catch((error: unknown) => {
+    if (error instanceof SigningKeyError) throw new OAuthError("temporarily_unavailable", "token verification is unavailable", { reason: error.message });
+    throw error;
+  });
+  const claims = await verifyAccessToken(token, keys, { issuer: config.issuer, audience: adminAudience(config.issuer), maxLifetime: config.maxAccessTokenTtl });
+  // A revoked admin token, or one of a disabled or deleted client, is refused here as at the gateway.
+  await checkTokenStatus(c.env.CLIENTS, claims);
+  checkScopes(claims, [ADMIN_SCOPE]);
+  return claims;
+}
+
+function invalidMetadata(description: string): OAuthError {
+  // RFC 7591 §3.2.2
+  return new OAuthError("invalid_client_metadata", description);
+}
+
+const KNOWN = new Set(["client_id", "client_secret", "client_name", "scope", "default_scope", "grant_types", "token_endpoint_auth_method", "audience", "default_audience", "access_token_ttl", "disabled", "introspect_any"]);
+
+/** RFC 7591 §2 metadata (plus Tollgate's own members) → the CLI's change set. */
+function changesFrom(body: Record<string, unknown>): ClientChanges {
+  for (const key of Object.keys(body)) {
+    if (!KNOWN.has(key)) throw invalidMetadata(`${key} is not a supported client metadata field`);
+  }
+  const changes: ClientChanges = {};
+  const string = (name: string): string | undefined => {
+    const v = body[name];
+    if (v === undefined) return undefined;
+    if (typeof v !== "string") throw invalidMetadata(`${name} must be a string`);
+    return v;
+  };
+  const name = string("client_name");
+  if (name !== undefined) changes.name = name;
+  const scope = string("scope");
+  if (scope !== undefined) changes.scope = scope;
+  const defaultScope = string("default_scope");
+  if (defaultScope !== undefined) changes.default_scope = defaultScope;
+  if (body.grant_types !== undefined) {
+    if (!Array.isArray(body.grant_types) || body.grant_types.some((g) => g !== "client_credentials")) {
+      throw invalidMetadata('grant_types may only be ["client_credentials"]');
+    }
+  }
+  const method = string("token_endpoint_auth_method");
+  if (method !== undefined && method !== "client_secret_basic" && method !== "client_secret_post") {
+    throw invalidMetadata("token_endpoint_auth_method must be client_secret_basic or client_secret_post");
+  }
+  if (body.audience !== undefined) {
+    if (!Array.isArray(body.audience) || !body.audience.every((a) => typeof a === "string")) throw invalidMetadata("audience must be an array of URIs");
+    changes.audiences = body.audience as string[];
+  }
+  if (body.default_audience !== undefined) {
+    if (body.default_audience !== null && typeof body.default_audience !== "string") throw invalidMetadata("default_audience must be a URI or null");
+    changes.default_audience = body.default_audience as string | null;
+  }
+  if (body.access_token_ttl !== undefined) {
+    if (body.access_token_ttl !== null && !Number.isSafeInteger(body.access_token_ttl)) throw invalidMetadata("access_token_ttl must be whole seconds or null");
+    changes.token_ttl = body.access_token_ttl as number | null;
+  }
+  for (const flag of ["disabled", "introspect_any"] as const) {
+    if (body[flag] !== undefined) {
+      if (typeof body[flag] !== "boolean") throw invalidMetadata(`${flag} must be true or false`);
+      changes[flag] = body[flag] as boolean;
+    }
+  }
+  return changes;
+}
+
+async function readJSON(request: Request): Promise<Record<string, unknown>> {
+  if (!/^application\/json\b/i.test(request.headers.get("Content-Type") ?? "")) {
+    throw new OAuthError("invalid_request", "the request body must be application/json");
+  }
+  const bytes = await readBodyCapped(request, MAX_BODY_BYTES);
+  if (!bytes) throw new OAuthError("invalid_request", `the request body exceeds ${MAX_BODY_BYTES} bytes`, { status: 413 });
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new OAuthError("invalid_request", "the request body is not JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw invalidMetadata("the client metadata must be a JSON object");
+  return value as Record<string, unknown>;
+}
+
+/** RFC 7591 §3.2.1 / RFC 7592 §3: the client information response (never a stored hash). */
+function clientInformation(issuer: string, record: ClientRecord): Record<string, unknown> {
+  const { client_id, name, allowed_scopes, default_scopes, allowed_audiences, default_audience, grant_types, token_ttl, disabled, created_at, ...rest } = record;
+  return {
+    client_id,
+    client_id_issued_at: created_at,
+    client_secret_expires_at: 0,
+    client_name: name,
+    scope: allowed_scopes.join(" "),
+    default_scope: default_scopes.join(" "),
+    grant_types,
+    token_endpoint_auth_method: "client_secret_basic",
+    audience: allowed_audiences,
+    default_audience,
+    access_token_ttl: token_ttl,
+    disabled,
+    introspect_any: (rest as { introspect_any?: boolean }).introspect_any ?? false,
+    secrets: describeClient(record).secrets,
+    registration_client_uri: `${issuer}/register/${encodeURIComponent(client_id)}`,
+  };
+}
+
+const noStore = { "Cache-Control": "no-store", Pragma: "no-cache" };
+
+function rulesError(error: unknown): never {
+  if (error instanceof ClientRecordError) throw invalidMetadata(error.message);
+  throw error;
+}
+
+async function writeRecord(kv: KVNamespace, record: ClientRecord): Promise<void> {
+  try {
+    await kv.put(clientKey(record.client_id), JSON.stringify(record));
+  } catch (error) {
+    throw new OAuthError("temporarily_unavailable", "the client store is unavailable, try again later", { reason: `KV write failed: ${(error as Error).message}` });
+  }
+}
+
+admin.post("/register", async (c) => {
+  const claims = await authorize(c);
+  const { issuer } = getConfig(c.env);
+  const body = await readJSON(c.req.raw);
+  const requestedId = body.client_id;
+  if (requestedId !== undefined && (typeof requestedId !== "string" || !isValidClientId(requestedId))) {
+    throw invalidMetadata("client_id must be 1-128 visible ASCII characters without spaces");
+  }
+  if (body.client_secret !== undefined) throw invalidMetadata("client_secret is generated by the server");
+  const clientId = (requestedId as string | undefined) ?? crypto.randomUUID();
+  if (await loadClient(c.env.CLIENTS, clientId)) throw invalidMetadata(`client ${clientId} already exists`);
+  const { record, clientSecret } = await createClientRecord(clientId, changesFrom(body), Math.floor(Date.now() / 1000)).catch(rulesError);
+  await writeRecord(c.env.CLIENTS, record);
+  logEvent("client_registered", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
+  return c.json({ ...clientInformation(issuer, record), client_secret: clientSecret }, 201, noStore);
+});
+
+admin.on(["GET", "PUT", "DELETE"], "/register/:client_id", async (c) => {
+  const claims = await authorize(c);
+  const { issuer } = getConfig(c.env);
+  const clientId = c.req.param("client_id");
+  const record = await loadClient(c.env.CLIENTS, clientId);
+  // RFC 7592 §2.1: an unknown client is answered as unauthorized, not as absent.
+  if (!record) throw new BearerError("invalid_token", "no such client for this token", { reason: `unknown client ${clientId}` });
+  if (c.req.method === "GET") return c.json(clientInformation(issuer, record), 200, noStore);
+  if (c.req.method === "DELETE") {
+    try {
+      await c.env.CLIENTS.delete(clientKey(clientId));
+    } catch (error) {
+      throw new OAuthError("temporarily_unavailable", "the client store is unavailable, try again later", { reason: `KV delete failed: ${(error as Error).message}` });
+    }
+    logEvent("client_deleted", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
+    return c.body(null, 204, noStore);
+  }
+  const body = await readJSON(c.req.raw);
+  // RFC 7592 §2.2: the body carries the client_id, and may not choose a secret.
+  if (body.client_id !== clientId) throw invalidMetadata("client_id in the body must match the URL");
+  if (body.client_secret !== undefined) throw invalidMetadata("client_secret cannot be set; rotate it with the CLI");
+  // RFC 7592 §2.2: PUT replaces the metadata; a field left out goes back to its default.
+  const changes: ClientChanges = {
+    name: clientId,
+    scope: "",
+    audiences: [],
+    default_audience: null,
+    token_ttl: null,
+    disabled: false,
+    introspect_any: false,
+    ...changesFrom(body),
+  };
+  changes.default_scope ??= changes.scope;
+  const updated = (() => {
+    try {
+      return updateClientRecord(record, changes, Math.floor(Date.now() / 1000));
+    } catch (error) {
+      return rulesError(error);
+    }
+  })();
+  await writeRecord(c.env.CLIENTS, updated);
+  logEvent("client_updated", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
+  return c.json(clientInformation(issuer, updated), 200, noStore);
+});
+
+admin.all("/register", () => {
+  throw new OAuthError("invalid_request", "registration accepts only POST", { status: 405, headers: { Allow: "POST" } });
+});
+admin.all("/register/:client_id", () => {
+  throw new OAuthError("invalid_request", "client management accepts GET, PUT and DELETE", { status: 405, headers: { Allow: "GET, PUT, DELETE" } });
+});

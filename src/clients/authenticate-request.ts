@@ -1,0 +1,54 @@
+/**
+ * The client authentication every form endpoint shares (/token, /revoke, /introspect), in one order:
+ * the per-address limit, the form, the credentials, the failure block, the endpoint's own checks,
+ * and only then the secret (one PBKDF2), counting a failure against the client and address.
+ * @see https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1
+ * @see https://www.rfc-editor.org/rfc/rfc7009#section-2.1
+ * @see https://www.rfc-editor.org/rfc/rfc7662#section-2.1
+ */
+import { checkFailureBlock, clientAddress, countFailure, enforceLimit, failureKey } from "../limits.ts";
+import { invalidClient, parseClientAuthentication, type ClientAuthMethod } from "../token/client-auth.ts";
+import { readTokenForm, type TokenForm } from "../token/form.ts";
+import type { ClientRecord } from "./record.ts";
+import { authenticateClient, loadClient } from "./store.ts";
+
+export interface AuthenticatedRequest<T> {
+  /** The authenticated, enabled client. */
+  client: ClientRecord;
+  method: ClientAuthMethod;
+  form: TokenForm;
+  /** What the endpoint's `prepare` returned. */
+  prepared: T;
+  /** Epoch seconds at which the secret was checked. */
+  now: number;
+}
+
+/**
+ * Authenticates the client of a form request, or throws the endpoint's error (400, 401
+ * invalid_client with a Basic challenge, 413, 429, 503). `prepare` runs the endpoint's cheap checks
+ * (required parameters, signing keys) before the PBKDF2 work, so a request that would fail anyway
+ * costs none; what it returns comes back as `prepared`.
+ */
+export async function authenticateFormRequest<T>(
+  request: Request,
+  env: Env,
+  realm: string,
+  prepare: (form: TokenForm) => T | Promise<T>,
+): Promise<AuthenticatedRequest<T>> {
+  const address = clientAddress(request.headers);
+  await enforceLimit(env.TOKEN_IP_LIMITER, address, "token service requests per address");
+  const form = await readTokenForm(request);
+  const credentials = parseClientAuthentication(request.headers, form, realm);
+  const failures = failureKey(credentials.clientId, address);
+  checkFailureBlock(failures);
+  const prepared = await prepare(form);
+
+  const now = Math.floor(Date.now() / 1000);
+  const record = await loadClient(env.CLIENTS, credentials.clientId);
+  const auth = await authenticateClient(record, credentials.clientSecret, now);
+  if (!auth.ok) {
+    await countFailure(env.TOKEN_FAILURE_LIMITER, failures);
+    throw invalidClient(realm, `${auth.reason} (client_id ${JSON.stringify(credentials.clientId)})`);
+  }
+  return { client: auth.record, method: credentials.method, form, prepared, now };
+}

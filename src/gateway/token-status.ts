@@ -1,0 +1,95 @@
+/**
+ * Whether a verified access token may still be used: it is not revoked (`revoked:{jti}`) and its
+ * client still exists and is enabled (`client:{client_id}`), docs/storage.md. A signature says
+ * nothing about either, so the gateway asks KV, and remembers both answers in this isolate, by jti
+ * and by client id, whether they allowed or refused, for REVOCATION_CHECK_SECONDS.
+ *
+ * Worst case from a revocation or a disabled client to a refusal at every location, once KV's
+ * central store has the write: KV_CACHE_TTL_SECONDS (KV's edge cache) + REVOCATION_CHECK_SECONDS
+ * (this cache) = 40 s. README, "Revocation and disabled clients at the gateway".
+ *
+ * When KV fails, the last answer is kept for STALE_GRACE_SECONDS past its refresh time; after that,
+ * or with no answer at all, the request fails closed: 503, never passed.
+ */
+import { BearerError, logEvent, OAuthError } from "../errors.ts";
+import { loadClient } from "../clients/store.ts";
+import { isRevoked, KV_CACHE_TTL_SECONDS } from "../lifecycle/revoked.ts";
+import type { AccessTokenClaims } from "../token/mint.ts";
+
+/** How long an answer is used before KV is asked again. */
+export const REVOCATION_CHECK_SECONDS = 10;
+/** How long past its refresh time an answer stands in while KV fails. */
+export const STALE_GRACE_SECONDS = 60;
+/** Entries per cache (jti, client id); the oldest refreshed goes first. */
+export const STATUS_CACHE_MAX_ENTRIES = 4096;
+
+type ClientStatus = "active" | "disabled" | "deleted";
+
+interface Entry<T> {
+  value: T;
+  /** Epoch milliseconds of the KV read that gave `value` (taken before the read). */
+  checkedAt: number;
+}
+
+const revokedByJti = new Map<string, Entry<boolean>>();
+const clientsById = new Map<string, Entry<ClientStatus>>();
+
+function remember<T>(cache: Map<string, Entry<T>>, key: string, entry: Entry<T>): void {
+  // Map keeps insertion order: a refreshed entry moves to the end, the bound drops the front.
+  cache.delete(key);
+  cache.set(key, entry);
+  while (cache.size > STATUS_CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value!);
+}
+
+/** The cached answer while fresh; else KV's; else, while KV fails, the last one within the grace. */
+async function lookUp<T>(cache: Map<string, Entry<T>>, key: string, now: number, read: () => Promise<T>): Promise<T> {
+  const entry = cache.get(key);
+  if (entry && now - entry.checkedAt < REVOCATION_CHECK_SECONDS * 1000) return entry.value;
+  try {
+    const value = await read();
+    remember(cache, key, { value, checkedAt: now });
+    return value;
+  } catch (error) {
+    // Only an unreachable store (503) may be bridged; a corrupt record stays the 500 it is.
+    if (!(error instanceof OAuthError) || error.status !== 503) throw error;
+    const age = entry ? now - entry.checkedAt : Infinity;
+    if (age < (REVOCATION_CHECK_SECONDS + STALE_GRACE_SECONDS) * 1000) {
+      logEvent("token_status_stale", { level: "error", key, age_ms: age, reason: error.reason });
+      return entry!.value;
+    }
+    throw new OAuthError("temporarily_unavailable", "the token's status cannot be checked right now, try again later", {
+      reason: `${error.reason ?? error.message}; no answer for ${key} within ${REVOCATION_CHECK_SECONDS + STALE_GRACE_SECONDS} s`,
+    });
+  }
+}
+
+async function readClientStatus(kv: KVNamespace, clientId: string): Promise<ClientStatus> {
+  const record = await loadClient(kv, clientId, { cacheTtl: KV_CACHE_TTL_SECONDS });
+  return record === null ? "deleted" : record.disabled ? "disabled" : "active";
+}
+
+/**
+ * Throws BearerError invalid_token when the token is revoked or its client is disabled or deleted,
+ * OAuthError 503 when that cannot be known (see above). `now` is epoch milliseconds.
+ * @see https://www.rfc-editor.org/rfc/rfc6750#section-3.1
+ */
+export async function checkTokenStatus(kv: KVNamespace, claims: Pick<AccessTokenClaims, "jti" | "client_id">, now = Date.now()): Promise<void> {
+  const [revoked, client] = await Promise.allSettled([
+    lookUp(revokedByJti, `jti ${claims.jti}`, now, () => isRevoked(kv, claims.jti, { cacheTtl: KV_CACHE_TTL_SECONDS })),
+    lookUp(clientsById, `client ${claims.client_id}`, now, () => readClientStatus(kv, claims.client_id)),
+  ]);
+  // A known refusal wins over an unknown answer: the request fails either way, this one says why.
+  const refusal =
+    revoked.status === "fulfilled" && revoked.value
+      ? "token revoked"
+      : client.status === "fulfilled" && client.value !== "active"
+        ? `client ${client.value}`
+        : undefined;
+  if (refusal) {
+    throw new BearerError("invalid_token", "the access token has been revoked", {
+      reason: `${refusal} (client ${JSON.stringify(claims.client_id)}, jti ${claims.jti})`,
+    });
+  }
+  if (revoked.status === "rejected") throw revoked.reason;
+  if (client.status === "rejected") throw client.reason;
+}

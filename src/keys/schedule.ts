@@ -1,0 +1,108 @@
+/**
+ * The key schedule under KEY_SEED: which derived key signs and which are published at a given
+ * second. A pure function of the time, ROTATION_PERIOD and the `keys:generation` record, so every
+ * isolate that agrees on those agrees on the keys; nothing is stored or written on a schedule.
+ *
+ * Time is cut into epochs of ROTATION_PERIOD seconds. In epoch e, generation g:
+ * - key(g, e) signs;
+ * - key(g, e + 1) is published a whole period before it signs (the next key);
+ * - key(g, e - 1) stays published a whole period after it stopped signing (the retired key), longer
+ *   than any token it signed can live, since ROTATION_PERIOD >= MAX_ACCESS_TOKEN_TTL + JWKS_MAX_AGE
+ *   + CLOCK_TOLERANCE_SECONDS (config.ts).
+ * `tollgate keys rotate` moves to generation g + 1 at `since`: before it both generations' sets are
+ * published, after it generation g's current and retired keys stay published for generationRetention.
+ */
+
+/**
+ * Clock skew allowed between the edge that signed and the edge that checks: the gateway's
+ * `clockTolerance` (src/gateway/bearer.ts), and part of ROTATION_PERIOD's minimum and of
+ * generationRetention. Defined here so the CLI reads it without the Worker's modules.
+ */
+export const CLOCK_TOLERANCE_SECONDS = 30;
+
+/**
+ * Resource servers may cache the JWKS this long (its Cache-Control max-age). The schedule publishes
+ * every key a whole ROTATION_PERIOD, at least this long, before it signs.
+ */
+export const JWKS_MAX_AGE = 300;
+
+/**
+ * The longest an isolate is assumed to go on with an older `keys:generation` record: 30 s in its own
+ * cache, 30 s in KV's edge cache (cacheTtl), and as much again for KV's propagation between
+ * locations. Within it a stale isolate still signs with the previous generation, so that generation
+ * stays published this much longer; `keys rotate` waits this long plus JWKS_MAX_AGE by default.
+ */
+export const GENERATION_PROPAGATION_SECONDS = 120;
+
+/** `tollgate keys rotate` without --in: every isolate has the record and every JWKS cache the new keys. */
+export const DEFAULT_ROTATE_IN_SECONDS = GENERATION_PROPAGATION_SECONDS + JWKS_MAX_AGE;
+
+/**
+ * KV `keys:generation` (docs/storage.md): generation `generation` signs from `since` (epoch
+ * seconds), generation - 1 before it. Absent: generation 0 since 0.
+ */
+export interface GenerationRecord {
+  generation: number;
+  since: number;
+}
+
+export const NO_ROTATION: GenerationRecord = { generation: 0, since: 0 };
+
+/** One key of the schedule: a derived key, or the static SIGNING_KEY set standing in for generation 0. */
+export type KeyRef = { kind: "derived"; generation: number; epoch: number } | { kind: "static" };
+
+export interface KeyPlan {
+  signer: KeyRef;
+  /** Every key to publish and accept, the signer first, each once. */
+  published: KeyRef[];
+}
+
+export interface ScheduleOptions {
+  /** ROTATION_PERIOD, seconds. */
+  period: number;
+  /** How long after `since` the previous generation's keys stay published (generationRetention). */
+  retention: number;
+  /** SIGNING_KEY is set beside KEY_SEED: it is generation 0 (the migration path, README). */
+  staticGenerationZero: boolean;
+}
+
+/**
+ * How long the previous generation stays published after `since`: the longest token it can have
+ * signed (MAX_ACCESS_TOKEN_TTL, by an isolate up to GENERATION_PROPAGATION_SECONDS late in seeing
+ * the record) plus the verifiers' clock tolerance.
+ */
+export function generationRetention(maxAccessTokenTtl: number): number {
+  return GENERATION_PROPAGATION_SECONDS + maxAccessTokenTtl + CLOCK_TOLERANCE_SECONDS;
+}
+
+export function epochOf(now: number, period: number): number {
+  return Math.floor(now / period);
+}
+
+export function keyRefId(ref: KeyRef): string {
+  return ref.kind === "static" ? "static" : `g=${ref.generation};e=${ref.epoch}`;
+}
+
+/** The keys of generation `generation` around epoch `epoch`: the given offsets (0 current, 1 next, -1 retired). */
+function generationKeys(generation: number, epoch: number, offsets: number[], options: ScheduleOptions): KeyRef[] {
+  if (generation === 0 && options.staticGenerationZero) return [{ kind: "static" }];
+  return offsets.map((offset) => ({ kind: "derived", generation, epoch: epoch + offset }));
+}
+
+/** The signer and the published keys at `now` (epoch seconds). */
+export function planKeys(now: number, record: GenerationRecord, options: ScheduleOptions): KeyPlan {
+  const epoch = epochOf(now, options.period);
+  const switched = now >= record.since;
+  const generation = switched ? record.generation : record.generation - 1;
+  const [signer, ...rest] = generationKeys(generation, epoch, [0, 1, -1], options);
+  const published: KeyRef[] = [signer!, ...rest];
+  if (!switched) {
+    // Before `since`: the coming generation is published while the current one signs.
+    published.push(...generationKeys(record.generation, epoch, [0, 1, -1], options));
+  } else if (record.generation > 0 && now < record.since + options.retention) {
+    // After `since`: the previous generation's tokens live on; its next key never signs.
+    published.push(...generationKeys(record.generation - 1, epoch, [0, -1], options));
+  }
+  const seen = new Set<string>();
+  return { signer: signer!, published: published.filter((ref) => !seen.has(keyRefId(ref)) && seen.add(keyRefId(ref))) };
+}

@@ -1,0 +1,273 @@
+/**
+ * The gateway refuses revoked tokens and every token of a disabled or deleted client: through the
+ * Worker's real entry point against a real origin, and the per-isolate status cache
+ * (src/gateway/token-status.ts) directly, with a KV of the test's own and time passed in.
+ */
+import { env } from "cloudflare:workers";
+import { decodeJwt } from "jose";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { BearerError, OAuthError } from "../../src/errors.ts";
+import { clientKey } from "../../src/clients/record.ts";
+import { revokedKey } from "../../src/lifecycle/revoked.ts";
+import {
+  checkTokenStatus,
+  REVOCATION_CHECK_SECONDS,
+  STALE_GRACE_SECONDS,
+  STATUS_CACHE_MAX_ENTRIES,
+} from "../../src/gateway/token-status.ts";
+import { fetchWithEnv, issueToken, putClientRecord, seedClient } from "../helpers.ts";
+import { captureLogEvents, expectRevocationOK, failingKV, revoke } from "../lifecycle/lifecycle.ts";
+import { expectInvalidToken, expectJSONError, expectOriginNotContacted, expectProxied, gatewayFetch, GATEWAY, marker, withBearer } from "./gateway.ts";
+import { mintToken } from "./tokens.ts";
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+const REVOKED = "the access token has been revoked";
+
+describe("Gateway: revoked tokens and tokens of disabled or deleted clients", () => {
+  it("refuses a revoked token with 401 invalid_token, and the origin is not contacted", async () => {
+    const client = await seedClient();
+    const { access_token } = await issueToken(client);
+    await expectRevocationOK(await revoke(client, access_token));
+    const mark = marker("revoked");
+    await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(access_token)), mark, REVOKED);
+  });
+
+  it("refuses every token of a disabled client, and serves them again once it is enabled and the check is redone", async () => {
+    const client = await seedClient();
+    const { access_token } = await issueToken(client);
+    await putClientRecord({ ...client.record, client_id: client.client_id, disabled: true });
+    const mark = marker("disabled");
+    await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(access_token)), mark, REVOKED);
+    // Enabled again: the refusal is remembered for REVOCATION_CHECK_SECONDS, then the next check reads KV.
+    await putClientRecord({ ...client.record, client_id: client.client_id, disabled: false });
+    await expect(checkTokenStatus(env.CLIENTS, decodeJwt(access_token) as { jti: string; client_id: string })).rejects.toBeInstanceOf(BearerError);
+    await expect(checkTokenStatus(env.CLIENTS, decodeJwt(access_token) as { jti: string; client_id: string }, Date.now() + REVOCATION_CHECK_SECONDS * 1000)).resolves.toBeUndefined();
+  });
+
+  it("refuses every token of a deleted client", async () => {
+    const client = await seedClient();
+    const { access_token } = await issueToken(client);
+    await env.CLIENTS.delete(clientKey(client.client_id));
+    const mark = marker("deleted");
+    await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(access_token)), mark, REVOKED);
+  });
+
+  it("refuses a revoked token before its scopes are looked at (401, not 403)", async () => {
+    const client = await seedClient();
+    const { access_token } = await issueToken(client, { scope: "orders:read" });
+    await expectRevocationOK(await revoke(client, access_token));
+    const mark = marker("revoked-post");
+    // POST /api needs orders:write, which this token lacks: revocation is reported first.
+    await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(access_token, { method: "POST", body: "{}" })), mark, REVOKED);
+  });
+
+  it("serves a token that is neither revoked nor of a disabled client (the check itself lets it through)", async () => {
+    const client = await seedClient();
+    const { access_token } = await issueToken(client);
+    const echo = await expectProxied(await gatewayFetch(`/api/${marker("ok")}`, withBearer(access_token)));
+    expect(echo.headers["x-tollgate-client-id"]).toBe(client.client_id);
+  });
+
+  it("refuses a token already in the verified-token cache once its status entry is gone (cache-hit path)", async () => {
+    const client = await seedClient();
+    const { access_token } = await issueToken(client);
+    await expectProxied(await gatewayFetch(`/api/${marker("warm")}`, withBearer(access_token)));
+    await expectRevocationOK(await revoke(client, access_token));
+    // Push this token's status entries out of the bounded caches; its signature stays cached.
+    const filler = fakeKV();
+    // (The fillers' clients do not exist, so each check refuses; both answers are remembered all the same.)
+    for (let i = 0; i < STATUS_CACHE_MAX_ENTRIES; i++) {
+      await checkTokenStatus(filler.kv, { jti: `filler-${i}-${crypto.randomUUID()}`, client_id: `filler-${i}-${crypto.randomUUID()}` }).catch(() => undefined);
+    }
+    expect(filler.reads).toHaveLength(2 * STATUS_CACHE_MAX_ENTRIES);
+    const mark = marker("hit");
+    await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(access_token)), mark, REVOKED);
+  });
+
+  it("answers 503 temporarily_unavailable, and never proxies, when KV is down and the token's status was never seen", async () => {
+    captureLogEvents();
+    const token = await mintToken();
+    const mark = marker("kv-down");
+    const res = await fetchWithEnv(`${GATEWAY}/api/${mark}`, withBearer(token), { CLIENTS: failingKV });
+    const body = await expectJSONError(res, 503, "temporarily_unavailable");
+    expect(JSON.stringify(body)).not.toContain("KV down");
+    await expectOriginNotContacted(mark);
+  });
+
+  it("serves a token checked moments ago from the isolate's memory, without asking KV", async () => {
+    const token = await mintToken();
+    await expectProxied(await gatewayFetch(`/api/${marker("first")}`, withBearer(token)));
+    // KV is down now, but the answer is younger than REVOCATION_CHECK_SECONDS.
+    await expectProxied(await fetchWithEnv(`${GATEWAY}/api/${marker("cached")}`, withBearer(token), { CLIENTS: failingKV }));
+  });
+});
+
+/** A KV namespace of the test's own: what it holds, every read (with its options), and a switch to fail. */
+function fakeKV() {
+  const values = new Map<string, string>();
+  const reads: { key: string; options: unknown }[] = [];
+  const state = { failing: false };
+  const kv = {
+    get: (key: string, options: unknown) => {
+      reads.push({ key, options });
+      if (state.failing) return Promise.reject(new Error("KV unreachable"));
+      return Promise.resolve(values.get(key) ?? null);
+    },
+  } as unknown as KVNamespace;
+  return {
+    kv,
+    reads,
+    state,
+    readsOf: (key: string) => reads.filter((r) => r.key === key).length,
+    putClient(clientId: string, disabled = false) {
+      values.set(clientKey(clientId), JSON.stringify({
+        client_id: clientId, name: "c", allowed_scopes: [], default_scopes: [], allowed_audiences: [], default_audience: null,
+        grant_types: ["client_credentials"], token_ttl: null, disabled, secrets: [], created_at: 1, updated_at: 1,
+      }));
+    },
+    revoke(jti: string) {
+      values.set(revokedKey(jti), JSON.stringify({ client_id: "x", exp: 2_000_000_000, revoked_at: 1 }));
+    },
+    deleteClient(clientId: string) {
+      values.delete(clientKey(clientId));
+    },
+  };
+}
+
+function subject() {
+  const id = crypto.randomUUID();
+  return { jti: `jti-${id}`, client_id: `client-${id}` };
+}
+
+const T0 = 1_900_000_000_000;
+const SECOND = 1000;
+
+describe("Status cache (token-status.ts), time passed in", () => {
+  it("reads revoked:{jti} and client:{id} with cacheTtl 30 (KV's minimum), once per REVOCATION_CHECK_SECONDS", async () => {
+    const kv = fakeKV();
+    const claims = subject();
+    kv.putClient(claims.client_id);
+    await checkTokenStatus(kv.kv, claims, T0);
+    expect(kv.reads).toEqual([
+      { key: revokedKey(claims.jti), options: { type: "text", cacheTtl: 30 } },
+      { key: clientKey(claims.client_id), options: { type: "text", cacheTtl: 30 } },
+    ]);
+    await checkTokenStatus(kv.kv, claims, T0 + REVOCATION_CHECK_SECONDS * SECOND - 1);
+    expect(kv.reads).toHaveLength(2);
+    await checkTokenStatus(kv.kv, claims, T0 + REVOCATION_CHECK_SECONDS * SECOND);
+    expect(kv.reads).toHaveLength(4);
+  });
+
+  it("notices a revocation at the first check after REVOCATION_CHECK_SECONDS, not before", async () => {
+    const kv = fakeKV();
+    const claims = subject();
+    kv.putClient(claims.client_id);
+    await checkTokenStatus(kv.kv, claims, T0);
+    kv.revoke(claims.jti);
+    await expect(checkTokenStatus(kv.kv, claims, T0 + 9_999)).resolves.toBeUndefined();
+    const refused = await checkTokenStatus(kv.kv, claims, T0 + 10_000).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(BearerError);
+    expect(refused).toMatchObject({ code: "invalid_token", status: 401, description: REVOKED });
+    expect((refused as BearerError).reason).toContain("token revoked");
+  });
+
+  it("notices a disabled client, then a deleted one, at the next check", async () => {
+    const kv = fakeKV();
+    const claims = subject();
+    kv.putClient(claims.client_id);
+    await checkTokenStatus(kv.kv, claims, T0);
+    kv.putClient(claims.client_id, true);
+    await expect(checkTokenStatus(kv.kv, claims, T0 + 5 * SECOND)).resolves.toBeUndefined();
+    await expect(checkTokenStatus(kv.kv, claims, T0 + 10 * SECOND)).rejects.toMatchObject({ code: "invalid_token", reason: expect.stringContaining("client disabled") });
+    kv.deleteClient(claims.client_id);
+    await expect(checkTokenStatus(kv.kv, claims, T0 + 20 * SECOND)).rejects.toMatchObject({ code: "invalid_token", reason: expect.stringContaining("client deleted") });
+  });
+
+  it("remembers refusals too, and lets a re-enabled client through at the next check", async () => {
+    const kv = fakeKV();
+    const claims = subject();
+    kv.putClient(claims.client_id, true);
+    await expect(checkTokenStatus(kv.kv, claims, T0)).rejects.toBeInstanceOf(BearerError);
+    kv.putClient(claims.client_id, false);
+    await expect(checkTokenStatus(kv.kv, claims, T0 + 9 * SECOND)).rejects.toBeInstanceOf(BearerError);
+    expect(kv.readsOf(clientKey(claims.client_id))).toBe(1);
+    await expect(checkTokenStatus(kv.kv, claims, T0 + 10 * SECOND)).resolves.toBeUndefined();
+    expect(kv.readsOf(clientKey(claims.client_id))).toBe(2);
+  });
+
+  it("shares the client answer between tokens of one client, and keeps jti answers apart", async () => {
+    const kv = fakeKV();
+    const a = subject();
+    const b = { jti: `jti-${crypto.randomUUID()}`, client_id: a.client_id };
+    kv.putClient(a.client_id);
+    kv.revoke(b.jti);
+    await checkTokenStatus(kv.kv, a, T0);
+    await expect(checkTokenStatus(kv.kv, b, T0)).rejects.toBeInstanceOf(BearerError);
+    expect(kv.readsOf(clientKey(a.client_id))).toBe(1);
+    await expect(checkTokenStatus(kv.kv, a, T0 + 1)).resolves.toBeUndefined();
+  });
+
+  it("keeps the last answer while KV fails, up to STALE_GRACE_SECONDS past its refresh time, then fails closed with 503", async () => {
+    const kv = fakeKV();
+    const claims = subject();
+    kv.putClient(claims.client_id);
+    await checkTokenStatus(kv.kv, claims, T0);
+    kv.state.failing = true;
+    const logs = captureLogEvents();
+    const lastStale = T0 + (REVOCATION_CHECK_SECONDS + STALE_GRACE_SECONDS) * SECOND - 1;
+    await expect(checkTokenStatus(kv.kv, claims, T0 + REVOCATION_CHECK_SECONDS * SECOND)).resolves.toBeUndefined();
+    await expect(checkTokenStatus(kv.kv, claims, lastStale)).resolves.toBeUndefined();
+    expect(logs().filter((e) => e.event === "token_status_stale").length).toBeGreaterThanOrEqual(2);
+    const closed = await checkTokenStatus(kv.kv, claims, lastStale + 1).catch((e: unknown) => e);
+    expect(closed).toBeInstanceOf(OAuthError);
+    expect(closed).toMatchObject({ code: "temporarily_unavailable", status: 503 });
+    // KV back: answers again, and the entry is fresh.
+    kv.state.failing = false;
+    await expect(checkTokenStatus(kv.kv, claims, lastStale + 2)).resolves.toBeUndefined();
+  });
+
+  it("keeps refusing a revoked token while KV fails (the stale answer is a refusal too)", async () => {
+    const kv = fakeKV();
+    const claims = subject();
+    kv.putClient(claims.client_id);
+    kv.revoke(claims.jti);
+    await expect(checkTokenStatus(kv.kv, claims, T0)).rejects.toBeInstanceOf(BearerError);
+    kv.state.failing = true;
+    captureLogEvents();
+    await expect(checkTokenStatus(kv.kv, claims, T0 + 30 * SECOND)).rejects.toBeInstanceOf(BearerError);
+    // Past the grace the revocation is no longer known, but the token is still not passed.
+    await expect(checkTokenStatus(kv.kv, claims, T0 + 71 * SECOND)).rejects.toMatchObject({ code: "temporarily_unavailable", status: 503 });
+  });
+
+  it("fails closed with 503 at once when KV fails and there is no earlier answer", async () => {
+    const kv = fakeKV();
+    kv.state.failing = true;
+    captureLogEvents();
+    await expect(checkTokenStatus(kv.kv, subject(), T0)).rejects.toMatchObject({ code: "temporarily_unavailable", status: 503 });
+  });
+
+  it("answers a corrupt client record with 500 server_error, never a pass", async () => {
+    const kv = fakeKV();
+    const claims = subject();
+    kv.putClient(claims.client_id);
+    (kv.kv as unknown as { get: unknown }).get = (key: string) => Promise.resolve(key.startsWith("client:") ? '{"client_id": 1}' : null);
+    await expect(checkTokenStatus(kv.kv, claims, T0)).rejects.toMatchObject({ code: "server_error", status: 500 });
+  });
+
+  it(`holds at most ${STATUS_CACHE_MAX_ENTRIES} entries per cache: the oldest is read again`, async () => {
+    const kv = fakeKV();
+    const first = subject();
+    kv.putClient(first.client_id);
+    await checkTokenStatus(kv.kv, first, T0);
+    for (let i = 0; i < STATUS_CACHE_MAX_ENTRIES; i++) {
+      const claims = { jti: `bound-${i}-${first.jti}`, client_id: first.client_id };
+      await checkTokenStatus(kv.kv, claims, T0 + 1);
+    }
+    expect(kv.readsOf(revokedKey(first.jti))).toBe(1);
+    await checkTokenStatus(kv.kv, first, T0 + 2);
+    expect(kv.readsOf(revokedKey(first.jti))).toBe(2);
+  });
+});
