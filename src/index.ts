@@ -2,6 +2,7 @@
  * Tollgate: the token service and the gateway in one Worker.
  */
 import { Hono } from "hono";
+import { auditEvent, type AppEnv } from "./audit.ts";
 import { ConfigError, getConfig } from "./config.ts";
 import { BearerError, bearerErrorResponse, logEvent, OAuthError, oauthErrorResponse } from "./errors.ts";
 import { jwks } from "./keys/jwks.ts";
@@ -12,7 +13,7 @@ import { admin } from "./admin/route.ts";
 import { metadata } from "./metadata.ts";
 import { token } from "./token/route.ts";
 
-const app = new Hono<{ Bindings: Env }>();
+const app = new Hono<AppEnv>();
 
 /** The realm in Bearer challenges: the issuer, whose tokens the gateway accepts. */
 function realmOf(env: Env): string {
@@ -34,13 +35,15 @@ app.route("/", gateway);
 
 app.onError((error, c) => {
   const path = new URL(c.req.url).pathname;
+  const audit = c.get("audit") ?? {};
   if (error instanceof OAuthError) {
     const level = error.status >= 500 ? "error" : "refused";
-    logEvent(path === "/token" ? "token_refused" : "request_refused", { level, path, error: error.code, reason: error.reason ?? error.description });
+    const event = path === "/token" ? "token_refused" : audit.route !== undefined ? "gateway_denied" : "request_refused";
+    auditEvent(c.env, event, { level, path, ...audit, error: error.code, reason: error.reason ?? error.description });
     return oauthErrorResponse(error);
   }
   if (error instanceof BearerError) {
-    logEvent("gateway_denied", { path, error: error.code ?? "no_token", reason: error.reason ?? error.description });
+    auditEvent(c.env, "gateway_denied", { path, ...audit, error: error.code ?? "no_token", reason: error.reason ?? error.description });
     return bearerErrorResponse(error, realmOf(c.env));
   }
   // Not ours: log it whole, answer without detail.

@@ -6,6 +6,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc7009#section-2.1
  * @see https://www.rfc-editor.org/rfc/rfc7662#section-2.1
  */
+import type { AuditContext } from "../audit.ts";
 import { checkFailureBlock, clientAddress, countFailure, enforceLimit, failureKey } from "../limits.ts";
 import { invalidClient, parseClientAuthentication, type ClientAuthMethod } from "../token/client-auth.ts";
 import { readTokenForm, type TokenForm } from "../token/form.ts";
@@ -34,11 +35,14 @@ export async function authenticateFormRequest<T>(
   env: Env,
   realm: string,
   prepare: (form: TokenForm) => T | Promise<T>,
+  audit: AuditContext = {},
 ): Promise<AuthenticatedRequest<T>> {
   const address = clientAddress(request.headers);
   await enforceLimit(env.TOKEN_IP_LIMITER, address, "token service requests per address");
   const form = await readTokenForm(request);
   const credentials = parseClientAuthentication(request.headers, form, realm);
+  // The claimed id, for the audit line of whatever follows (a refusal included).
+  audit.client_id = credentials.clientId.slice(0, 128);
   const failures = failureKey(credentials.clientId, address);
   checkFailureBlock(failures);
   const prepared = await prepare(form);

@@ -3,6 +3,7 @@
  * authorized (unless the route is explicitly public) and only then proxied to the route's origin.
  */
 import { Hono } from "hono";
+import { auditOf, countEvent, type AppEnv } from "../audit.ts";
 import { readBodyCapped } from "../body.ts";
 import { getConfig } from "../config.ts";
 import { BearerError, OAuthError } from "../errors.ts";
@@ -18,7 +19,7 @@ import { checkTokenStatus } from "./token-status.ts";
 /** Form bodies on protected routes are read (up to this size) to refuse a token sent in them. */
 const MAX_FORM_BODY_BYTES = 64 * 1024;
 
-export const gateway = new Hono<{ Bindings: Env }>();
+export const gateway = new Hono<AppEnv>();
 
 function hasTokenParameter(params: URLSearchParams): boolean {
   return params.has("access_token");
@@ -31,6 +32,8 @@ gateway.all("*", async (c) => {
   const path = normalizePath(rawPathOf(request.url));
   const route = findRoute(config.routes, url.hostname.toLowerCase(), path);
   if (!route) throw new OAuthError("not_found", `no route for ${path.slice(0, 200)}`);
+  const audit = auditOf(c);
+  audit.route = route.prefix;
 
   const set: Record<string, string> = {
     "X-Forwarded-Proto": url.protocol.slice(0, -1),
@@ -58,6 +61,9 @@ gateway.all("*", async (c) => {
       throw error;
     });
     const claims = await verifyAccessToken(token, keys, { issuer: config.issuer, audience: route.audience!, maxLifetime: config.maxAccessTokenTtl });
+    audit.client_id = claims.client_id;
+    audit.jti = claims.jti;
+    audit.scope = claims.scope;
     // Revoked, or its client disabled or deleted: the signature cannot say (token-status.ts).
     await checkTokenStatus(c.env.CLIENTS, claims);
     checkScopes(claims, requiredScopes(route, request.method));
@@ -70,6 +76,7 @@ gateway.all("*", async (c) => {
     set[IDENTITY_HEADERS.scope] = claims.scope ?? "";
     set[IDENTITY_HEADERS.tokenId] = claims.jti;
   }
+  countEvent(c.env, "gateway_allowed", audit);
   const query = url.search;
   return proxyRequest({ method: request.method, headers: request.headers, body, route, path, query, env: c.env as unknown as Record<string, unknown>, set });
 });

@@ -7,16 +7,17 @@
  * @see https://www.rfc-editor.org/rfc/rfc7662
  */
 import { Hono } from "hono";
+import { auditEvent, auditOf, type AppEnv } from "../audit.ts";
 import { authenticateFormRequest } from "../clients/authenticate-request.ts";
 import type { ClientRecord } from "../clients/record.ts";
 import { loadClient } from "../clients/store.ts";
 import { getConfig } from "../config.ts";
-import { logEvent, OAuthError } from "../errors.ts";
+import { OAuthError } from "../errors.ts";
 import type { AccessTokenClaims } from "../token/mint.ts";
 import { loadVerificationKeys, requireTokenParameter, verifyPresentedToken } from "./presented-token.ts";
 import { isRevoked, KV_CACHE_TTL_SECONDS } from "./revoked.ts";
 
-export const introspection = new Hono<{ Bindings: Env }>();
+export const introspection = new Hono<AppEnv>();
 
 const noStore = { "Cache-Control": "no-store", Pragma: "no-cache" } as const;
 
@@ -43,11 +44,11 @@ introspection.post("/introspect", async (c) => {
   const { client, prepared, now } = await authenticateFormRequest(c.req.raw, c.env, config.issuer, async (form) => ({
     token: requireTokenParameter(form),
     keys: await loadVerificationKeys(c.env),
-  }));
+  }), auditOf(c));
   // RFC 7662 §2.2: an inactive token gets "active": false and no other member, whatever the reason
   // (the reason goes to the log only, never to the caller).
   const inactive = (reason: string, claims?: AccessTokenClaims) => {
-    logEvent("introspection_inactive", { client_id: client.client_id, token_client_id: claims?.client_id, jti: claims?.jti, reason });
+    auditEvent(c.env, "introspection_inactive", { client_id: client.client_id, token_client_id: claims?.client_id, jti: claims?.jti, reason });
     return c.json({ active: false }, 200, noStore);
   };
 

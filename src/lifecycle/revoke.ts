@@ -5,13 +5,14 @@
  * @see https://www.rfc-editor.org/rfc/rfc7009
  */
 import { Hono } from "hono";
+import { auditEvent, auditOf, type AppEnv } from "../audit.ts";
 import { authenticateFormRequest } from "../clients/authenticate-request.ts";
 import { getConfig } from "../config.ts";
-import { logEvent, OAuthError } from "../errors.ts";
+import { OAuthError } from "../errors.ts";
 import { loadVerificationKeys, requireTokenParameter, verifyPresentedToken } from "./presented-token.ts";
 import { isStillAcceptable, recordRevocation } from "./revoked.ts";
 
-export const revocation = new Hono<{ Bindings: Env }>();
+export const revocation = new Hono<AppEnv>();
 
 const noStore = { "Cache-Control": "no-store", Pragma: "no-cache" } as const;
 
@@ -22,14 +23,14 @@ revocation.post("/revoke", async (c) => {
   const { client, prepared, now } = await authenticateFormRequest(c.req.raw, c.env, config.issuer, async (form) => ({
     token: requireTokenParameter(form),
     keys: await loadVerificationKeys(c.env),
-  }));
+  }), auditOf(c));
   // RFC 7009 §2.2: the body is ignored by the client; the status says it all.
   const revoked = () => c.body(null, 200, noStore);
 
   const presented = await verifyPresentedToken(prepared.token, prepared.keys, config.issuer);
   if (!presented.ok) {
     // RFC 7009 §2.2: an invalid token causes no error; the client cannot act on one.
-    logEvent("token_revocation_ignored", { client_id: client.client_id, reason: `not a token of this issuer: ${presented.reason}` });
+    auditEvent(c.env, "token_revocation_ignored", { client_id: client.client_id, reason: `not a token of this issuer: ${presented.reason}` });
     return revoked();
   }
   const { claims } = presented;
@@ -42,11 +43,11 @@ revocation.post("/revoke", async (c) => {
     });
   }
   if (!isStillAcceptable(claims.exp, now)) {
-    logEvent("token_revocation_ignored", { client_id: client.client_id, jti: claims.jti, reason: "expired: no gateway accepts it any more" });
+    auditEvent(c.env, "token_revocation_ignored", { client_id: client.client_id, jti: claims.jti, reason: "expired: no gateway accepts it any more" });
     return revoked();
   }
   const outcome = await recordRevocation(c.env.CLIENTS, claims, now);
-  logEvent(outcome === "revoked" ? "token_revoked" : "token_revocation_ignored", {
+  auditEvent(c.env, outcome === "revoked" ? "token_revoked" : "token_revocation_ignored", {
     client_id: client.client_id,
     jti: claims.jti,
     exp: claims.exp,

@@ -4,7 +4,8 @@
  */
 import { Hono } from "hono";
 import { getConfig } from "../config.ts";
-import { logEvent, OAuthError } from "../errors.ts";
+import { auditEvent, auditOf, type AppEnv } from "../audit.ts";
+import { OAuthError } from "../errors.ts";
 import { authenticateFormRequest } from "../clients/authenticate-request.ts";
 import { isValidAudience, parseScope, type ClientRecord } from "../clients/record.ts";
 import { getSigningKeys, SigningKeyError } from "../keys/signing.ts";
@@ -12,7 +13,7 @@ import { enforceLimit } from "../limits.ts";
 import type { TokenForm } from "./form.ts";
 import { mintAccessToken } from "./mint.ts";
 
-export const token = new Hono<{ Bindings: Env }>();
+export const token = new Hono<AppEnv>();
 
 /** RFC 6749 §3.3: the requested scopes, all allowed, or the client's defaults. */
 function grantScopes(record: ClientRecord, requested: string | undefined): string[] {
@@ -45,6 +46,7 @@ function chooseAudience(record: ClientRecord, form: TokenForm, fallback: string)
 
 token.post("/token", async (c) => {
   const config = getConfig(c.env);
+  const audit = auditOf(c);
   const { client, form, method, prepared: keys, now } = await authenticateFormRequest(c.req.raw, c.env, config.issuer, (form) => {
     const grantType = form.get("grant_type");
     if (grantType === undefined) throw new OAuthError("invalid_request", "grant_type is required");
@@ -58,7 +60,7 @@ token.post("/token", async (c) => {
       }
       throw error;
     });
-  });
+  }, audit);
   await enforceLimit(c.env.TOKEN_CLIENT_LIMITER, client.client_id, "tokens issued per client");
   if (!client.grant_types.includes("client_credentials")) {
     throw new OAuthError("unauthorized_client", "this client may not use the client_credentials grant");
@@ -74,7 +76,7 @@ token.post("/token", async (c) => {
     lifetime,
     now,
   });
-  logEvent("token_issued", { client_id: client.client_id, auth_method: method, scope: claims.scope ?? "", aud: claims.aud, jti: claims.jti, exp: claims.exp });
+  auditEvent(c.env, "token_issued", { client_id: client.client_id, auth_method: method, scope: claims.scope ?? "", aud: claims.aud, jti: claims.jti, exp: claims.exp });
   const body: Record<string, unknown> = { access_token: accessToken, token_type: "Bearer", expires_in: lifetime };
   if (claims.scope) body.scope = claims.scope;
   return c.json(body, 200, { "Cache-Control": "no-store", Pragma: "no-cache" });
