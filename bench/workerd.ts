@@ -2,8 +2,8 @@
  * Runs the production bundle (`wrangler deploy --dry-run`) in workerd itself, with no dev tooling
  * in front: wrangler dev and Miniflare add several milliseconds per request here (a hello-world
  * Worker does ~130 sequential requests/s under them, ~1,600 in plain workerd), which would hide
- * everything Tollgate does. KV is an in-memory service in the same workerd speaking the KV binding's
- * protocol, seeded with the given records.
+ * everything Tollgate does. KV is an in-memory service in a second workerd process speaking the KV
+ * binding's protocol over loopback HTTP, seeded with the given records.
  */
 import { execFile, spawn } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -46,13 +46,29 @@ export async function startRawWorkerd(dir: string, vars: Record<string, string>,
     bindings.push(`(name = "${name}", text = embed "var-${name}.txt")`);
   }
   const port = await freePort();
+  const kvPort = await freePort();
+  // KV runs in a workerd process of its own, reached over loopback HTTP, so the Worker's process
+  // pays what a network KV read costs it (a subrequest), not the store's own work.
+  writeFileSync(
+    join(dir, "kv.capnp"),
+    `using Workerd = import "/workerd/workerd.capnp";
+const config :Workerd.Config = (
+  services = [ (name = "kv", worker = .kv) ],
+  sockets = [ (name = "http", address = "127.0.0.1:${kvPort}", http = (), service = "kv") ],
+);
+const kv :Workerd.Worker = (
+  modules = [ (name = "kv.js", esModule = embed "kv.js"), (name = "data.json", text = embed "data.json") ],
+  compatibilityDate = "2026-11-01",
+);
+`,
+  );
   writeFileSync(
     join(dir, "config.capnp"),
     `using Workerd = import "/workerd/workerd.capnp";
 const config :Workerd.Config = (
   services = [
     (name = "main", worker = .tollgate),
-    (name = "kv", worker = .kv),
+    (name = "kv", external = (address = "127.0.0.1:${kvPort}", http = ())),
     (name = "internet", network = (allow = ["public", "private", "local"])),
   ],
   sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
@@ -63,18 +79,17 @@ const tollgate :Workerd.Worker = (
   bindings = [ ${bindings.join(",\n    ")} ],
   globalOutbound = "internet",
 );
-const kv :Workerd.Worker = (
-  modules = [ (name = "kv.js", esModule = embed "kv.js"), (name = "data.json", text = embed "data.json") ],
-  compatibilityDate = "2026-11-01",
-);
 `,
   );
+  const kvChild = spawn(WORKERD, ["serve", join(dir, "kv.capnp")], { detached: true, stdio: ["ignore", "ignore", "inherit"] });
   const child = spawn(WORKERD, ["serve", join(dir, "config.capnp")], { detached: true, stdio: ["ignore", "ignore", "inherit"] });
   const stop = async () => {
-    try {
-      process.kill(-child.pid!, "SIGKILL");
-    } catch {
-      // gone
+    for (const pid of [child.pid, kvChild.pid]) {
+      try {
+        process.kill(-pid!, "SIGKILL");
+      } catch {
+        // gone
+      }
     }
   };
   process.once("exit", () => void stop());
