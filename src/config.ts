@@ -1,3 +1,4 @@
+import { isValidAudience } from "./clients/record.ts";
 import { parseGatewayRoutes, RouteConfigError, type GatewayRoute } from "./gateway/routes.ts";
 import { CLOCK_TOLERANCE_SECONDS, JWKS_MAX_AGE } from "./keys/schedule.ts";
 
@@ -66,16 +67,16 @@ function parseIssuer(raw: string): string {
   if (url.search || url.hash || raw.includes("?") || raw.includes("#")) {
     throw new ConfigError("ISSUER must not have a query or fragment");
   }
+  if (url.username || url.password) throw new ConfigError("ISSUER must not carry user or password");
   return raw.replace(/\/+$/, "");
 }
 
 export function parseConfig(env: Record<string, unknown>): Config {
   const issuer = parseIssuer(requireString(env, "ISSUER"));
   const defaultAudience = requireString(env, "DEFAULT_AUDIENCE");
-  try {
-    new URL(defaultAudience);
-  } catch {
-    throw new ConfigError(`DEFAULT_AUDIENCE must be an absolute URI, got ${JSON.stringify(defaultAudience)}`);
+  // RFC 8707 §2: the same rule as a client's audiences (absolute URI, no fragment).
+  if (!isValidAudience(defaultAudience)) {
+    throw new ConfigError(`DEFAULT_AUDIENCE must be an absolute URI without a fragment, got ${JSON.stringify(defaultAudience)}`);
   }
   const maxAccessTokenTtl = seconds(env, "MAX_ACCESS_TOKEN_TTL", 3600);
   const accessTokenTtl = seconds(env, "ACCESS_TOKEN_TTL", 300);

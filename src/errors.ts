@@ -108,10 +108,14 @@ export function basicChallenge(realm: string): string {
   return `Basic realm=${quoteHeaderValue(realm)}, charset="UTF-8"`;
 }
 
+/** Seconds a client is asked to wait after a 503 (RFC 9110 §10.2.3), unless the error says otherwise. */
+const RETRY_AFTER_UNAVAILABLE = "10";
+
 export function oauthErrorResponse(error: OAuthError): Response {
+  const retry = error.status === 503 ? { "Retry-After": RETRY_AFTER_UNAVAILABLE } : {};
   return Response.json(
     { error: error.code, error_description: error.description },
-    { status: error.status, headers: { ...noStore, ...error.headers } },
+    { status: error.status, headers: { ...noStore, ...retry, ...error.headers } },
   );
 }
 

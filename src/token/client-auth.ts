@@ -55,7 +55,7 @@ export function parseClientAuthentication(headers: Headers, form: TokenForm, rea
   const postId = form.get("client_id");
   const postSecret = form.get("client_secret");
   if (authorization !== null) {
-    if (!/^basic /i.test(authorization)) {
+    if (!/^basic(\s|$)/i.test(authorization)) {
       throw new OAuthError("invalid_request", "the token endpoint accepts only Basic client authentication in the Authorization header");
     }
     const { clientId, clientSecret } = parseBasic(authorization);
