@@ -112,7 +112,7 @@ export function basicChallenge(realm: string): string {
 const RETRY_AFTER_UNAVAILABLE = "10";
 
 export function oauthErrorResponse(error: OAuthError): Response {
-  const retry = error.status === 503 ? { "Retry-After": RETRY_AFTER_UNAVAILABLE } : {};
+  const retry: Record<string, string> = error.status === 503 ? { "Retry-After": RETRY_AFTER_UNAVAILABLE } : {};
   return Response.json(
     { error: error.code, error_description: error.description },
     { status: error.status, headers: { ...noStore, ...retry, ...error.headers } },

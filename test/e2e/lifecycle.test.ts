@@ -3,18 +3,16 @@
  * Worker under `wrangler dev`, and the gateway in front of a real origin refusing revoked tokens and
  * the tokens of a client the CLI disabled, within the status cache's window.
  */
-import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import * as oauth from "oauth4webapi";
+import { runCLI } from "./cli.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 import { startEchoOrigin, type EchoOrigin } from "../../scripts/echo-origin.ts";
 import { generateSigningKey } from "../../src/keys/generate.ts";
 
-const run = promisify(execFile);
 const AUDIENCE = "https://orders.example";
 /** The longest this suite waits for a refusal; README promises at most 40 s (30 s KV cache + 10 s isolate cache). */
 const POLL_LIMIT_MS = 45_000;
@@ -31,7 +29,8 @@ const secrets: Record<string, string> = {};
 
 /** The real `tollgate` CLI on the running Worker's local state; fails the test on a non-zero exit. */
 async function tollgate(...args: string[]): Promise<string> {
-  const { stdout } = await run(process.execPath, ["cli/tollgate.ts", ...args, "--persist-to", stateDir]);
+  const { stdout, stderr, code } = await runCLI(stateDir, ...args);
+  if (code !== 0) throw new Error(`tollgate ${args.join(" ")} exited ${code}: ${stderr}`);
   return stdout;
 }
 

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from "jose";
+import { runCLI, type CLIResult } from "./cli.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 import { startEchoOrigin, type EchoOrigin, type EchoRecord } from "../../scripts/echo-origin.ts";
@@ -27,15 +28,7 @@ let origin: EchoOrigin;
 let stateDir: string;
 let secret: string;
 
-async function tollgate(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ["cli/tollgate.ts", ...args, "--persist-to", stateDir]);
-    return { stdout, stderr, code: 0 };
-  } catch (error) {
-    const e = error as { stdout: string; stderr: string; code: number };
-    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
-  }
-}
+const tollgate = (...args: string[]): Promise<CLIResult> => runCLI(stateDir, ...args);
 
 /** The kid the schedule gives generation `generation` at `time` (epoch seconds). */
 async function kidAt(generation: number, time: number): Promise<string> {

@@ -2,31 +2,20 @@
  * End to end: the Worker under `wrangler dev` (workerd, Miniflare's local KV), a client created with
  * the CLI while it runs, a token obtained with oauth4webapi and validated as a resource server would.
  */
-import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
 import * as oauth from "oauth4webapi";
+import { runCLI, type CLIResult } from "./cli.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generateSigningKey } from "../../src/keys/generate.ts";
 import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 
-const run = promisify(execFile);
 let worker: WorkerProcess;
 let stateDir: string;
 
-/** Runs the real `tollgate` CLI against the running Worker's local state. */
-export async function tollgate(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, ["cli/tollgate.ts", ...args, "--persist-to", stateDir]);
-    return { stdout, stderr, code: 0 };
-  } catch (error) {
-    const e = error as { stdout: string; stderr: string; code: number };
-    return { stdout: e.stdout, stderr: e.stderr, code: e.code };
-  }
-}
+const tollgate = (...args: string[]): Promise<CLIResult> => runCLI(stateDir, ...args);
 
 beforeAll(async () => {
   stateDir = mkdtempSync(join(tmpdir(), "tollgate-e2e-"));

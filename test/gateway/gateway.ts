@@ -6,17 +6,9 @@
 import { env, exports } from "cloudflare:workers";
 import { expect } from "vitest";
 
-/** What scripts/echo-origin.ts answers and logs for each request (restated: that file is Node-only). */
-export interface EchoRecord {
-  method: string;
-  /** The request target as received: path and query. */
-  path: string;
-  headers: Record<string, string | string[] | undefined>;
-  /** Names and values alternating, exactly as they arrived. */
-  rawHeaders: string[];
-  body_bytes: number;
-  body_sha256: string;
-}
+// What scripts/echo-origin.ts answers and logs for each request (a type only: that file is Node's).
+export type { EchoRecord } from "../../scripts/echo-origin.ts";
+import type { EchoRecord } from "../../scripts/echo-origin.ts";
 
 export const REALM = env.ISSUER;
 export const GATEWAY = env.ISSUER;
