@@ -22,7 +22,13 @@ const GATEWAY_SET = [
   "x-forwarded-prefix",
   "forwarded",
   "x-real-ip",
+  "true-client-ip",
 ];
+/**
+ * Headers that make some origins act on another method or path than the one authorized
+ * (method override, IIS/Symfony URL rewrites): never forwarded.
+ */
+const OVERRIDES = ["x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url"];
 
 /** Letter case and `_` for `-` are the same header to many origins (CVE-2025-64484). */
 const canonical = (name: string): string => name.toLowerCase().replace(/_/g, "-");
@@ -46,7 +52,7 @@ export interface ForwardOptions {
 
 /** The headers to send upstream. */
 export function forwardRequestHeaders(incoming: Headers, options: ForwardOptions): Headers {
-  const drop = new Set([...HOP_BY_HOP, ...GATEWAY_SET, ...options.reserved.map(canonical), "host", "content-length"]);
+  const drop = new Set([...HOP_BY_HOP, ...GATEWAY_SET, ...OVERRIDES, ...options.reserved.map(canonical), "host", "content-length"]);
   // RFC 9110 §7.6.1: a header named in Connection is hop-by-hop. The gateway's own headers are
   // set after this filter, so naming them cannot get them dropped (CVE-2022-1388).
   for (const name of namedInConnection(incoming)) drop.add(name);

@@ -13,7 +13,7 @@ import { checkScopes, extractBearerToken, verifyAccessToken } from "./bearer.ts"
 import { IDENTITY_HEADERS } from "./headers.ts";
 import { normalizePath, rawPathOf } from "./path.ts";
 import { proxyRequest } from "./proxy.ts";
-import { findRoute, requiredScopes } from "./routes.ts";
+import { findUnambiguousRoute, METHODS, requiredScopes } from "./routes.ts";
 import { checkTokenStatus } from "./token-status.ts";
 
 /** Form bodies on protected routes are read (up to this size) to refuse a token sent in them. */
@@ -30,8 +30,14 @@ gateway.all("*", async (c) => {
   const request = c.req.raw;
   const url = new URL(request.url);
   const path = normalizePath(rawPathOf(request.url));
-  const route = findRoute(config.routes, url.hostname.toLowerCase(), path);
+  const route = findUnambiguousRoute(config.routes, url.hostname.toLowerCase(), path);
+  if (route === "ambiguous") {
+    throw new OAuthError("invalid_request", "the request path is ambiguous (letter case or trailing dots select another route)", { reason: `ambiguous path ${path.slice(0, 200)}` });
+  }
   if (!route) throw new OAuthError("not_found", `no route for ${path.slice(0, 200)}`);
+  if (!METHODS.has(request.method)) {
+    throw new OAuthError("invalid_request", `the gateway does not forward ${request.method.slice(0, 20)} requests`, { status: 405, headers: { Allow: [...METHODS].join(", ") } });
+  }
   const audit = auditOf(c);
   audit.route = route.prefix;
 
@@ -47,14 +53,6 @@ gateway.all("*", async (c) => {
     // RFC 6750 §2: this gateway accepts the token only in the Authorization header.
     if (hasTokenParameter(url.searchParams)) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the query");
     const token = extractBearerToken(request.headers);
-    if (/^application\/x-www-form-urlencoded\b/i.test(request.headers.get("Content-Type") ?? "") && request.body) {
-      // Every form body is checked, chunked or not; past the limit it is refused rather than
-      // forwarded unchecked. Inspected as text, forwarded as the bytes that came.
-      const bytes = await readBodyCapped(request, MAX_FORM_BODY_BYTES);
-      if (!bytes) throw new OAuthError("invalid_request", `form bodies over ${MAX_FORM_BODY_BYTES} bytes are not accepted on protected routes`, { status: 413 });
-      if (hasTokenParameter(new URLSearchParams(new TextDecoder().decode(bytes)))) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the body");
-      body = bytes;
-    }
     if (token === undefined) throw new BearerError(undefined, "an access token is required");
     const keys = await getSigningKeys(c.env).catch((error: unknown) => {
       if (error instanceof SigningKeyError) throw new OAuthError("temporarily_unavailable", "token verification is unavailable", { reason: error.message });
@@ -67,6 +65,15 @@ gateway.all("*", async (c) => {
     // Revoked, or its client disabled or deleted: the signature cannot say (token-status.ts).
     await checkTokenStatus(c.env.CLIENTS, claims);
     checkScopes(claims, requiredScopes(route, request.method));
+    if (/^application\/x-www-form-urlencoded\b/i.test(request.headers.get("Content-Type") ?? "") && request.body) {
+      // Read only once the token is known good (reading costs). Every form body is checked, chunked
+      // or not; past the limit it is refused rather than forwarded unchecked. Inspected as text,
+      // forwarded as the bytes that came.
+      const bytes = await readBodyCapped(request, MAX_FORM_BODY_BYTES);
+      if (!bytes) throw new OAuthError("invalid_request", `form bodies over ${MAX_FORM_BODY_BYTES} bytes are not accepted on protected routes`, { status: 413 });
+      if (hasTokenParameter(new URLSearchParams(new TextDecoder().decode(bytes)))) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the body");
+      body = bytes;
+    }
     if (route.rateLimit) {
       const limiter = (c.env as unknown as Record<string, RateLimit | undefined>)[route.rateLimit];
       if (!limiter) throw new OAuthError("server_error", "the gateway is misconfigured", { reason: `rate_limit binding ${route.rateLimit} is not bound` });

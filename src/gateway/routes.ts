@@ -36,7 +36,8 @@ export interface GatewayRoute {
 const DEFAULT_TIMEOUT_MS = 30_000;
 const MAX_TIMEOUT_MS = 300_000;
 const FIELDS = new Set(["prefix", "host", "origin", "service", "public", "audience", "scopes", "method_scopes", "strip_prefix", "timeout_ms", "keep_authorization", "websocket", "origin_auth", "rate_limit"]);
-const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
+/** The methods the gateway forwards; anything else (TRACE, CONNECT, WebDAV, PURGE…) is 405. */
+export const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 /** Paths the Worker serves itself; a route may not shadow them. */
 const RESERVED = ["/token", "/revoke", "/introspect", "/register", "/.well-known"];
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
@@ -194,7 +195,26 @@ export function findRoute(routes: GatewayRoute[], host: string, path: string): G
   return routes.find((r) => (r.host === undefined || r.host === host) && matchesPrefix(path, r.prefix));
 }
 
-/** The scopes a request with this method needs on this route. */
+/**
+ * How origins that ignore letter case or trailing dots in a segment (IIS, ASP.NET, many
+ * frameworks) would read a path.
+ */
+export function foldPath(path: string): string {
+  return path.toLowerCase().replace(/\.+(?=\/|$)/g, "");
+}
+
+/**
+ * The route for a path, refusing paths whose route would change under foldPath: the gateway must
+ * never authorize `/api/ADMIN` by the `/api` rules when an origin may serve it as `/api/admin`.
+ */
+export function findUnambiguousRoute(routes: GatewayRoute[], host: string, path: string): GatewayRoute | undefined | "ambiguous" {
+  const route = findRoute(routes, host, path);
+  const folded = routes.find((r) => (r.host === undefined || r.host === host) && matchesPrefix(foldPath(path), foldPath(r.prefix)));
+  return folded === route ? route : "ambiguous";
+}
+
+/** The scopes a request with this method needs on this route; HEAD needs what GET needs. */
 export function requiredScopes(route: GatewayRoute, method: string): string[] {
-  return [...new Set([...route.scopes, ...(route.methodScopes[method] ?? [])])];
+  const extra = route.methodScopes[method] ?? (method === "HEAD" ? route.methodScopes.GET : undefined) ?? [];
+  return [...new Set([...route.scopes, ...extra])];
 }

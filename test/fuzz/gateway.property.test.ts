@@ -32,7 +32,7 @@ import { accessTokenClaims, attackerKey, AUDIENCE, b64, es256, forgeJWS, mintTok
 import { anyText, describeRequest, fcParams, headerAccepted, httpToken, huge, jwtShapes, latin1String, STACK_TRACE, streamOf } from "./arbitraries.ts";
 
 const OTHER_AUDIENCE = "https://other.tollgate.test";
-const ALLOWED_STATUS = [200, 400, 401, 403, 404, 413, 429];
+const ALLOWED_STATUS = [200, 400, 401, 403, 404, 405, 413, 429];
 const ORIGIN_AUTH_VALUE = "origin-secret-value";
 
 /** The test routes of vitest.config.ts (restated: what each needs, where its origin sees it). */
@@ -479,7 +479,9 @@ function authorizes(route: RouteModel, method: string, claims: Record<string, un
   const aud = Array.isArray(claims.aud) ? claims.aud : [claims.aud];
   if (!aud.includes(route.audience)) return false;
   const granted = typeof claims.scope === "string" ? claims.scope.split(" ") : [];
-  return [...route.scopes, ...(route.methodScopes?.[method] ?? [])].every((s) => granted.includes(s));
+  // HEAD needs what GET needs unless it has scopes of its own.
+  const extra = route.methodScopes?.[method] ?? (method === "HEAD" ? route.methodScopes?.GET : undefined) ?? [];
+  return [...route.scopes, ...extra].every((s) => granted.includes(s));
 }
 
 const safeDecode = (path: string) => {

@@ -140,13 +140,35 @@ describe("through the gateway: the route is matched on the normalized path", () 
     await expectOriginNotContacted(mark);
   });
 
-  it("does not let a path that merely starts like the prefix (/apiX, /api-admin, /API) reach /api", async () => {
+  it("does not let a path that merely starts like the prefix (/apiX, /api-admin, /ap) reach /api", async () => {
     const token = await mintToken({ claims: { scope: "orders:read admin" } });
-    for (const prefix of ["/apiX", "/api-admin", "/API", "/ap"]) {
+    for (const prefix of ["/apiX", "/api-admin", "/ap"]) {
       const mark = marker("lookalike");
       await expectJSONError(await gatewayFetch(`${prefix}/${mark}`, withBearer(token)), 404, "not_found");
       await expectOriginNotContacted(mark);
     }
+  });
+
+  it("refuses with 400 a path whose route changes with letter case or trailing dots (/API, /api/ADMIN, /api/admin.)", async () => {
+    // An origin that ignores case or trailing dots would serve /api/ADMIN as /api/admin: the
+    // gateway must not authorize it by /api's weaker rules.
+    const token = await mintToken({ claims: { scope: "orders:read" } });
+    for (const path of ["/API", "/api/ADMIN/x", "/api/admin./x", "/Api/Admin"]) {
+      const mark = marker("fold");
+      await expectJSONError(await gatewayFetch(`${path}/${mark}`, withBearer(token)), 400, "invalid_request");
+      await expectOriginNotContacted(mark);
+    }
+    // Case that selects the same route is fine: /api/ORDERS is still /api.
+    const mark = marker("fold-ok");
+    expect((await expectProxied(await gatewayFetch(`/api/ORDERS/${mark}`, withBearer(token)))).path).toContain("/api/ORDERS/");
+  });
+
+  it.each(["TRACE", "PROPFIND", "PURGE", "MKCOL"])("refuses %s with 405 and Allow, never reaching the origin", async (method) => {
+    const mark = marker("method");
+    const res = await gatewayFetch(`/public/${mark}`, { method });
+    await expectJSONError(res, 405, "invalid_request");
+    expect(res.headers.get("Allow")).toBe("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+    await expectOriginNotContacted(mark);
   });
 });
 
@@ -179,5 +201,18 @@ describe("through the gateway: the origin receives exactly the path that was aut
   it("takes the route from the path, not the query: /api?x=/api/admin is the /api route", async () => {
     const mark = marker("query-route");
     expect(await originPathFor(`/api/${mark}?next=/api/admin/x`)).toBe(`/api/${mark}?next=/api/admin/x`);
+  });
+});
+
+describe("headers that would make the origin act on another method or path", () => {
+  it("never forwards method overrides, URL rewrites or True-Client-IP", async () => {
+    const token = await mintToken();
+    const mark = marker("override");
+    const echo = await expectProxied(
+      await gatewayFetch(`/api/${mark}`, withBearer(token, { headers: { "X-HTTP-Method-Override": "DELETE", "X-HTTP-Method": "DELETE", "X-Method-Override": "DELETE", "X-Original-URL": "/api/admin", "X-Rewrite-URL": "/api/admin", "True-Client-IP": "6.6.6.6", X_HTTP_Method_Override: "PUT" } })),
+    );
+    const names = echo.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase().replace(/_/g, "-"));
+    for (const name of ["x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url", "true-client-ip"]) expect(names).not.toContain(name);
+    expect(echo.method).toBe("GET");
   });
 });
