@@ -25,7 +25,7 @@ Clients:
   clients disable <client_id>        clients enable <client_id>
   clients delete <client_id>
   clients rotate-secret <client_id> [--grace SECONDS]   (old secrets work for 86400 s by default)
-  clients revoke-secret <client_id> --secret-id ID
+  clients revoke-secret <client_id> --secret-id ID   (also ends every token issued so far)
 
 Keys:
   keys seed                          a new KEY_SEED for \`wrangler secret put KEY_SEED\` (keys rotate by themselves)

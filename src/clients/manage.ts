@@ -68,6 +68,7 @@ export async function createClientRecord(
       token_ttl: null,
       disabled: false,
       introspect_any: false,
+      tokens_not_before: now,
       secrets: [{ id, hash: await hashClientSecret(secret), created_at: now, expires_at: null }],
       created_at: now,
       updated_at: now,
@@ -77,8 +78,14 @@ export async function createClientRecord(
   return { record: validateClientRecord(draft), clientSecret: secret };
 }
 
+/** Tokens of the current second on are the new ones: everything issued up to now is cut off. */
+const cutOff = (now: number): number => now + 1;
+
 export function updateClientRecord(record: ClientRecord, changes: ClientChanges, now: number): ClientRecord {
-  return validateClientRecord({ ...apply(record, changes), updated_at: now });
+  const next = apply(record, changes);
+  // Disabling ends every token issued so far; enabling again does not bring them back.
+  if (changes.disabled === true && !record.disabled) next.tokens_not_before = cutOff(now);
+  return validateClientRecord({ ...next, updated_at: now });
 }
 
 /**
@@ -101,8 +108,9 @@ export async function rotateClientSecret(
   return { record: validateClientRecord({ ...record, secrets, updated_at: now }), clientSecret: secret, secretId: id };
 }
 
-/** Ends one secret at once, by id. */
+/** Ends one secret at once, by id, and every token issued before (it may have leaked). */
 export function revokeClientSecret(record: ClientRecord, secretId: string, now: number): ClientRecord {
   if (!record.secrets.some((s) => s.id === secretId)) throw new ClientRecordError(`secret: ${secretId} is not a secret of ${record.client_id}`);
-  return validateClientRecord({ ...record, secrets: record.secrets.filter((s) => s.id !== secretId), updated_at: now });
+  // A revoked secret may have leaked: the tokens minted so far go with it.
+  return validateClientRecord({ ...record, secrets: record.secrets.filter((s) => s.id !== secretId), tokens_not_before: cutOff(now), updated_at: now });
 }

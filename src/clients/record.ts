@@ -33,6 +33,12 @@ export interface ClientRecord {
   disabled: boolean;
   /** RFC 7662: may introspect every token of this issuer, not only its own. Absent in older records: false. */
   introspect_any: boolean;
+  /**
+   * Epoch seconds: tokens issued before this are refused (gateway, introspection). Set at creation,
+   * when a secret is revoked and when the client is disabled, so neither re-creating a deleted id
+   * nor re-enabling brings old tokens back. Absent in older records: created_at.
+   */
+  tokens_not_before: number;
   secrets: StoredSecret[];
   created_at: number;
   updated_at: number;
@@ -146,6 +152,7 @@ export function validateClientRecord(value: unknown): ClientRecord {
       expires_at: expiresAt === null ? null : epoch(expiresAt, `${field}.expires_at`),
     };
   });
+  const createdAt = epoch(v.created_at, "created_at");
   return {
     client_id: v.client_id,
     name: v.name,
@@ -157,8 +164,9 @@ export function validateClientRecord(value: unknown): ClientRecord {
     token_ttl: ttl as number | null,
     disabled: v.disabled,
     introspect_any: introspectAny,
+    tokens_not_before: v.tokens_not_before === undefined ? createdAt : epoch(v.tokens_not_before, "tokens_not_before"),
     secrets,
-    created_at: epoch(v.created_at, "created_at"),
+    created_at: createdAt,
     updated_at: epoch(v.updated_at, "updated_at"),
   };
 }

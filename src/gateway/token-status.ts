@@ -1,6 +1,7 @@
 /**
- * Whether a verified access token may still be used: it is not revoked (`revoked:{jti}`) and its
- * client still exists and is enabled (`client:{client_id}`), docs/storage.md. A signature says
+ * Whether a verified access token may still be used: it is not revoked (`revoked:{jti}`), its
+ * client still exists and is enabled, and it was issued after the client's `tokens_not_before`
+ * (`client:{client_id}`), docs/storage.md. A signature says
  * nothing about either, so the gateway asks KV, and remembers both answers in this isolate, by jti
  * and by client id, whether they allowed or refused, for REVOCATION_CHECK_SECONDS.
  *
@@ -23,7 +24,8 @@ export const STALE_GRACE_SECONDS = 60;
 /** Entries per cache (jti, client id); the oldest refreshed goes first. */
 export const STATUS_CACHE_MAX_ENTRIES = 4096;
 
-type ClientStatus = "active" | "disabled" | "deleted";
+/** "deleted", "disabled", or the client's tokens_not_before while it is active. */
+type ClientStatus = "disabled" | "deleted" | { notBefore: number };
 
 interface Entry<T> {
   value: T;
@@ -65,7 +67,7 @@ async function lookUp<T>(cache: Map<string, Entry<T>>, key: string, now: number,
 
 async function readClientStatus(kv: KVNamespace, clientId: string): Promise<ClientStatus> {
   const record = await loadClient(kv, clientId, { cacheTtl: KV_CACHE_TTL_SECONDS });
-  return record === null ? "deleted" : record.disabled ? "disabled" : "active";
+  return record === null ? "deleted" : record.disabled ? "disabled" : { notBefore: record.tokens_not_before };
 }
 
 /**
@@ -73,18 +75,21 @@ async function readClientStatus(kv: KVNamespace, clientId: string): Promise<Clie
  * OAuthError 503 when that cannot be known (see above). `now` is epoch milliseconds.
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-3.1
  */
-export async function checkTokenStatus(kv: KVNamespace, claims: Pick<AccessTokenClaims, "jti" | "client_id">, now = Date.now()): Promise<void> {
+export async function checkTokenStatus(kv: KVNamespace, claims: Pick<AccessTokenClaims, "jti" | "client_id" | "iat">, now = Date.now()): Promise<void> {
   const [revoked, client] = await Promise.allSettled([
     lookUp(revokedByJti, `jti ${claims.jti}`, now, () => isRevoked(kv, claims.jti, { cacheTtl: KV_CACHE_TTL_SECONDS })),
     lookUp(clientsById, `client ${claims.client_id}`, now, () => readClientStatus(kv, claims.client_id)),
   ]);
   // A known refusal wins over an unknown answer: the request fails either way, this one says why.
+  const status = client.status === "fulfilled" ? client.value : undefined;
   const refusal =
     revoked.status === "fulfilled" && revoked.value
       ? "token revoked"
-      : client.status === "fulfilled" && client.value !== "active"
-        ? `client ${client.value}`
-        : undefined;
+      : typeof status === "string"
+        ? `client ${status}`
+        : status !== undefined && claims.iat < status.notBefore
+          ? `issued before the client's tokens_not_before (${status.notBefore}): deleted and re-created, disabled, or a secret revoked`
+          : undefined;
   if (refusal) {
     throw new BearerError("invalid_token", "the access token has been revoked", {
       reason: `${refusal} (client ${JSON.stringify(claims.client_id)}, jti ${claims.jti})`,

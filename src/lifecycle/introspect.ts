@@ -67,6 +67,7 @@ introspection.post("/introspect", async (c) => {
   if (revoked) return inactive("revoked", claims);
   if (record === null) return inactive("client deleted", claims);
   if (record.disabled) return inactive("client disabled", claims);
+  if (claims.iat < record.tokens_not_before) return inactive("issued before the client's tokens_not_before", claims);
   return c.json(activeResponse(claims), 200, noStore);
 });
 

@@ -151,14 +151,19 @@ describe("revocation and introspection end to end", () => {
 });
 
 describe("disabling a client with the CLI end to end", () => {
-  it("refuses its token at the gateway within the cache window, and serves it again once enabled", async () => {
+  it("refuses its token at the gateway within the cache window; enabling again serves new tokens, never the old ones", async () => {
     const token = await tokenFor("shop");
     expect((await gatewayGet(token)).status).toBe(200);
     await tollgate("clients", "disable", "shop");
     expect(await pollUntil(token, 401)).toBeLessThanOrEqual(LOCAL_BOUND_MS);
     expect(await introspectAs("resource-server", token)).toEqual({ active: false });
     await tollgate("clients", "enable", "shop");
-    expect(await pollUntil(token, 200)).toBeLessThanOrEqual(LOCAL_BOUND_MS);
-    expect((await introspectAs("resource-server", token)).active).toBe(true);
+    // Disabling set tokens_not_before: the old token stays dead, a new one works.
+    await new Promise((r) => setTimeout(r, 1100));
+    const fresh = await tokenFor("shop");
+    expect(await pollUntil(fresh, 200)).toBeLessThanOrEqual(LOCAL_BOUND_MS);
+    expect((await introspectAs("resource-server", fresh)).active).toBe(true);
+    expect((await gatewayGet(token)).status).toBe(401);
+    expect(await introspectAs("resource-server", token)).toEqual({ active: false });
   });
 });

@@ -7,7 +7,8 @@ import { env } from "cloudflare:workers";
 import { decodeJwt } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { BearerError, OAuthError } from "../../src/errors.ts";
-import { clientKey } from "../../src/clients/record.ts";
+import { revokeClientSecret, updateClientRecord } from "../../src/clients/manage.ts";
+import { clientKey, validateClientRecord } from "../../src/clients/record.ts";
 import { revokedKey } from "../../src/lifecycle/revoked.ts";
 import {
   checkTokenStatus,
@@ -43,8 +44,8 @@ describe("Gateway: revoked tokens and tokens of disabled or deleted clients", ()
     await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(access_token)), mark, REVOKED);
     // Enabled again: the refusal is remembered for REVOCATION_CHECK_SECONDS, then the next check reads KV.
     await putClientRecord({ ...client.record, client_id: client.client_id, disabled: false });
-    await expect(checkTokenStatus(env.CLIENTS, decodeJwt(access_token) as { jti: string; client_id: string })).rejects.toBeInstanceOf(BearerError);
-    await expect(checkTokenStatus(env.CLIENTS, decodeJwt(access_token) as { jti: string; client_id: string }, Date.now() + REVOCATION_CHECK_SECONDS * 1000)).resolves.toBeUndefined();
+    await expect(checkTokenStatus(env.CLIENTS, decodeJwt(access_token) as { jti: string; client_id: string; iat: number })).rejects.toBeInstanceOf(BearerError);
+    await expect(checkTokenStatus(env.CLIENTS, decodeJwt(access_token) as { jti: string; client_id: string; iat: number }, Date.now() + REVOCATION_CHECK_SECONDS * 1000)).resolves.toBeUndefined();
   });
 
   it("refuses every token of a deleted client", async () => {
@@ -80,7 +81,7 @@ describe("Gateway: revoked tokens and tokens of disabled or deleted clients", ()
     const filler = fakeKV();
     // (The fillers' clients do not exist, so each check refuses; both answers are remembered all the same.)
     for (let i = 0; i < STATUS_CACHE_MAX_ENTRIES; i++) {
-      await checkTokenStatus(filler.kv, { jti: `filler-${i}-${crypto.randomUUID()}`, client_id: `filler-${i}-${crypto.randomUUID()}` }).catch(() => undefined);
+      await checkTokenStatus(filler.kv, { jti: `filler-${i}-${crypto.randomUUID()}`, client_id: `filler-${i}-${crypto.randomUUID()}`, iat: 0 }).catch(() => undefined);
     }
     expect(filler.reads).toHaveLength(2 * STATUS_CACHE_MAX_ENTRIES);
     const mark = marker("hit");
@@ -139,7 +140,8 @@ function fakeKV() {
 
 function subject() {
   const id = crypto.randomUUID();
-  return { jti: `jti-${id}`, client_id: `client-${id}` };
+  // Issued now: after any tokens_not_before the fake KV's records carry.
+  return { jti: `jti-${id}`, client_id: `client-${id}`, iat: Math.floor(Date.now() / 1000) + 10 };
 }
 
 const T0 = 1_900_000_000_000;
@@ -201,7 +203,7 @@ describe("Status cache (token-status.ts), time passed in", () => {
   it("shares the client answer between tokens of one client, and keeps jti answers apart", async () => {
     const kv = fakeKV();
     const a = subject();
-    const b = { jti: `jti-${crypto.randomUUID()}`, client_id: a.client_id };
+    const b = { jti: `jti-${crypto.randomUUID()}`, client_id: a.client_id, iat: a.iat };
     kv.putClient(a.client_id);
     kv.revoke(b.jti);
     await checkTokenStatus(kv.kv, a, T0);
@@ -263,11 +265,52 @@ describe("Status cache (token-status.ts), time passed in", () => {
     kv.putClient(first.client_id);
     await checkTokenStatus(kv.kv, first, T0);
     for (let i = 0; i < STATUS_CACHE_MAX_ENTRIES; i++) {
-      const claims = { jti: `bound-${i}-${first.jti}`, client_id: first.client_id };
+      const claims = { jti: `bound-${i}-${first.jti}`, client_id: first.client_id, iat: first.iat };
       await checkTokenStatus(kv.kv, claims, T0 + 1);
     }
     expect(kv.readsOf(revokedKey(first.jti))).toBe(1);
     await checkTokenStatus(kv.kv, first, T0 + 2);
     expect(kv.readsOf(revokedKey(first.jti))).toBe(2);
+  });
+});
+
+describe("tokens_not_before: tokens that die with a leaked secret, a disable, or a deleted id", () => {
+  const now = () => Math.floor(Date.now() / 1000);
+
+  it("refuses a token of a client deleted and re-created under the same id", async () => {
+    const client = await seedClient();
+    const { access_token } = await issueToken(client);
+    await env.CLIENTS.delete(`client:${client.client_id}`);
+    // Re-created a second later (its created_at is after the old token's iat).
+    const later = now() + 1;
+    await putClientRecord({ ...client.record, client_id: client.client_id, created_at: later, updated_at: later });
+    const mark = marker("recreated");
+    await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(access_token)), mark, REVOKED);
+  });
+
+  it("refuses tokens issued before a secret is revoked (revokeClientSecret), and accepts those after", async () => {
+    const client = await seedClient({ secrets: [{}, {}] });
+    const { access_token: before } = await issueToken(client);
+    const record = validateClientRecord(client.record);
+    const revoked = revokeClientSecret(record, record.secrets[0]!.id, now());
+    expect(revoked.tokens_not_before).toBe(now() + 1);
+    await putClientRecord(revoked as unknown as { client_id: string } & Record<string, unknown>);
+    const mark = marker("leaked");
+    await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(before)), mark, REVOKED);
+    // A token minted after the cut-off (iat ≥ tokens_not_before) passes the status check.
+    const claims = { ...(decodeJwt(before) as { jti: string; client_id: string; iat: number }), jti: crypto.randomUUID(), iat: revoked.tokens_not_before };
+    await expect(checkTokenStatus(env.CLIENTS, claims, Date.now() + REVOCATION_CHECK_SECONDS * 1000)).resolves.toBeUndefined();
+  });
+
+  it("keeps tokens dead after a client is disabled and enabled again through the shared rules", async () => {
+    const client = await seedClient();
+    const { access_token } = await issueToken(client);
+    const record = validateClientRecord(client.record);
+    const disabled = updateClientRecord(record, { disabled: true }, now());
+    const enabled = updateClientRecord(disabled, { disabled: false }, now());
+    expect(enabled.tokens_not_before).toBe(disabled.tokens_not_before);
+    await putClientRecord(enabled as unknown as { client_id: string } & Record<string, unknown>);
+    const mark = marker("reenabled");
+    await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(access_token)), mark, REVOKED);
   });
 });

@@ -116,8 +116,9 @@ export async function ensureTokenClient(clientId: unknown): Promise<void> {
     token_ttl: null,
     disabled: false,
     secrets: [],
-    created_at: now,
-    updated_at: now,
+    // Long before any token a test mints (tokens_not_before defaults to created_at).
+    created_at: now - 86_400,
+    updated_at: now - 86_400,
   };
   await env.CLIENTS.put(clientKey(clientId), JSON.stringify(record));
 }

@@ -112,7 +112,8 @@ describe("RFC 7662 §2.2 inactive tokens: exactly {\"active\": false}", () => {
   }
 
   it("for a token just past exp (no clock tolerance at the issuer)", async () => {
-    const client = await seedClient();
+    // Created an hour ago, so tokens from 300 s ago are after its tokens_not_before.
+    const client = await seedClient({ created_at: nowSeconds() - 3600 });
     const now = nowSeconds();
     const token = await tokenOf(client.client_id, { iat: now - 300, exp: now - 1 });
     const logs = captureLogEvents();
