@@ -68,6 +68,8 @@ function parseIssuer(raw: string): string {
     throw new ConfigError("ISSUER must not have a query or fragment");
   }
   if (url.username || url.password) throw new ConfigError("ISSUER must not carry user or password");
+  // Every endpoint is served at the root; an issuer with a path would advertise URLs that 404.
+  if (url.pathname !== "/") throw new ConfigError("ISSUER must be an origin without a path, e.g. https://auth.example.com");
   return raw.replace(/\/+$/, "");
 }
 

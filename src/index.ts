@@ -43,7 +43,8 @@ app.onError((error, c) => {
     return oauthErrorResponse(error);
   }
   if (error instanceof BearerError) {
-    auditEvent(c.env, "gateway_denied", { path, ...audit, error: error.code ?? "no_token", reason: error.reason ?? error.description });
+    const event = path === "/register" || path.startsWith("/register/") ? "admin_denied" : "gateway_denied";
+    auditEvent(c.env, event, { path, ...audit, error: error.code ?? "no_token", reason: error.reason ?? error.description });
     return bearerErrorResponse(error, realmOf(c.env));
   }
   // Not ours: log it whole, answer without detail.

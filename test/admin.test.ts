@@ -40,6 +40,19 @@ describe("RFC 7591 §3 client registration (POST /register)", () => {
     expect(((await tokenRes.json()) as { scope: string }).scope).toBe("orders:read");
   });
 
+  it("ignores metadata it does not understand (RFC 7591 §2)", async () => {
+    const res = await call("POST", "/register", await adminToken(), { scope: "orders:read", software_id: "x", redirect_uris: ["https://x"] });
+    expect(res.status).toBe(201);
+    expect(await res.json()).not.toHaveProperty("software_id");
+  });
+
+  it("refuses a token request that names the admin API together with another resource", async () => {
+    const admin = await seedClient({ allowed_scopes: ["tollgate:admin"], default_scopes: ["tollgate:admin"], allowed_audiences: [REGISTER, env.DEFAULT_AUDIENCE] });
+    const res = await requestToken(admin, [["resource", REGISTER], ["resource", env.DEFAULT_AUDIENCE]]);
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: string }).error).toBe("invalid_target");
+  });
+
   it("assigns a client_id when none is given", async () => {
     const res = await call("POST", "/register", await adminToken(), { scope: "orders:read" });
     expect(res.status).toBe(201);
@@ -52,7 +65,6 @@ describe("RFC 7591 §3 client registration (POST /register)", () => {
     [{ grant_types: ["authorization_code"] }, /grant_types/],
     [{ token_endpoint_auth_method: "private_key_jwt" }, /token_endpoint_auth_method/],
     [{ audience: ["not a uri"] }, /allowed_audiences/],
-    [{ redirect_uris: ["https://x"] }, /redirect_uris is not a supported/],
     [{ client_secret: "mine" }, /client_secret/],
     [{ client_id: "has space" }, /client_id/],
     [{ access_token_ttl: "60" }, /access_token_ttl/],
@@ -140,6 +152,24 @@ describe("RFC 7592 §2 client management (GET, PUT, DELETE /register/{client_id}
     expect(tokenRes.status).toBe(400);
     expect(((await tokenRes.json()) as { error: string }).error).toBe("invalid_scope");
     expect((await requestToken(client)).status).toBe(200);
+  });
+
+  it("round-trips: a GET response PUT back unchanged is accepted (read-only members ignored)", async () => {
+    const token = await adminToken();
+    const client = await seedClient();
+    const info = (await (await call("GET", `/register/${client.client_id}`, token)).json()) as Record<string, unknown>;
+    const res = await call("PUT", `/register/${client.client_id}`, token, info);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ scope: info.scope, default_scope: info.default_scope, disabled: false });
+  });
+
+  it("never re-enables a disabled client by leaving `disabled` out of a PUT", async () => {
+    const token = await adminToken();
+    const client = await seedClient({ disabled: true });
+    const res = await call("PUT", `/register/${client.client_id}`, token, { client_id: client.client_id, client_name: "renamed", scope: "orders:read" });
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { disabled: boolean }).disabled).toBe(true);
+    expect((await requestToken(client)).status).toBe(401);
   });
 
   it("refuses a PUT whose body names another client or sets a secret", async () => {

@@ -53,6 +53,7 @@ describe("parseConfig", () => {
       ["DEFAULT_AUDIENCE not absolute", { ...base, DEFAULT_AUDIENCE: "/api" }, "DEFAULT_AUDIENCE"],
       ["DEFAULT_AUDIENCE with a fragment (RFC 8707 §2)", { ...base, DEFAULT_AUDIENCE: "https://api.example.com/#x" }, "DEFAULT_AUDIENCE"],
       ["ISSUER with user and password", { ...base, ISSUER: "https://user:pw@auth.example.com" }, "ISSUER"],
+      ["ISSUER with a path (endpoints are served at the root)", { ...base, ISSUER: "https://auth.example.com/tenant" }, "ISSUER"],
       ["ACCESS_TOKEN_TTL not a number", { ...base, ACCESS_TOKEN_TTL: "five minutes" }, "ACCESS_TOKEN_TTL"],
       ["ACCESS_TOKEN_TTL zero", { ...base, ACCESS_TOKEN_TTL: "0" }, "ACCESS_TOKEN_TTL"],
       ["ACCESS_TOKEN_TTL fractional", { ...base, ACCESS_TOKEN_TTL: "1.5" }, "ACCESS_TOKEN_TTL"],

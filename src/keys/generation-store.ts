@@ -18,10 +18,15 @@ interface CachedRecord {
 
 const records = new WeakMap<KVNamespace, CachedRecord>();
 
+/** KV failed before this isolate ever read the record: no key set can be trusted yet. */
+export class GenerationUnavailableError extends Error {
+  override name = "GenerationUnavailableError";
+}
+
 /**
  * The record in this namespace, read at most every GENERATION_CACHE_SECONDS per isolate. When KV
- * fails, the last value read stays in use (generation 0 since 0 if none was ever read) and the
- * failure is logged; a malformed record throws GenerationRecordError. Each request reads for itself:
+ * fails, the last value read stays in use and the failure is logged; with none read yet it throws
+ * GenerationUnavailableError (503); a malformed record throws GenerationRecordError. Each request reads for itself:
  * a KV read is I/O of the request that started it, not to be awaited by another.
  */
 export async function readGenerationRecord(kv: KVNamespace, nowMs = Date.now()): Promise<GenerationRecord> {
@@ -36,8 +41,10 @@ export async function readGenerationRecord(kv: KVNamespace, nowMs = Date.now()):
     raw = await kv.get(GENERATION_KEY, { cacheTtl: GENERATION_CACHE_SECONDS });
   } catch (error) {
     logEvent("key_generation_unreadable", { level: "error", reason: (error as Error).message, generation: cached.record.generation, since: cached.record.since, known: cached.known });
-    // Try again on the next request until it has been read once; then at the usual pace.
-    if (cached.known) cached.freshUntil = nowMs + GENERATION_CACHE_SECONDS * 1000;
+    // Never read in this isolate: guessing generation 0 could sign with, publish and accept keys the
+    // other isolates have left behind, so refuse (503) and try again on the next request.
+    if (!cached.known) throw new GenerationUnavailableError(`keys:generation could not be read yet: ${(error as Error).message}`);
+    cached.freshUntil = nowMs + GENERATION_CACHE_SECONDS * 1000;
     return cached.record;
   }
   const record = raw === null ? NO_ROTATION : parseGenerationRecord(raw);

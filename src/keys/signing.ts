@@ -11,7 +11,7 @@ import { base64url, importJWK, type JWK } from "jose";
 import { getConfig } from "../config.ts";
 import { deriveSigningKey, type DerivedKey } from "./derive.ts";
 import { GENERATION_KEY, GenerationRecordError } from "./generation.ts";
-import { readGenerationRecord } from "./generation-store.ts";
+import { GenerationUnavailableError, readGenerationRecord } from "./generation-store.ts";
 import { generationRetention, keyRefId, planKeys, type GenerationRecord, type KeyPlan, type KeyRef } from "./schedule.ts";
 
 export interface SigningKeys {
@@ -180,6 +180,7 @@ async function getScheduledKeys(env: Env, rawSeed: string, now: number): Promise
     record = await readGenerationRecord(env.CLIENTS);
   } catch (error) {
     if (error instanceof GenerationRecordError) throw new SigningKeyError(`${error.message}: rewrite it with \`tollgate keys rotate\` (docs/storage.md, ${GENERATION_KEY})`);
+    if (error instanceof GenerationUnavailableError) throw new SigningKeyError(error.message);
     throw error;
   }
   const plan = planKeys(now, record, {

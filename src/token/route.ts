@@ -11,6 +11,7 @@ import { isValidAudience, parseScope, type ClientRecord } from "../clients/recor
 import { getSigningKeys, SigningKeyError } from "../keys/signing.ts";
 import { enforceLimit } from "../limits.ts";
 import type { TokenForm } from "./form.ts";
+import { adminAudience } from "../admin/route.ts";
 import { mintAccessToken } from "./mint.ts";
 
 export const token = new Hono<AppEnv>();
@@ -28,7 +29,7 @@ function grantScopes(record: ClientRecord, requested: string | undefined): strin
 }
 
 /** RFC 8707 §2: the audiences asked for, each allowed to this client, or its default. */
-function chooseAudience(record: ClientRecord, form: TokenForm, fallback: string): string[] {
+function chooseAudience(record: ClientRecord, form: TokenForm, fallback: string, adminAudience: string): string[] {
   const resources = form.getAll("resource");
   const alias = form.get("audience");
   if (resources.length > 0 && alias !== undefined) {
@@ -40,6 +41,10 @@ function chooseAudience(record: ClientRecord, form: TokenForm, fallback: string)
   for (const value of requested) {
     if (!isValidAudience(value)) throw new OAuthError("invalid_target", "the resource must be an absolute URI without a fragment");
     if (!allowed.includes(value)) throw new OAuthError("invalid_target", "the resource is not allowed for this client");
+  }
+  // An admin token goes to the admin API only: one also valid at an API could reach its origin.
+  if (requested.length > 1 && requested.includes(adminAudience)) {
+    throw new OAuthError("invalid_target", "a token for the admin API cannot name other resources");
   }
   return requested;
 }
@@ -66,7 +71,7 @@ token.post("/token", async (c) => {
     throw new OAuthError("unauthorized_client", "this client may not use the client_credentials grant");
   }
   const scopes = grantScopes(client, form.get("scope"));
-  const audience = chooseAudience(client, form, config.defaultAudience);
+  const audience = chooseAudience(client, form, config.defaultAudience, adminAudience(config.issuer));
   const lifetime = Math.min(client.token_ttl ?? config.accessTokenTtl, config.maxAccessTokenTtl);
   const { token: accessToken, claims } = await mintAccessToken(keys, {
     issuer: config.issuer,

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { GENERATION_KEY, GenerationRecordError, parseGenerationRecord, planRotation, validateGenerationRecord } from "../../src/keys/generation.ts";
-import { GENERATION_CACHE_SECONDS, readGenerationRecord } from "../../src/keys/generation-store.ts";
+import { GENERATION_CACHE_SECONDS, GenerationUnavailableError, readGenerationRecord } from "../../src/keys/generation-store.ts";
 import { generationRetention, NO_ROTATION } from "../../src/keys/schedule.ts";
 
 /** A namespace holding only keys:generation, counting reads; `fail` makes get() throw. */
@@ -77,11 +77,11 @@ describe("reading keys:generation in the Worker", () => {
     expect(await readGenerationRecord(kv, stale + GENERATION_CACHE_SECONDS * 1000)).toEqual({ generation: 6, since: 100 });
   });
 
-  it("uses generation 0 while KV has never answered, and asks again on the next request", async () => {
+  it("refuses (never guesses generation 0) while KV has never answered, and asks again on the next request", async () => {
     vi.spyOn(console, "log").mockImplementation(() => undefined);
     const { kv, state } = generationKV({ generation: 7, since: 1 });
     state.fail = true;
-    expect(await readGenerationRecord(kv, t0)).toEqual(NO_ROTATION);
+    await expect(readGenerationRecord(kv, t0)).rejects.toThrow(GenerationUnavailableError);
     state.fail = false;
     expect(await readGenerationRecord(kv, t0 + 1)).toEqual({ generation: 7, since: 1 });
   });
