@@ -10,6 +10,7 @@ import { gateway } from "./gateway/route.ts";
 import { introspection } from "./lifecycle/introspect.ts";
 import { revocation } from "./lifecycle/revoke.ts";
 import { admin } from "./admin/route.ts";
+import { SigningKeyError } from "./keys/signing.ts";
 import { metadata } from "./metadata.ts";
 import { token } from "./token/route.ts";
 
@@ -46,6 +47,12 @@ app.onError((error, c) => {
     const event = path === "/register" || path.startsWith("/register/") ? "admin_denied" : "gateway_denied";
     auditEvent(c.env, event, { path, ...audit, error: error.code ?? "no_token", reason: error.reason ?? error.description });
     return bearerErrorResponse(error, realmOf(c.env));
+  }
+  if (error instanceof SigningKeyError) {
+    // SECURITY.md item 22: no key, no token and no verification; the cause goes to the log only.
+    const unavailable = new OAuthError("temporarily_unavailable", "signing keys are unavailable, try again later", { reason: error.message });
+    auditEvent(c.env, path === "/token" ? "token_refused" : "request_refused", { level: "error", path, ...audit, error: unavailable.code, reason: error.message });
+    return oauthErrorResponse(unavailable);
   }
   // Not ours: log it whole, answer without detail.
   logEvent("internal_error", { level: "error", path, name: error.name, message: error.message, config: error instanceof ConfigError });

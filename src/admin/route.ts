@@ -13,7 +13,7 @@ import { auditEvent } from "../audit.ts";
 import { BearerError, OAuthError } from "../errors.ts";
 import { checkScopes, extractBearerToken, verifyAccessToken } from "../gateway/bearer.ts";
 import { checkTokenStatus } from "../gateway/token-status.ts";
-import { getSigningKeys, SigningKeyError } from "../keys/signing.ts";
+import { getSigningKeys } from "../keys/signing.ts";
 import { clientKey, ClientRecordError, describeClient, isValidClientId, type ClientRecord } from "../clients/record.ts";
 import { createClientRecord, updateClientRecord, type ClientChanges } from "../clients/manage.ts";
 import { loadClient } from "../clients/store.ts";
@@ -32,10 +32,7 @@ async function authorize(c: Context<{ Bindings: Env }>): Promise<AccessTokenClai
   const config = getConfig(c.env);
   const token = extractBearerToken(c.req.raw.headers);
   if (token === undefined) throw new BearerError(undefined, "an access token with the tollgate:admin scope is required");
-  const keys = await getSigningKeys(c.env).catch((error: unknown) => {
-    if (error instanceof SigningKeyError) throw new OAuthError("temporarily_unavailable", "token verification is unavailable", { reason: error.message });
-    throw error;
-  });
+  const keys = await getSigningKeys(c.env);
   const claims = await verifyAccessToken(token, keys, { issuer: config.issuer, audience: adminAudience(config.issuer), maxLifetime: config.maxAccessTokenTtl });
   // A revoked admin token, or one of a disabled or deleted client, is refused here as at the gateway.
   await checkTokenStatus(c.env.CLIENTS, claims);

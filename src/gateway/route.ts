@@ -7,7 +7,7 @@ import { auditOf, countEvent, type AppEnv } from "../audit.ts";
 import { readBodyCapped } from "../body.ts";
 import { getConfig } from "../config.ts";
 import { BearerError, OAuthError } from "../errors.ts";
-import { getSigningKeys, SigningKeyError } from "../keys/signing.ts";
+import { getSigningKeys } from "../keys/signing.ts";
 import { enforceLimit } from "../limits.ts";
 import { checkScopes, extractBearerToken, verifyAccessToken } from "./bearer.ts";
 import { IDENTITY_HEADERS } from "./headers.ts";
@@ -54,10 +54,7 @@ gateway.all("*", async (c) => {
     if (hasTokenParameter(url.searchParams)) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the query");
     const token = extractBearerToken(request.headers);
     if (token === undefined) throw new BearerError(undefined, "an access token is required");
-    const keys = await getSigningKeys(c.env).catch((error: unknown) => {
-      if (error instanceof SigningKeyError) throw new OAuthError("temporarily_unavailable", "token verification is unavailable", { reason: error.message });
-      throw error;
-    });
+    const keys = await getSigningKeys(c.env);
     const claims = await verifyAccessToken(token, keys, { issuer: config.issuer, audience: route.audience!, maxLifetime: config.maxAccessTokenTtl });
     audit.client_id = claims.client_id;
     audit.jti = claims.jti;

@@ -3,9 +3,8 @@
  * current, next and retired keys of the schedule, else every SIGNING_KEY key.
  */
 import { Hono } from "hono";
-import { OAuthError } from "../errors.ts";
 import { JWKS_MAX_AGE } from "./schedule.ts";
-import { getSigningKeys, SigningKeyError } from "./signing.ts";
+import { getSigningKeys } from "./signing.ts";
 
 /**
  * Resource servers may cache the set this long (300 s). Rotation publishes a new key at least this
@@ -17,12 +16,7 @@ export { JWKS_MAX_AGE };
 export const jwks = new Hono<{ Bindings: Env }>();
 
 jwks.get("/.well-known/jwks.json", async (c) => {
-  const keys = await getSigningKeys(c.env).catch((error: unknown) => {
-    if (error instanceof SigningKeyError) {
-      throw new OAuthError("temporarily_unavailable", "signing keys are unavailable", { reason: error.message });
-    }
-    throw error;
-  });
+  const keys = await getSigningKeys(c.env);
   return c.json(keys.jwks, 200, {
     "Content-Type": "application/jwk-set+json",
     "Cache-Control": `public, max-age=${JWKS_MAX_AGE}`,

@@ -14,7 +14,8 @@ import { loadClient } from "../clients/store.ts";
 import { getConfig } from "../config.ts";
 import { OAuthError } from "../errors.ts";
 import type { AccessTokenClaims } from "../token/mint.ts";
-import { loadVerificationKeys, requireTokenParameter, verifyPresentedToken } from "./presented-token.ts";
+import { requireTokenParameter, verifyPresentedToken } from "./presented-token.ts";
+import { getSigningKeys } from "../keys/signing.ts";
 import { isRevoked, KV_CACHE_TTL_SECONDS } from "./revoked.ts";
 
 export const introspection = new Hono<AppEnv>();
@@ -43,7 +44,7 @@ introspection.post("/introspect", async (c) => {
   // RFC 7662 §2.1: token_type_hint may be ignored; every token here is an access token.
   const { client, prepared, now } = await authenticateFormRequest(c.req.raw, c.env, config.issuer, async (form) => ({
     token: requireTokenParameter(form),
-    keys: await loadVerificationKeys(c.env),
+    keys: await getSigningKeys(c.env),
   }), auditOf(c));
   // RFC 7662 §2.2: an inactive token gets "active": false and no other member, whatever the reason
   // (the reason goes to the log only, never to the caller).

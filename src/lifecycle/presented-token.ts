@@ -9,7 +9,7 @@
 import { compactVerify } from "jose";
 import { OAuthError } from "../errors.ts";
 import { keyResolver, MAX_TOKEN_LENGTH } from "../gateway/bearer.ts";
-import { getSigningKeys, SigningKeyError, type SigningKeys } from "../keys/signing.ts";
+import type { SigningKeys } from "../keys/signing.ts";
 import type { TokenForm } from "../token/form.ts";
 import type { AccessTokenClaims } from "../token/mint.ts";
 
@@ -21,16 +21,6 @@ export function requireTokenParameter(form: TokenForm): string {
   const token = form.get("token");
   if (token === undefined) throw new OAuthError("invalid_request", "the token parameter is required");
   return token;
-}
-
-/** The issuer's keys; missing or malformed → 503 (nothing can be verified). */
-export function loadVerificationKeys(env: Env): Promise<SigningKeys> {
-  return getSigningKeys(env).catch((error: unknown) => {
-    if (error instanceof SigningKeyError) {
-      throw new OAuthError("temporarily_unavailable", "token verification is unavailable", { reason: error.message });
-    }
-    throw error;
-  });
 }
 
 /** RFC 8725 §3.11, RFC 9068 §2.1: `at+jwt`, with or without the `application/` prefix, in any case. */

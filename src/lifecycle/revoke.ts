@@ -9,7 +9,8 @@ import { auditEvent, auditOf, type AppEnv } from "../audit.ts";
 import { authenticateFormRequest } from "../clients/authenticate-request.ts";
 import { getConfig } from "../config.ts";
 import { OAuthError } from "../errors.ts";
-import { loadVerificationKeys, requireTokenParameter, verifyPresentedToken } from "./presented-token.ts";
+import { requireTokenParameter, verifyPresentedToken } from "./presented-token.ts";
+import { getSigningKeys } from "../keys/signing.ts";
 import { isStillAcceptable, recordRevocation } from "./revoked.ts";
 
 export const revocation = new Hono<AppEnv>();
@@ -22,7 +23,7 @@ revocation.post("/revoke", async (c) => {
   // value (or none) is ignored rather than answered with unsupported_token_type.
   const { client, prepared, now } = await authenticateFormRequest(c.req.raw, c.env, config.issuer, async (form) => ({
     token: requireTokenParameter(form),
-    keys: await loadVerificationKeys(c.env),
+    keys: await getSigningKeys(c.env),
   }), auditOf(c));
   // RFC 7009 §2.2: the body is ignored by the client; the status says it all.
   const revoked = () => c.body(null, 200, noStore);

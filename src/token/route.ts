@@ -8,7 +8,7 @@ import { auditEvent, auditOf, type AppEnv } from "../audit.ts";
 import { OAuthError } from "../errors.ts";
 import { authenticateFormRequest } from "../clients/authenticate-request.ts";
 import { isValidAudience, parseScope, type ClientRecord } from "../clients/record.ts";
-import { getSigningKeys, SigningKeyError } from "../keys/signing.ts";
+import { getSigningKeys } from "../keys/signing.ts";
 import { enforceLimit } from "../limits.ts";
 import type { TokenForm } from "./form.ts";
 import { adminAudience } from "../admin/route.ts";
@@ -59,12 +59,7 @@ token.post("/token", async (c) => {
       throw new OAuthError("unsupported_grant_type", "only the client_credentials grant is supported");
     }
     // Fail before the PBKDF2 work if no token could be signed anyway.
-    return getSigningKeys(c.env).catch((error: unknown) => {
-      if (error instanceof SigningKeyError) {
-        throw new OAuthError("temporarily_unavailable", "the token service cannot sign tokens right now", { reason: error.message });
-      }
-      throw error;
-    });
+    return getSigningKeys(c.env);
   }, audit);
   await enforceLimit(c.env.TOKEN_CLIENT_LIMITER, client.client_id, "tokens issued per client");
   if (!client.grant_types.includes("client_credentials")) {
