@@ -99,10 +99,8 @@ function changesFromOptions(): ClientChanges {
     changes.audiences = opts.audience;
   }
   if (opts["default-audience"] !== undefined) {
+    // The shared rules add it to the allowed audiences if it is not there yet.
     changes.default_audience = opts["default-audience"];
-    // A default audience must be allowed: saying only --default-audience allows it.
-    if (changes.audiences === undefined) changes.audiences = [opts["default-audience"]];
-    else if (!changes.audiences.includes(opts["default-audience"])) changes.audiences = [...changes.audiences, opts["default-audience"]];
   }
   if (opts.ttl !== undefined) changes.token_ttl = opts.ttl === "default" ? null : wholeSeconds(opts.ttl, "ttl");
   if (opts["introspect-any"] && opts["no-introspect-any"]) throw new UsageError("--introspect-any and --no-introspect-any exclude each other");

@@ -1,6 +1,6 @@
 /**
- * The rules for creating and changing client records, shared by every writer (the CLI now, an
- * admin API later), so that what one accepts the other accepts too.
+ * The rules for creating and changing client records, shared by every writer (the CLI and the
+ * admin API), so that what one accepts the other accepts too.
  */
 import { ClientRecordError, parseScope, validateClientRecord, type ClientRecord } from "./record.ts";
 import { generateClientSecret, hashClientSecret } from "./secret.ts";
@@ -41,7 +41,13 @@ function apply(record: ClientRecord, changes: ClientChanges): ClientRecord {
     next.allowed_audiences = changes.audiences;
     if (next.default_audience !== null && !changes.audiences.includes(next.default_audience)) next.default_audience = null;
   }
-  if (changes.default_audience !== undefined) next.default_audience = changes.default_audience;
+  if (changes.default_audience !== undefined) {
+    next.default_audience = changes.default_audience;
+    // A default audience must be allowed: naming one allows it, keeping the others.
+    if (changes.default_audience !== null && !next.allowed_audiences.includes(changes.default_audience)) {
+      next.allowed_audiences = [...next.allowed_audiences, changes.default_audience];
+    }
+  }
   if (changes.token_ttl !== undefined) next.token_ttl = changes.token_ttl;
   if (changes.disabled !== undefined) next.disabled = changes.disabled;
   if (changes.introspect_any !== undefined) next.introspect_any = changes.introspect_any;

@@ -1,6 +1,6 @@
 /**
  * The client record kept in Workers KV under `client:{client_id}` (docs/storage.md), and the rules
- * every writer (the CLI today) and reader (the Worker) applies to it. Pure TypeScript with no
+ * every writer (the CLI, the admin API) and reader (the Worker) applies to it. Pure TypeScript with no
  * runtime dependency, so the CLI runs it under Node as it is.
  */
 import { parseSecretHash } from "./secret.ts";

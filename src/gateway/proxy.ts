@@ -69,9 +69,9 @@ export async function proxyRequest({ method, body, route, path, query, env, set,
   } catch (error) {
     if (error instanceof OAuthError) throw error;
     if (abort.signal.aborted) {
-      throw new OAuthError("gateway_timeout", "the origin did not answer in time", { reason: `${url}: no response in ${route.timeoutMs} ms` });
+      throw new OAuthError("gateway_timeout", "the origin did not answer in time", { reason: `${url.split("?")[0]}: no response in ${route.timeoutMs} ms` });
     }
-    throw new OAuthError("bad_gateway", "the origin could not be reached", { reason: `${url}: ${(error as Error).message}` });
+    throw new OAuthError("bad_gateway", "the origin could not be reached", { reason: `${url.split("?")[0]}: ${(error as Error).message}` });
   } finally {
     clearTimeout(timer);
   }

@@ -200,3 +200,15 @@ describe("introspect_any (RFC 7662: who may introspect other clients' tokens)", 
     expect(updateClientRecord(off, { introspect_any: true }, 1003).introspect_any).toBe(true);
   });
 });
+
+describe("updateClientRecord: --default-audience keeps the other allowed audiences", () => {
+  it("adds the default to the allowed audiences instead of replacing them", async () => {
+    const { updateClientRecord, createClientRecord } = await import("../../src/clients/manage.ts");
+    const now = Math.floor(Date.now() / 1000);
+    const { record } = await createClientRecord("aud-keep", { scope: "a", audiences: ["https://a.example", "https://b.example"] }, now);
+    const updated = updateClientRecord(record, { default_audience: "https://c.example" }, now);
+    expect(updated.allowed_audiences).toEqual(["https://a.example", "https://b.example", "https://c.example"]);
+    expect(updated.default_audience).toBe("https://c.example");
+    expect(updateClientRecord(record, { default_audience: "https://b.example" }, now).allowed_audiences).toEqual(["https://a.example", "https://b.example"]);
+  });
+});
