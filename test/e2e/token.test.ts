@@ -104,6 +104,25 @@ describe("client-credentials grant end to end", () => {
     expect(ok.status).toBe(200);
     const old = await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(secret), new URLSearchParams(), insecure);
     expect(old.status).toBe(401);
+    secret = fresh;
+  });
+
+  it("rotates with a grace: both secrets work until the old one's expiry, then only the new one", async () => {
+    const rotated = await tollgate("clients", "rotate-secret", "orders-svc", "--grace", "4", "--json");
+    expect(rotated.code).toBe(0);
+    const body = JSON.parse(rotated.stdout) as { client_secret: string; secrets: { id: string; expires_at: number | null }[] };
+    const oldId = secret.split(".")[0]!;
+    const expiresAt = body.secrets.find((s) => s.id === oldId)!.expires_at!;
+    expect(expiresAt).toBeGreaterThan(Date.now() / 1000);
+    const as = await discover();
+    const client: oauth.Client = { client_id: "orders-svc" };
+    const request = (s: string) => oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(s), new URLSearchParams(), insecure);
+    expect((await request(secret)).status).toBe(200);
+    expect((await request(body.client_secret)).status).toBe(200);
+    // Past the old secret's expires_at (whole seconds), it stops; the new one goes on.
+    await new Promise((r) => setTimeout(r, Math.max(0, (expiresAt + 1) * 1000 - Date.now())));
+    expect((await request(secret)).status).toBe(401);
+    expect((await request(body.client_secret)).status).toBe(200);
   });
 });
 
