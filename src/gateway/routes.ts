@@ -203,13 +203,25 @@ export function foldPath(path: string): string {
   return path.toLowerCase().replace(/\.+(?=\/|$)/g, "");
 }
 
+const foldedPrefixes = new WeakMap<GatewayRoute, string>();
+
+function foldedPrefix(route: GatewayRoute): string {
+  let folded = foldedPrefixes.get(route);
+  if (folded === undefined) {
+    folded = foldPath(route.prefix);
+    foldedPrefixes.set(route, folded);
+  }
+  return folded;
+}
+
 /**
  * The route for a path, refusing paths whose route would change under foldPath: the gateway must
  * never authorize `/api/ADMIN` by the `/api` rules when an origin may serve it as `/api/admin`.
  */
 export function findUnambiguousRoute(routes: GatewayRoute[], host: string, path: string): GatewayRoute | undefined | "ambiguous" {
   const route = findRoute(routes, host, path);
-  const folded = routes.find((r) => (r.host === undefined || r.host === host) && matchesPrefix(foldPath(path), foldPath(r.prefix)));
+  const foldedPath = foldPath(path);
+  const folded = routes.find((r) => (r.host === undefined || r.host === host) && matchesPrefix(foldedPath, foldedPrefix(r)));
   return folded === route ? route : "ambiguous";
 }
 
