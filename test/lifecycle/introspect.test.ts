@@ -21,24 +21,15 @@ import {
   introspection,
   partlyFailingKV,
   revoke,
+  jtiOf,
+  oversizedToken,
+  tokenOf,
 } from "./lifecycle.ts";
 
 afterEach(() => {
   vi.restoreAllMocks();
 });
 
-function tokenOf(clientId: string, claims: Record<string, unknown> = {}): Promise<string> {
-  return mintToken({ claims: { client_id: clientId, sub: clientId, ...claims } });
-}
-
-const jtiOf = (token: string): string => decodeJwt(token).jti!;
-
-/** A token signed with the issuer's key, but over MAX_TOKEN_LENGTH (4096) characters: refused before any decoding. */
-async function oversizedToken(clientId: string): Promise<string> {
-  const token = await tokenOf(clientId, { padding: "x".repeat(3200) });
-  expect(token.length).toBeGreaterThan(4096);
-  return token;
-}
 
 describe("RFC 7662 §2.2 an active token", () => {
   it("is described to its own client: active, scope, client_id, sub, aud, iss, exp, iat, jti, token_type", async () => {

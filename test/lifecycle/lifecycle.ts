@@ -6,6 +6,8 @@ import { env } from "cloudflare:workers";
 import { expect, vi } from "vitest";
 import { basic, tokenRequest, type FormBody } from "../helpers.ts";
 import { revokedKey } from "../../src/lifecycle/revoked.ts";
+import { decodeJwt } from "jose";
+import { mintToken } from "../gateway/tokens.ts";
 
 export const REVOKE_URL = `${env.ISSUER}/revoke`;
 export const INTROSPECT_URL = `${env.ISSUER}/introspect`;
@@ -111,3 +113,17 @@ export const failingKV = {
   list: () => Promise.reject(new Error("KV down")),
   delete: () => Promise.reject(new Error("KV down")),
 } as unknown as KVNamespace;
+
+/** A token of `clientId` signed with the issuer's key, with claim overrides (exp, iat, …). */
+export function tokenOf(clientId: string, claims: Record<string, unknown> = {}): Promise<string> {
+  return mintToken({ claims: { client_id: clientId, sub: clientId, ...claims } });
+}
+
+export const jtiOf = (token: string): string => decodeJwt(token).jti!;
+
+/** A token signed with the issuer's key, but over MAX_TOKEN_LENGTH (4096) characters: refused before any decoding. */
+export async function oversizedToken(clientId: string): Promise<string> {
+  const token = await tokenOf(clientId, { padding: "x".repeat(3200) });
+  expect(token.length).toBeGreaterThan(4096);
+  return token;
+}

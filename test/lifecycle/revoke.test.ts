@@ -20,25 +20,15 @@ import {
   revocationExpiration,
   revoke,
   storedRevocation,
+  jtiOf,
+  oversizedToken,
+  tokenOf,
 } from "./lifecycle.ts";
 
 afterEach(() => {
   vi.restoreAllMocks();
 });
 
-/** A token of `clientId` signed with the issuer's key, with claim overrides (exp, iat, …). */
-function tokenOf(clientId: string, claims: Record<string, unknown> = {}): Promise<string> {
-  return mintToken({ claims: { client_id: clientId, sub: clientId, ...claims } });
-}
-
-const jtiOf = (token: string): string => decodeJwt(token).jti!;
-
-/** A token signed with the issuer's key, but over MAX_TOKEN_LENGTH (4096) characters: refused before any decoding. */
-async function oversizedToken(clientId: string): Promise<string> {
-  const token = await tokenOf(clientId, { padding: "x".repeat(3200) });
-  expect(token.length).toBeGreaterThan(4096);
-  return token;
-}
 
 describe("RFC 7009 §2.1 revoking an access token", () => {
   it("answers 200 with an empty body and no-store, and records revoked:{jti} with client_id, exp and revoked_at", async () => {
