@@ -8,7 +8,6 @@
 export type OAuthErrorCode =
   | "invalid_request"
   | "invalid_client"
-  | "invalid_grant"
   | "unauthorized_client"
   | "unsupported_grant_type"
   | "invalid_scope"
