@@ -15,7 +15,9 @@ let failed = 0;
 try {
   const report = JSON.parse(readFileSync(results, "utf8"));
   passed = report.numPassedTests;
-  failed = report.numFailedTests + (report.numFailedTestSuites ?? 0);
+  // A file that failed to load or in a hook has no failed test of its own: count it once.
+  const brokenFiles = report.testResults.filter((f) => f.status === "failed" && !f.assertionResults.some((a) => a.status === "failed")).length;
+  failed = report.numFailedTests + brokenFiles;
 } catch {
   failed = 1; // no report: the run itself broke
 }
