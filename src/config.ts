@@ -30,23 +30,13 @@ function requireString(env: Record<string, unknown>, name: string): string {
   return value.trim();
 }
 
-function seconds(env: Record<string, unknown>, name: string, fallback: number): number {
+/** A var of whole seconds from 1 to `max`, `fallback` when unset. */
+function seconds(env: Record<string, unknown>, name: string, fallback: number, max = 86_400): number {
   const raw = env[name];
   if (raw === undefined || raw === "") return fallback;
   const value = typeof raw === "number" ? raw : /^\d+$/.test(String(raw)) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(value) || value < 1 || value > 86_400) {
-    throw new ConfigError(`${name} must be whole seconds from 1 to 86400, got ${JSON.stringify(raw)}`);
-  }
-  return value;
-}
-
-/** ROTATION_PERIOD: whole seconds, a day by default, at most a year. */
-function rotationPeriod(env: Record<string, unknown>): number {
-  const raw = env.ROTATION_PERIOD;
-  if (raw === undefined || raw === "") return 86_400;
-  const value = typeof raw === "number" ? raw : /^\d+$/.test(String(raw)) ? Number(raw) : NaN;
-  if (!Number.isSafeInteger(value) || value < 1 || value > 31_536_000) {
-    throw new ConfigError(`ROTATION_PERIOD must be whole seconds from 1 to 31536000, got ${JSON.stringify(raw)}`);
+  if (!Number.isSafeInteger(value) || value < 1 || value > max) {
+    throw new ConfigError(`${name} must be whole seconds from 1 to ${max}, got ${JSON.stringify(raw)}`);
   }
   return value;
 }
@@ -90,7 +80,8 @@ export function parseConfig(env: Record<string, unknown>): Config {
     if (error instanceof RouteConfigError) throw new ConfigError(error.message);
     throw error;
   }
-  const period = rotationPeriod(env);
+  // ROTATION_PERIOD: a day by default, at most a year.
+  const period = seconds(env, "ROTATION_PERIOD", 86_400, 31_536_000);
   // With KEY_SEED, a token signed in epoch e must expire (clock tolerance included) before its key
   // leaves the JWKS when e + 2 begins, and the next key must be published longer than JWKS caches
   // keep the set. Without KEY_SEED the period is unused and not held to this.

@@ -95,7 +95,9 @@ export class BearerError extends Error {
   }
 }
 
-const noStore = { "Cache-Control": "no-store", Pragma: "no-cache", "X-Content-Type-Options": "nosniff" } as const;
+/** RFC 6749 §5.1: no cache may keep a token response, or any answer that names a client or token. */
+export const NO_STORE = { "Cache-Control": "no-store", Pragma: "no-cache" } as const;
+const noStore = { ...NO_STORE, "X-Content-Type-Options": "nosniff" } as const;
 
 /** RFC 9110 §11.2: a quoted-string escapes `"` and `\`. */
 export function quoteHeaderValue(value: string): string {

@@ -10,13 +10,13 @@ import { Hono, type Context } from "hono";
 import { readBodyCapped } from "../body.ts";
 import { getConfig } from "../config.ts";
 import { auditEvent } from "../audit.ts";
-import { BearerError, OAuthError } from "../errors.ts";
+import { BearerError, NO_STORE, OAuthError } from "../errors.ts";
 import { checkScopes, extractBearerToken, verifyAccessToken } from "../gateway/bearer.ts";
 import { checkTokenStatus } from "../gateway/token-status.ts";
 import { getSigningKeys } from "../keys/signing.ts";
 import { clientKey, ClientRecordError, describeClient, isValidClientId, type ClientRecord } from "../clients/record.ts";
 import { createClientRecord, updateClientRecord, type ClientChanges } from "../clients/manage.ts";
-import { loadClient } from "../clients/store.ts";
+import { loadClient, storeUnavailable } from "../clients/store.ts";
 import { KV_CACHE_TTL_SECONDS } from "../lifecycle/revoked.ts";
 import type { AccessTokenClaims } from "../token/mint.ts";
 
@@ -130,7 +130,6 @@ function clientInformation(issuer: string, record: ClientRecord): Record<string,
   };
 }
 
-const noStore = { "Cache-Control": "no-store", Pragma: "no-cache" };
 
 function rulesError(error: unknown): never {
   if (error instanceof ClientRecordError) throw invalidMetadata(error.message);
@@ -141,7 +140,7 @@ async function writeRecord(kv: KVNamespace, record: ClientRecord): Promise<void>
   try {
     await kv.put(clientKey(record.client_id), JSON.stringify(record));
   } catch (error) {
-    throw new OAuthError("temporarily_unavailable", "the client store is unavailable, try again later", { reason: `KV write failed: ${(error as Error).message}` });
+    throw storeUnavailable("write", error);
   }
 }
 
@@ -159,7 +158,7 @@ admin.post("/register", async (c) => {
   const { record, clientSecret } = await createClientRecord(clientId, changesFrom(body), Math.floor(Date.now() / 1000)).catch(rulesError);
   await writeRecord(c.env.CLIENTS, record);
   auditEvent(c.env, "client_registered", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
-  return c.json({ ...clientInformation(issuer, record), client_secret: clientSecret }, 201, noStore);
+  return c.json({ ...clientInformation(issuer, record), client_secret: clientSecret }, 201, NO_STORE);
 });
 
 admin.on(["GET", "PUT", "DELETE"], "/register/:client_id", async (c) => {
@@ -169,15 +168,15 @@ admin.on(["GET", "PUT", "DELETE"], "/register/:client_id", async (c) => {
   const record = await loadClient(c.env.CLIENTS, clientId, { cacheTtl: KV_CACHE_TTL_SECONDS });
   // RFC 7592 §2.1: an unknown client is answered as unauthorized, not as absent.
   if (!record) throw new BearerError("invalid_token", "no such client for this token", { reason: `unknown client ${clientId}` });
-  if (c.req.method === "GET") return c.json(clientInformation(issuer, record), 200, noStore);
+  if (c.req.method === "GET") return c.json(clientInformation(issuer, record), 200, NO_STORE);
   if (c.req.method === "DELETE") {
     try {
       await c.env.CLIENTS.delete(clientKey(clientId));
     } catch (error) {
-      throw new OAuthError("temporarily_unavailable", "the client store is unavailable, try again later", { reason: `KV delete failed: ${(error as Error).message}` });
+      throw storeUnavailable("delete", error);
     }
     auditEvent(c.env, "client_deleted", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
-    return c.body(null, 204, noStore);
+    return c.body(null, 204, NO_STORE);
   }
   const body = await readJSON(c.req.raw);
   // RFC 7592 §2.2: the body carries the client_id, and may not choose a secret.
@@ -204,7 +203,7 @@ admin.on(["GET", "PUT", "DELETE"], "/register/:client_id", async (c) => {
   })();
   await writeRecord(c.env.CLIENTS, updated);
   auditEvent(c.env, "client_updated", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
-  return c.json(clientInformation(issuer, updated), 200, noStore);
+  return c.json(clientInformation(issuer, updated), 200, NO_STORE);
 });
 
 admin.all("/register", () => {

@@ -6,6 +6,13 @@ import { clientKey, isValidClientId, validateClientRecord, type ClientRecord } f
 import { DUMMY_SECRET_HASH, secretIdOf, verifyClientSecret } from "./secret.ts";
 import { isKnownGoodSecret, rememberGoodSecret, secretCacheKey } from "./secret-cache.ts";
 
+/** KV unreachable: 503, nothing issued or changed; the cause goes to the log (SECURITY.md item 22). */
+export function storeUnavailable(operation: string, error: unknown): OAuthError {
+  return new OAuthError("temporarily_unavailable", "the client store is unavailable, try again later", {
+    reason: `KV ${operation} failed: ${(error as Error).message}`,
+  });
+}
+
 /** Records validated in this isolate, by their exact stored text (bounded; read-only objects). */
 const parsed = new Map<string, ClientRecord>();
 const PARSED_MAX_ENTRIES = 1024;
@@ -21,9 +28,7 @@ export async function loadClient(kv: KVNamespace, clientId: string, options: { c
   try {
     value = await kv.get(clientKey(clientId), options.cacheTtl === undefined ? { type: "text" } : { type: "text", cacheTtl: options.cacheTtl });
   } catch (error) {
-    throw new OAuthError("temporarily_unavailable", "the client store is unavailable, try again later", {
-      reason: `KV read failed: ${(error as Error).message}`,
-    });
+    throw storeUnavailable("read", error);
   }
   if (value === null) return null;
   const known = parsed.get(value);

@@ -12,7 +12,7 @@ import { authenticateFormRequest } from "../clients/authenticate-request.ts";
 import type { ClientRecord } from "../clients/record.ts";
 import { loadClient } from "../clients/store.ts";
 import { getConfig } from "../config.ts";
-import { OAuthError } from "../errors.ts";
+import { NO_STORE, OAuthError } from "../errors.ts";
 import type { AccessTokenClaims } from "../token/mint.ts";
 import { requireTokenParameter, verifyPresentedToken } from "./presented-token.ts";
 import { getSigningKeys } from "../keys/signing.ts";
@@ -20,7 +20,6 @@ import { isRevoked, KV_CACHE_TTL_SECONDS } from "./revoked.ts";
 
 export const introspection = new Hono<AppEnv>();
 
-const noStore = { "Cache-Control": "no-store", Pragma: "no-cache" } as const;
 
 /** RFC 7662 §2.2: the members of an active token's answer. */
 function activeResponse(claims: AccessTokenClaims): Record<string, unknown> {
@@ -50,7 +49,7 @@ introspection.post("/introspect", async (c) => {
   // (the reason goes to the log only, never to the caller).
   const inactive = (reason: string, claims?: AccessTokenClaims) => {
     auditEvent(c.env, "introspection_inactive", { client_id: client.client_id, token_client_id: claims?.client_id, jti: claims?.jti, reason });
-    return c.json({ active: false }, 200, noStore);
+    return c.json({ active: false }, 200, NO_STORE);
   };
 
   const presented = await verifyPresentedToken(prepared.token, prepared.keys, config.issuer);
@@ -69,7 +68,7 @@ introspection.post("/introspect", async (c) => {
   if (record === null) return inactive("client deleted", claims);
   if (record.disabled) return inactive("client disabled", claims);
   if (claims.iat < record.tokens_not_before) return inactive("issued before the client's tokens_not_before", claims);
-  return c.json(activeResponse(claims), 200, noStore);
+  return c.json(activeResponse(claims), 200, NO_STORE);
 });
 
 introspection.all("/introspect", () => {

@@ -8,14 +8,13 @@ import { Hono } from "hono";
 import { auditEvent, auditOf, type AppEnv } from "../audit.ts";
 import { authenticateFormRequest } from "../clients/authenticate-request.ts";
 import { getConfig } from "../config.ts";
-import { OAuthError } from "../errors.ts";
+import { NO_STORE, OAuthError } from "../errors.ts";
 import { requireTokenParameter, verifyPresentedToken } from "./presented-token.ts";
 import { getSigningKeys } from "../keys/signing.ts";
 import { isStillAcceptable, recordRevocation } from "./revoked.ts";
 
 export const revocation = new Hono<AppEnv>();
 
-const noStore = { "Cache-Control": "no-store", Pragma: "no-cache" } as const;
 
 revocation.post("/revoke", async (c) => {
   const config = getConfig(c.env);
@@ -26,7 +25,7 @@ revocation.post("/revoke", async (c) => {
     keys: await getSigningKeys(c.env),
   }), auditOf(c));
   // RFC 7009 §2.2: the body is ignored by the client; the status says it all.
-  const revoked = () => c.body(null, 200, noStore);
+  const revoked = () => c.body(null, 200, NO_STORE);
 
   const presented = await verifyPresentedToken(prepared.token, prepared.keys, config.issuer);
   if (!presented.ok) {

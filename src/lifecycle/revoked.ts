@@ -4,7 +4,7 @@
  * could no longer be accepted anywhere.
  */
 import { OAuthError } from "../errors.ts";
-import { CLOCK_TOLERANCE_SECONDS } from "../gateway/bearer.ts";
+import { CLOCK_TOLERANCE_SECONDS } from "../keys/schedule.ts";
 import type { AccessTokenClaims } from "../token/mint.ts";
 
 export const REVOKED_KEY_PREFIX = "revoked:";

@@ -5,7 +5,7 @@
 import { Hono } from "hono";
 import { getConfig } from "../config.ts";
 import { auditEvent, auditOf, type AppEnv } from "../audit.ts";
-import { OAuthError } from "../errors.ts";
+import { NO_STORE, OAuthError } from "../errors.ts";
 import { authenticateFormRequest } from "../clients/authenticate-request.ts";
 import { isValidAudience, parseScope, type ClientRecord } from "../clients/record.ts";
 import { getSigningKeys } from "../keys/signing.ts";
@@ -79,7 +79,7 @@ token.post("/token", async (c) => {
   auditEvent(c.env, "token_issued", { client_id: client.client_id, auth_method: method, scope: claims.scope ?? "", aud: claims.aud, jti: claims.jti, exp: claims.exp });
   const body: Record<string, unknown> = { access_token: accessToken, token_type: "Bearer", expires_in: lifetime };
   if (claims.scope) body.scope = claims.scope;
-  return c.json(body, 200, { "Cache-Control": "no-store", Pragma: "no-cache" });
+  return c.json(body, 200, NO_STORE);
 });
 
 token.all("/token", () => {
