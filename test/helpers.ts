@@ -3,6 +3,7 @@
  * credentials, and send token requests through the Worker's real entry point.
  */
 import { createExecutionContext } from "cloudflare:test";
+import { expect } from "vitest";
 import { env, exports } from "cloudflare:workers";
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyOptions } from "jose";
 import app from "../src/index.ts";
@@ -165,4 +166,15 @@ export function tokenRequestObject(client: { client_id: string; client_secret: s
     headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret) },
     body: "grant_type=client_credentials",
   });
+}
+
+/** A token-endpoint error: status, JSON, no-store, the RFC 6749 §5.2 code, and never a token. */
+export async function expectError(res: Response, status: number, error: string): Promise<Record<string, unknown>> {
+  expect(res.status).toBe(status);
+  expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
+  expect(res.headers.get("Cache-Control")).toBe("no-store");
+  const body = (await res.json()) as Record<string, unknown>;
+  expect(body.error).toBe(error);
+  expect(body).not.toHaveProperty("access_token");
+  return body;
 }

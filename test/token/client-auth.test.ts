@@ -1,20 +1,11 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { base64, basic, formEncode, issueToken, seedClient, tokenRequest, verifyAccessToken } from "../helpers.ts";
+import { expectError } from "../helpers.ts";
 import { parseClientAuthentication } from "../../src/token/client-auth.ts";
 import type { TokenForm } from "../../src/token/form.ts";
 
 const GRANT = { grant_type: "client_credentials" };
-
-async function expectError(res: Response, status: number, error: string): Promise<Record<string, unknown>> {
-  expect(res.status).toBe(status);
-  expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
-  expect(res.headers.get("Cache-Control")).toBe("no-store");
-  const body = (await res.json()) as Record<string, unknown>;
-  expect(body.error).toBe(error);
-  expect(body).not.toHaveProperty("access_token");
-  return body;
-}
 
 function form(params: Record<string, string>): TokenForm {
   return { get: (name) => params[name], getAll: (name) => (params[name] === undefined ? [] : [params[name]!]) };

@@ -2,20 +2,11 @@ import { env, exports } from "cloudflare:workers";
 import { decodeJwt } from "jose";
 import { describe, expect, it } from "vitest";
 import { basic, issueToken, requestToken, seedClient, tokenRequest, TOKEN_URL, verifyAccessToken } from "../helpers.ts";
+import { expectError } from "../helpers.ts";
 
 const ORDERS = "https://api.tollgate.test/orders";
 const INVENTORY = "https://api.tollgate.test/inventory";
 const BILLING = "https://api.tollgate.test/billing";
-
-async function expectError(res: Response, status: number, error: string): Promise<Record<string, unknown>> {
-  expect(res.status).toBe(status);
-  expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
-  expect(res.headers.get("Cache-Control")).toBe("no-store");
-  const body = (await res.json()) as Record<string, unknown>;
-  expect(body.error).toBe(error);
-  expect(body).not.toHaveProperty("access_token");
-  return body;
-}
 
 describe("RFC 6749 §4.4 client credentials grant", () => {
   it("issues a Bearer token to a client using client_secret_basic", async () => {
