@@ -46,5 +46,5 @@ export function countEvent(env: Env, event: string, fields: AuditContext & { err
 /** The log line and the counter for one auditable event. */
 export function auditEvent(env: Env, event: string, fields: AuditContext & Record<string, unknown>): void {
   logEvent(event, fields);
-  countEvent(env, event, { ...fields, error: typeof fields.error === "string" ? fields.error : undefined });
+  if (env.METRICS) countEvent(env, event, { ...fields, error: typeof fields.error === "string" ? fields.error : undefined });
 }

@@ -12,13 +12,24 @@ export async function readBodyCapped(request: Request, limit: number, deadlineMs
   const declared = request.headers.get("Content-Length");
   if (declared !== null && !(Number(declared) <= limit)) return undefined;
   if (!request.body) return new Uint8Array(0);
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
   let timer: ReturnType<typeof setTimeout> | null = null;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new OAuthError("invalid_request", "the request body did not arrive in time", { status: 408 })), deadlineMs);
   });
+  if (declared !== null) {
+    // The runtime delivers exactly the declared length (RFC 9112 §6.3), which is within the limit,
+    // so the body is taken whole: one native read instead of a loop over chunks.
+    const whole = request.arrayBuffer();
+    whole.catch(() => {}); // settles after a 408 when the client gives up; nobody waits then
+    try {
+      return new Uint8Array(await Promise.race([whole, deadline]));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+  const reader = request.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
   try {
     for (;;) {
       const { done, value } = await Promise.race([reader.read(), deadline]);

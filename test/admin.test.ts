@@ -179,17 +179,19 @@ describe("RFC 7592 §2 client management (GET, PUT, DELETE /register/{client_id}
     expect((await call("PUT", `/register/${client.client_id}`, token, { client_id: client.client_id, client_secret: "x" })).status).toBe(400);
   });
 
-  it("disables a client through PUT: it can no longer get tokens", async () => {
+  it("disables a client through PUT: it can no longer get tokens, at once in this isolate even when it was warm", async () => {
     const token = await adminToken();
     const client = await seedClient();
+    expect((await requestToken(client)).status).toBe(200);
     const res = await call("PUT", `/register/${client.client_id}`, token, { client_id: client.client_id, scope: "orders:read", disabled: true });
     expect(res.status).toBe(200);
     expect((await requestToken(client)).status).toBe(401);
   });
 
-  it("deletes a client with 204; it is gone from KV and from /token", async () => {
+  it("deletes a client with 204; it is gone from KV and from /token, at once in this isolate", async () => {
     const token = await adminToken();
     const client = await seedClient();
+    expect((await requestToken(client)).status).toBe(200);
     const res = await call("DELETE", `/register/${client.client_id}`, token);
     expect(res.status).toBe(204);
     expect(await env.CLIENTS.get(clientKey(client.client_id))).toBeNull();

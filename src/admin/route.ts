@@ -18,6 +18,7 @@ import { clientKey, ClientRecordError, describeClient, isValidClientId, type Cli
 import { createClientRecord, updateClientRecord, type ClientChanges } from "../clients/manage.ts";
 import { loadClient, storeUnavailable } from "../clients/store.ts";
 import { KV_CACHE_TTL_SECONDS } from "../lifecycle/revoked.ts";
+import { forgetClient } from "../clients/client-cache.ts";
 import type { AccessTokenClaims } from "../token/mint.ts";
 
 export const ADMIN_SCOPE = "tollgate:admin";
@@ -142,6 +143,8 @@ async function writeRecord(kv: KVNamespace, record: ClientRecord): Promise<void>
   } catch (error) {
     throw storeUnavailable("write", error);
   }
+  // Elsewhere the change reaches /token within 40 s; in this isolate, at once.
+  forgetClient(record.client_id);
 }
 
 admin.post("/register", async (c) => {
@@ -175,6 +178,7 @@ admin.on(["GET", "PUT", "DELETE"], "/register/:client_id", async (c) => {
     } catch (error) {
       throw storeUnavailable("delete", error);
     }
+    forgetClient(clientId);
     auditEvent(c.env, "client_deleted", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
     return c.body(null, 204, NO_STORE);
   }

@@ -31,13 +31,18 @@ export function invalidClient(realm: string, reason: string): OAuthError {
   });
 }
 
+/** Strict UTF-8; decode() without `stream` starts afresh each call, so one decoder serves all. */
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
 function parseBasic(header: string): { clientId: string; clientSecret: string } {
   const match = /^basic +([A-Za-z0-9+/]+={0,2}) *$/i.exec(header);
   if (!match) throw malformedBasic();
   let text: string;
   try {
     const binary = atob(match[1]!);
-    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(Uint8Array.from(binary, (ch) => ch.charCodeAt(0)));
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    text = utf8.decode(bytes);
   } catch {
     throw malformedBasic();
   }

@@ -16,11 +16,14 @@ export interface TokenForm {
   getAll(name: string): string[];
 }
 
+/** Strict UTF-8; decode() without `stream` starts afresh each call, so one decoder serves all. */
+const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
 async function readBody(request: Request): Promise<string> {
   const body = await readBodyCapped(request, MAX_TOKEN_BODY_BYTES);
   if (!body) throw new OAuthError("invalid_request", `the request body exceeds ${MAX_TOKEN_BODY_BYTES} bytes`, { status: 413 });
   try {
-    return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(body);
+    return utf8.decode(body);
   } catch {
     throw new OAuthError("invalid_request", "the request body is not UTF-8");
   }
@@ -32,7 +35,9 @@ async function readBody(request: Request): Promise<string> {
  */
 export async function readTokenForm(request: Request): Promise<TokenForm> {
   // Credentials or parameters in the URL end up in logs and caches: refuse them all.
-  if (new URL(request.url).search.length > 1) {
+  // request.url is serialized by the runtime and never has a fragment: a query is text after "?".
+  const query = request.url.indexOf("?");
+  if (query >= 0 && query < request.url.length - 1) {
     throw new OAuthError("invalid_request", "parameters must be sent in the request body, not the query string");
   }
   const contentType = request.headers.get("Content-Type") ?? "";

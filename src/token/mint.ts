@@ -2,8 +2,10 @@
  * Access tokens in the JWT profile of RFC 9068.
  * @see https://www.rfc-editor.org/rfc/rfc9068#section-2
  */
-import { SignJWT } from "jose";
+import { CompactSign } from "jose";
 import type { SigningKeys } from "../keys/signing.ts";
+
+const encoder = new TextEncoder();
 
 export interface AccessTokenClaims {
   iss: string;
@@ -37,7 +39,9 @@ export async function mintAccessToken(keys: SigningKeys, input: MintInput): Prom
     jti: crypto.randomUUID(),
   };
   if (input.scopes.length > 0) claims.scope = input.scopes.join(" ");
-  const token = await new SignJWT({ ...claims })
+  // The claims are built and checked here, so they are signed as a plain JWS payload: SignJWT would
+  // copy and re-validate them on every token (RFC 7519 §7.1: a JWT is a JWS of its claims).
+  const token = await new CompactSign(encoder.encode(JSON.stringify(claims)))
     .setProtectedHeader({ alg: "ES256", typ: "at+jwt", kid: keys.signer.kid })
     .sign(keys.signer.key);
   return { token, claims };

@@ -1,0 +1,57 @@
+/**
+ * The warm path of client authentication: a client that authenticated in this isolate within the
+ * last CLIENT_CACHE_SECONDS is served from memory, its record as read then and its secret checked
+ * against the HMAC digest secret-cache.ts kept, with no KV read and no PBKDF2.
+ *
+ * Only successful authentications enter (so only clients holding a valid secret occupy it, and an
+ * attacker's guesses cannot evict them), and only a presented secret this isolate already verified
+ * for that very record takes the shortcut. Everything else (another secret, an unknown id, a
+ * disabled client, an expired secret) reads KV and pays the PBKDF2 as before, so every refusal
+ * still costs the same work and no timing tells a cached client apart.
+ *
+ * The price is staleness: a record changed elsewhere (disabled, secret revoked or rotated out) is
+ * still used here for up to CLIENT_CACHE_SECONDS, the same window the gateway's status cache has
+ * (src/gateway/token-status.ts), so /token and the gateway share one bound: KV's edge cache (30 s)
+ * + 10 s = 40 s (README, "Revocation and disabled clients"). A change made through the admin API
+ * drops the entry in the isolate that made it at once. docs/security.md weighs the trade-off.
+ */
+import type { ClientRecord } from "./record.ts";
+import { secretIdOf } from "./secret.ts";
+import { isKnownGoodSecret, secretCacheKey } from "./secret-cache.ts";
+
+/** How long a record read from KV is used for the warm path; as REVOCATION_CHECK_SECONDS. */
+export const CLIENT_CACHE_SECONDS = 10;
+export const CLIENT_CACHE_MAX_ENTRIES = 1024;
+
+const records = new Map<string, { record: ClientRecord; until: number }>();
+
+/** Remembers a record that just authenticated a client (read from KV at `readAt`, epoch ms). */
+export function rememberClient(record: ClientRecord, readAt: number): void {
+  records.delete(record.client_id);
+  records.set(record.client_id, { record, until: readAt + CLIENT_CACHE_SECONDS * 1000 });
+  if (records.size > CLIENT_CACHE_MAX_ENTRIES) records.delete(records.keys().next().value!);
+}
+
+/** Drops a client's entry: its record changed here (admin API). */
+export function forgetClient(clientId: string): void {
+  records.delete(clientId);
+}
+
+/**
+ * The remembered record when `clientId` authenticated here recently and `secret` is the very secret
+ * verified then, still unexpired at `now` (epoch seconds); otherwise undefined, and the caller goes
+ * to KV and PBKDF2.
+ */
+export async function rememberedClient(clientId: string, secret: string, now: number, nowMs = Date.now()): Promise<ClientRecord | undefined> {
+  const entry = records.get(clientId);
+  if (!entry) return undefined;
+  if (entry.until <= nowMs) {
+    records.delete(clientId);
+    return undefined;
+  }
+  const { record } = entry;
+  const secretId = secretIdOf(secret);
+  const stored = record.secrets.find((s) => s.id === secretId && (s.expires_at === null || s.expires_at > now));
+  if (!stored || record.disabled) return undefined;
+  return (await isKnownGoodSecret(secretCacheKey(record.client_id, stored.hash, record.updated_at), secret)) ? record : undefined;
+}
