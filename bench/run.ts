@@ -5,7 +5,7 @@
  * bench/results/latest.json. Cases: /token warm and cold, gateway protected vs passthrough vs the
  * origin directly, and the peer's token endpoint. CPU per request is read from /proc.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -19,7 +19,16 @@ import { freePort } from "../scripts/dev-server.ts";
 import { startEchoOrigin } from "../scripts/echo-origin.ts";
 import { startRawWorkerd } from "./workerd.ts";
 
-const { values } = parseArgs({ options: { duration: { type: "string", default: "8" }, rounds: { type: "string", default: "3" }, connections: { type: "string", default: "10" }, "cold-clients": { type: "string", default: "5000" } } });
+const { values } = parseArgs({ options: { duration: { type: "string", default: "8" }, rounds: { type: "string", default: "3" }, connections: { type: "string", default: "10" }, "cold-clients": { type: "string", default: "5000" }, cases: { type: "string" }, "no-pin": { type: "boolean", default: false } } });
+const only = values.cases?.split(",");
+/**
+ * With 2 CPUs or more, the servers under test (Tollgate's workerd, node-oidc-provider) run on CPU 1
+ * and this process (autocannon, the echo origin) and the KV stand-in on CPU 0: each server gets the
+ * same one core, and none competes with the load generator. `--no-pin` leaves scheduling to Linux.
+ */
+const pin = !values["no-pin"] && cpus().length >= 2 && spawnSync("taskset", ["-p", "-c", "0", String(process.pid)]).status === 0;
+const SERVER_CPU = pin ? 1 : undefined;
+const onServerCpu = (command: string[]) => (SERVER_CPU === undefined ? command : ["taskset", "-c", String(SERVER_CPU), ...command]);
 const duration = Number(values.duration);
 const rounds = Number(values.rounds);
 const connections = Number(values.connections);
@@ -64,7 +73,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
  * Runs every case `rounds` times, interleaved, so a burst of load elsewhere on the machine hits all
  * cases alike; reports the median of each figure.
  */
-async function benchAll(cases: Case[]): Promise<CaseResult[]> {
+async function benchAll(allCases: Case[]): Promise<CaseResult[]> {
+  const cases = only ? allCases.filter((c) => only.includes(c.name)) : allCases;
   const runs = new Map<string, CaseResult[]>(cases.map((c) => [c.name, []]));
   for (const c of cases) await autocannon({ ...c.opts, connections, duration: 2 }); // warm-up: JIT, isolate, caches
   for (let round = 1; round <= rounds; round++) {
@@ -106,7 +116,8 @@ const stateDir = mkdtempSync(join(tmpdir(), "tollgate-bench-"));
 const origin = await startEchoOrigin();
 const peerPort = await freePort();
 const peerSecret = "peer-bench-secret-0123456789abcdef";
-const peer = spawn(process.execPath, [join(PROJECT_ROOT, "bench/peer-oidc-provider.ts"), String(peerPort), "bench-peer", peerSecret], { detached: true, stdio: ["ignore", "pipe", "inherit"] });
+const [peerCommand, ...peerArgs] = onServerCpu([process.execPath, join(PROJECT_ROOT, "bench/peer-oidc-provider.ts"), String(peerPort), "bench-peer", peerSecret]);
+const peer = spawn(peerCommand!, peerArgs, { detached: true, stdio: ["ignore", "pipe", "inherit"] });
 const stopPeer = () => {
   try {
     process.kill(-peer.pid!, "SIGKILL");
@@ -140,6 +151,7 @@ const worker = await startRawWorkerd(
     GATEWAY_ROUTES: JSON.stringify(routes),
   },
   kv,
+  { cpu: SERVER_CPU },
 );
 const results: CaseResult[] = [];
 try {
@@ -150,7 +162,7 @@ try {
   const tokenRes = await fetch(`${worker.url}/token`, { method: "POST", headers: { ...form, Authorization: basic("bench-warm", warm.clientSecret) }, body: "grant_type=client_credentials" });
   const { access_token } = (await tokenRes.json()) as { access_token: string };
 
-  console.log(`Benchmark: ${connections} connections, ${rounds} interleaved rounds of ${duration} s per case, ${cpus().length} CPUs, Node ${process.version}`);
+  console.log(`Benchmark: ${connections} connections, ${rounds} interleaved rounds of ${duration} s per case, ${cpus().length} CPUs${pin ? " (servers on CPU 1, load on CPU 0)" : ""}, Node ${process.version}`);
   let n = 0;
   results.push(
     ...(await benchAll([
@@ -169,6 +181,7 @@ try {
       { name: "peer_token", opts: { url: `http://127.0.0.1:${peerPort}/token`, method: "POST", headers: { ...form, Authorization: basic("bench-peer", peerSecret) }, body: "grant_type=client_credentials&scope=bench%3Aread" }, cpuPids: peerPids },
       { name: "gateway_protected", opts: { url: `${worker.url}/protected/item`, headers: { Authorization: `Bearer ${access_token}` } }, cpuPids: workerd },
       { name: "gateway_passthrough", opts: { url: `${worker.url}/open/item` }, cpuPids: workerd },
+      { name: "worker_floor", opts: { url: `${worker.url}/.well-known/jwks.json` }, cpuPids: workerd },
       { name: "origin_direct", opts: { url: `${origin.url}/item` }, cpuPids: [] },
     ])),
   );
@@ -180,8 +193,9 @@ try {
 }
 
 const by = Object.fromEntries(results.map((r) => [r.name, r]));
-const ratio = (a: string, b: string) => Number((by[a]!.rps / by[b]!.rps).toFixed(2));
-const cpuRatio = (a: string, b: string) => Number((by[a]!.cpuMsPerRequest! / by[b]!.cpuMsPerRequest!).toFixed(2));
+// A ratio of cases left out by --cases is null.
+const ratio = (a: string, b: string) => (by[a] && by[b] ? Number((by[a].rps / by[b].rps).toFixed(2)) : null);
+const cpuRatio = (a: string, b: string) => (by[a] && by[b] ? Number((by[a].cpuMsPerRequest! / by[b].cpuMsPerRequest!).toFixed(2)) : null);
 const ratios = {
   token_warm_vs_peer: ratio("token_warm", "peer_token"),
   token_warm_vs_peer_cpu: cpuRatio("token_warm", "peer_token"),
@@ -200,7 +214,7 @@ for (const r of results) {
 }
 console.log("\nRatios (same run):");
 for (const [k, v] of Object.entries(ratios)) console.log(`  ${k}: ${v}`);
-const out = { date: new Date().toISOString(), node: process.version, cpus: cpus().map((c) => c.model)[0], cpuCount: cpus().length, duration, rounds, connections, results, ratios };
+const out = { date: new Date().toISOString(), pinned: pin, node: process.version, cpus: cpus().map((c) => c.model)[0], cpuCount: cpus().length, duration, rounds, connections, results, ratios };
 mkdirSync(join(PROJECT_ROOT, "bench/results"), { recursive: true });
 writeFileSync(join(PROJECT_ROOT, "bench/results/latest.json"), `${JSON.stringify(out, null, 2)}\n`);
 console.log("\nWrote bench/results/latest.json");

@@ -34,7 +34,7 @@ export interface RawWorkerd {
   stop(): Promise<void>;
 }
 
-export async function startRawWorkerd(dir: string, vars: Record<string, string>, kv: Record<string, string>, options: { inspectorPort?: number } = {}): Promise<RawWorkerd> {
+export async function startRawWorkerd(dir: string, vars: Record<string, string>, kv: Record<string, string>, options: { inspectorPort?: number; cpu?: number } = {}): Promise<RawWorkerd> {
   const dist = join(dir, "dist");
   mkdirSync(dist, { recursive: true });
   await run(process.execPath, [WRANGLER, "deploy", "--dry-run", "--outdir", dist], { cwd: PROJECT_ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: "false" } });
@@ -83,7 +83,10 @@ const tollgate :Workerd.Worker = (
   );
   const kvChild = spawn(WORKERD, ["serve", join(dir, "kv.capnp")], { detached: true, stdio: ["ignore", "ignore", "inherit"] });
   const inspector = options.inspectorPort ? ["--inspector-addr", `127.0.0.1:${options.inspectorPort}`] : [];
-  const child = spawn(WORKERD, ["serve", join(dir, "config.capnp"), ...inspector], { detached: true, stdio: ["ignore", "ignore", "inherit"] });
+  const command = [WORKERD, "serve", join(dir, "config.capnp"), ...inspector];
+  // taskset execs workerd in its own place: the pid is workerd's.
+  if (options.cpu !== undefined) command.unshift("taskset", "-c", String(options.cpu));
+  const child = spawn(command[0]!, command.slice(1), { detached: true, stdio: ["ignore", "ignore", "inherit"] });
   const stop = async () => {
     for (const pid of [child.pid, kvChild.pid]) {
       try {
