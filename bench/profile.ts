@@ -3,7 +3,7 @@
  * `npm run profile [-- --case token_warm|gateway_protected --duration 8]`: where the Worker's CPU
  * goes on one hot path. Runs the production bundle in plain workerd (as `npm run bench` does) with
  * the V8 inspector on, drives the case with autocannon while V8's sampling profiler runs, and prints
- * self and total time per function. Writes the raw profile to bench/results/<case>.cpuprofile, which
+ * self and total time per function, as a share and in microseconds per request. Writes the raw profile to bench/results/<case>.cpuprofile, which
  * Chrome DevTools opens.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -61,7 +61,7 @@ async function inspect(port: number) {
   };
 }
 
-function summarize(profile: Profile, top: number): void {
+function summarize(profile: Profile, top: number, requests: number): void {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
@@ -85,7 +85,7 @@ function summarize(profile: Profile, top: number): void {
   const print = (title: string, m: Map<string, number>) => {
     console.log(`\n${title}`);
     for (const [name, us] of [...m].sort((a, b) => b[1] - a[1]).slice(0, top)) {
-      console.log(`${((100 * us) / all).toFixed(1).padStart(6)}%  ${name}`);
+      console.log(`${((100 * us) / all).toFixed(1).padStart(6)}%  ${(us / requests).toFixed(1).padStart(6)} µs/req  ${name}`);
     }
   };
   print("self time", self);
@@ -103,7 +103,10 @@ const worker = await startRawWorkerd(
     ISSUER: "http://localhost:8787",
     DEFAULT_AUDIENCE: AUDIENCE,
     SIGNING_KEY: JSON.stringify(await generateSigningKey()),
-    GATEWAY_ROUTES: JSON.stringify([{ prefix: "/protected", origin: origin.url, audience: AUDIENCE, scopes: ["bench:read"] }]),
+    GATEWAY_ROUTES: JSON.stringify([
+      { prefix: "/protected", origin: origin.url, audience: AUDIENCE, scopes: ["bench:read"] },
+      { prefix: "/open", origin: origin.url, public: true },
+    ]),
   },
   { [clientKey("bench-warm")]: JSON.stringify(warm.record) },
   { inspectorPort },
@@ -116,6 +119,8 @@ try {
   const cases: Record<string, autocannon.Options> = {
     token_warm: tokenRequest,
     gateway_protected: { url: `${worker.url}/protected/item`, headers: { Authorization: `Bearer ${access_token}` } },
+    gateway_passthrough: { url: `${worker.url}/open/item` },
+    passthrough_with_token: { url: `${worker.url}/open/item`, headers: { Authorization: `Bearer ${access_token}` } },
   };
   const opts = cases[values.case];
   if (!opts) throw new Error(`unknown case ${values.case}; one of ${Object.keys(cases).join(", ")}`);
@@ -130,7 +135,7 @@ try {
   console.log(`${values.case}: ${Math.round(result.requests.average)} req/s under the profiler, ${result.non2xx} non-2xx`);
   mkdirSync(join(PROJECT_ROOT, "bench/results"), { recursive: true });
   writeFileSync(join(PROJECT_ROOT, `bench/results/${values.case}.cpuprofile`), JSON.stringify(profile));
-  summarize(profile, Number(values.top));
+  summarize(profile, Number(values.top), result.requests.total);
 } finally {
   await worker.stop();
   await origin.close();

@@ -51,7 +51,7 @@ gateway.all("*", async (c) => {
   let body: BodyInit | null = request.body;
   if (!route.public) {
     // RFC 6750 §2: this gateway accepts the token only in the Authorization header.
-    if (hasTokenParameter(url.searchParams)) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the query");
+    if (url.search.length > 1 && hasTokenParameter(url.searchParams)) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the query");
     const token = extractBearerToken(request.headers);
     if (token === undefined) throw new BearerError(undefined, "an access token is required");
     const keys = await getSigningKeys(c.env);

@@ -227,6 +227,16 @@ export function findUnambiguousRoute(routes: GatewayRoute[], host: string, path:
 
 /** The scopes a request with this method needs on this route; HEAD needs what GET needs. */
 export function requiredScopes(route: GatewayRoute, method: string): string[] {
-  const extra = route.methodScopes[method] ?? (method === "HEAD" ? route.methodScopes.GET : undefined) ?? [];
-  return [...new Set([...route.scopes, ...extra])];
+  let byMethod = scopesByRoute.get(route);
+  if (!byMethod) scopesByRoute.set(route, (byMethod = new Map()));
+  let scopes = byMethod.get(method);
+  if (!scopes) {
+    const extra = route.methodScopes[method] ?? (method === "HEAD" ? route.methodScopes.GET : undefined) ?? [];
+    scopes = Object.freeze([...new Set([...route.scopes, ...extra])]) as string[];
+    byMethod.set(method, scopes);
+  }
+  return scopes;
 }
+
+/** requiredScopes per parsed route (routes live as long as the isolate's config) and method. */
+const scopesByRoute = new WeakMap<GatewayRoute, Map<string, string[]>>();

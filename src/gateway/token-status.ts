@@ -43,10 +43,16 @@ function remember<T>(cache: Map<string, Entry<T>>, key: string, entry: Entry<T>)
   while (cache.size > STATUS_CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value!);
 }
 
+/** The cached entry while it is younger than REVOCATION_CHECK_SECONDS. */
+function fresh<T>(cache: Map<string, Entry<T>>, key: string, now: number): Entry<T> | undefined {
+  const entry = cache.get(key);
+  return entry && now - entry.checkedAt < REVOCATION_CHECK_SECONDS * 1000 ? entry : undefined;
+}
+
 /** The cached answer while fresh; else KV's; else, while KV fails, the last one within the grace. */
 async function lookUp<T>(cache: Map<string, Entry<T>>, key: string, now: number, read: () => Promise<T>): Promise<T> {
   const entry = cache.get(key);
-  if (entry && now - entry.checkedAt < REVOCATION_CHECK_SECONDS * 1000) return entry.value;
+  if (fresh(cache, key, now)) return entry!.value;
   try {
     const value = await read();
     remember(cache, key, { value, checkedAt: now });
@@ -76,25 +82,34 @@ async function readClientStatus(kv: KVNamespace, clientId: string): Promise<Clie
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-3.1
  */
 export async function checkTokenStatus(kv: KVNamespace, claims: Pick<AccessTokenClaims, "jti" | "client_id" | "iat">, now = Date.now()): Promise<void> {
+  const jtiKey = `jti ${claims.jti}`;
+  const clientKey = `client ${claims.client_id}`;
+  // The hot path: both answers fresh in this isolate, decided without a promise per lookup.
+  const knownRevoked = fresh(revokedByJti, jtiKey, now);
+  const knownClient = fresh(clientsById, clientKey, now);
+  if (knownRevoked && knownClient) return refuseIfRevoked(claims, knownRevoked.value, knownClient.value);
   const [revoked, client] = await Promise.allSettled([
-    lookUp(revokedByJti, `jti ${claims.jti}`, now, () => isRevoked(kv, claims.jti, { cacheTtl: KV_CACHE_TTL_SECONDS })),
-    lookUp(clientsById, `client ${claims.client_id}`, now, () => readClientStatus(kv, claims.client_id)),
+    lookUp(revokedByJti, jtiKey, now, () => isRevoked(kv, claims.jti, { cacheTtl: KV_CACHE_TTL_SECONDS })),
+    lookUp(clientsById, clientKey, now, () => readClientStatus(kv, claims.client_id)),
   ]);
   // A known refusal wins over an unknown answer: the request fails either way, this one says why.
-  const status = client.status === "fulfilled" ? client.value : undefined;
-  const refusal =
-    revoked.status === "fulfilled" && revoked.value
-      ? "token revoked"
-      : typeof status === "string"
-        ? `client ${status}`
-        : status !== undefined && claims.iat < status.notBefore
-          ? `issued before the client's tokens_not_before (${status.notBefore}): deleted and re-created, disabled, or a secret revoked`
-          : undefined;
+  refuseIfRevoked(claims, revoked.status === "fulfilled" ? revoked.value : undefined, client.status === "fulfilled" ? client.value : undefined);
+  if (revoked.status === "rejected") throw revoked.reason;
+  if (client.status === "rejected") throw client.reason;
+}
+
+/** Throws invalid_token for whichever known answer refuses the token; undefined means unknown. */
+function refuseIfRevoked(claims: Pick<AccessTokenClaims, "jti" | "client_id" | "iat">, revoked: boolean | undefined, status: ClientStatus | undefined): void {
+  const refusal = revoked
+    ? "token revoked"
+    : typeof status === "string"
+      ? `client ${status}`
+      : status !== undefined && claims.iat < status.notBefore
+        ? `issued before the client's tokens_not_before (${status.notBefore}): deleted and re-created, disabled, or a secret revoked`
+        : undefined;
   if (refusal) {
     throw new BearerError("invalid_token", "the access token has been revoked", {
       reason: `${refusal} (client ${JSON.stringify(claims.client_id)}, jti ${claims.jti})`,
     });
   }
-  if (revoked.status === "rejected") throw revoked.reason;
-  if (client.status === "rejected") throw client.reason;
 }

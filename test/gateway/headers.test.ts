@@ -238,6 +238,23 @@ describe("forwardRequestHeaders", () => {
     expect(forwardRequestHeaders(new Headers([["Upgrade", "h2c"]]), { ...base, websocket: true }).get("Upgrade")).toBeNull();
   });
 
+  it("forwards headers named like Object members (__proto__, constructor, toString) as ordinary headers", () => {
+    const incoming = new Headers([
+      ["__proto__", "p"],
+      ["constructor", "c"],
+      ["toString", "t"],
+      ["X-Multi", "1"],
+      ["X-Multi", "2"],
+    ]);
+    const out = forwardRequestHeaders(incoming, base);
+    expect([...out]).toEqual([
+      ["__proto__", "p"],
+      ["constructor", "c"],
+      ["tostring", "t"],
+      ["x-multi", "1, 2"],
+    ]);
+  });
+
   it("cannot be made to drop a gateway-set header by naming it in Connection (CVE-2022-1388)", () => {
     const incoming = new Headers([["Connection", "X-Tollgate-Client-Id, X-Forwarded-Host"]]);
     const out = forwardRequestHeaders(incoming, { ...base, set: { "X-Tollgate-Client-Id": "real", "X-Forwarded-Host": "h" } });
