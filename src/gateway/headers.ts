@@ -88,10 +88,16 @@ export function forwardRequestHeaders(incoming: Headers, options: ForwardOptions
 /** The origin's response headers minus hop-by-hop ones. */
 export function forwardResponseHeaders(incoming: Headers): Headers {
   const named = namedInConnection(incoming);
-  const kept: [string, string][] = [];
+  // One record, as upstream; each Set-Cookie stays its own header, appended after.
+  const kept: Record<string, string> = Object.create(null);
+  let cookies = false;
   for (const [name, value] of incoming) {
     const key = name.toLowerCase();
-    if (!HOP_BY_HOP_SET.has(key) && !named.includes(key)) kept.push([name, value]);
+    if (HOP_BY_HOP_SET.has(key) || named.includes(key)) continue;
+    if (key === "set-cookie") cookies = true;
+    else kept[name] = value;
   }
-  return new Headers(kept);
+  const out = new Headers(kept);
+  if (cookies && !named.includes("set-cookie")) for (const cookie of incoming.getSetCookie()) out.append("Set-Cookie", cookie);
+  return out;
 }
