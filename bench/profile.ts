@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run profile [-- --case token_warm|gateway_protected --duration 8]`: where the Worker's CPU
+ * `npm run profile [-- --case token_warm|token_cold|gateway_protected|gateway_passthrough --duration 8]`: where the Worker's CPU
  * goes on one hot path. Runs the production bundle in plain workerd (as `npm run bench` does) with
  * the V8 inspector on, drives the case with autocannon while V8's sampling profiler runs, and prints
  * self and total time per function, as a share and in microseconds per request. Writes the raw profile to bench/results/<case>.cpuprofile, which
@@ -96,6 +96,10 @@ const stateDir = mkdtempSync(join(tmpdir(), "tollgate-profile-"));
 const origin = await startEchoOrigin();
 const now = Math.floor(Date.now() / 1000);
 const warm = await createClientRecord("bench-warm", { scope: "bench:read", audiences: [AUDIENCE], token_ttl: 3600 }, now);
+// token_cold: a different client each request (a shared hash: the Worker cannot know), PBKDF2 every time.
+const COLD_CLIENTS = 2000;
+const kv: Record<string, string> = { [clientKey("bench-warm")]: JSON.stringify(warm.record) };
+for (let i = 0; i < COLD_CLIENTS; i++) kv[clientKey(`bench-cold-${i}`)] = JSON.stringify({ ...warm.record, client_id: `bench-cold-${i}` });
 const inspectorPort = await freePort();
 const worker = await startRawWorkerd(
   stateDir,
@@ -108,7 +112,7 @@ const worker = await startRawWorkerd(
       { prefix: "/open", origin: origin.url, public: true },
     ]),
   },
-  { [clientKey("bench-warm")]: JSON.stringify(warm.record) },
+  kv,
   { inspectorPort },
 );
 try {
@@ -116,8 +120,13 @@ try {
   const basic = `Basic ${Buffer.from(`bench-warm:${encodeURIComponent(warm.clientSecret)}`).toString("base64")}`;
   const tokenRequest = { url: `${worker.url}/token`, method: "POST" as const, headers: { ...form, Authorization: basic }, body: "grant_type=client_credentials" };
   const { access_token } = (await (await fetch(tokenRequest.url, tokenRequest)).json()) as { access_token: string };
+  let cold = 0;
   const cases: Record<string, autocannon.Options> = {
     token_warm: tokenRequest,
+    token_cold: {
+      ...tokenRequest,
+      requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, Authorization: `Basic ${Buffer.from(`bench-cold-${cold++ % COLD_CLIENTS}:${encodeURIComponent(warm.clientSecret)}`).toString("base64")}` } }) }],
+    },
     gateway_protected: { url: `${worker.url}/protected/item`, headers: { Authorization: `Bearer ${access_token}` } },
     gateway_passthrough: { url: `${worker.url}/open/item` },
     passthrough_with_token: { url: `${worker.url}/open/item`, headers: { Authorization: `Bearer ${access_token}` } },
