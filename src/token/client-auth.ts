@@ -4,7 +4,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1
  */
 import { basicChallenge, OAuthError } from "../errors.ts";
-import type { TokenForm } from "./form.ts";
+import { utf8, type TokenForm } from "./form.ts";
 
 export type ClientAuthMethod = "client_secret_basic" | "client_secret_post";
 
@@ -30,9 +30,6 @@ export function invalidClient(realm: string, reason: string): OAuthError {
     reason,
   });
 }
-
-/** Strict UTF-8; decode() without `stream` starts afresh each call, so one decoder serves all. */
-const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 function parseBasic(header: string): { clientId: string; clientSecret: string } {
   const match = /^basic +([A-Za-z0-9+/]+={0,2}) *$/i.exec(header);

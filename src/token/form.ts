@@ -16,8 +16,8 @@ export interface TokenForm {
   getAll(name: string): string[];
 }
 
-/** Strict UTF-8; decode() without `stream` starts afresh each call, so one decoder serves all. */
-const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+/** Strict UTF-8 for bodies and Basic credentials; decode() without `stream` starts afresh each call, so one decoder serves all. */
+export const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 async function readBody(request: Request): Promise<string> {
   const body = await readBodyCapped(request, MAX_TOKEN_BODY_BYTES);
