@@ -16,13 +16,15 @@ export async function readBodyCapped(request: Request, limit: number, deadlineMs
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new OAuthError("invalid_request", "the request body did not arrive in time", { status: 408 })), deadlineMs);
   });
-  if (declared !== null) {
-    // The runtime delivers exactly the declared length (RFC 9112 §6.3), which is within the limit,
-    // so the body is taken whole: one native read instead of a loop over chunks.
+  if (declared !== null && /^\d+$/.test(declared)) {
+    // The HTTP layer delivers exactly the declared length (RFC 9112 §6.3), which is within the
+    // limit, so the body is taken whole: one native read instead of a loop over chunks. The size is
+    // checked again for bodies that did not come through it (a Request built in the isolate).
     const whole = request.arrayBuffer();
     whole.catch(() => {}); // settles after a 408 when the client gives up; nobody waits then
     try {
-      return new Uint8Array(await Promise.race([whole, deadline]));
+      const body = new Uint8Array(await Promise.race([whole, deadline]));
+      return body.byteLength <= limit ? body : undefined;
     } finally {
       clearTimeout(timer);
     }

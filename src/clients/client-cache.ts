@@ -7,7 +7,8 @@
  * attacker's guesses cannot evict them), and only a presented secret this isolate already verified
  * for that very record takes the shortcut. Everything else (another secret, an unknown id, a
  * disabled client, an expired secret) reads KV and pays the PBKDF2 as before, so every refusal
- * still costs the same work and no timing tells a cached client apart.
+ * still costs the same work (a wrong secret carrying a remembered client's secret id costs one
+ * HMAC more, microseconds beside the PBKDF2).
  *
  * The price is staleness: a record changed elsewhere (disabled, secret revoked or rotated out) is
  * still used here for up to CLIENT_CACHE_SECONDS, the same window the gateway's status cache has
@@ -24,17 +25,26 @@ export const CLIENT_CACHE_SECONDS = 10;
 export const CLIENT_CACHE_MAX_ENTRIES = 1024;
 
 const records = new Map<string, { record: ClientRecord; until: number }>();
+/** When this isolate last changed a client (epoch ms): a record read before then is not remembered. */
+const changedAt = new Map<string, number>();
 
 /** Remembers a record that just authenticated a client (read from KV at `readAt`, epoch ms). */
 export function rememberClient(record: ClientRecord, readAt: number): void {
+  // A request that read the record before an admin change here, and finished after it, would
+  // otherwise put the old record back.
+  const changed = changedAt.get(record.client_id);
+  if (changed !== undefined && readAt <= changed) return;
   records.delete(record.client_id);
   records.set(record.client_id, { record, until: readAt + CLIENT_CACHE_SECONDS * 1000 });
   if (records.size > CLIENT_CACHE_MAX_ENTRIES) records.delete(records.keys().next().value!);
 }
 
 /** Drops a client's entry: its record changed here (admin API). */
-export function forgetClient(clientId: string): void {
+export function forgetClient(clientId: string, now = Date.now()): void {
   records.delete(clientId);
+  changedAt.delete(clientId);
+  changedAt.set(clientId, now);
+  if (changedAt.size > CLIENT_CACHE_MAX_ENTRIES) changedAt.delete(changedAt.keys().next().value!);
 }
 
 /**

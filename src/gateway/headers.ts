@@ -93,7 +93,7 @@ export function forwardResponseHeaders(incoming: Headers): Headers {
   let cookies = false;
   for (const [name, value] of incoming) {
     const key = name.toLowerCase();
-    if (HOP_BY_HOP_SET.has(key) || named.includes(key)) continue;
+    if (HOP_BY_HOP_SET.has(key) || named.includes(canonical(name))) continue;
     if (key === "set-cookie") cookies = true;
     else kept[name] = value;
   }

@@ -5,7 +5,7 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { fetchWithEnv, nowSeconds, putClientRecord, seedClient, tokenRequestObject, verifyAccessToken } from "../helpers.ts";
-import { CLIENT_CACHE_MAX_ENTRIES, CLIENT_CACHE_SECONDS, rememberClient, rememberedClient } from "../../src/clients/client-cache.ts";
+import { CLIENT_CACHE_MAX_ENTRIES, CLIENT_CACHE_SECONDS, forgetClient, rememberClient, rememberedClient } from "../../src/clients/client-cache.ts";
 import { validateClientRecord } from "../../src/clients/record.ts";
 import { rememberGoodSecret, secretCacheKey } from "../../src/clients/secret-cache.ts";
 
@@ -105,6 +105,21 @@ describe("client authentication, warm path", () => {
     const expiresAt = (client.record.secrets as { expires_at: number }[])[0]!.expires_at;
     expect(await rememberedClient(client.client_id, client.client_secret, expiresAt - 1)).toBeDefined();
     expect(await rememberedClient(client.client_id, client.client_secret, expiresAt)).toBeUndefined();
+  });
+
+  it("does not remember a record read before this isolate changed the client, even if its request ends after", async () => {
+    const client = await seedClient();
+    const record = validateClientRecord(client.record);
+    await rememberGoodSecret(secretCacheKey(record.client_id, record.secrets[0]!.hash, record.updated_at), client.client_secret);
+    const readAt = Date.now();
+    // An admin change lands while a slow request (read at readAt) is still in its PBKDF2...
+    forgetClient(record.client_id, readAt + 5);
+    // ...which then tries to remember what it read: refused, the old record stays forgotten.
+    rememberClient(record, readAt);
+    expect(await rememberedClient(record.client_id, client.client_secret, nowSeconds())).toBeUndefined();
+    // A read after the change is remembered again.
+    rememberClient(record, readAt + 6);
+    expect(await rememberedClient(record.client_id, client.client_secret, nowSeconds(), readAt + 6)).toBeDefined();
   });
 
   it(`holds at most ${CLIENT_CACHE_MAX_ENTRIES} clients, dropping the one remembered longest ago`, async () => {

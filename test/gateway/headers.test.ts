@@ -264,6 +264,11 @@ describe("forwardRequestHeaders", () => {
 });
 
 describe("forwardResponseHeaders", () => {
+  it("drops a header named in Connection in any spelling (x_hop for X-Hop)", () => {
+    const out = forwardResponseHeaders(new Headers([["Connection", "X-Hop"], ["x_hop", "dropped"], ["X-Kept", "k"]]));
+    expect([...out]).toEqual([["x-kept", "k"]]);
+  });
+
   it("drops hop-by-hop and Connection-named headers and keeps each Set-Cookie", () => {
     const incoming = new Headers([
       ["Connection", "close, X-Hop"],
