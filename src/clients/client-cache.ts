@@ -17,7 +17,7 @@
  * drops the entry in the isolate that made it at once. docs/security.md weighs the trade-off.
  */
 import type { ClientRecord } from "./record.ts";
-import { secretIdOf } from "./secret.ts";
+import { activeSecret } from "./store.ts";
 import { isKnownGoodSecret, secretCacheKey } from "./secret-cache.ts";
 
 /** How long a record read from KV is used for the warm path; as REVOCATION_CHECK_SECONDS. */
@@ -60,8 +60,7 @@ export async function rememberedClient(clientId: string, secret: string, now: nu
     return undefined;
   }
   const { record } = entry;
-  const secretId = secretIdOf(secret);
-  const stored = record.secrets.find((s) => s.id === secretId && (s.expires_at === null || s.expires_at > now));
+  const stored = activeSecret(record, secret, now);
   if (!stored || record.disabled) return undefined;
   return (await isKnownGoodSecret(secretCacheKey(record.client_id, stored.hash, record.updated_at), secret)) ? record : undefined;
 }

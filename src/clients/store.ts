@@ -2,7 +2,7 @@
  * Reads client records from Workers KV (docs/storage.md) and authenticates a client against them.
  */
 import { OAuthError } from "../errors.ts";
-import { clientKey, isValidClientId, validateClientRecord, type ClientRecord } from "./record.ts";
+import { clientKey, isValidClientId, validateClientRecord, type ClientRecord, type StoredSecret } from "./record.ts";
 import { DUMMY_SECRET_HASH, secretIdOf, verifyClientSecret } from "./secret.ts";
 import { isKnownGoodSecret, rememberGoodSecret, secretCacheKey } from "./secret-cache.ts";
 
@@ -45,6 +45,12 @@ export async function loadClient(kv: KVNamespace, clientId: string, options: { c
   }
 }
 
+/** The record's unexpired stored secret that `clientSecret` names by its id prefix, if any. */
+export function activeSecret(record: ClientRecord, clientSecret: string, now: number): StoredSecret | undefined {
+  const secretId = secretIdOf(clientSecret);
+  return record.secrets.find((s) => s.id === secretId && (s.expires_at === null || s.expires_at > now));
+}
+
 export type AuthenticationResult =
   | { ok: true; record: ClientRecord }
   | { ok: false; reason: string };
@@ -60,8 +66,7 @@ export async function authenticateClient(
   clientSecret: string,
   now: number,
 ): Promise<AuthenticationResult> {
-  const secretId = secretIdOf(clientSecret);
-  const stored = record?.secrets.find((s) => s.id === secretId && (s.expires_at === null || s.expires_at > now));
+  const stored = record ? activeSecret(record, clientSecret, now) : undefined;
   // Only an enabled client's secret is remembered: a disabled one must keep costing a PBKDF2, so
   // even a caller holding its secret cannot tell "disabled" from "wrong" by timing. Disabling
   // changes updated_at, which drops any entry made before.

@@ -43,16 +43,15 @@ function remember<T>(cache: Map<string, Entry<T>>, key: string, entry: Entry<T>)
   while (cache.size > STATUS_CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value!);
 }
 
-/** The cached entry while it is younger than REVOCATION_CHECK_SECONDS. */
-function fresh<T>(cache: Map<string, Entry<T>>, key: string, now: number): Entry<T> | undefined {
-  const entry = cache.get(key);
-  return entry && now - entry.checkedAt < REVOCATION_CHECK_SECONDS * 1000 ? entry : undefined;
+/** Whether an answer is younger than REVOCATION_CHECK_SECONDS. */
+function isFresh(entry: Entry<unknown>, now: number): boolean {
+  return now - entry.checkedAt < REVOCATION_CHECK_SECONDS * 1000;
 }
 
 /** The cached answer while fresh; else KV's; else, while KV fails, the last one within the grace. */
 async function lookUp<T>(cache: Map<string, Entry<T>>, key: string, now: number, read: () => Promise<T>): Promise<T> {
   const entry = cache.get(key);
-  if (fresh(cache, key, now)) return entry!.value;
+  if (entry && isFresh(entry, now)) return entry.value;
   try {
     const value = await read();
     remember(cache, key, { value, checkedAt: now });
@@ -85,9 +84,11 @@ export async function checkTokenStatus(kv: KVNamespace, claims: Pick<AccessToken
   const jtiKey = `jti ${claims.jti}`;
   const clientKey = `client ${claims.client_id}`;
   // The hot path: both answers fresh in this isolate, decided without a promise per lookup.
-  const knownRevoked = fresh(revokedByJti, jtiKey, now);
-  const knownClient = fresh(clientsById, clientKey, now);
-  if (knownRevoked && knownClient) return refuseIfRevoked(claims, knownRevoked.value, knownClient.value);
+  const knownRevoked = revokedByJti.get(jtiKey);
+  const knownClient = clientsById.get(clientKey);
+  if (knownRevoked && knownClient && isFresh(knownRevoked, now) && isFresh(knownClient, now)) {
+    return refuseIfRevoked(claims, knownRevoked.value, knownClient.value);
+  }
   const [revoked, client] = await Promise.allSettled([
     lookUp(revokedByJti, jtiKey, now, () => isRevoked(kv, claims.jti, { cacheTtl: KV_CACHE_TTL_SECONDS })),
     lookUp(clientsById, clientKey, now, () => readClientStatus(kv, claims.client_id)),
