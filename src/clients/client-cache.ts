@@ -16,8 +16,7 @@
  * + 10 s = 40 s (README, "Revocation and disabled clients"). A change made through the admin API
  * drops the entry in the isolate that made it at once. docs/security.md weighs the trade-off.
  */
-import type { ClientRecord } from "./record.ts";
-import { activeSecret } from "./store.ts";
+import { activeSecret, type ClientRecord } from "./record.ts";
 import { isKnownGoodSecret, secretCacheKey } from "./secret-cache.ts";
 
 /** How long a record read from KV is used for the warm path; as REVOCATION_CHECK_SECONDS. */

@@ -3,7 +3,7 @@
  * every writer (the CLI, the admin API) and reader (the Worker) applies to it. Pure TypeScript with no
  * runtime dependency, so the CLI runs it under Node as it is.
  */
-import { parseSecretHash } from "./secret.ts";
+import { parseSecretHash, secretIdOf } from "./secret.ts";
 
 export const GRANT_TYPES = ["client_credentials"] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
@@ -175,4 +175,10 @@ export function validateClientRecord(value: unknown): ClientRecord {
 export function describeClient(record: ClientRecord): Record<string, unknown> {
   const { secrets, ...rest } = record;
   return { ...rest, secrets: secrets.map(({ hash: _hash, ...s }) => s) };
+}
+
+/** The record's unexpired stored secret that `clientSecret` names by its id prefix, if any. */
+export function activeSecret(record: ClientRecord, clientSecret: string, now: number): StoredSecret | undefined {
+  const secretId = secretIdOf(clientSecret);
+  return record.secrets.find((s) => s.id === secretId && (s.expires_at === null || s.expires_at > now));
 }

@@ -2,8 +2,8 @@
  * Reads client records from Workers KV (docs/storage.md) and authenticates a client against them.
  */
 import { OAuthError } from "../errors.ts";
-import { clientKey, isValidClientId, validateClientRecord, type ClientRecord, type StoredSecret } from "./record.ts";
-import { DUMMY_SECRET_HASH, secretIdOf, verifyClientSecret } from "./secret.ts";
+import { activeSecret, clientKey, isValidClientId, validateClientRecord, type ClientRecord } from "./record.ts";
+import { DUMMY_SECRET_HASH, verifyClientSecret } from "./secret.ts";
 import { isKnownGoodSecret, rememberGoodSecret, secretCacheKey } from "./secret-cache.ts";
 
 /** KV unreachable: 503, nothing issued or changed; the cause goes to the log (SECURITY.md item 22). */
@@ -43,12 +43,6 @@ export async function loadClient(kv: KVNamespace, clientId: string, options: { c
       reason: `corrupt record for ${clientId}: ${(error as Error).message}`,
     });
   }
-}
-
-/** The record's unexpired stored secret that `clientSecret` names by its id prefix, if any. */
-export function activeSecret(record: ClientRecord, clientSecret: string, now: number): StoredSecret | undefined {
-  const secretId = secretIdOf(clientSecret);
-  return record.secrets.find((s) => s.id === secretId && (s.expires_at === null || s.expires_at > now));
 }
 
 export type AuthenticationResult =
