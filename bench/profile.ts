@@ -18,7 +18,7 @@ import { clientKey } from "../src/clients/record.ts";
 import { generateSigningKey } from "../src/keys/generate.ts";
 import { freePort } from "../scripts/dev-server.ts";
 import { startEchoOrigin } from "../scripts/echo-origin.ts";
-import { startRawWorkerd } from "./workerd.ts";
+import { basicAuth, startRawWorkerd, tokenRequest } from "./workerd.ts";
 
 const { values } = parseArgs({ options: { case: { type: "string", default: "token_warm" }, duration: { type: "string", default: "8" }, top: { type: "string", default: "30" } } });
 const AUDIENCE = "https://api.bench.test";
@@ -116,16 +116,14 @@ const worker = await startRawWorkerd(
   { inspectorPort },
 );
 try {
-  const form = { "Content-Type": "application/x-www-form-urlencoded" };
-  const basic = `Basic ${Buffer.from(`bench-warm:${encodeURIComponent(warm.clientSecret)}`).toString("base64")}`;
-  const tokenRequest = { url: `${worker.url}/token`, method: "POST" as const, headers: { ...form, Authorization: basic }, body: "grant_type=client_credentials" };
-  const { access_token } = (await (await fetch(tokenRequest.url, tokenRequest)).json()) as { access_token: string };
+  const warmRequest = tokenRequest(`${worker.url}/token`, "bench-warm", warm.clientSecret);
+  const { access_token } = (await (await fetch(warmRequest.url, warmRequest)).json()) as { access_token: string };
   let cold = 0;
   const cases: Record<string, autocannon.Options> = {
-    token_warm: tokenRequest,
+    token_warm: warmRequest,
     token_cold: {
-      ...tokenRequest,
-      requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, Authorization: `Basic ${Buffer.from(`bench-cold-${cold++ % COLD_CLIENTS}:${encodeURIComponent(warm.clientSecret)}`).toString("base64")}` } }) }],
+      ...warmRequest,
+      requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, Authorization: basicAuth(`bench-cold-${cold++ % COLD_CLIENTS}`, warm.clientSecret) } }) }],
     },
     gateway_protected: { url: `${worker.url}/protected/item`, headers: { Authorization: `Bearer ${access_token}` } },
     gateway_passthrough: { url: `${worker.url}/open/item` },

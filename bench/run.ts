@@ -17,7 +17,7 @@ import { clientKey, validateClientRecord } from "../src/clients/record.ts";
 import { generateSigningKey } from "../src/keys/generate.ts";
 import { freePort } from "../scripts/dev-server.ts";
 import { startEchoOrigin } from "../scripts/echo-origin.ts";
-import { startRawWorkerd } from "./workerd.ts";
+import { basicAuth, startRawWorkerd, tokenRequest } from "./workerd.ts";
 
 const { values } = parseArgs({ options: { duration: { type: "string", default: "8" }, rounds: { type: "string", default: "3" }, connections: { type: "string", default: "10" }, "cold-clients": { type: "string", default: "5000" }, cases: { type: "string" }, "no-pin": { type: "boolean", default: false } } });
 const only = values.cases?.split(",");
@@ -157,28 +157,24 @@ const results: CaseResult[] = [];
 try {
   const workerd = [worker.pid];
   const peerPids = [peer.pid!];
-  const form = { "Content-Type": "application/x-www-form-urlencoded" };
-  const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString("base64")}`;
-  const tokenRes = await fetch(`${worker.url}/token`, { method: "POST", headers: { ...form, Authorization: basic("bench-warm", warm.clientSecret) }, body: "grant_type=client_credentials" });
+  const warmRequest = tokenRequest(`${worker.url}/token`, "bench-warm", warm.clientSecret);
+  const tokenRes = await fetch(warmRequest.url, warmRequest);
   const { access_token } = (await tokenRes.json()) as { access_token: string };
 
   console.log(`Benchmark: ${connections} connections, ${rounds} interleaved rounds of ${duration} s per case, ${cpus().length} CPUs${pin ? " (servers on CPU 1, load on CPU 0)" : ""}, Node ${process.version}`);
   let n = 0;
   results.push(
     ...(await benchAll([
-      { name: "token_warm", opts: { url: `${worker.url}/token`, method: "POST", headers: { ...form, Authorization: basic("bench-warm", warm.clientSecret) }, body: "grant_type=client_credentials" }, cpuPids: workerd },
+      { name: "token_warm", opts: warmRequest, cpuPids: workerd },
       {
         name: "token_cold",
         opts: {
-          url: `${worker.url}/token`,
-          method: "POST",
-          headers: form,
-          body: "grant_type=client_credentials",
-          requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, Authorization: basic(`bench-cold-${n++ % coldClients}`, cold.clientSecret) } }) }],
+          ...warmRequest,
+          requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, Authorization: basicAuth(`bench-cold-${n++ % coldClients}`, cold.clientSecret) } }) }],
         },
         cpuPids: workerd,
       },
-      { name: "peer_token", opts: { url: `http://127.0.0.1:${peerPort}/token`, method: "POST", headers: { ...form, Authorization: basic("bench-peer", peerSecret) }, body: "grant_type=client_credentials&scope=bench%3Aread" }, cpuPids: peerPids },
+      { name: "peer_token", opts: tokenRequest(`http://127.0.0.1:${peerPort}/token`, "bench-peer", peerSecret, "grant_type=client_credentials&scope=bench%3Aread"), cpuPids: peerPids },
       { name: "gateway_protected", opts: { url: `${worker.url}/protected/item`, headers: { Authorization: `Bearer ${access_token}` } }, cpuPids: workerd },
       { name: "gateway_passthrough", opts: { url: `${worker.url}/open/item` }, cpuPids: workerd },
       { name: "worker_floor", opts: { url: `${worker.url}/.well-known/jwks.json` }, cpuPids: workerd },

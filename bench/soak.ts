@@ -13,7 +13,7 @@ import { createClientRecord } from "../src/clients/manage.ts";
 import { clientKey } from "../src/clients/record.ts";
 import { generateSigningKey } from "../src/keys/generate.ts";
 import { startEchoOrigin } from "../scripts/echo-origin.ts";
-import { startRawWorkerd } from "./workerd.ts";
+import { startRawWorkerd, tokenRequest } from "./workerd.ts";
 
 const { values } = parseArgs({ options: { duration: { type: "string", default: "60" }, connections: { type: "string", default: "8" } } });
 const duration = Number(values.duration);
@@ -41,14 +41,13 @@ const worker = await startRawWorkerd(
 );
 let failed = false;
 try {
-  const basic = `Basic ${btoa(`soak:${client.clientSecret}`)}`;
-  const form = { "Content-Type": "application/x-www-form-urlencoded" };
-  const res = await fetch(`${worker.url}/token`, { method: "POST", headers: { ...form, Authorization: basic }, body: "grant_type=client_credentials" });
+  const good = tokenRequest(`${worker.url}/token`, "soak", client.clientSecret);
+  const res = await fetch(good.url, good);
   const { access_token } = (await res.json()) as { access_token: string };
 
   // Warm up, then take the baseline memory.
   await Promise.all([
-    autocannon({ url: `${worker.url}/token`, method: "POST", headers: { ...form, Authorization: basic }, body: "grant_type=client_credentials", connections: 2, duration: 3 }),
+    autocannon({ ...good, connections: 2, duration: 3 }),
     autocannon({ url: `${worker.url}/api/item`, headers: { Authorization: `Bearer ${access_token}` }, connections: 2, duration: 3 }),
   ]);
   const samples: number[] = [rssMiB(worker.pid)];
@@ -59,8 +58,8 @@ try {
   };
   // A mix: token requests (some with a wrong secret), gateway requests with and without a token.
   const [token, bad, gw, anon] = await Promise.all([
-    autocannon({ url: `${worker.url}/token`, method: "POST", headers: { ...form, Authorization: basic }, body: "grant_type=client_credentials", connections, duration }),
-    autocannon({ url: `${worker.url}/token`, method: "POST", headers: { ...form, Authorization: `Basic ${btoa("soak:wrong.secret")}` }, body: "grant_type=client_credentials", connections: 1, duration }),
+    autocannon({ ...good, connections, duration }),
+    autocannon({ ...tokenRequest(`${worker.url}/token`, "soak", "wrong.secret"), connections: 1, duration }),
     autocannon({ url: `${worker.url}/api/item`, headers: { Authorization: `Bearer ${access_token}` }, connections, duration }),
     autocannon({ url: `${worker.url}/api/item`, connections: 1, duration }),
   ]);

@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import { createClientRecord, updateClientRecord } from "../src/clients/manage.ts";
 import { clientKey } from "../src/clients/record.ts";
 import { generateSigningKey } from "../src/keys/generate.ts";
-import { startRawWorkerd } from "./workerd.ts";
+import { startRawWorkerd, tokenRequest } from "./workerd.ts";
 
 const { values } = parseArgs({ options: { samples: { type: "string", default: "300" } } });
 const samples = Number(values.samples);
@@ -69,12 +69,9 @@ try {
   const bodies = new Set<string>();
   for (const [n, kind] of order.entries()) {
     const [id, secret] = kinds[kind]();
+    const request = tokenRequest(`${worker.url}/token`, id, secret);
     const t0 = performance.now();
-    const res = await fetch(`${worker.url}/token`, {
-      method: "POST",
-      headers: { "Content-Type": "application/x-www-form-urlencoded", Authorization: `Basic ${btoa(`${id}:${secret}`)}` },
-      body: "grant_type=client_credentials",
-    });
+    const res = await fetch(request.url, request);
     const body = await res.text();
     const elapsed = performance.now() - t0;
     if (res.status !== 401) throw new Error(`${kind}: expected 401, got ${res.status}`);

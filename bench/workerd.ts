@@ -28,6 +28,16 @@ export default {
 };
 `;
 
+/** RFC 6749 §2.3.1 Basic client credentials: id and secret form-encoded, then base64. */
+export function basicAuth(clientId: string, clientSecret: string): string {
+  return `Basic ${Buffer.from(`${encodeURIComponent(clientId)}:${encodeURIComponent(clientSecret)}`).toString("base64")}`;
+}
+
+/** A client-credentials token request, in the shape both fetch (as init) and autocannon take. */
+export function tokenRequest(url: string, clientId: string, clientSecret: string, body = "grant_type=client_credentials") {
+  return { url, method: "POST" as const, headers: { "Content-Type": "application/x-www-form-urlencoded", Authorization: basicAuth(clientId, clientSecret) }, body };
+}
+
 export interface RawWorkerd {
   url: string;
   pid: number;
