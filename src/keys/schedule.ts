@@ -29,10 +29,11 @@ export const CLOCK_TOLERANCE_SECONDS = 30;
 export const JWKS_MAX_AGE = 300;
 
 /**
- * The longest an isolate is assumed to go on with an older `keys:generation` record: 30 s in its own
- * cache, 30 s in KV's edge cache (cacheTtl), and as much again for KV's propagation between
- * locations. Within it a stale isolate still signs with the previous generation, so that generation
- * stays published this much longer; `keys rotate` waits this long plus JWKS_MAX_AGE by default.
+ * The longest an isolate is assumed to go on with an older `keys:generation` record once KV holds a
+ * newer one: 30 s in its own cache (generation-store.ts), 30 s in KV's edge cache (cacheTtl), and as
+ * much again for KV's propagation between locations. (An isolate whose KV reads fail keeps its record
+ * longer, and logs it: README, "Rotate now".) Within it a stale isolate still signs with the previous
+ * generation: see STALE_SIGNER_SECONDS.
  */
 export const GENERATION_PROPAGATION_SECONDS = 120;
 
