@@ -243,7 +243,7 @@ describe("every key any isolate signs with is in every JWKS a resource server ma
   it("keeps the previous generation's next key published after since: the finding's case", () => {
     // --in 0 written 60 s before the boundary T; 10 s after it, an isolate that has not read the record
     // signs with generation 0's key of the new epoch, which the JWKS served 30 s before must list.
-        expect(keyRefId(planKeys(T + 10, NO_ROTATION, keySeed).signer)).toBe(key(0, E));
+    expect(keyRefId(planKeys(T + 10, NO_ROTATION, keySeed).signer)).toBe(key(0, E));
     expect(ids(planKeys(T - 20, { generation: 1, since: T - 60 }, keySeed).published)).toContain(key(0, E));
   });
 });
