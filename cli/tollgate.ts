@@ -9,6 +9,7 @@ import { createClientRecord, DEFAULT_SECRET_GRACE_SECONDS, revokeClientSecret, r
 import { generateKeySeed, generateSigningKey } from "../src/keys/generate.ts";
 import { GENERATION_KEY, GenerationRecordError, parseGenerationRecord, planRotation, validateGenerationRecord } from "../src/keys/generation.ts";
 import { DEFAULT_ROTATE_IN_SECONDS, GENERATION_PROPAGATION_SECONDS, generationRetention } from "../src/keys/schedule.ts";
+import { rotationTime } from "./clock.ts";
 import { kvDelete, kvGet, kvList, kvPut, PROJECT_ROOT, WranglerError, type KVTarget } from "./kv.ts";
 
 const USAGE = `Usage: tollgate <command> [options]
@@ -227,7 +228,10 @@ async function rotateKeys(): Promise<void> {
   const raw = await kvGet(GENERATION_KEY, target);
   const current = raw === null ? null : parseGenerationRecord(raw);
   const maxAccessTokenTtl = await configuredMaxAccessTokenTtl();
-  const { record, note } = planRotation(current, now(), { inSeconds, maxAccessTokenTtl, force: opts.force });
+  // `since` counts from the Worker's clock, not this machine's (cli/clock.ts).
+  const clock = await rotationTime(target.remote);
+  if (clock.warning) process.stderr.write(`tollgate: ${clock.warning}\n`);
+  const { record, note } = planRotation(current, clock.now, { inSeconds, maxAccessTokenTtl, force: opts.force });
   validateGenerationRecord(record);
   await kvPut(GENERATION_KEY, JSON.stringify(record), target);
   const retained = record.since + generationRetention(maxAccessTokenTtl);

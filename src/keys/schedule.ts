@@ -10,7 +10,9 @@
  *   than any token it signed can live, since ROTATION_PERIOD >= MAX_ACCESS_TOKEN_TTL + JWKS_MAX_AGE
  *   + CLOCK_TOLERANCE_SECONDS (config.ts).
  * `tollgate keys rotate` moves to generation g + 1 at `since`: before it both generations' sets are
- * published, after it generation g's current and retired keys stay published for generationRetention.
+ * published; after it generation g's current and retired keys stay published for generationRetention,
+ * and its next key for STALE_SIGNER_SECONDS, as long as an isolate that has not read the record yet
+ * may sign with generation g (and with that key, once an epoch boundary passes).
  */
 
 /**
@@ -27,15 +29,34 @@ export const CLOCK_TOLERANCE_SECONDS = 30;
 export const JWKS_MAX_AGE = 300;
 
 /**
- * The longest an isolate is assumed to go on with an older `keys:generation` record: 30 s in its own
- * cache, 30 s in KV's edge cache (cacheTtl), and as much again for KV's propagation between
- * locations. Within it a stale isolate still signs with the previous generation, so that generation
- * stays published this much longer; `keys rotate` waits this long plus JWKS_MAX_AGE by default.
+ * The longest an isolate is assumed to go on with an older `keys:generation` record once KV holds a
+ * newer one: 30 s in its own cache (generation-store.ts), 30 s in KV's edge cache (cacheTtl), and as
+ * much again for KV's propagation between locations. (An isolate whose KV reads fail keeps its record
+ * longer, and logs it: README, "Rotate now".) Within it a stale isolate still signs with the previous
+ * generation: see STALE_SIGNER_SECONDS.
  */
 export const GENERATION_PROPAGATION_SECONDS = 120;
 
-/** `tollgate keys rotate` without --in: every isolate has the record and every JWKS cache the new keys. */
-export const DEFAULT_ROTATE_IN_SECONDS = GENERATION_PROPAGATION_SECONDS + JWKS_MAX_AGE;
+/**
+ * How long after the clock reading `since` counts from the record may reach KV: the time `keys rotate`
+ * takes to write it, and the error of the clock it read, which the CLI checks against Cloudflare's
+ * and corrects beyond a few seconds (cli/clock.ts).
+ */
+export const ROTATE_WRITE_SECONDS = 30;
+
+/**
+ * How long after `since` an isolate may still sign with the previous generation: the record may
+ * reach KV ROTATE_WRITE_SECONDS after `since` (with `--in 0`), and every isolate reads it
+ * GENERATION_PROPAGATION_SECONDS after that.
+ */
+export const STALE_SIGNER_SECONDS = ROTATE_WRITE_SECONDS + GENERATION_PROPAGATION_SECONDS;
+
+/**
+ * `tollgate keys rotate` without --in: by `since`, every isolate has read the record and every JWKS a
+ * resource server may still hold (JWKS_MAX_AGE, by a clock up to CLOCK_TOLERANCE_SECONDS apart) lists
+ * the new generation.
+ */
+export const DEFAULT_ROTATE_IN_SECONDS = STALE_SIGNER_SECONDS + JWKS_MAX_AGE + CLOCK_TOLERANCE_SECONDS;
 
 /**
  * KV `keys:generation` (docs/storage.md): generation `generation` signs from `since` (epoch
@@ -68,11 +89,11 @@ export interface ScheduleOptions {
 
 /**
  * How long the previous generation stays published after `since`: the longest token it can have
- * signed (MAX_ACCESS_TOKEN_TTL, by an isolate up to GENERATION_PROPAGATION_SECONDS late in seeing
- * the record) plus the verifiers' clock tolerance.
+ * signed (MAX_ACCESS_TOKEN_TTL, by an isolate up to STALE_SIGNER_SECONDS late in seeing the record)
+ * plus the verifiers' clock tolerance.
  */
 export function generationRetention(maxAccessTokenTtl: number): number {
-  return GENERATION_PROPAGATION_SECONDS + maxAccessTokenTtl + CLOCK_TOLERANCE_SECONDS;
+  return STALE_SIGNER_SECONDS + maxAccessTokenTtl + CLOCK_TOLERANCE_SECONDS;
 }
 
 export function epochOf(now: number, period: number): number {
@@ -100,8 +121,10 @@ export function planKeys(now: number, record: GenerationRecord, options: Schedul
     // Before `since`: the coming generation is published while the current one signs.
     published.push(...generationKeys(record.generation, epoch, [0, 1, -1], options));
   } else if (record.generation > 0 && now < record.since + options.retention) {
-    // After `since`: the previous generation's tokens live on; its next key never signs.
-    published.push(...generationKeys(record.generation - 1, epoch, [0, -1], options));
+    // After `since`: the previous generation's tokens live on, and an isolate yet to read the record
+    // signs with its next key if an epoch begins meanwhile: a JWKS cached now must already list it.
+    const offsets = now < record.since + STALE_SIGNER_SECONDS ? [0, 1, -1] : [0, -1];
+    published.push(...generationKeys(record.generation - 1, epoch, offsets, options));
   }
   const seen = new Set<string>();
   return { signer: signer!, published: published.filter((ref) => !seen.has(keyRefId(ref)) && seen.add(keyRefId(ref))) };

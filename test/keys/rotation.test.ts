@@ -175,6 +175,18 @@ describe("rotate now: keys:generation {generation: 1, since}", () => {
     await expect(verifyAt(token, await getSigningKeys(seedEnv(record), lastSecond), lastSecond)).resolves.toBeDefined();
   });
 
+  it("verifies a stale isolate's token signed just after an epoch boundary with the JWKS served between since and the boundary", async () => {
+    // keys rotate --in 0 written 60 s before the boundary; a resource server fetches the JWKS 20 s
+    // before it; 10 s after it an isolate that has not read the record signs with generation 0.
+    const boundary = T + P;
+    const rotated = { generation: 1, since: boundary - 60 };
+    const cached = createLocalJWKSet((await getSigningKeys(seedEnv(rotated), boundary - 20)).jwks);
+    const { token } = await mint(await getSigningKeys(seedEnv(null), boundary + 10), boundary + 10);
+    expect(decodeProtectedHeader(token).kid).toBe(await kidOf(0, E + 1));
+    const options = { issuer: env.ISSUER, audience: AUDIENCE, typ: "at+jwt", algorithms: ["ES256"], currentDate: new Date((boundary + 10) * 1000) };
+    await expect(jwtVerify(token, cached, options)).resolves.toBeDefined();
+  });
+
   it("drops generation 0 at since + generationRetention", async () => {
     const keep = await getSigningKeys(seedEnv(record), since + retention - 1);
     const drop = await getSigningKeys(seedEnv(record), since + retention);
