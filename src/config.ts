@@ -100,9 +100,10 @@ const cache = new WeakMap<object, Config | ConfigError>();
 /**
  * The parsed config for this `env`, computed once per isolate. A configuration error is remembered
  * and logged once, here, as a `config_error` line naming the variable: every request of the isolate
- * then fails the same way (a JSON 500) without another log line or stack trace.
+ * then fails the same way (a JSON 500) without another log line or stack trace. `env` is the Worker's
+ * Env, typed `object` so that Node-side tools (npm start, tollgate doctor) import this file too.
  */
-export function getConfig(env: Env): Config {
+export function getConfig(env: object): Config {
   let config = cache.get(env);
   if (config === undefined) {
     try {

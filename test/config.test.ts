@@ -98,7 +98,7 @@ describe("A configuration error in the Worker", () => {
     const logged = vi.spyOn(console, "log").mockImplementation(() => {});
     const errors = vi.spyOn(console, "error").mockImplementation(() => {});
     // One env object, as an isolate has: the config is parsed (and refused) once for all its requests.
-    const isolateEnv = { ...env, GATEWAY_ROUTES: JSON.stringify([{ prefix: "/x", origin: "https://origin.example" }]) } as Env;
+    const isolateEnv = { ...env, GATEWAY_ROUTES: JSON.stringify([{ prefix: "/x", origin: "https://origin.example" }]) } as unknown as Env;
     for (const url of ["https://tollgate.test/x/1", METADATA_URL, "https://tollgate.test/x/2", TOKEN_URL]) {
       const res = await app.fetch(new Request(url, { method: url === TOKEN_URL ? "POST" : "GET" }), isolateEnv, createExecutionContext());
       expect(res.status, url).toBe(500);
