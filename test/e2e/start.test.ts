@@ -31,20 +31,21 @@ function npmStart(args: string[]): { child: ChildProcess; output: () => string }
   return { child, output: () => output };
 }
 
+/** The process group of `pid`: field 5 of /proc/PID/stat, after the parenthesized command name. */
+function pgidOf(pid: number | string): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
+  } catch {
+    return undefined; // gone meanwhile
+  }
+}
+
 /** Pids of the processes in process group `pgid` (Linux /proc). */
 function groupMembers(pgid: number): number[] {
-  const pids: number[] = [];
-  for (const entry of readdirSync("/proc")) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      // Field 5 of /proc/PID/stat, after the parenthesized command name.
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === pgid) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
+  return readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry) && pgidOf(entry) === pgid)
+    .map(Number);
 }
 
 /** Pids of the processes whose command line names `text` (our unique state directory). */
@@ -59,15 +60,6 @@ function processesNaming(text: string): number[] {
     }
   }
   return pids;
-}
-
-function pgidOf(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]);
-  } catch {
-    return undefined;
-  }
 }
 
 function killPid(pid: number): void {
@@ -130,7 +122,7 @@ describe("npm start", () => {
     expect(output()).toContain("npm start: GATEWAY_ROUTES[0].audience: is required on a protected route (or set public = true) (GATEWAY_ROUTES from --var)");
     expect(output()).not.toMatch(/^\s+at /m); // no stack trace
     expect(await listening(port)).toBe(false);
-  });
+  }, 120_000);
 
   it("serves GATEWAY_ROUTES given with --var next to --port (the /demo route moved to the port), and leaves no server after a kill -9 of its process group", async () => {
     const port = await freePortPair();
@@ -164,5 +156,5 @@ describe("npm start", () => {
     process.kill(-child.pid!, "SIGKILL");
     await waitFor(`port ${port} to close after kill -9`, 30_000, async () => !(await listening(port)));
     await waitFor("wrangler dev's processes to end", 30_000, () => processesNaming(stateDir!).length === 0);
-  });
+  }, 240_000); // a cold wrangler dev on a loaded machine, then the generous deadlines above
 });
