@@ -224,6 +224,7 @@ export function listSecrets(configPath: string, env: string | undefined): Promis
             // not JSON: reported below
           }
         }
+        if (error?.killed) return resolvePromise({ skipped: "wrangler secret list did not answer within 30 s" });
         // wrangler's first message line, without its colours and ✘ [ERROR] prefix, to its first sentence.
         const lines = `${stderr}\n${stdout}`.replace(/\x1b\[[0-9;]*m/g, "").split("\n");
         const first = lines.map((l) => l.replace(/^\W*\[ERROR\]\s*/, "").trim()).find((l) => l !== "") ?? (error as Error | null)?.message ?? "no answer";
