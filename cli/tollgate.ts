@@ -36,6 +36,10 @@ Keys:
                                      (emergency: JWKS caches may not have it yet)
   keys generate                      a new private ES256 JWK for \`wrangler secret put SIGNING_KEY\`
 
+Deploy:
+  doctor [--env NAME] [--config PATH]
+                                     preflight check of wrangler.toml before \`wrangler deploy\`
+
 Where (clients, keys rotate):
   (default)                          local state used by \`npm start\` (.wrangler/state)
   --persist-to DIR                   another local state directory
@@ -250,6 +254,11 @@ async function main(): Promise<void> {
   }
   if (opts.remote && opts.local) throw new UsageError("--remote and --local exclude each other");
   if (group === "clients") return clients(sub);
+  if (group === "doctor") {
+    const { doctor } = await import("./doctor.ts");
+    process.exitCode = await doctor({ env: opts.env, config: opts.config });
+    return;
+  }
   if (group === "keys" && sub === "seed") {
     process.stdout.write(`${generateKeySeed()}\n`);
     return;

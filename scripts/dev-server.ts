@@ -1,11 +1,15 @@
 /**
  * Starts the Worker with `wrangler dev` in its own process group, waits until it answers, and stops
- * it by killing the whole group (wrangler can ignore SIGTERM, and workerd is its child).
+ * it by killing the whole group (wrangler can ignore SIGTERM, and workerd is its child). The group
+ * is led by scripts/lifeline.ts, which kills it when this process dies, even by SIGKILL.
  * Used by `npm start`, the end-to-end tests and the benchmarks.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { createServer } from "node:net";
+import { join } from "node:path";
 import { PROJECT_ROOT, WRANGLER } from "../cli/kv.ts";
+
+const LIFELINE = join(PROJECT_ROOT, "scripts", "lifeline.ts");
 
 export interface WorkerProcess {
   url: string;
@@ -54,16 +58,22 @@ export async function startWorker(options: StartOptions): Promise<WorkerProcess>
   const args = [WRANGLER, "dev", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", options.persistTo, "--inspector-port", "0", "--show-interactive-dev-session=false"];
   for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}:${value}`);
   args.push(...(options.extraArgs ?? []));
-  const child = spawn(process.execPath, args, {
+  const child = spawn(process.execPath, [LIFELINE, process.execPath, ...args], {
     cwd: PROJECT_ROOT,
     detached: true, // its own process group, so stop() reaches workerd too
-    stdio: options.stdio === "inherit" ? "inherit" : ["ignore", "pipe", "pipe"],
+    // stdin is the lifeline: it closes when this process dies, and the lifeline then kills the group.
+    stdio: options.stdio === "inherit" ? ["pipe", "inherit", "inherit"] : ["pipe", "pipe", "pipe"],
     env: { ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", FORCE_COLOR: "0" },
   });
   let output = "";
   child.stdout?.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-20_000)));
   child.stderr?.on("data", (d: Buffer) => (output = (output + d.toString()).slice(-20_000)));
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const exited = new Promise<void>((resolve) =>
+    child.once("exit", () => {
+      child.stdin?.destroy();
+      resolve();
+    }),
+  );
   // If this process dies first, take the group with it.
   const onExit = () => killGroup(child, "SIGKILL");
   process.once("exit", onExit);

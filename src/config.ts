@@ -1,4 +1,5 @@
 import { isValidAudience } from "./clients/record.ts";
+import { logEvent } from "./errors.ts";
 import { parseGatewayRoutes, RouteConfigError, type GatewayRoute } from "./gateway/routes.ts";
 import { CLOCK_TOLERANCE_SECONDS, JWKS_MAX_AGE } from "./keys/schedule.ts";
 
@@ -94,14 +95,26 @@ export function parseConfig(env: Record<string, unknown>): Config {
   return { issuer, defaultAudience, accessTokenTtl, maxAccessTokenTtl, routes, rotationPeriod: period };
 }
 
-const cache = new WeakMap<object, Config>();
+const cache = new WeakMap<object, Config | ConfigError>();
 
-/** The parsed config for this `env`, computed once per isolate. */
-export function getConfig(env: Env): Config {
+/**
+ * The parsed config for this `env`, computed once per isolate. A configuration error is remembered
+ * and logged once, here, as a `config_error` line naming the variable: every request of the isolate
+ * then fails the same way (a JSON 500) without another log line or stack trace. `env` is the Worker's
+ * Env, typed `object` so that Node-side tools (npm start, tollgate doctor) import this file too.
+ */
+export function getConfig(env: object): Config {
   let config = cache.get(env);
-  if (!config) {
-    config = parseConfig(env as unknown as Record<string, unknown>);
+  if (config === undefined) {
+    try {
+      config = parseConfig(env as unknown as Record<string, unknown>);
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      config = error;
+      logEvent("config_error", { level: "error", message: error.message });
+    }
     cache.set(env, config);
   }
+  if (config instanceof ConfigError) throw config;
   return config;
 }

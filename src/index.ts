@@ -54,8 +54,10 @@ app.onError((error, c) => {
     auditEvent(c.env, path === "/token" ? "token_refused" : "request_refused", { level: "error", path, ...audit, error: unavailable.code, reason: error.message });
     return oauthErrorResponse(unavailable);
   }
+  // A bad configuration was logged once by getConfig; every request answers the same 500 until it is fixed.
+  if (error instanceof ConfigError) return oauthErrorResponse(new OAuthError("server_error", "internal error"));
   // Not ours: log it whole, answer without detail.
-  logEvent("internal_error", { level: "error", path, name: error.name, message: error.message, config: error instanceof ConfigError });
+  logEvent("internal_error", { level: "error", path, name: error.name, message: error.message });
   console.error(error);
   return oauthErrorResponse(new OAuthError("server_error", "internal error"));
 });

@@ -1,6 +1,8 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { fetchWithEnv, METADATA_URL, seedClient, tokenRequestObject } from "./helpers.ts";
+import { createExecutionContext } from "cloudflare:test";
+import app from "../src/index.ts";
+import { fetchWithEnv, METADATA_URL, seedClient, TOKEN_URL, tokenRequestObject } from "./helpers.ts";
 import { ConfigError, parseConfig } from "../src/config.ts";
 
 const base = { ISSUER: "https://auth.example.com", DEFAULT_AUDIENCE: "https://api.example.com" };
@@ -87,10 +89,31 @@ describe("A configuration error in the Worker", () => {
       expect(JSON.parse(text).error).toBe("server_error");
       expect(text).not.toContain("access_token");
       expect(text).not.toMatch(/ISSUER|DEFAULT_AUDIENCE|TTL|ConfigError/);
-      expect(logged.mock.calls.flat().join("\n")).toMatch(/"config":true/);
-      expect(errors).toHaveBeenCalled();
+      expect(logged.mock.calls.flat().join("\n")).toMatch(/"event":"config_error"/);
+      expect(errors).not.toHaveBeenCalled();
     });
   }
+
+  it("logs a bad GATEWAY_ROUTES once per isolate, naming the field, and answers every request with a JSON 500 without a stack trace", async () => {
+    const logged = vi.spyOn(console, "log").mockImplementation(() => {});
+    const errors = vi.spyOn(console, "error").mockImplementation(() => {});
+    // One env object, as an isolate has: the config is parsed (and refused) once for all its requests.
+    const isolateEnv = { ...env, GATEWAY_ROUTES: JSON.stringify([{ prefix: "/x", origin: "https://origin.example" }]) } as unknown as Env;
+    for (const url of ["https://tollgate.test/x/1", METADATA_URL, "https://tollgate.test/x/2", TOKEN_URL]) {
+      const res = await app.fetch(new Request(url, { method: url === TOKEN_URL ? "POST" : "GET" }), isolateEnv, createExecutionContext());
+      expect(res.status, url).toBe(500);
+      expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
+      const text = await res.text();
+      expect(JSON.parse(text)).toEqual({ error: "server_error", error_description: "internal error" });
+      expect(text).not.toMatch(/GATEWAY_ROUTES|at |\.ts/);
+    }
+    const lines = logged.mock.calls.map((call) => String(call[0]));
+    const configLines = lines.filter((line) => line.includes("GATEWAY_ROUTES"));
+    expect(configLines).toHaveLength(1);
+    expect(JSON.parse(configLines[0]!)).toMatchObject({ event: "config_error", level: "error", message: "GATEWAY_ROUTES[0].audience: is required on a protected route (or set public = true)" });
+    expect(lines.join("\n")).not.toContain("internal_error");
+    expect(errors).not.toHaveBeenCalled();
+  });
 
   it("answers the metadata with a JSON 500 too", async () => {
     vi.spyOn(console, "log").mockImplementation(() => {});
