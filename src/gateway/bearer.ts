@@ -96,10 +96,11 @@ async function verifyUncached(token: string, keys: SigningKeys, options: VerifyO
     if (error instanceof errors.JOSEError) throw invalid(`${error.code}: ${error.message}`);
     throw invalid(`verification error: ${(error as Error).message}`);
   }
-  const { sub, client_id, jti, scope, exp, iat } = payload as Record<string, unknown>;
+  const { sub, client_id, jti, scope, exp, iat, tg_inst } = payload as Record<string, unknown>;
   if (typeof sub !== "string" || typeof client_id !== "string" || typeof jti !== "string") {
     throw invalid("sub, client_id and jti must be strings");
   }
+  if (tg_inst !== undefined && typeof tg_inst !== "string") throw invalid("tg_inst must be a string");
   // SECURITY.md item 10: a scope claim of the wrong type grants nothing (403 where scopes are needed).
   if (scope !== undefined && typeof scope !== "string") delete payload.scope;
   if ((exp as number) - (iat as number) > options.maxLifetime) throw invalid(`lifetime ${(exp as number) - (iat as number)} s over the maximum`);

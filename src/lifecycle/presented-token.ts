@@ -56,13 +56,15 @@ export async function verifyPresentedToken(token: string, keys: SigningKeys, iss
   }
   if (typeof claims !== "object" || claims === null || Array.isArray(claims)) return { ok: false, reason: "the claims are not a JSON object" };
   if (claims.iss !== issuer) return { ok: false, reason: `iss ${JSON.stringify(claims.iss)}` };
-  const { sub, client_id, jti, aud, exp, iat, scope } = claims;
+  const { sub, client_id, jti, aud, exp, iat, scope, tg_inst } = claims;
   if (typeof sub !== "string" || typeof client_id !== "string" || typeof jti !== "string") {
     return { ok: false, reason: "sub, client_id and jti must be strings" };
   }
   if (!isNumericDate(exp) || !isNumericDate(iat)) return { ok: false, reason: "exp and iat must be numbers" };
   if (!isAudience(aud)) return { ok: false, reason: "aud must be a string or an array of strings" };
+  if (tg_inst !== undefined && typeof tg_inst !== "string") return { ok: false, reason: "tg_inst must be a string" };
   const verified: AccessTokenClaims = { iss: issuer, sub, client_id, aud, iat, exp, jti };
+  if (tg_inst !== undefined) verified.tg_inst = tg_inst;
   // As at the gateway: a scope of the wrong type grants nothing.
   if (typeof scope === "string") verified.scope = scope;
   return { ok: true, claims: verified };
