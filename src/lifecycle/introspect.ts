@@ -53,7 +53,7 @@ introspection.post("/introspect", async (c) => {
     return c.json({ active: false }, 200, NO_STORE);
   };
 
-  const presented = await verifyPresentedToken(prepared.token, prepared.keys, config.issuer);
+  const presented = await verifyPresentedToken(prepared.token, prepared.keys, { issuer: config.issuer, maxLifetime: config.maxAccessTokenTtl });
   if (!presented.ok) return inactive(`not a token of this issuer: ${presented.reason}`);
   const { claims } = presented;
   // RFC 7662 §4: the server may answer callers differently; one not entitled learns nothing more.

@@ -32,6 +32,7 @@ import {
   hs256,
   ISSUER,
   mintToken,
+  type MintOptions,
   nowSeconds,
   P256_ORDER,
   publicKeyForms,
@@ -457,6 +458,35 @@ describe("SECURITY.md 8: time claims (RFC 7519 §4.1.4-6, RFC 9068 §4)", () => 
     it("throws only BearerError, never a TypeError, for a non-numeric exp", async () => {
       await expect(verify({ iat: T, exp: "9999999999" })).rejects.toBeInstanceOf(BearerError);
     });
+  });
+});
+
+describe("allowExpired (/revoke and /introspect): only the expiry is waived, every other rule holds", () => {
+  const T = 1_900_000_000;
+  const currentDate = new Date(T * 1000);
+  const expired = { iat: T - 600, exp: T - CLOCK_TOLERANCE_SECONDS - 60 };
+  const verify = async (options: MintOptions) => {
+    const keys = await importSigningKeys(env.SIGNING_KEY);
+    return verifyAccessToken(await mintToken(options), keys, { issuer: ISSUER, maxLifetime: 3600, allowExpired: true, currentDate });
+  };
+
+  it("returns the claims of a token expired beyond the leeway, whatever its audience", async () => {
+    await expect(verify({ claims: { ...expired, aud: "https://any.tollgate.test" } })).resolves.toMatchObject({ exp: expired.exp, aud: "https://any.tollgate.test" });
+  });
+
+  // jose checks these before exp; were that order to change, an expired token would skip them.
+  it.each([
+    ["typ JWT", { header: { typ: "JWT" } }],
+    ["another iss", { claims: { iss: "https://elsewhere.example" } }],
+    ["no jti", { claims: { jti: undefined } }],
+    ["no sub", { claims: { sub: undefined } }],
+    ["a string iat", { claims: { iat: String(expired.iat) } }],
+    ["nbf beyond the leeway ahead", { claims: { nbf: T + CLOCK_TOLERANCE_SECONDS + 1 } }],
+    ["a lifetime over maxLifetime", { claims: { iat: expired.exp - 3601 } }],
+    ["exp before iat", { claims: { iat: expired.exp + 1 } }],
+    ["no aud", { claims: { aud: undefined } }],
+  ] as [string, MintOptions][])("still refuses an expired token with %s", async (_, options) => {
+    await expect(verify({ ...options, claims: { ...expired, ...options.claims } })).rejects.toEqual(expect.objectContaining({ code: "invalid_token" }));
   });
 });
 
