@@ -10,6 +10,7 @@ import { CLOCK_TOLERANCE_SECONDS, checkScopes, extractBearerToken, MAX_TOKEN_LEN
 import { importSigningKeys } from "../../src/keys/signing.ts";
 import type { AccessTokenClaims } from "../../src/token/mint.ts";
 import { issueToken, seedClient } from "../helpers.ts";
+import { expectInactive, expectRevocationOK, introspect, introspection, revoke } from "../lifecycle/lifecycle.ts";
 import {
   expectBearerError,
   expectInvalidToken,
@@ -388,6 +389,35 @@ describe("SECURITY.md 7: ECDSA psychic signatures (CVE-2022-21449)", () => {
     for (const [, signature] of signatures) await expectRefused(withSignature(token, signature));
     // The same token with its own signature goes through: the refusals are about the signature alone.
     await expectAccepted(token);
+  });
+});
+
+describe("ECDSA signature malleability: (r, s) and (r, n − s) are one token, by its jti", () => {
+  /** The same signature with s replaced by n − s: as valid an ECDSA signature, another token string. */
+  function malleate(token: string): string {
+    const signature = signatureOf(token);
+    const toBigInt = (bytes: Uint8Array) => BigInt(`0x${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`);
+    const flipped = (toBigInt(P256_ORDER) - toBigInt(signature.subarray(32))).toString(16).padStart(64, "0");
+    const s = Uint8Array.from(flipped.match(/../g)!.map((h) => Number.parseInt(h, 16)));
+    return withSignature(token, Uint8Array.from([...signature.subarray(0, 32), ...s]));
+  }
+
+  it("accepts the malleated copy of a token (JWS does not require low-S, nor do other verifiers)", async () => {
+    const { access_token } = await issueToken(await seedClient());
+    const copy = malleate(access_token);
+    expect(copy).not.toBe(access_token);
+    await expectAccepted(copy);
+  });
+
+  it("ends the malleated copy with the original: revocation keys on jti, not on the token string", async () => {
+    const client = await seedClient();
+    const { access_token } = await issueToken(client);
+    const copy = malleate(access_token);
+    expect((await introspection(await introspect(client, copy))).active).toBe(true);
+    await expectRevocationOK(await revoke(client, access_token));
+    const mark = marker("malleated");
+    await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(copy)), mark, "the access token has been revoked");
+    await expectInactive(await introspect(client, copy));
   });
 });
 
