@@ -2,7 +2,7 @@
  * The rules for creating and changing client records, shared by every writer (the CLI and the
  * admin API), so that what one accepts the other accepts too.
  */
-import { ClientRecordError, parseScope, validateClientRecord, type ClientRecord } from "./record.ts";
+import { ClientRecordError, generateInstanceId, parseScope, validateClientRecord, type ClientRecord } from "./record.ts";
 import { generateClientSecret, hashClientSecret } from "./secret.ts";
 
 export interface ClientChanges {
@@ -74,6 +74,8 @@ export async function createClientRecord(
       token_ttl: null,
       disabled: false,
       introspect_any: false,
+      // A fresh instance: tokens of a deleted record under the same id are never this one's.
+      instance_id: generateInstanceId(),
       tokens_not_before: now,
       secrets: [{ id, hash: await hashClientSecret(secret), created_at: now, expires_at: null }],
       created_at: now,
@@ -84,13 +86,17 @@ export async function createClientRecord(
   return { record: validateClientRecord(draft), clientSecret: secret };
 }
 
-/** Tokens of the current second on are the new ones: everything issued up to now is cut off. */
-const cutOff = (now: number): number => now + 1;
+/**
+ * Ends every token issued so far: a new instance id, which no earlier token carries (even one an
+ * isolate mints later from a stale copy of the record), and, for tokens from before instance ids,
+ * the time cut-off: tokens of the current second on are the new ones.
+ */
+const endTokens = (now: number): Pick<ClientRecord, "instance_id" | "tokens_not_before"> => ({ instance_id: generateInstanceId(), tokens_not_before: now + 1 });
 
 export function updateClientRecord(record: ClientRecord, changes: ClientChanges, now: number): ClientRecord {
   const next = apply(record, changes);
   // Disabling ends every token issued so far; enabling again does not bring them back.
-  if (changes.disabled === true && !record.disabled) next.tokens_not_before = cutOff(now);
+  if (changes.disabled === true && !record.disabled) Object.assign(next, endTokens(now));
   return validateClientRecord({ ...next, updated_at: now });
 }
 
@@ -118,5 +124,5 @@ export async function rotateClientSecret(
 export function revokeClientSecret(record: ClientRecord, secretId: string, now: number): ClientRecord {
   if (!record.secrets.some((s) => s.id === secretId)) throw new ClientRecordError(`secret: ${secretId} is not a secret of ${record.client_id}`);
   // A revoked secret may have leaked: the tokens minted so far go with it.
-  return validateClientRecord({ ...record, secrets: record.secrets.filter((s) => s.id !== secretId), tokens_not_before: cutOff(now), updated_at: now });
+  return validateClientRecord({ ...record, secrets: record.secrets.filter((s) => s.id !== secretId), ...endTokens(now), updated_at: now });
 }

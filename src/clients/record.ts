@@ -3,7 +3,7 @@
  * every writer (the CLI, the admin API) and reader (the Worker) applies to it. Pure TypeScript with no
  * runtime dependency, so the CLI runs it under Node as it is.
  */
-import { parseSecretHash, secretIdOf } from "./secret.ts";
+import { encodeBase64Url, parseSecretHash, secretIdOf } from "./secret.ts";
 
 export const GRANT_TYPES = ["client_credentials"] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
@@ -34,9 +34,17 @@ export interface ClientRecord {
   /** RFC 7662: may introspect every token of this issuer, not only its own. Absent in older records: false. */
   introspect_any: boolean;
   /**
-   * Epoch seconds: tokens issued before this are refused (gateway, introspection). Set at creation,
-   * when a secret is revoked and when the client is disabled, so neither re-creating a deleted id
-   * nor re-enabling brings old tokens back. Absent in older records: created_at.
+   * Random id of this incarnation of the record, carried by every token issued under it (claim
+   * `tg_inst`) and compared on every use: a new one at creation, when the client is disabled
+   * and when a secret is revoked, so a re-created id, a re-enabled client or a revoked secret never
+   * brings old tokens back, whatever the clocks say. LEGACY_INSTANCE_ID ("") in records written
+   * before the field existed, matching tokens without the claim.
+   */
+  instance_id: string;
+  /**
+   * Epoch seconds: a token without the instance claim issued before this is refused (gateway,
+   * introspection); kept for tokens and records from before instance_id. Set at creation, when a
+   * secret is revoked and when the client is disabled. Absent in older records: created_at.
    */
   tokens_not_before: number;
   secrets: StoredSecret[];
@@ -46,6 +54,15 @@ export interface ClientRecord {
 
 export const CLIENT_KEY_PREFIX = "client:";
 export const clientKey = (clientId: string): string => `${CLIENT_KEY_PREFIX}${clientId}`;
+
+/** The instance of a record written before instance_id existed, and of a token without the claim. */
+export const LEGACY_INSTANCE_ID = "";
+const INSTANCE_ID = /^[A-Za-z0-9_-]{16,64}$/;
+
+/** A new random instance id: 128 bits from the CSPRNG, base64url (22 characters). */
+export function generateInstanceId(): string {
+  return encodeBase64Url(crypto.getRandomValues(new Uint8Array(16)));
+}
 
 /** Longest token lifetime any record may ask for, whatever the Worker's cap. */
 export const MAX_RECORD_TTL = 86_400;
@@ -129,6 +146,11 @@ export function validateClientRecord(value: unknown): ClientRecord {
   // Records written before the field existed lack it; anything present must be a boolean.
   const introspectAny = v.introspect_any === undefined ? false : v.introspect_any;
   if (typeof introspectAny !== "boolean") fail("introspect_any", "must be true or false");
+  // Absent (or "") in records written before the field existed: their tokens carry no claim.
+  const instanceId = v.instance_id === undefined ? LEGACY_INSTANCE_ID : v.instance_id;
+  if (typeof instanceId !== "string" || (instanceId !== LEGACY_INSTANCE_ID && !INSTANCE_ID.test(instanceId))) {
+    fail("instance_id", "must be 16-64 base64url characters");
+  }
   if (!Array.isArray(v.secrets)) fail("secrets", "must be an array");
   const ids = new Set<string>();
   const secrets = v.secrets.map((s: unknown, i: number): StoredSecret => {
@@ -164,6 +186,7 @@ export function validateClientRecord(value: unknown): ClientRecord {
     token_ttl: ttl as number | null,
     disabled: v.disabled,
     introspect_any: introspectAny,
+    instance_id: instanceId,
     tokens_not_before: v.tokens_not_before === undefined ? createdAt : epoch(v.tokens_not_before, "tokens_not_before"),
     secrets,
     created_at: createdAt,
@@ -181,4 +204,26 @@ export function describeClient(record: ClientRecord): Record<string, unknown> {
 export function activeSecret(record: ClientRecord, clientSecret: string, now: number): StoredSecret | undefined {
   const secretId = secretIdOf(clientSecret);
   return record.secrets.find((s) => s.id === secretId && (s.expires_at === null || s.expires_at > now));
+}
+
+/**
+ * What binds a token to the record it was issued under: `tg_inst`, Tollgate's private claim
+ * (RFC 7519 §4.3) carrying the record's instance_id, absent in tokens issued before it existed.
+ */
+export interface TokenBinding {
+  iat: number;
+  tg_inst?: string;
+}
+
+/**
+ * Why a token was not issued under the current instance of `record` (it was deleted and re-created,
+ * disabled, or lost a secret since), for the log; undefined when it was. The gateway, the admin API
+ * and /introspect all ask this.
+ */
+export function staleTokenReason(record: Pick<ClientRecord, "instance_id" | "tokens_not_before">, token: TokenBinding): string | undefined {
+  const instance = token.tg_inst ?? LEGACY_INSTANCE_ID;
+  if (instance !== record.instance_id) return "issued under an earlier instance of the client's record (re-created, disabled, or a secret revoked since)";
+  // A token and a record from before instance_id: the cut-off by time they had then.
+  if (instance === LEGACY_INSTANCE_ID && token.iat < record.tokens_not_before) return `issued before the client's tokens_not_before (${record.tokens_not_before})`;
+  return undefined;
 }

@@ -38,25 +38,38 @@ function invalid(reason: string, description = "the access token is invalid"): B
 
 export interface VerifyOptions {
   issuer: string;
-  audience: string;
+  /**
+   * The resource the token must name (RFC 9068 §4). Undefined at /revoke and /introspect, which
+   * take any token of this issuer whatever its audience.
+   */
+  audience?: string;
   maxLifetime: number;
+  /**
+   * A token past `exp` (beyond the clock tolerance) still verifies, every other rule holding: /revoke
+   * and /introspect decide themselves what an expired token means (RFC 7009 §2.2, RFC 7662 §2.2).
+   */
+  allowExpired?: boolean;
   /** For tests that freeze time. */
   currentDate?: Date;
 }
 
 /**
- * Verifies signature, header and claims; throws BearerError invalid_token on any failure
- * (RFC 8725 §3.3). A token this isolate verified before skips the signature (token-cache.ts).
+ * The one verifier of access tokens, for the gateway, the admin API, /revoke and /introspect alike:
+ * signature, header and claims (RFC 9068 §4, RFC 8725); throws BearerError invalid_token on any
+ * failure (RFC 8725 §3.3). A token this isolate verified before skips the signature (token-cache.ts).
+ * @see https://www.rfc-editor.org/rfc/rfc9068#section-4
  */
 export async function verifyAccessToken(token: string, keys: SigningKeys, options: VerifyOptions): Promise<AccessTokenClaims> {
+  // SECURITY.md item 15: refused before any decoding.
+  if (token.length > MAX_TOKEN_LENGTH) throw invalid(`token of ${token.length} characters`, "the access token is too large");
   const now = Math.floor((options.currentDate ?? new Date()).getTime() / 1000);
   const cached = getVerifiedToken(keys, token, now);
   if (cached) {
-    if (!hasAudience(cached, options.audience)) throw invalid(`aud ${JSON.stringify(cached.aud)} does not include ${options.audience}`);
+    if (options.audience !== undefined && !hasAudience(cached, options.audience)) throw invalid(`aud ${JSON.stringify(cached.aud)} does not include ${options.audience}`);
     return cached;
   }
-  const claims = await verifyUncached(token, keys, options);
-  rememberVerifiedToken(keys, token, claims);
+  const { claims, expired } = await verifyUncached(token, keys, options, now);
+  if (!expired) rememberVerifiedToken(keys, token, claims);
   return claims;
 }
 
@@ -77,8 +90,9 @@ export function keyResolver(keys: SigningKeys): (header: JWSHeaderParameters) =>
   };
 }
 
-async function verifyUncached(token: string, keys: SigningKeys, options: VerifyOptions): Promise<AccessTokenClaims> {
+async function verifyUncached(token: string, keys: SigningKeys, options: VerifyOptions, now: number): Promise<{ claims: AccessTokenClaims; expired: boolean }> {
   let payload: JWTPayload;
+  let expired = false;
   try {
     ({ payload } = await jwtVerify(token, keyResolver(keys), {
       algorithms: ["ES256"],
@@ -87,22 +101,44 @@ async function verifyUncached(token: string, keys: SigningKeys, options: VerifyO
       audience: options.audience,
       requiredClaims: ["exp", "iat", "sub", "client_id", "jti"],
       clockTolerance: CLOCK_TOLERANCE_SECONDS,
-      maxTokenAge: options.maxLifetime,
       currentDate: options.currentDate,
     }));
   } catch (error) {
     if (error instanceof BearerError) throw error;
-    if (error instanceof errors.JWTExpired) throw invalid(error.message, "the access token has expired");
-    if (error instanceof errors.JOSEError) throw invalid(`${error.code}: ${error.message}`);
-    throw invalid(`verification error: ${(error as Error).message}`);
+    if (error instanceof errors.JWTExpired) {
+      if (!options.allowExpired) throw invalid(error.message, "the access token has expired");
+      // jose checks typ, iss, aud, the required claims and nbf before exp (bearer.test.ts pins
+      // this), so only the expiry failed; the checks below hold for this token too.
+      payload = error.payload;
+      expired = true;
+    } else if (error instanceof errors.JOSEError) {
+      throw invalid(`${error.code}: ${error.message}`);
+    } else {
+      throw invalid(`verification error: ${(error as Error).message}`);
+    }
   }
-  const { sub, client_id, jti, scope, exp, iat } = payload as Record<string, unknown>;
+  return { claims: checkClaims(payload, now, options.maxLifetime), expired };
+}
+
+/** RFC 7519 §4.1.3: a string or a non-empty array of strings. */
+function isAudience(value: unknown): value is string | string[] {
+  return typeof value === "string" || (Array.isArray(value) && value.length > 0 && value.every((a) => typeof a === "string"));
+}
+
+/** The rules jose's options do not express; exp, iat and nbf are numbers (jose checked their type). */
+function checkClaims(payload: JWTPayload, now: number, maxLifetime: number): AccessTokenClaims {
+  const { sub, client_id, jti, aud, scope, exp, iat, tg_inst } = payload as Record<string, unknown>;
   if (typeof sub !== "string" || typeof client_id !== "string" || typeof jti !== "string") {
     throw invalid("sub, client_id and jti must be strings");
   }
+  if (!isAudience(aud)) throw invalid("aud must be a string or an array of strings");
+  if (tg_inst !== undefined && typeof tg_inst !== "string") throw invalid("tg_inst must be a string");
   // SECURITY.md item 10: a scope claim of the wrong type grants nothing (403 where scopes are needed).
   if (scope !== undefined && typeof scope !== "string") delete payload.scope;
-  if ((exp as number) - (iat as number) > options.maxLifetime) throw invalid(`lifetime ${(exp as number) - (iat as number)} s over the maximum`);
+  // SECURITY.md item 8: iat not in the future, and a lifetime of at least a second and at most the cap.
+  if ((iat as number) > now + CLOCK_TOLERANCE_SECONDS) throw invalid(`iat ${iat as number} is in the future`);
+  const lifetime = (exp as number) - (iat as number);
+  if (!(lifetime > 0 && lifetime <= maxLifetime)) throw invalid(`lifetime ${lifetime} s not within 1..${maxLifetime}`);
   return payload as unknown as AccessTokenClaims;
 }
 

@@ -1,9 +1,10 @@
 /**
  * Whether a verified access token may still be used: it is not revoked (`revoked:{jti}`), its
- * client still exists and is enabled, and it was issued after the client's `tokens_not_before`
- * (`client:{client_id}`), docs/storage.md. A signature says
- * nothing about either, so the gateway asks KV, and remembers both answers in this isolate, by jti
- * and by client id, whether they allowed or refused, for REVOCATION_CHECK_SECONDS.
+ * client still exists and is enabled, and it was issued under the client record's current
+ * instance (its `tg_inst` claim is the record's `instance_id`: staleTokenReason in
+ * src/clients/record.ts), docs/storage.md. A signature says nothing about either, so the gateway
+ * asks KV, and remembers both answers in this isolate, by jti and by client id, whether they
+ * allowed or refused, for REVOCATION_CHECK_SECONDS.
  *
  * Worst case from a revocation or a disabled client to a refusal at every location, once KV's
  * central store has the write: KV_CACHE_TTL_SECONDS (KV's edge cache) + REVOCATION_CHECK_SECONDS
@@ -13,6 +14,7 @@
  * or with no answer at all, the request fails closed: 503, never passed.
  */
 import { BearerError, logEvent, OAuthError } from "../errors.ts";
+import { staleTokenReason, type ClientRecord } from "../clients/record.ts";
 import { loadClient } from "../clients/store.ts";
 import { isRevoked, KV_CACHE_TTL_SECONDS } from "../lifecycle/revoked.ts";
 import type { AccessTokenClaims } from "../token/mint.ts";
@@ -24,8 +26,15 @@ export const STALE_GRACE_SECONDS = 60;
 /** Entries per cache (jti, client id); the oldest refreshed goes first. */
 export const STATUS_CACHE_MAX_ENTRIES = 4096;
 
-/** "deleted", "disabled", or the client's tokens_not_before while it is active. */
-type ClientStatus = "disabled" | "deleted" | { notBefore: number };
+/** "deleted", "disabled", or what binds tokens to the client's record while it is active. */
+export type ClientStatus = "disabled" | "deleted" | Pick<ClientRecord, "instance_id" | "tokens_not_before">;
+
+/** What a token's status depends on in its client's record (null: deleted). */
+export function clientStatusOf(record: ClientRecord | null): ClientStatus {
+  return record === null ? "deleted" : record.disabled ? "disabled" : { instance_id: record.instance_id, tokens_not_before: record.tokens_not_before };
+}
+
+type StatusClaims = Pick<AccessTokenClaims, "jti" | "client_id" | "iat" | "tg_inst">;
 
 interface Entry<T> {
   value: T;
@@ -71,8 +80,15 @@ async function lookUp<T>(cache: Map<string, Entry<T>>, key: string, now: number,
 }
 
 async function readClientStatus(kv: KVNamespace, clientId: string): Promise<ClientStatus> {
-  const record = await loadClient(kv, clientId, { cacheTtl: KV_CACHE_TTL_SECONDS });
-  return record === null ? "deleted" : record.disabled ? "disabled" : { notBefore: record.tokens_not_before };
+  return clientStatusOf(await loadClient(kv, clientId, { cacheTtl: KV_CACHE_TTL_SECONDS }));
+}
+
+/**
+ * Why a token of a client in `status` may not be used (for the log), undefined when it may: its
+ * client deleted or disabled, or the token issued under an earlier instance of its record.
+ */
+export function clientRefusal(claims: StatusClaims, status: ClientStatus): string | undefined {
+  return typeof status === "string" ? `client ${status}` : staleTokenReason(status, claims);
 }
 
 /**
@@ -80,7 +96,7 @@ async function readClientStatus(kv: KVNamespace, clientId: string): Promise<Clie
  * OAuthError 503 when that cannot be known (see above). `now` is epoch milliseconds.
  * @see https://www.rfc-editor.org/rfc/rfc6750#section-3.1
  */
-export async function checkTokenStatus(kv: KVNamespace, claims: Pick<AccessTokenClaims, "jti" | "client_id" | "iat">, now = Date.now()): Promise<void> {
+export async function checkTokenStatus(kv: KVNamespace, claims: StatusClaims, now = Date.now()): Promise<void> {
   const jtiKey = `jti ${claims.jti}`;
   const clientKey = `client ${claims.client_id}`;
   // The hot path: both answers fresh in this isolate, decided without a promise per lookup.
@@ -100,14 +116,8 @@ export async function checkTokenStatus(kv: KVNamespace, claims: Pick<AccessToken
 }
 
 /** Throws invalid_token for whichever known answer refuses the token; undefined means unknown. */
-function refuseIfRevoked(claims: Pick<AccessTokenClaims, "jti" | "client_id" | "iat">, revoked: boolean | undefined, status: ClientStatus | undefined): void {
-  const refusal = revoked
-    ? "token revoked"
-    : typeof status === "string"
-      ? `client ${status}`
-      : status !== undefined && claims.iat < status.notBefore
-        ? `issued before the client's tokens_not_before (${status.notBefore}): deleted and re-created, disabled, or a secret revoked`
-        : undefined;
+function refuseIfRevoked(claims: StatusClaims, revoked: boolean | undefined, status: ClientStatus | undefined): void {
+  const refusal = revoked ? "token revoked" : status === undefined ? undefined : clientRefusal(claims, status);
   if (refusal) {
     throw new BearerError("invalid_token", "the access token has been revoked", {
       reason: `${refusal} (client ${JSON.stringify(claims.client_id)}, jti ${claims.jti})`,

@@ -16,6 +16,7 @@ import { NO_STORE, OAuthError } from "../errors.ts";
 import type { AccessTokenClaims } from "../token/mint.ts";
 import { requireTokenParameter, verifyPresentedToken } from "./presented-token.ts";
 import { getSigningKeys } from "../keys/signing.ts";
+import { clientRefusal, clientStatusOf } from "../gateway/token-status.ts";
 import { isRevoked, KV_CACHE_TTL_SECONDS } from "./revoked.ts";
 
 export const introspection = new Hono<AppEnv>();
@@ -52,7 +53,7 @@ introspection.post("/introspect", async (c) => {
     return c.json({ active: false }, 200, NO_STORE);
   };
 
-  const presented = await verifyPresentedToken(prepared.token, prepared.keys, config.issuer);
+  const presented = await verifyPresentedToken(prepared.token, prepared.keys, { issuer: config.issuer, maxLifetime: config.maxAccessTokenTtl });
   if (!presented.ok) return inactive(`not a token of this issuer: ${presented.reason}`);
   const { claims } = presented;
   // RFC 7662 §4: the server may answer callers differently; one not entitled learns nothing more.
@@ -65,9 +66,9 @@ introspection.post("/introspect", async (c) => {
     claims.client_id === client.client_id ? Promise.resolve(client) : loadClient(c.env.CLIENTS, claims.client_id, { cacheTtl: KV_CACHE_TTL_SECONDS });
   const [record, revoked] = await Promise.all([owner, isRevoked(c.env.CLIENTS, claims.jti, { cacheTtl: KV_CACHE_TTL_SECONDS })]);
   if (revoked) return inactive("revoked", claims);
-  if (record === null) return inactive("client deleted", claims);
-  if (record.disabled) return inactive("client disabled", claims);
-  if (claims.iat < record.tokens_not_before) return inactive("issued before the client's tokens_not_before", claims);
+  // The gateway's rules (token-status.ts): deleted, disabled, or issued under an earlier instance.
+  const refusal = clientRefusal(claims, clientStatusOf(record));
+  if (refusal) return inactive(refusal, claims);
   return c.json(activeResponse(claims), 200, NO_STORE);
 });
 

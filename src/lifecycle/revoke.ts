@@ -27,7 +27,7 @@ revocation.post("/revoke", async (c) => {
   // RFC 7009 §2.2: the body is ignored by the client; the status says it all.
   const revoked = () => c.body(null, 200, NO_STORE);
 
-  const presented = await verifyPresentedToken(prepared.token, prepared.keys, config.issuer);
+  const presented = await verifyPresentedToken(prepared.token, prepared.keys, { issuer: config.issuer, maxLifetime: config.maxAccessTokenTtl });
   if (!presented.ok) {
     // RFC 7009 §2.2: an invalid token causes no error; the client cannot act on one.
     auditEvent(c.env, "token_revocation_ignored", { client_id: client.client_id, reason: `not a token of this issuer: ${presented.reason}` });

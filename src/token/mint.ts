@@ -3,6 +3,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc9068#section-2
  */
 import { CompactSign } from "jose";
+import { LEGACY_INSTANCE_ID } from "../clients/record.ts";
 import type { SigningKeys } from "../keys/signing.ts";
 
 const encoder = new TextEncoder();
@@ -16,11 +17,15 @@ export interface AccessTokenClaims {
   exp: number;
   jti: string;
   scope?: string;
+  /** Private claim: the instance_id of the client record the token was issued under (docs/storage.md). */
+  tg_inst?: string;
 }
 
 export interface MintInput {
   issuer: string;
   clientId: string;
+  /** The client record's instance_id; absent or LEGACY_INSTANCE_ID ("") leaves the claim out. */
+  instanceId?: string;
   audience: string[];
   scopes: string[];
   lifetime: number;
@@ -39,6 +44,9 @@ export async function mintAccessToken(keys: SigningKeys, input: MintInput): Prom
     jti: crypto.randomUUID(),
   };
   if (input.scopes.length > 0) claims.scope = input.scopes.join(" ");
+  // Bound to the record it was issued under: a re-created, disabled or secret-revoked record has
+  // another instance_id, and the gateway and /introspect refuse the token (token-status.ts).
+  if (input.instanceId !== undefined && input.instanceId !== LEGACY_INSTANCE_ID) claims.tg_inst = input.instanceId;
   // The claims are built and checked here, so they are signed as a plain JWS payload: SignJWT would
   // copy and re-validate them on every token (RFC 7519 §7.1: a JWT is a JWS of its claims).
   const token = await new CompactSign(encoder.encode(JSON.stringify(claims)))

@@ -71,6 +71,7 @@ token.post("/token", async (c) => {
   const { token: accessToken, claims } = await mintAccessToken(keys, {
     issuer: config.issuer,
     clientId: client.client_id,
+    instanceId: client.instance_id,
     audience,
     scopes,
     lifetime,

@@ -6,10 +6,13 @@ import {
   describeClient,
   isValidAudience,
   isValidClientId,
+  generateInstanceId,
+  LEGACY_INSTANCE_ID,
   parseScope,
+  staleTokenReason,
   validateClientRecord,
 } from "../../src/clients/record.ts";
-import { createClientRecord, updateClientRecord } from "../../src/clients/manage.ts";
+import { createClientRecord, revokeClientSecret, rotateClientSecret, updateClientRecord } from "../../src/clients/manage.ts";
 
 const ORDERS = "https://api.tollgate.test/orders";
 
@@ -97,6 +100,15 @@ describe("validateClientRecord", () => {
     it("disabled not a boolean", () => expectFieldError((r) => (r.disabled = "false"), "disabled"));
     it("introspect_any a string", () => expectFieldError((r) => (r.introspect_any = "true"), "introspect_any"));
     it("introspect_any null", () => expectFieldError((r) => (r.introspect_any = null), "introspect_any"));
+    for (const [what, value] of [
+      ["too short", "abc"],
+      ["not base64url", "a.b+c/d=e.f.g.h.i.j"],
+      ["too long", "a".repeat(65)],
+      ["a number", 42],
+      ["null", null],
+    ] as const) {
+      it(`instance_id ${what}`, () => expectFieldError((r) => (r.instance_id = value), "instance_id"));
+    }
     it("secrets not an array", () => expectFieldError((r) => (r.secrets = {}), "secrets"));
     it("secrets[0].id not base64url", () => expectFieldError((r) => ((r.secrets as Record<string, unknown>[])[0]!.id = "a.b"), "secrets[0].id"));
     it("secrets[1].id a duplicate", () =>
@@ -210,5 +222,60 @@ describe("updateClientRecord: --default-audience keeps the other allowed audienc
     expect(updated.allowed_audiences).toEqual(["https://a.example", "https://b.example", "https://c.example"]);
     expect(updated.default_audience).toBe("https://c.example");
     expect(updateClientRecord(record, { default_audience: "https://b.example" }, now).allowed_audiences).toEqual(["https://a.example", "https://b.example"]);
+  });
+});
+
+describe("instance_id: which record a token was issued under", () => {
+  const NOW = 1_800_000_000;
+
+  it("is the legacy instance (\"\") for a record written before the field existed, and kept as stored otherwise", async () => {
+    const record = await validRecord();
+    expect(validateClientRecord(record).instance_id).toBe(LEGACY_INSTANCE_ID);
+    const id = generateInstanceId();
+    expect(id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(validateClientRecord({ ...record, instance_id: id }).instance_id).toBe(id);
+    expect(validateClientRecord({ ...record, instance_id: "" }).instance_id).toBe(LEGACY_INSTANCE_ID);
+  });
+
+  it("is new and random for every created record, even two of the same id in the same second", async () => {
+    const a = (await createClientRecord("svc", { scope: "a" }, NOW)).record;
+    const b = (await createClientRecord("svc", { scope: "a" }, NOW)).record;
+    expect(a.instance_id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    expect(b.instance_id).not.toBe(a.instance_id);
+  });
+
+  it("changes when the client is disabled or a secret revoked, and only then", async () => {
+    const { record } = await createClientRecord("svc", { scope: "a b" }, NOW);
+    const disabled = updateClientRecord(record, { disabled: true }, NOW);
+    expect(disabled.instance_id).not.toBe(record.instance_id);
+    // Enabling again keeps the disabled record's instance: nothing was issued under it.
+    expect(updateClientRecord(disabled, { disabled: false }, NOW).instance_id).toBe(disabled.instance_id);
+    expect(updateClientRecord(disabled, { disabled: true }, NOW).instance_id).toBe(disabled.instance_id);
+    expect(updateClientRecord(record, { scope: "a", introspect_any: true, token_ttl: 60 }, NOW).instance_id).toBe(record.instance_id);
+    const rotated = await rotateClientSecret(record, 3600, NOW);
+    expect(rotated.record.instance_id).toBe(record.instance_id);
+    const revoked = revokeClientSecret(rotated.record, record.secrets[0]!.id, NOW);
+    expect(revoked.instance_id).not.toBe(record.instance_id);
+  });
+
+  it("turns a legacy record into a current one when tokens must die, and keeps it legacy otherwise", async () => {
+    const legacy = validateClientRecord(await validRecord());
+    expect(updateClientRecord(legacy, { name: "x" }, NOW).instance_id).toBe(LEGACY_INSTANCE_ID);
+    expect(updateClientRecord(legacy, { disabled: true }, NOW).instance_id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+  });
+
+  it("binds a token to the record by its tg_inst claim, not by the clock", async () => {
+    const { record } = await createClientRecord("svc", { scope: "a" }, NOW);
+    expect(staleTokenReason(record, { iat: NOW - 100, tg_inst: record.instance_id })).toBeUndefined();
+    expect(staleTokenReason(record, { iat: NOW + 100, tg_inst: generateInstanceId() })).toMatch(/earlier instance/);
+    // A token without the claim was issued under a legacy record, never under this one.
+    expect(staleTokenReason(record, { iat: NOW + 100 })).toMatch(/earlier instance/);
+  });
+
+  it("applies tokens_not_before to a legacy record and a token without the claim", async () => {
+    const legacy = { ...validateClientRecord(await validRecord()), tokens_not_before: NOW };
+    expect(staleTokenReason(legacy, { iat: NOW })).toBeUndefined();
+    expect(staleTokenReason(legacy, { iat: NOW - 1 })).toMatch(/tokens_not_before/);
+    expect(staleTokenReason(legacy, { iat: NOW, tg_inst: generateInstanceId() })).toMatch(/earlier instance/);
   });
 });

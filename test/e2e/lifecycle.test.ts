@@ -158,7 +158,7 @@ describe("disabling a client with the CLI end to end", () => {
     expect(await pollUntil(token, 401)).toBeLessThanOrEqual(LOCAL_BOUND_MS);
     expect(await introspectAs("resource-server", token)).toEqual({ active: false });
     await tollgate("clients", "enable", "shop");
-    // Disabling set tokens_not_before: the old token stays dead, a new one works.
+    // Disabling gave the record a new instance_id: the old token stays dead, a new one works.
     await new Promise((r) => setTimeout(r, 1100));
     const fresh = await tokenFor("shop");
     expect(await pollUntil(fresh, 200)).toBeLessThanOrEqual(LOCAL_BOUND_MS);

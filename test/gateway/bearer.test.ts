@@ -10,6 +10,7 @@ import { CLOCK_TOLERANCE_SECONDS, checkScopes, extractBearerToken, MAX_TOKEN_LEN
 import { importSigningKeys } from "../../src/keys/signing.ts";
 import type { AccessTokenClaims } from "../../src/token/mint.ts";
 import { issueToken, seedClient } from "../helpers.ts";
+import { expectInactive, expectRevocationOK, introspect, introspection, revoke } from "../lifecycle/lifecycle.ts";
 import {
   expectBearerError,
   expectInvalidToken,
@@ -32,6 +33,7 @@ import {
   hs256,
   ISSUER,
   mintToken,
+  type MintOptions,
   nowSeconds,
   P256_ORDER,
   publicKeyForms,
@@ -390,6 +392,35 @@ describe("SECURITY.md 7: ECDSA psychic signatures (CVE-2022-21449)", () => {
   });
 });
 
+describe("ECDSA signature malleability: (r, s) and (r, n − s) are one token, by its jti", () => {
+  /** The same signature with s replaced by n − s: as valid an ECDSA signature, another token string. */
+  function malleate(token: string): string {
+    const signature = signatureOf(token);
+    const toBigInt = (bytes: Uint8Array) => BigInt(`0x${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`);
+    const flipped = (toBigInt(P256_ORDER) - toBigInt(signature.subarray(32))).toString(16).padStart(64, "0");
+    const s = Uint8Array.from(flipped.match(/../g)!.map((h) => Number.parseInt(h, 16)));
+    return withSignature(token, Uint8Array.from([...signature.subarray(0, 32), ...s]));
+  }
+
+  it("accepts the malleated copy of a token (JWS does not require low-S, nor do other verifiers)", async () => {
+    const { access_token } = await issueToken(await seedClient());
+    const copy = malleate(access_token);
+    expect(copy).not.toBe(access_token);
+    await expectAccepted(copy);
+  });
+
+  it("ends the malleated copy with the original: revocation keys on jti, not on the token string", async () => {
+    const client = await seedClient();
+    const { access_token } = await issueToken(client);
+    const copy = malleate(access_token);
+    expect((await introspection(await introspect(client, copy))).active).toBe(true);
+    await expectRevocationOK(await revoke(client, access_token));
+    const mark = marker("malleated");
+    await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(copy)), mark, "the access token has been revoked");
+    await expectInactive(await introspect(client, copy));
+  });
+});
+
 describe("SECURITY.md 8: time claims (RFC 7519 §4.1.4-6, RFC 9068 §4)", () => {
   const now = nowSeconds;
 
@@ -457,6 +488,35 @@ describe("SECURITY.md 8: time claims (RFC 7519 §4.1.4-6, RFC 9068 §4)", () => 
     it("throws only BearerError, never a TypeError, for a non-numeric exp", async () => {
       await expect(verify({ iat: T, exp: "9999999999" })).rejects.toBeInstanceOf(BearerError);
     });
+  });
+});
+
+describe("allowExpired (/revoke and /introspect): only the expiry is waived, every other rule holds", () => {
+  const T = 1_900_000_000;
+  const currentDate = new Date(T * 1000);
+  const expired = { iat: T - 600, exp: T - CLOCK_TOLERANCE_SECONDS - 60 };
+  const verify = async (options: MintOptions) => {
+    const keys = await importSigningKeys(env.SIGNING_KEY);
+    return verifyAccessToken(await mintToken(options), keys, { issuer: ISSUER, maxLifetime: 3600, allowExpired: true, currentDate });
+  };
+
+  it("returns the claims of a token expired beyond the leeway, whatever its audience", async () => {
+    await expect(verify({ claims: { ...expired, aud: "https://any.tollgate.test" } })).resolves.toMatchObject({ exp: expired.exp, aud: "https://any.tollgate.test" });
+  });
+
+  // jose checks these before exp; were that order to change, an expired token would skip them.
+  it.each([
+    ["typ JWT", { header: { typ: "JWT" } }],
+    ["another iss", { claims: { iss: "https://elsewhere.example" } }],
+    ["no jti", { claims: { jti: undefined } }],
+    ["no sub", { claims: { sub: undefined } }],
+    ["a string iat", { claims: { iat: String(expired.iat) } }],
+    ["nbf beyond the leeway ahead", { claims: { nbf: T + CLOCK_TOLERANCE_SECONDS + 1 } }],
+    ["a lifetime over maxLifetime", { claims: { iat: expired.exp - 3601 } }],
+    ["exp before iat", { claims: { iat: expired.exp + 1 } }],
+    ["no aud", { claims: { aud: undefined } }],
+  ] as [string, MintOptions][])("still refuses an expired token with %s", async (_, options) => {
+    await expect(verify({ ...options, claims: { ...expired, ...options.claims } })).rejects.toEqual(expect.objectContaining({ code: "invalid_token" }));
   });
 });
 

@@ -3,12 +3,13 @@
  * Worker's real entry point against a real origin, and the per-isolate status cache
  * (src/gateway/token-status.ts) directly, with a KV of the test's own and time passed in.
  */
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { decodeJwt } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { BearerError, OAuthError } from "../../src/errors.ts";
 import { revokeClientSecret, updateClientRecord } from "../../src/clients/manage.ts";
-import { clientKey, validateClientRecord } from "../../src/clients/record.ts";
+import { clientKey, generateInstanceId, validateClientRecord } from "../../src/clients/record.ts";
+import { forgetClient } from "../../src/clients/client-cache.ts";
 import { revokedKey } from "../../src/lifecycle/revoked.ts";
 import {
   checkTokenStatus,
@@ -16,8 +17,8 @@ import {
   STALE_GRACE_SECONDS,
   STATUS_CACHE_MAX_ENTRIES,
 } from "../../src/gateway/token-status.ts";
-import { fetchWithEnv, issueToken, putClientRecord, seedClient } from "../helpers.ts";
-import { captureLogEvents, expectRevocationOK, failingKV, revoke } from "../lifecycle/lifecycle.ts";
+import { fetchWithEnv, issueToken, putClientRecord, seedClient, type SeedOverrides } from "../helpers.ts";
+import { captureLogEvents, expectInactive, expectRevocationOK, failingKV, introspect, introspection, revoke } from "../lifecycle/lifecycle.ts";
 import { expectInvalidToken, expectJSONError, expectOriginNotContacted, expectProxied, gatewayFetch, GATEWAY, marker, withBearer } from "./gateway.ts";
 import { mintToken } from "./tokens.ts";
 
@@ -274,43 +275,125 @@ describe("Status cache (token-status.ts), time passed in", () => {
   });
 });
 
-describe("tokens_not_before: tokens that die with a leaked secret, a disable, or a deleted id", () => {
+describe("Record instances: tokens die with a re-created id, a disable, or a revoked secret, whatever the clock", () => {
   const now = () => Math.floor(Date.now() / 1000);
+  const REGISTER = `${env.ISSUER}/register`;
 
-  it("refuses a token of a client deleted and re-created under the same id", async () => {
-    const client = await seedClient();
-    const { access_token } = await issueToken(client);
-    await env.CLIENTS.delete(`client:${client.client_id}`);
-    // Re-created a second later (its created_at is after the old token's iat).
-    const later = now() + 1;
-    await putClientRecord({ ...client.record, client_id: client.client_id, created_at: later, updated_at: later });
-    const mark = marker("recreated");
-    await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(access_token)), mark, REVOKED);
+  async function adminToken(): Promise<string> {
+    const admin = await seedClient({ allowed_scopes: ["tollgate:admin"], default_scopes: ["tollgate:admin"], allowed_audiences: [REGISTER] });
+    return (await issueToken(admin, { resource: REGISTER })).access_token;
+  }
+
+  function register(method: "POST" | "DELETE", path: string, token: string, body?: unknown): Promise<Response> {
+    const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    return exports.default.fetch(`${env.ISSUER}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  }
+
+  /** Polls (never races) until the clock reaches `second`. */
+  async function waitUntilSecond(second: number): Promise<void> {
+    const deadline = Date.now() + 5_000;
+    while (now() < second) {
+      if (Date.now() > deadline) throw new Error(`the clock did not reach ${second}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** A client whose record has an instance_id, as the CLI and the admin API write them now. */
+  const seedCurrentClient = (overrides: SeedOverrides = {}) => seedClient({ instance_id: generateInstanceId(), ...overrides });
+
+  it("refuses the old token of a client deleted and re-created through the admin API within the same second, at the gateway and at /introspect", async () => {
+    const admin = await adminToken();
+    const metadata = { scope: "orders:read", audience: [env.DEFAULT_AUDIENCE] };
+    let sameSecond = 0;
+    // The reproduction needs the re-creation in the token's own second; a second boundary in
+    // between is not a failure, only another try.
+    for (let attempt = 0; attempt < 5 && sameSecond === 0; attempt++) {
+      const id = `recreated-${crypto.randomUUID()}`;
+      const first = (await (await register("POST", "/register", admin, { client_id: id, ...metadata })).json()) as { client_secret: string };
+      const { access_token } = await issueToken({ client_id: id, client_secret: first.client_secret });
+      expect((await register("DELETE", `/register/${id}`, admin)).status).toBe(204);
+      const created = await register("POST", "/register", admin, { client_id: id, ...metadata });
+      expect(created.status).toBe(201);
+      const second = (await created.json()) as { client_secret: string; client_id_issued_at: number };
+      if (second.client_id_issued_at !== decodeJwt(access_token).iat) continue;
+      sameSecond++;
+      const mark = marker("recreated-same-second");
+      await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(access_token)), mark, REVOKED);
+      await expectInactive(await introspect({ client_id: id, client_secret: second.client_secret }, access_token));
+      // The new record's own tokens are served.
+      const { access_token: fresh } = await issueToken({ client_id: id, client_secret: second.client_secret });
+      await expectProxied(await gatewayFetch(`/api/${marker("recreated-fresh")}`, withBearer(fresh)));
+    }
+    expect(sameSecond).toBe(1);
   });
 
-  it("refuses tokens issued before a secret is revoked (revokeClientSecret), and accepts those after", async () => {
-    const client = await seedClient({ secrets: [{}, {}] });
+  it("refuses a token an isolate mints from its remembered record after the client was disabled and enabled again (tokens_not_before passed)", async () => {
+    const resourceServer = await seedClient({ introspect_any: true });
+    const client = await seedCurrentClient();
+    // Authenticating puts the record in this isolate's client cache (client-cache.ts) for 10 s.
     const { access_token: before } = await issueToken(client);
-    const record = validateClientRecord(client.record);
-    const revoked = revokeClientSecret(record, record.secrets[0]!.id, now());
-    expect(revoked.tokens_not_before).toBe(now() + 1);
-    await putClientRecord(revoked as unknown as { client_id: string } & Record<string, unknown>);
-    const mark = marker("leaked");
-    await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(before)), mark, REVOKED);
-    // A token minted after the cut-off (iat ≥ tokens_not_before) passes the status check.
-    const claims = { ...(decodeJwt(before) as { jti: string; client_id: string; iat: number }), jti: crypto.randomUUID(), iat: revoked.tokens_not_before };
-    await expect(checkTokenStatus(env.CLIENTS, claims, Date.now() + REVOCATION_CHECK_SECONDS * 1000)).resolves.toBeUndefined();
-  });
-
-  it("keeps tokens dead after a client is disabled and enabled again through the shared rules", async () => {
-    const client = await seedClient();
-    const { access_token } = await issueToken(client);
     const record = validateClientRecord(client.record);
     const disabled = updateClientRecord(record, { disabled: true }, now());
     const enabled = updateClientRecord(disabled, { disabled: false }, now());
-    expect(enabled.tokens_not_before).toBe(disabled.tokens_not_before);
+    expect(disabled.instance_id).not.toBe(record.instance_id);
+    expect(enabled.instance_id).toBe(disabled.instance_id);
+    // Written as the CLI writes, so this isolate's remembered record is now stale.
     await putClientRecord(enabled as unknown as { client_id: string } & Record<string, unknown>);
-    const mark = marker("reenabled");
+    await expectInvalidToken(await gatewayFetch(`/api/${marker("reenabled-before")}`, withBearer(before)), marker("reenabled-before"), REVOKED);
+    // Past tokens_not_before, the stale record still issues: the clock cannot tell these tokens apart.
+    await waitUntilSecond(enabled.tokens_not_before);
+    const { access_token: stale } = await issueToken(client);
+    expect(decodeJwt(stale).iat).toBeGreaterThanOrEqual(enabled.tokens_not_before);
+    const mark = marker("reenabled-stale");
+    await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(stale)), mark, REVOKED);
+    await expectInactive(await introspect(resourceServer, stale));
+    await expectInactive(await introspect(resourceServer, before));
+    // It was the remembered record's instance that the token carried.
+    expect(decodeJwt(stale).tg_inst).toBe(record.instance_id);
+  });
+
+  it("refuses a token minted with a revoked secret, even by an isolate that still remembers it after tokens_not_before, and serves the other secret's new tokens", async () => {
+    const resourceServer = await seedClient({ introspect_any: true });
+    const client = await seedCurrentClient({ secrets: [{}, {}] });
+    const { access_token: before } = await issueToken(client);
+    const record = validateClientRecord(client.record);
+    const revoked = revokeClientSecret(record, record.secrets[0]!.id, now());
+    expect(revoked.instance_id).not.toBe(record.instance_id);
+    await putClientRecord(revoked as unknown as { client_id: string } & Record<string, unknown>);
+    await expectInvalidToken(await gatewayFetch(`/api/${marker("leaked-before")}`, withBearer(before)), marker("leaked-before"), REVOKED);
+    await waitUntilSecond(revoked.tokens_not_before);
+    const { access_token: stale } = await issueToken(client);
+    expect(decodeJwt(stale).iat).toBeGreaterThanOrEqual(revoked.tokens_not_before);
+    const mark = marker("leaked-stale");
+    await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(stale)), mark, REVOKED);
+    await expectInactive(await introspect(resourceServer, stale));
+    // The other secret, read from KV once this isolate forgets the record, gets tokens that work.
+    forgetClient(client.client_id);
+    const { access_token: fresh } = await issueToken({ client_id: client.client_id, client_secret: client.client_secrets[1]! });
+    expect(decodeJwt(fresh).tg_inst).toBe(revoked.instance_id);
+    await expectProxied(await gatewayFetch(`/api/${marker("leaked-fresh")}`, withBearer(fresh)));
+    expect((await introspection(await introspect(resourceServer, fresh))).active).toBe(true);
+  });
+
+  it("refuses a token without tg_inst once the record has an instance, and one naming another instance", async () => {
+    const client = await seedCurrentClient();
+    const instance = client.record.instance_id as string;
+    const claims = { jti: crypto.randomUUID(), client_id: client.client_id, iat: now() };
+    await expect(checkTokenStatus(env.CLIENTS, claims)).rejects.toMatchObject({ code: "invalid_token", reason: expect.stringContaining("earlier instance") });
+    await expect(checkTokenStatus(env.CLIENTS, { ...claims, jti: crypto.randomUUID(), tg_inst: generateInstanceId() })).rejects.toBeInstanceOf(BearerError);
+    await expect(checkTokenStatus(env.CLIENTS, { ...claims, jti: crypto.randomUUID(), tg_inst: instance })).resolves.toBeUndefined();
+  });
+
+  it("refuses a token of a record from before instance ids when it was deleted and re-created a second later (tokens_not_before)", async () => {
+    const client = await seedClient();
+    const { access_token } = await issueToken(client);
+    expect(decodeJwt(access_token)).not.toHaveProperty("tg_inst");
+    await env.CLIENTS.delete(`client:${client.client_id}`);
+    // Re-created a second later by an older writer (its created_at is after the old token's iat).
+    const later = now() + 1;
+    await putClientRecord({ ...client.record, client_id: client.client_id, created_at: later, updated_at: later });
+    const mark = marker("recreated");
     await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(access_token)), mark, REVOKED);
   });
 });

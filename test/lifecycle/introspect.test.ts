@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { basic, FORM, fetchWithEnv, issueToken, nowSeconds, putClientRecord, seedClient, tokenRequest } from "../helpers.ts";
 import { accessTokenClaims, attackerKey, es256, forgeJWS, hs256, mintToken, publicKeyForms, testKey } from "../gateway/tokens.ts";
 import { clientKey } from "../../src/clients/record.ts";
+import { expectInvalidToken, expectProxied, gatewayFetch, marker, withBearer } from "../gateway/gateway.ts";
 import { revokedKey } from "../../src/lifecycle/revoked.ts";
 import {
   captureLogEvents,
@@ -70,6 +71,36 @@ describe("RFC 7662 §2.2 an active token", () => {
     for (const hint of ["access_token", "refresh_token", "unknown"]) {
       expect((await introspection(await introspect(client, access_token, { token_type_hint: hint }))).active).toBe(true);
     }
+  });
+});
+
+describe("One set of claim rules with the gateway (RFC 9068 §4, RFC 8725 §3.11)", () => {
+  const MAX = Number(env.MAX_ACCESS_TOKEN_TTL);
+  const cases: [string, () => Record<string, unknown>][] = [
+    ["nbf 120 s ahead", () => ({ nbf: nowSeconds() + 120 })],
+    ["iat 120 s ahead", () => ({ iat: nowSeconds() + 120, exp: nowSeconds() + 300 })],
+    ["a lifetime one second over MAX_ACCESS_TOKEN_TTL", () => ({ iat: nowSeconds(), exp: nowSeconds() + MAX + 1 })],
+    ["a 100-year lifetime", () => ({ iat: nowSeconds(), exp: nowSeconds() + 100 * 365 * 86400 })],
+    ["exp before iat", () => ({ iat: nowSeconds(), exp: nowSeconds() - 1 })],
+    ["tg_inst not a string", () => ({ tg_inst: 42 })],
+  ];
+  for (const [what, claims] of cases) {
+    it(`refuses a token signed with the issuer's key with ${what}: 401 at the gateway, inactive at /introspect`, async () => {
+      const client = await seedClient({ created_at: nowSeconds() - 3600 });
+      const token = await tokenOf(client.client_id, claims());
+      const mark = marker("claim-rules");
+      await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(token)), mark);
+      const logs = captureLogEvents();
+      await expectInactive(await introspect(client, token));
+      expect(logs().find((e) => e.event === "introspection_inactive")).toMatchObject({ reason: expect.stringMatching(/^not a token of this issuer: /) });
+    });
+  }
+
+  it("accepts at both the same token without the bad claim (the control)", async () => {
+    const client = await seedClient({ created_at: nowSeconds() - 3600 });
+    const token = await tokenOf(client.client_id, { iat: nowSeconds(), exp: nowSeconds() + MAX });
+    await expectProxied(await gatewayFetch(`/api/${marker("claim-rules-ok")}`, withBearer(token)));
+    expect((await introspection(await introspect(client, token))).active).toBe(true);
   });
 });
 

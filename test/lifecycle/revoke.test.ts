@@ -135,6 +135,10 @@ describe("RFC 7009 §2.2 invalid tokens cause no error", () => {
     ["with alg none", async (id) => forgeJWS({ alg: "none", typ: "at+jwt" }, accessTokenClaims({ client_id: id, sub: id }), "")],
     ["with a string exp", (id) => tokenOf(id, { exp: String(nowSeconds() + 300) })],
     ["without jti", (id) => tokenOf(id, { jti: undefined })],
+    // The gateway's claim rules (one verifier): a token it refuses is not one of this issuer's here either.
+    ["with nbf 120 s ahead", (id) => tokenOf(id, { nbf: nowSeconds() + 120 })],
+    ["with iat 120 s ahead", (id) => tokenOf(id, { iat: nowSeconds() + 120, exp: nowSeconds() + 300 })],
+    ["with a lifetime over MAX_ACCESS_TOKEN_TTL", (id) => tokenOf(id, { iat: nowSeconds(), exp: nowSeconds() + Number(env.MAX_ACCESS_TOKEN_TTL) + 1 })],
     ["over 4096 characters, even if rightly signed", (id) => oversizedToken(id)],
     ["HS256 keyed with the issuer's public key (algorithm confusion)", async (id) => {
       const key = await testKey();

@@ -2,6 +2,7 @@ import { env } from "cloudflare:workers";
 import { decodeJwt, decodeProtectedHeader, errors, type JWK } from "jose";
 import { describe, expect, it } from "vitest";
 import { issueToken, nowSeconds, seedClient, verifyAccessToken } from "../helpers.ts";
+import { generateInstanceId } from "../../src/clients/record.ts";
 
 const ORDERS = "https://api.tollgate.test/orders";
 const signingKeys = (JSON.parse(env.SIGNING_KEY) as { keys: JWK[] }).keys;
@@ -33,6 +34,13 @@ describe("RFC 9068 §2.2 access token claims", () => {
     expect(claims.iat).toBeLessThanOrEqual(after + 1);
     expect(claims.exp).toBe(claims.iat! + body.expires_in);
     expect(claims.jti).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+  });
+
+  it("carries tg_inst, the client record's instance_id, and leaves it out for a record from before the field", async () => {
+    const instanceId = generateInstanceId();
+    const current = await seedClient({ instance_id: instanceId });
+    expect(decodeJwt((await issueToken(current)).access_token).tg_inst).toBe(instanceId);
+    expect(decodeJwt((await issueToken(await seedClient())).access_token)).not.toHaveProperty("tg_inst");
   });
 
   it("gives every token its own jti", async () => {
