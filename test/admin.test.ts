@@ -121,7 +121,7 @@ describe("the admin API is only for admin tokens", () => {
     expect(get.headers.get("Allow")).toBe("POST");
     const post = await call("POST", "/register/someone", token, {});
     expect(post.status).toBe(405);
-    expect(post.headers.get("Allow")).toBe("GET, PUT, DELETE");
+    expect(post.headers.get("Allow")).toBe("GET, HEAD, PUT, DELETE");
   });
 });
 
@@ -134,6 +134,20 @@ describe("RFC 7592 §2 client management (GET, PUT, DELETE /register/{client_id}
     expect(info.client_id).toBe(client.client_id);
     expect(info).not.toHaveProperty("client_secret");
     expect(JSON.stringify(info)).not.toContain("pbkdf2");
+  });
+
+  it("answers HEAD as GET (RFC 9110 §9.3.2): same status and headers, no body, nothing changed", async () => {
+    const token = await adminToken();
+    const client = await seedClient();
+    const before = await env.CLIENTS.get(clientKey(client.client_id));
+    const get = await call("GET", `/register/${client.client_id}`, token);
+    const head = await call("HEAD", `/register/${client.client_id}`, token);
+    expect(head.status).toBe(200);
+    const { date: _g, ...getHeaders } = Object.fromEntries(get.headers as unknown as Iterable<[string, string]>);
+    const { date: _h, ...headHeaders } = Object.fromEntries(head.headers as unknown as Iterable<[string, string]>);
+    expect(headHeaders).toEqual(getHeaders);
+    expect(await head.text()).toBe("");
+    expect(await env.CLIENTS.get(clientKey(client.client_id))).toBe(before);
   });
 
   it("answers an unknown client with 401 invalid_token (RFC 7592 §2.1)", async () => {

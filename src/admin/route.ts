@@ -164,24 +164,38 @@ admin.post("/register", async (c) => {
   return c.json({ ...clientInformation(issuer, record), client_secret: clientSecret }, 201, NO_STORE);
 });
 
-admin.on(["GET", "PUT", "DELETE"], "/register/:client_id", async (c) => {
+/** The admin token's claims and the record the URL names; an unknown client is 401 (RFC 7592 §2.1). */
+async function authorizeForClient(c: Context<{ Bindings: Env }>): Promise<{ claims: AccessTokenClaims; record: ClientRecord }> {
   const claims = await authorize(c);
-  const { issuer } = getConfig(c.env);
-  const clientId = c.req.param("client_id");
+  const clientId = c.req.param("client_id")!;
   const record = await loadClient(c.env.CLIENTS, clientId, { cacheTtl: KV_CACHE_TTL_SECONDS });
-  // RFC 7592 §2.1: an unknown client is answered as unauthorized, not as absent.
   if (!record) throw new BearerError("invalid_token", "no such client for this token", { reason: `unknown client ${clientId}` });
-  if (c.req.method === "GET") return c.json(clientInformation(issuer, record), 200, NO_STORE);
-  if (c.req.method === "DELETE") {
-    try {
-      await c.env.CLIENTS.delete(clientKey(clientId));
-    } catch (error) {
-      throw storeUnavailable("delete", error);
-    }
-    forgetClient(clientId);
-    auditEvent(c.env, "client_deleted", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
-    return c.body(null, 204, NO_STORE);
+  return { claims, record };
+}
+
+// One handler per method: HEAD is dispatched to the GET handler (Hono answers it without the body,
+// RFC 9110 §9.3.2), so it can never reach a handler that writes.
+admin.get("/register/:client_id", async (c) => {
+  const { record } = await authorizeForClient(c);
+  return c.json(clientInformation(getConfig(c.env).issuer, record), 200, NO_STORE);
+});
+
+admin.delete("/register/:client_id", async (c) => {
+  const { claims, record } = await authorizeForClient(c);
+  const clientId = record.client_id;
+  try {
+    await c.env.CLIENTS.delete(clientKey(clientId));
+  } catch (error) {
+    throw storeUnavailable("delete", error);
   }
+  forgetClient(clientId);
+  auditEvent(c.env, "client_deleted", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
+  return c.body(null, 204, NO_STORE);
+});
+
+admin.put("/register/:client_id", async (c) => {
+  const { claims, record } = await authorizeForClient(c);
+  const clientId = record.client_id;
   const body = await readJSON(c.req.raw);
   // RFC 7592 §2.2: the body carries the client_id, and may not choose a secret.
   if (body.client_id !== clientId) throw invalidMetadata("client_id in the body must match the URL");
@@ -207,12 +221,13 @@ admin.on(["GET", "PUT", "DELETE"], "/register/:client_id", async (c) => {
   })();
   await writeRecord(c.env.CLIENTS, updated);
   auditEvent(c.env, "client_updated", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
-  return c.json(clientInformation(issuer, updated), 200, NO_STORE);
+  return c.json(clientInformation(getConfig(c.env).issuer, updated), 200, NO_STORE);
 });
 
+// Every other method, OPTIONS included: 405 naming what the resource serves (RFC 9110 §15.5.6).
 admin.all("/register", () => {
   throw new OAuthError("invalid_request", "registration accepts only POST", { status: 405, headers: { Allow: "POST" } });
 });
 admin.all("/register/:client_id", () => {
-  throw new OAuthError("invalid_request", "client management accepts GET, PUT and DELETE", { status: 405, headers: { Allow: "GET, PUT, DELETE" } });
+  throw new OAuthError("invalid_request", "client management accepts GET, HEAD, PUT and DELETE", { status: 405, headers: { Allow: "GET, HEAD, PUT, DELETE" } });
 });
