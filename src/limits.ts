@@ -3,7 +3,7 @@
  * that is not bound is no limit: the binding's configuration in wrangler.toml is the policy.
  * @see https://developers.cloudflare.com/workers/runtime-apis/bindings/rate-limit/
  */
-import { isValidClientId } from "./clients/record.ts";
+import { isWellFormedClientId } from "./clients/record.ts";
 import { OAuthError } from "./errors.ts";
 
 /** The period every limiter in wrangler.toml uses; Retry-After says this much at most. */
@@ -40,7 +40,7 @@ const BLOCKED_MAX_ENTRIES = 10_000;
 
 export function failureKey(clientId: string, address: string): string {
   // Ids no client can have share one key, so junk cannot grow the map with 16 KiB keys.
-  return `${isValidClientId(clientId) ? clientId : "(invalid client_id)"}\u0000${address.slice(0, 64)}`;
+  return `${isWellFormedClientId(clientId) ? clientId : "(invalid client_id)"}\u0000${address.slice(0, 64)}`;
 }
 
 export function checkFailureBlock(key: string, now = Date.now()): void {
