@@ -22,6 +22,7 @@ const gatewayRoutes = [
   { prefix: "/slow", origin: origin.url, audience: AUDIENCE, timeout_ms: 300 },
   { prefix: "/svc", service: "ECHO_SERVICE", audience: AUDIENCE },
   { prefix: "/limited", origin: origin.url, audience: AUDIENCE, rate_limit: "TEST_STRICT_LIMITER" },
+  { prefix: "/ws", origin: origin.url, audience: AUDIENCE, scopes: ["orders:read"], websocket: true },
 ];
 // The suite makes many requests from one (absent) address: production-shaped limits would trip
 // across tests. Tests of the limits swap in TEST_STRICT_LIMITER (3 a minute) and use unique keys.

@@ -4,7 +4,7 @@
  * deployed namespace (--remote [--env NAME]). Same record rules and hashing as the Worker.
  */
 import { parseArgs } from "node:util";
-import { CLIENT_KEY_PREFIX, ClientRecordError, clientKey, describeClient, isValidAudience, isValidClientId, validateClientRecord, type ClientRecord } from "../src/clients/record.ts";
+import { CLIENT_KEY_PREFIX, ClientRecordError, clientKey, describeClient, isValidAudience, isValidClientId, isWellFormedClientId, validateClientRecord, type ClientRecord } from "../src/clients/record.ts";
 import { createClientRecord, DEFAULT_SECRET_GRACE_SECONDS, revokeClientSecret, rotateClientSecret, updateClientRecord, type ClientChanges } from "../src/clients/manage.ts";
 import { generateKeySeed, generateSigningKey } from "../src/keys/generate.ts";
 import { GENERATION_KEY, GenerationRecordError, parseGenerationRecord, planRotation, validateGenerationRecord } from "../src/keys/generation.ts";
@@ -114,10 +114,13 @@ function changesFromOptions(): ClientChanges {
   return changes;
 }
 
-function clientIdArg(): string {
+/** The client_id argument; `forNewClient`: also addressable at /register/{client_id} (not . or ..). */
+function clientIdArg(forNewClient = false): string {
   const id = positionals[2];
   if (id === undefined) throw new UsageError("a client_id is required");
-  if (!isValidClientId(id)) throw new UsageError(`client_id ${JSON.stringify(id)} must be 1-128 visible ASCII characters without spaces`);
+  // A client stored under . or .. before that rule can still be shown, changed and deleted here.
+  if (!isWellFormedClientId(id)) throw new UsageError(`client_id ${JSON.stringify(id)} must be 1-128 visible ASCII characters without spaces`);
+  if (forNewClient && !isValidClientId(id)) throw new UsageError(`client_id ${JSON.stringify(id)} is a URL dot segment (. or .., or either with %2e): /register/${id} could not reach it`);
   return id;
 }
 
@@ -145,7 +148,7 @@ function summary(record: ClientRecord): string {
 async function clients(sub: string | undefined): Promise<void> {
   switch (sub) {
     case "create": {
-      const id = clientIdArg();
+      const id = clientIdArg(true);
       if (opts.scope === undefined) throw new UsageError('--scope "a b" is required (use --scope "" for none)');
       if ((await kvGet(clientKey(id), target)) !== null) throw new ClientRecordError(`client ${JSON.stringify(id)} already exists (use update or rotate-secret)`);
       const { record, clientSecret } = await createClientRecord(id, changesFromOptions(), now());

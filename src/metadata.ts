@@ -4,6 +4,7 @@
  */
 import { Hono } from "hono";
 import { getConfig } from "./config.ts";
+import { OAuthError } from "./errors.ts";
 
 export const metadata = new Hono<{ Bindings: Env }>();
 
@@ -31,4 +32,9 @@ metadata.get("/.well-known/oauth-authorization-server", (c) => {
     200,
     { "Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*" },
   );
+});
+
+// HEAD is served by the GET handler; every other method is 405 here, not the gateway's 404.
+metadata.all("/.well-known/oauth-authorization-server", () => {
+  throw new OAuthError("invalid_request", "the metadata document accepts only GET and HEAD", { status: 405, headers: { Allow: "GET, HEAD" } });
 });

@@ -3,8 +3,10 @@
  * tollgate:admin scope for the audience <issuer>/register. It applies the CLI's rules.
  */
 import { env, exports } from "cloudflare:workers";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { clientKey } from "../src/clients/record.ts";
+import { clientKey, isValidClientId } from "../src/clients/record.ts";
+import { fcParams } from "./fuzz/arbitraries.ts";
 import { issueToken, requestToken, seedClient } from "./helpers.ts";
 
 const REGISTER = `${env.ISSUER}/register`;
@@ -67,6 +69,10 @@ describe("RFC 7591 §3 client registration (POST /register)", () => {
     [{ audience: ["not a uri"] }, /allowed_audiences/],
     [{ client_secret: "mine" }, /client_secret/],
     [{ client_id: "has space" }, /client_id/],
+    [{ client_id: "." }, /client_id/],
+    [{ client_id: ".." }, /client_id/],
+    [{ client_id: "%2e" }, /client_id/],
+    [{ client_id: "%2E%2e" }, /client_id/],
     [{ access_token_ttl: "60" }, /access_token_ttl/],
   ])("answers invalid_client_metadata for %j (the CLI's rules)", async (metadata, description) => {
     const res = await call("POST", "/register", await adminToken(), metadata);
@@ -121,7 +127,7 @@ describe("the admin API is only for admin tokens", () => {
     expect(get.headers.get("Allow")).toBe("POST");
     const post = await call("POST", "/register/someone", token, {});
     expect(post.status).toBe(405);
-    expect(post.headers.get("Allow")).toBe("GET, PUT, DELETE");
+    expect(post.headers.get("Allow")).toBe("GET, HEAD, PUT, DELETE");
   });
 });
 
@@ -134,6 +140,20 @@ describe("RFC 7592 §2 client management (GET, PUT, DELETE /register/{client_id}
     expect(info.client_id).toBe(client.client_id);
     expect(info).not.toHaveProperty("client_secret");
     expect(JSON.stringify(info)).not.toContain("pbkdf2");
+  });
+
+  it("answers HEAD as GET (RFC 9110 §9.3.2): same status and headers, no body, nothing changed", async () => {
+    const token = await adminToken();
+    const client = await seedClient();
+    const before = await env.CLIENTS.get(clientKey(client.client_id));
+    const get = await call("GET", `/register/${client.client_id}`, token);
+    const head = await call("HEAD", `/register/${client.client_id}`, token);
+    expect(head.status).toBe(200);
+    const { date: _g, ...getHeaders } = Object.fromEntries(get.headers as unknown as Iterable<[string, string]>);
+    const { date: _h, ...headHeaders } = Object.fromEntries(head.headers as unknown as Iterable<[string, string]>);
+    expect(headHeaders).toEqual(getHeaders);
+    expect(await head.text()).toBe("");
+    expect(await env.CLIENTS.get(clientKey(client.client_id))).toBe(before);
   });
 
   it("answers an unknown client with 401 invalid_token (RFC 7592 §2.1)", async () => {
@@ -196,5 +216,44 @@ describe("RFC 7592 §2 client management (GET, PUT, DELETE /register/{client_id}
     expect(res.status).toBe(204);
     expect(await env.CLIENTS.get(clientKey(client.client_id))).toBeNull();
     expect((await requestToken(client)).status).toBe(401);
+  });
+});
+
+describe("client ids the admin API can address", () => {
+  // Printable ASCII, biased towards dots, %2e and the characters URLs treat specially.
+  const idChar = fc.oneof(fc.constantFrom(".", "%2e", "%2E", "%", "/", "?", "#", "\\", ";", "%25", "%2f", "a"), fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)));
+  const clientIds = fc.array(idChar, { minLength: 1, maxLength: 4 }).map((parts) => parts.join("")).filter((id) => id.length <= 128);
+
+  it("registers exactly the ids isValidClientId allows, and each is read back at its registration_client_uri", { timeout: 120_000 }, async () => {
+    const token = await adminToken();
+    const seen = new Set<string>();
+    await fc.assert(
+      fc.asyncProperty(clientIds, async (base) => {
+        const id = seen.has(base) ? `${base}${seen.size}` : base;
+        seen.add(id);
+        const res = await call("POST", "/register", token, { client_id: id, scope: "" });
+        if (!isValidClientId(id)) {
+          expect(res.status, id).toBe(400);
+          return;
+        }
+        // An id taken by an earlier run of this file (the KV state is shared) is not a finding.
+        if (res.status === 400) return;
+        expect(res.status, id).toBe(201);
+        const { registration_client_uri: uri } = (await res.json()) as { registration_client_uri: string };
+        const read = await exports.default.fetch(uri, { headers: { Authorization: `Bearer ${token}` } });
+        expect(read.status, `${id} at ${uri}`).toBe(200);
+        expect(((await read.json()) as { client_id: string }).client_id).toBe(id);
+      }),
+      fcParams({ numRuns: 120 }),
+    );
+  });
+
+  it("keeps serving a client stored under a dot-segment id before the rule; /register/{id} cannot address it", async () => {
+    const legacy = await seedClient({ client_id: ".." });
+    // It keeps working at /token: the rule is for new ids only.
+    expect((await requestToken(legacy)).status).toBe(200);
+    const res = await call("GET", "/register/..", await adminToken());
+    expect(res.status).toBe(404);
+    await env.CLIENTS.delete(clientKey(".."));
   });
 });

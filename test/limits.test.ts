@@ -3,12 +3,19 @@
  * address, issuance per client, and the gateway's per-client route limit. Each test swaps in the
  * strict limiter (3 a minute) and uses keys of its own.
  */
-import { env } from "cloudflare:workers";
-import { describe, expect, it } from "vitest";
+import { env, exports } from "cloudflare:workers";
+import { afterEach, describe, expect, it, vi } from "vitest";
+import { CHECK_TURN_TIMEOUT_MS, oneCheckAtATime } from "../src/limits.ts";
 import { basic, FORM, fetchWithEnv, seedClient, TOKEN_URL } from "./helpers.ts";
 import { marker, expectOriginNotContacted, gatewayFetch, withBearer } from "./gateway/gateway.ts";
 
 const strict = (name: string) => ({ [name]: env.TEST_STRICT_LIMITER });
+/** TEST_STRICT_LIMITER's budget (vitest.config.ts). */
+const STRICT_LIMIT = 3;
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
 
 function token(auth: string, address: string, overrides: Record<string, unknown>): Promise<Response> {
   return fetchWithEnv(TOKEN_URL, { method: "POST", headers: { "Content-Type": FORM, Authorization: auth, "CF-Connecting-IP": address }, body: "grant_type=client_credentials" }, overrides);
@@ -43,6 +50,45 @@ describe("abuse limits on /token", () => {
     await expectTooMany(await token(basic(client.client_id, client.client_secret), attacker, strict("TOKEN_FAILURE_LIMITER")));
     // The legitimate client at its own address is not locked out.
     expect((await token(basic(client.client_id, client.client_secret), `legit-${crypto.randomUUID()}`, strict("TOKEN_FAILURE_LIMITER"))).status).toBe(200);
+  });
+
+  it("checks at most limit + 1 secrets for 40 concurrent wrong guesses at one client from one address", async () => {
+    const client = await seedClient();
+    const attacker = `burst-${crypto.randomUUID()}`;
+    const wrong = basic(client.client_id, `${client.client_secret.split(".")[0]}.wrong`);
+    const pbkdf2 = vi.spyOn(crypto.subtle, "deriveBits");
+    const answers = await Promise.all(Array.from({ length: 40 }, () => token(wrong, attacker, strict("TOKEN_FAILURE_LIMITER"))));
+    const statuses = answers.map((res) => res.status);
+    // One check at a time per client and address: the ones waiting meet the block the 4th check sets.
+    expect(pbkdf2.mock.calls.length).toBe(STRICT_LIMIT + 1);
+    expect(statuses.filter((s) => s === 401)).toHaveLength(STRICT_LIMIT);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(40 - STRICT_LIMIT);
+    await expectTooMany(answers.find((res) => res.status === 429)!);
+  });
+
+  it("lets concurrent first requests of a legitimate client through with one PBKDF2 between them", async () => {
+    const client = await seedClient();
+    const address = `fleet-${crypto.randomUUID()}`;
+    const pbkdf2 = vi.spyOn(crypto.subtle, "deriveBits");
+    const answers = await Promise.all(Array.from({ length: 20 }, () => token(basic(client.client_id, client.client_secret), address, strict("TOKEN_FAILURE_LIMITER"))));
+    expect(answers.map((res) => res.status)).toEqual(Array(20).fill(200));
+    expect(pbkdf2.mock.calls.length).toBe(1);
+  });
+
+  it("answers every one of concurrent wrong guesses arriving as separate requests, each checked in turn", async () => {
+    const client = await seedClient();
+    const wrong = basic(client.client_id, `${client.client_secret.split(".")[0]}.wrong`);
+    const address = `turns-${crypto.randomUUID()}`;
+    const pbkdf2 = vi.spyOn(crypto.subtle, "deriveBits");
+    // Through the Worker's entry point: each request has its own context, and the production-shaped
+    // (here lenient) failure limiter never blocks, so every guess gets its check, one after another.
+    const answers = await Promise.all(
+      Array.from({ length: 12 }, () =>
+        exports.default.fetch(TOKEN_URL, { method: "POST", headers: { "Content-Type": FORM, Authorization: wrong, "CF-Connecting-IP": address }, body: "grant_type=client_credentials" }),
+      ),
+    );
+    expect(answers.map((res) => res.status)).toEqual(Array(12).fill(401));
+    expect(pbkdf2.mock.calls.length).toBe(12);
   });
 
   it("does not count successful authentications as failures", async () => {
@@ -93,5 +139,50 @@ describe("rate_limit in GATEWAY_ROUTES", () => {
     expect(answer.status).toBe(500);
     expect(await answer.json()).toEqual({ error: "server_error", error_description: "the gateway is misconfigured" });
     await expectOriginNotContacted(mark);
+  });
+});
+
+describe("oneCheckAtATime", () => {
+  it("runs the checks of one key one at a time", async () => {
+    const key = `order-${crypto.randomUUID()}`;
+    const events: string[] = [];
+    const check = (name: string) => async () => {
+      events.push(`${name} start`);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      events.push(`${name} end`);
+      return name;
+    };
+    expect(await Promise.all(["a", "b", "c"].map((name) => oneCheckAtATime(key, check(name))))).toEqual(["a", "b", "c"]);
+    expect(events).toHaveLength(6);
+    for (let i = 0; i < 6; i += 2) expect(events[i + 1]).toBe(events[i]!.replace("start", "end"));
+  });
+
+  it("takes over a turn not released within CHECK_TURN_TIMEOUT_MS (a cancelled request), still one check at a time", { timeout: 4 * CHECK_TURN_TIMEOUT_MS }, async () => {
+    const key = `stuck-${crypto.randomUUID()}`;
+    void oneCheckAtATime(key, () => new Promise<never>(() => {}));
+    const events: string[] = [];
+    const second = oneCheckAtATime(key, async () => {
+      events.push("second start");
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      events.push("second end");
+    });
+    const third = oneCheckAtATime(key, async () => {
+      events.push("third start");
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      events.push("third end");
+    });
+    await Promise.all([second, third]);
+    expect(events).toHaveLength(4);
+    expect(events[1]).toBe(events[0]!.replace("start", "end"));
+    expect(events[3]).toBe(events[2]!.replace("start", "end"));
+  });
+
+  it("keeps keys apart: a waiting check of one pair does not hold up another", async () => {
+    const held = `held-${crypto.randomUUID()}`;
+    let release!: () => void;
+    const holder = oneCheckAtATime(held, () => new Promise<void>((resolve) => (release = resolve)));
+    expect(await oneCheckAtATime(`free-${crypto.randomUUID()}`, async () => "ran")).toBe("ran");
+    release();
+    await holder;
   });
 });

@@ -1,13 +1,14 @@
 /**
  * The client authentication every form endpoint shares (/token, /revoke, /introspect), in one order:
  * the per-address limit, the form, the credentials, the failure block, the endpoint's own checks,
- * and only then the secret (one PBKDF2), counting a failure against the client and address.
+ * and only then the secret (one PBKDF2, one check at a time per client and address), counting a
+ * failure against the client and address.
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1
  * @see https://www.rfc-editor.org/rfc/rfc7009#section-2.1
  * @see https://www.rfc-editor.org/rfc/rfc7662#section-2.1
  */
 import type { AuditContext } from "../audit.ts";
-import { checkFailureBlock, clientAddress, countFailure, enforceLimit, failureKey } from "../limits.ts";
+import { checkFailureBlock, clientAddress, countFailure, enforceLimit, failureKey, oneCheckAtATime } from "../limits.ts";
 import { invalidClient, parseClientAuthentication, type ClientAuthMethod } from "../token/client-auth.ts";
 import { readTokenForm, type TokenForm } from "../token/form.ts";
 import type { ClientRecord } from "./record.ts";
@@ -49,19 +50,31 @@ export async function authenticateFormRequest<T>(
   checkFailureBlock(failures);
   const prepared = await prepare(form);
 
-  const readAt = Date.now();
-  const now = Math.floor(readAt / 1000);
   // The warm path: this secret authenticated this client here within CLIENT_CACHE_SECONDS.
-  const remembered = await rememberedClient(credentials.clientId, credentials.clientSecret, now, readAt);
-  if (remembered) return { client: remembered, method: credentials.method, form, prepared, now };
-  // KV's shortest edge cache: with the isolate's 10 s, a disabled client or a revoked secret stops
-  // working at every location within 40 s of the write (README, "Revocation and disabled clients").
-  const record = await loadClient(env.CLIENTS, credentials.clientId, { cacheTtl: KV_CACHE_TTL_SECONDS });
-  const auth = await authenticateClient(record, credentials.clientSecret, now);
-  if (!auth.ok) {
-    await countFailure(env.TOKEN_FAILURE_LIMITER, failures);
-    throw invalidClient(realm, `${auth.reason} (client_id ${JSON.stringify(credentials.clientId)})`);
-  }
-  rememberClient(auth.record, readAt);
-  return { client: auth.record, method: credentials.method, form, prepared, now };
+  const fromMemory = async (): Promise<AuthenticatedRequest<T> | undefined> => {
+    const readAt = Date.now();
+    const now = Math.floor(readAt / 1000);
+    const client = await rememberedClient(credentials.clientId, credentials.clientSecret, now, readAt);
+    return client && { client, method: credentials.method, form, prepared, now };
+  };
+  const remembered = await fromMemory();
+  if (remembered) return remembered;
+  return oneCheckAtATime(failures, async () => {
+    // The check before this one may have blocked the pair, or authenticated this very secret.
+    checkFailureBlock(failures);
+    const justRemembered = await fromMemory();
+    if (justRemembered) return justRemembered;
+    const readAt = Date.now();
+    const now = Math.floor(readAt / 1000);
+    // KV's shortest edge cache: with the isolate's 10 s, a disabled client or a revoked secret stops
+    // working at every location within 40 s of the write (README, "Revocation and disabled clients").
+    const record = await loadClient(env.CLIENTS, credentials.clientId, { cacheTtl: KV_CACHE_TTL_SECONDS });
+    const auth = await authenticateClient(record, credentials.clientSecret, now);
+    if (!auth.ok) {
+      await countFailure(env.TOKEN_FAILURE_LIMITER, failures);
+      throw invalidClient(realm, `${auth.reason} (client_id ${JSON.stringify(credentials.clientId)})`);
+    }
+    rememberClient(auth.record, readAt);
+    return { client: auth.record, method: credentials.method, form, prepared, now };
+  });
 }

@@ -2,7 +2,7 @@
  * The rules for creating and changing client records, shared by every writer (the CLI and the
  * admin API), so that what one accepts the other accepts too.
  */
-import { ClientRecordError, generateInstanceId, parseScope, validateClientRecord, type ClientRecord } from "./record.ts";
+import { ClientRecordError, generateInstanceId, isValidClientId, parseScope, validateClientRecord, type ClientRecord } from "./record.ts";
 import { generateClientSecret, hashClientSecret } from "./secret.ts";
 
 export interface ClientChanges {
@@ -60,6 +60,7 @@ export async function createClientRecord(
   changes: ClientChanges,
   now: number,
 ): Promise<{ record: ClientRecord; clientSecret: string }> {
+  if (!isValidClientId(clientId)) throw new ClientRecordError("client_id: must be 1-128 visible ASCII characters without spaces, and not . or .. (nor either written with %2e)");
   const { id, secret } = generateClientSecret();
   const allowed = scopes(changes.scope ?? "", "scope");
   const draft = apply(

@@ -74,11 +74,30 @@ export class ClientRecordError extends Error {
 
 /** RFC 6749 §2.2: client_id is VSCHAR; we also refuse space so ids survive shells and logs. */
 const CLIENT_ID = /^[\x21-\x7e]{1,128}$/;
+/**
+ * A dot segment, either dot possibly written %2e: RFC 3986 §5.2.4 and the WHATWG URL parser remove
+ * it from a path, so `/register/{client_id}` would name the collection instead.
+ */
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
 /** RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ) */
 const SCOPE_TOKEN = /^[\x21\x23-\x5b\x5d-\x7e]+$/;
 
-export function isValidClientId(id: string): boolean {
+/**
+ * What a stored record's client_id may be (RFC 6749 §2.2 VSCHAR, 1-128, no space). Records written
+ * before the dot-segment rule below pass, so they stay readable, usable and deletable.
+ */
+export function isWellFormedClientId(id: string): boolean {
   return CLIENT_ID.test(id);
+}
+
+/**
+ * What a new client may be named: well-formed, and addressable as one URL path segment. Every other
+ * id survives `encodeURIComponent` and URL normalization unchanged (test/admin.test.ts checks it
+ * through the Worker); a dot segment is removed.
+ * @see https://www.rfc-editor.org/rfc/rfc3986#section-5.2.4
+ */
+export function isValidClientId(id: string): boolean {
+  return CLIENT_ID.test(id) && !DOT_SEGMENT.test(id);
 }
 
 export function isValidScopeToken(token: string): boolean {
@@ -125,7 +144,7 @@ function epoch(value: unknown, field: string): number {
 export function validateClientRecord(value: unknown): ClientRecord {
   if (typeof value !== "object" || value === null || Array.isArray(value)) fail("record", "must be a JSON object");
   const v = value as Record<string, unknown>;
-  if (typeof v.client_id !== "string" || !isValidClientId(v.client_id)) {
+  if (typeof v.client_id !== "string" || !isWellFormedClientId(v.client_id)) {
     fail("client_id", "must be 1-128 visible ASCII characters without spaces");
   }
   if (typeof v.name !== "string" || v.name.length > 200) fail("name", "must be a string of at most 200 characters");

@@ -2,7 +2,7 @@
  * Reads client records from Workers KV (docs/storage.md) and authenticates a client against them.
  */
 import { OAuthError } from "../errors.ts";
-import { activeSecret, clientKey, isValidClientId, validateClientRecord, type ClientRecord } from "./record.ts";
+import { activeSecret, clientKey, isWellFormedClientId, validateClientRecord, type ClientRecord } from "./record.ts";
 import { DUMMY_SECRET_HASH, verifyClientSecret } from "./secret.ts";
 import { isKnownGoodSecret, rememberGoodSecret, secretCacheKey } from "./secret-cache.ts";
 
@@ -23,7 +23,7 @@ const PARSED_MAX_ENTRIES = 1024;
  */
 export async function loadClient(kv: KVNamespace, clientId: string, options: { cacheTtl?: number } = {}): Promise<ClientRecord | null> {
   // An id no record can have is unknown without asking KV (whose keys stop at 512 bytes).
-  if (!isValidClientId(clientId)) return null;
+  if (!isWellFormedClientId(clientId)) return null;
   let value: string | null;
   try {
     value = await kv.get(clientKey(clientId), options.cacheTtl === undefined ? { type: "text" } : { type: "text", cacheTtl: options.cacheTtl });

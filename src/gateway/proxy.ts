@@ -1,8 +1,9 @@
 /**
  * Sends an authorized request to its route's origin and streams the answer back: bodies are never
- * buffered, redirects are passed back, not followed, and failures become JSON 502/504.
+ * buffered, redirects are passed back, not followed, and failures become JSON 502/504. A WebSocket
+ * opened with a token is relayed and closed when the token ends.
  */
-import { OAuthError } from "../errors.ts";
+import { BearerError, OAuthError } from "../errors.ts";
 import { forwardRequestHeaders, forwardResponseHeaders } from "./headers.ts";
 import type { GatewayRoute } from "./routes.ts";
 
@@ -18,6 +19,73 @@ export interface ProxyInput {
   env: Record<string, unknown>;
   /** Identity and forwarding headers set by the gateway. */
   set: Record<string, string>;
+  /** The token a protected route was opened with: bounds a WebSocket's life. None on public routes. */
+  session?: TokenSession;
+}
+
+/** What a WebSocket needs to know of the token it was opened with. */
+export interface TokenSession {
+  /** The token's `exp` (epoch seconds): the socket is closed then at the latest. */
+  expiresAt: number;
+  /** Throws once the token may no longer be used (revoked, its client disabled or deleted). */
+  recheck: () => Promise<void>;
+  /** How often `recheck` runs while the socket is open. */
+  recheckEveryMs: number;
+}
+
+/** RFC 6455 §7.4: 1008 = policy violation; 1011 = the server cannot go on. */
+export const CLOSE_POLICY_VIOLATION = 1008;
+const CLOSE_INTERNAL_ERROR = 1011;
+
+/** A close code received that may be sent on (RFC 6455 §7.4.1: 1005, 1006, 1015 are never sent). */
+function relayableCode(code: number): number {
+  return code === 1000 || (code >= 1001 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999) ? code : 1000;
+}
+
+/**
+ * Relays a WebSocket between the client and the origin, closing both ends with 1008 when the token
+ * expires, and when a periodic status check finds it revoked or its client disabled or deleted
+ * (README, "Gateway routes"). Verifying the token at the upgrade alone would let a socket outlive it.
+ */
+function relayWebSocket(upstream: Response, origin: WebSocket, session: TokenSession): Response {
+  const [client, server] = Object.values(new WebSocketPair()) as [WebSocket, WebSocket];
+  server.accept();
+  origin.accept();
+  let ended = false;
+  const end = (code: number, reason: string): void => {
+    if (ended) return;
+    ended = true;
+    clearTimeout(expiry);
+    clearInterval(recheck);
+    for (const socket of [server, origin]) {
+      try {
+        socket.close(code, reason);
+      } catch {
+        // That end is closed already.
+      }
+    }
+  };
+  const forward = (to: WebSocket) => (event: MessageEvent) => {
+    try {
+      to.send(event.data as string | ArrayBuffer);
+    } catch {
+      end(CLOSE_INTERNAL_ERROR, "the other end is gone");
+    }
+  };
+  server.addEventListener("message", forward(origin));
+  origin.addEventListener("message", forward(server));
+  for (const socket of [server, origin]) {
+    socket.addEventListener("close", (event: CloseEvent) => end(relayableCode(event.code), event.reason));
+    socket.addEventListener("error", () => end(CLOSE_INTERNAL_ERROR, "connection error"));
+  }
+  const expiry = setTimeout(() => end(CLOSE_POLICY_VIOLATION, "access token expired"), Math.max(0, session.expiresAt * 1000 - Date.now()));
+  const recheck = setInterval(() => {
+    session.recheck().catch((error: unknown) => {
+      if (error instanceof BearerError) end(CLOSE_POLICY_VIOLATION, "access token revoked");
+      else end(CLOSE_INTERNAL_ERROR, "token status unavailable, try again later");
+    });
+  }, session.recheckEveryMs);
+  return new Response(null, { status: 101, webSocket: client, headers: upstream.headers });
 }
 
 /** The upstream URL: the origin's base path joined with the authorized path (minus the prefix when stripped). */
@@ -29,7 +97,7 @@ export function upstreamURL(route: GatewayRoute, path: string, query: string): s
   return `${base.origin}${basePath}${rest}${query}`;
 }
 
-export async function proxyRequest({ method, body, route, path, query, env, set, ...input }: ProxyInput): Promise<Response> {
+export async function proxyRequest({ method, body, route, path, query, env, set, session, ...input }: ProxyInput): Promise<Response> {
   const headers = forwardRequestHeaders(input.headers, {
     keepAuthorization: route.keepAuthorization,
     websocket: route.websocket,
@@ -75,7 +143,7 @@ export async function proxyRequest({ method, body, route, path, query, env, set,
   } finally {
     clearTimeout(timer);
   }
-  if (response.status === 101 && response.webSocket) return response;
+  if (response.status === 101 && response.webSocket) return session ? relayWebSocket(response, response.webSocket, session) : response;
   return new Response(response.body, {
     status: response.status,
     statusText: response.statusText,

@@ -12,9 +12,9 @@ import { enforceLimit } from "../limits.ts";
 import { checkScopes, extractBearerToken, verifyAccessToken } from "./bearer.ts";
 import { IDENTITY_HEADERS } from "./headers.ts";
 import { normalizePath, rawPathOf } from "./path.ts";
-import { proxyRequest } from "./proxy.ts";
+import { proxyRequest, type TokenSession } from "./proxy.ts";
 import { findUnambiguousRoute, METHODS, requiredScopes } from "./routes.ts";
-import { checkTokenStatus } from "./token-status.ts";
+import { checkTokenStatus, REVOCATION_CHECK_SECONDS } from "./token-status.ts";
 
 /** Form bodies on protected routes are read (up to this size) to refuse a token sent in them. */
 const MAX_FORM_BODY_BYTES = 64 * 1024;
@@ -49,6 +49,7 @@ gateway.all("*", async (c) => {
   if (clientIP) set["X-Forwarded-For"] = clientIP;
 
   let body: BodyInit | null = request.body;
+  let session: TokenSession | undefined;
   if (!route.public) {
     // RFC 6750 §2: this gateway accepts the token only in the Authorization header.
     if (url.search.length > 1 && hasTokenParameter(url.searchParams)) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the query");
@@ -76,11 +77,13 @@ gateway.all("*", async (c) => {
       if (!limiter) throw new OAuthError("server_error", "the gateway is misconfigured", { reason: `rate_limit binding ${route.rateLimit} is not bound` });
       await enforceLimit(limiter, `${claims.client_id}\u0000${route.prefix}`, `requests per client on ${route.prefix}`);
     }
+    // A WebSocket lives no longer than its token, nor past its revocation (proxy.ts).
+    session = { expiresAt: claims.exp, recheck: () => checkTokenStatus(c.env.CLIENTS, claims), recheckEveryMs: REVOCATION_CHECK_SECONDS * 1000 };
     set[IDENTITY_HEADERS.clientId] = claims.client_id;
     set[IDENTITY_HEADERS.scope] = claims.scope ?? "";
     set[IDENTITY_HEADERS.tokenId] = claims.jti;
   }
   countEvent(c.env, "gateway_allowed", audit);
   const query = url.search;
-  return proxyRequest({ method: request.method, headers: request.headers, body, route, path, query, env: c.env as unknown as Record<string, unknown>, set });
+  return proxyRequest({ method: request.method, headers: request.headers, body, route, path, query, env: c.env as unknown as Record<string, unknown>, set, session });
 });

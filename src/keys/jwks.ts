@@ -4,6 +4,7 @@
  */
 import { Hono } from "hono";
 import { JWKS_MAX_AGE } from "./schedule.ts";
+import { OAuthError } from "../errors.ts";
 import { getSigningKeys } from "./signing.ts";
 
 export const jwks = new Hono<{ Bindings: Env }>();
@@ -15,4 +16,9 @@ jwks.get("/.well-known/jwks.json", async (c) => {
     "Cache-Control": `public, max-age=${JWKS_MAX_AGE}`,
     "Access-Control-Allow-Origin": "*",
   });
+});
+
+// HEAD is served by the GET handler; every other method is 405 here, not the gateway's 404.
+jwks.all("/.well-known/jwks.json", () => {
+  throw new OAuthError("invalid_request", "the JWKS accepts only GET and HEAD", { status: 405, headers: { Allow: "GET, HEAD" } });
 });

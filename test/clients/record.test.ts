@@ -7,6 +7,7 @@ import {
   isValidAudience,
   isValidClientId,
   generateInstanceId,
+  isWellFormedClientId,
   LEGACY_INSTANCE_ID,
   parseScope,
   staleTokenReason,
@@ -146,6 +147,29 @@ describe("RFC 6749 §2.2 client identifiers", () => {
 
   it("refuses space, controls, non-ASCII and over-long ids", () => {
     for (const id of ["", " ", "a b", "a\tb", "é", "a".repeat(129)]) expect(isValidClientId(id), JSON.stringify(id)).toBe(false);
+  });
+
+  // RFC 3986 §5.2.4 / WHATWG URL: a path segment ".", "..", or either with a dot written %2e or
+  // %2E, is removed, so /register/{id} could never reach such a client.
+  const DOT_SEGMENTS = [".", "..", "%2e", "%2E", "%2e%2e", "%2E%2e", ".%2e", "%2E.", "%2e%2E"];
+
+  it.each(DOT_SEGMENTS)("refuses %s for a new client: URL normalization removes it as a path segment", (id) => {
+    expect(isValidClientId(id)).toBe(false);
+    expect(["/register/", "/"]).toContain(new URL(`https://auth.tollgate.test/register/${id}`).pathname);
+  });
+
+  it("keeps ids that only contain dots or %2e among other characters", () => {
+    for (const id of ["...", "a.", ".a", "..a", "%2e%2e%2e", "%2ea", ".well-known", "%252e"]) expect(isValidClientId(id), id).toBe(true);
+  });
+
+  it.each(DOT_SEGMENTS)("still reads a stored record named %s (written before the rule)", async (id) => {
+    expect(isWellFormedClientId(id)).toBe(true);
+    const { record } = await buildClientRecord({ client_id: id });
+    expect(validateClientRecord(record).client_id).toBe(id);
+  });
+
+  it("refuses a dot-segment id in createClientRecord, as the CLI and the admin API do", async () => {
+    await expect(createClientRecord("..", { scope: "" }, 1_700_000_000)).rejects.toThrow(/^client_id: /);
   });
 
   it("stores a client under client:<id>", () => {

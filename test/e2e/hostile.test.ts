@@ -446,6 +446,26 @@ describe("path tricks in the raw request line (SECURITY.md item 11)", () => {
   });
 });
 
+describe("HEAD with a body on the admin API (RFC 9110 §9.3.2)", () => {
+  it("is answered as GET: 200 without a body, and the record it names is unchanged", async () => {
+    const admin = await run(process.execPath, ["cli/tollgate.ts", "clients", "create", "hostile-admin", "--scope", "tollgate:admin", "--audience", `${worker!.url}/register`, "--json", "--persist-to", stateDir]);
+    const adminSecret = (JSON.parse(admin.stdout) as { client_secret: string }).client_secret;
+    const tokenRes = await fetch(`${worker!.url}/token`, { method: "POST", headers: { Authorization: `Basic ${btoa(`hostile-admin:${adminSecret}`)}`, "Content-Type": FORM }, body: `grant_type=client_credentials&resource=${encodeURIComponent(`${worker!.url}/register`)}` });
+    expect(tokenRes.status).toBe(200);
+    await run(process.execPath, ["cli/tollgate.ts", "clients", "create", "head-target", "--scope", "orders:read orders:write", "--audience", AUDIENCE, "--persist-to", stateDir]);
+    const bearer = `Bearer ${((await tokenRes.json()) as { access_token: string }).access_token}`;
+    const read = async () => (await (await fetch(`${worker!.url}/register/head-target`, { headers: { Authorization: bearer } })).json()) as Record<string, unknown>;
+    const before = await read();
+    expect(before).toMatchObject({ client_id: "head-target", scope: "orders:read orders:write" });
+    const body = JSON.stringify({ client_id: "head-target", client_name: "hijacked", scope: "orders:read" });
+    const r = await sendRaw([`HEAD /register/head-target HTTP/1.1\r\n${host()}Authorization: ${bearer}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`]);
+    expect(r.outcome, JSON.stringify(r)).toBe("response");
+    expect(r.status, JSON.stringify(r)).toBe(200);
+    expect(r.body).toBe("");
+    expect(await read()).toEqual(before);
+  });
+});
+
 describe("request bodies that never end or trickle", () => {
   it("answers 413 to a chunked /token body that never ends, within a few seconds", async () => {
     const chunk = `400\r\n${"a".repeat(1024)}\r\n`;

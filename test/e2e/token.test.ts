@@ -9,7 +9,10 @@ import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
 import * as oauth from "oauth4webapi";
 import { runCLI, type CLIResult } from "./cli.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { kvGet, kvPut } from "../../cli/kv.ts";
 import { CLIENT_CACHE_SECONDS } from "../../src/clients/client-cache.ts";
+import { createClientRecord } from "../../src/clients/manage.ts";
+import { clientKey } from "../../src/clients/record.ts";
 import { generateSigningKey } from "../../src/keys/generate.ts";
 import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 
@@ -180,6 +183,21 @@ describe("tollgate CLI", () => {
     const audience = await tollgate("clients", "create", "bad-aud", "--scope", "a", "--audience", "not a uri");
     expect(audience.code).toBe(2);
     expect(audience.stderr).toContain("--audience");
+  });
+
+  it("refuses to create a client named .. (a URL dot segment), yet shows and deletes one stored so before the rule", { timeout: 240_000 }, async () => {
+    const created = await tollgate("clients", "create", "..", "--scope", "x");
+    expect(created.code).toBe(2);
+    expect(created.stderr).toContain("dot segment");
+    // A record written by an older version, under an id the rule now refuses.
+    const target = { remote: false, persistTo: stateDir };
+    const { record } = await createClientRecord("legacy", { scope: "x" }, Math.floor(Date.now() / 1000));
+    await kvPut(clientKey(".."), JSON.stringify({ ...record, client_id: ".." }), target);
+    const show = await tollgate("clients", "show", "..");
+    expect(show.code, show.stderr).toBe(0);
+    expect(show.stdout).toMatch(/client_id\s+\.\.\n/);
+    expect((await tollgate("clients", "delete", "..")).code).toBe(0);
+    expect(await kvGet(clientKey(".."), target)).toBeNull();
   });
 
   it("deletes a client, after which it cannot get tokens", async () => {
