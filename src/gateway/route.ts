@@ -13,7 +13,7 @@ import { checkScopes, extractBearerToken, verifyAccessToken } from "./bearer.ts"
 import { IDENTITY_HEADERS } from "./headers.ts";
 import { normalizePath, rawPathOf } from "./path.ts";
 import { proxyRequest } from "./proxy.ts";
-import { findUnambiguousRoute, METHODS, requiredScopes } from "./routes.ts";
+import { findUnambiguousRoute, METHODS, normalizeHost, requiredScopes } from "./routes.ts";
 import { checkTokenStatus } from "./token-status.ts";
 
 /** Form bodies on protected routes are read (up to this size) to refuse a token sent in them. */
@@ -30,11 +30,14 @@ gateway.all("*", async (c) => {
   const request = c.req.raw;
   const url = new URL(request.url);
   const path = normalizePath(rawPathOf(request.url));
-  const route = findUnambiguousRoute(config.routes, url.hostname.toLowerCase(), path);
+  const host = normalizeHost(url.hostname);
+  if (host === undefined) throw new OAuthError("invalid_request", "the request's host is not a plain hostname", { reason: `odd host ${url.hostname.slice(0, 200)}` });
+  const route = findUnambiguousRoute(config.routes, host, path);
   if (route === "ambiguous") {
-    throw new OAuthError("invalid_request", "the request path is ambiguous (letter case or trailing dots select another route)", { reason: `ambiguous path ${path.slice(0, 200)}` });
+    throw new OAuthError("invalid_request", "the request path is ambiguous (letter case, Unicode compatibility forms, or trailing dots or spaces select another route)", { reason: `ambiguous path ${path.slice(0, 200)}` });
   }
-  if (!route) throw new OAuthError("not_found", `no route for ${path.slice(0, 200)}`);
+  // A reserved path that Hono did not route (//token, /token/) is no route, whatever a catch-all says.
+  if (!route || route === "reserved") throw new OAuthError("not_found", `no route for ${path.slice(0, 200)}`);
   if (!METHODS.has(request.method)) {
     throw new OAuthError("invalid_request", `the gateway does not forward ${request.method.slice(0, 20)} requests`, { status: 405, headers: { Allow: [...METHODS].join(", ") } });
   }
