@@ -11,6 +11,7 @@ import { getSigningKeys } from "../keys/signing.ts";
 import { enforceLimit } from "../limits.ts";
 import { checkScopes, extractBearerToken, verifyAccessToken } from "./bearer.ts";
 import { IDENTITY_HEADERS } from "./headers.ts";
+import { checkMultipartBody, hasMethodOverride, methodOverrideRefused, withoutOverrideParts } from "./method-override.ts";
 import { normalizePath, rawPathOf } from "./path.ts";
 import { proxyRequest } from "./proxy.ts";
 import { findUnambiguousRoute, METHODS, normalizeHost, requiredScopes } from "./routes.ts";
@@ -52,9 +53,13 @@ gateway.all("*", async (c) => {
   if (clientIP) set["X-Forwarded-For"] = clientIP;
 
   let body: BodyInit | null = request.body;
+  let refused: BearerError | undefined;
   if (!route.public) {
     // RFC 6750 §2: this gateway accepts the token only in the Authorization header.
-    if (url.search.length > 1 && hasTokenParameter(url.searchParams)) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the query");
+    if (url.search.length > 1) {
+      if (hasTokenParameter(url.searchParams)) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the query");
+      if (hasMethodOverride(url.searchParams)) throw methodOverrideRefused();
+    }
     const token = extractBearerToken(request.headers);
     if (token === undefined) throw new BearerError(undefined, "an access token is required");
     const keys = await getSigningKeys(c.env);
@@ -65,14 +70,29 @@ gateway.all("*", async (c) => {
     // Revoked, or its client disabled or deleted: the signature cannot say (token-status.ts).
     await checkTokenStatus(c.env.CLIENTS, claims);
     checkScopes(claims, requiredScopes(route, request.method));
-    if (/^application\/x-www-form-urlencoded\b/i.test(request.headers.get("Content-Type") ?? "") && request.body) {
+    const contentType = request.headers.get("Content-Type") ?? "";
+    if (/^application\/x-www-form-urlencoded\b/i.test(contentType) && request.body) {
       // Read only once the token is known good (reading costs). Every form body is checked, chunked
       // or not; past the limit it is refused rather than forwarded unchecked. Inspected as text,
       // forwarded as the bytes that came.
       const bytes = await readBodyCapped(request, MAX_FORM_BODY_BYTES);
       if (!bytes) throw new OAuthError("invalid_request", `form bodies over ${MAX_FORM_BODY_BYTES} bytes are not accepted on protected routes`, { status: 413 });
-      if (hasTokenParameter(new URLSearchParams(new TextDecoder().decode(bytes)))) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the body");
+      const form = new URLSearchParams(new TextDecoder().decode(bytes));
+      if (hasTokenParameter(form)) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the body");
+      if (hasMethodOverride(form)) throw methodOverrideRefused();
       body = bytes;
+    } else if (/^multipart\//i.test(contentType) && request.body) {
+      // Method overrides in multipart bodies too (Rack, Symfony): read first when declared small,
+      // else checked as it streams (uploads), the body withheld from a _method part on.
+      const declared = Number(request.headers.get("Content-Length") ?? Number.NaN);
+      if (declared <= MAX_FORM_BODY_BYTES) {
+        const bytes = await readBodyCapped(request, MAX_FORM_BODY_BYTES);
+        if (!bytes) throw new OAuthError("invalid_request", "the body is longer than its Content-Length", { status: 413 });
+        checkMultipartBody(bytes, contentType);
+        body = bytes;
+      } else {
+        body = withoutOverrideParts(request.body, contentType, (error) => (refused = error));
+      }
     }
     if (route.rateLimit) {
       const limiter = (c.env as unknown as Record<string, RateLimit | undefined>)[route.rateLimit];
@@ -85,5 +105,10 @@ gateway.all("*", async (c) => {
   }
   countEvent(c.env, "gateway_allowed", audit);
   const query = url.search;
-  return proxyRequest({ method: request.method, headers: request.headers, body, route, path, query, env: c.env as unknown as Record<string, unknown>, set });
+  try {
+    return await proxyRequest({ method: request.method, headers: request.headers, body, route, path, query, env: c.env as unknown as Record<string, unknown>, set });
+  } catch (error) {
+    // The upstream request failed because its body was cut for a _method part: the client's fault.
+    throw refused ?? error;
+  }
 });

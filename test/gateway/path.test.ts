@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { BearerError } from "../../src/errors.ts";
+import { checkMultipartBody } from "../../src/gateway/method-override.ts";
 import { foldPath, normalizePath, rawPathOf } from "../../src/gateway/path.ts";
 import {
   expectBearerError,
@@ -336,6 +337,24 @@ describe("parameters that would make the origin act on another method (_method o
     }
   });
 
+  it("withholds a streamed multipart body from its _method part on: the origin never gets it, the client gets 400", async () => {
+    // Over 64 KiB and without Content-Length, so it is checked as it streams; /slow's 300 ms
+    // timeout ends the withheld request.
+    const mark = marker("override-stream");
+    const encoder = new TextEncoder();
+    const chunks = [`--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n${"x".repeat(80 * 1024)}\r\n`, '--XyZ\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n', "--XyZ--\r\n"];
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const next = chunks.shift();
+        if (next === undefined) controller.close();
+        else controller.enqueue(encoder.encode(next));
+      },
+    });
+    const res = await gatewayFetch(`/slow/${mark}`, withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": "multipart/form-data; boundary=XyZ" }, body }));
+    await expectBearerError(res, { status: 400, error: "invalid_request" });
+    await expectOriginNotContacted(mark);
+  });
+
   it("still proxies forms, multipart bodies and queries without an override, and overrides on public routes", async () => {
     const token = await writeToken();
     const form = marker("form-ok");
@@ -347,5 +366,35 @@ describe("parameters that would make the origin act on another method (_method o
     expect((await expectProxied(await gatewayFetch(`/api/${mp}`, withBearer(token, { method: "POST", body: multipart })))).method).toBe("POST");
     const pub = marker("public-override");
     expect((await expectProxied(await gatewayFetch(`/public/${pub}?_method=DELETE`, { method: "POST" }))).path).toBe(`/public/${pub}?_method=DELETE`);
+  });
+});
+
+describe("checkMultipartBody: the parts' names, as multipart parsers read them (RFC 7578 §4.2)", () => {
+  const TYPE = "multipart/form-data; boundary=XyZ";
+  const part = (disposition: string, value = "DELETE") => `--XyZ\r\nContent-Disposition: ${disposition}\r\n\r\n${value}\r\n`;
+  const bytes = (text: string) => new TextEncoder().encode(text);
+
+  it.each([
+    'form-data; name="_method"',
+    'form-data; name="_METHOD"',
+    "form-data; name=_method",
+    "form-data; NAME = \"_method\"",
+    "form-data; name*=UTF-8''%5Fmethod",
+    'form-data; name=".method"',
+    'form-data; filename="a.txt"; name="_method"',
+  ])("refuses a part with Content-Disposition: %s", (disposition) => {
+    const body = `${part('form-data; name="a"', "1")}${part(disposition)}--XyZ--\r\n`;
+    expect(() => checkMultipartBody(bytes(body), TYPE)).toThrow(expect.objectContaining({ code: "invalid_request", status: 400 }));
+    // Bare LF line endings, which lenient parsers accept, too.
+    expect(() => checkMultipartBody(bytes(body.replace(/\r\n/g, "\n")), TYPE)).toThrow(expect.objectContaining({ code: "invalid_request" }));
+  });
+
+  it("passes parts merely containing _method: a filename, a value, a file's content, the epilogue", () => {
+    const body = `${part('form-data; name="file"; filename="_method"', 'Content-Disposition: form-data; name="_method"')}${part('form-data; name="method"', "_method")}--XyZ--\r\n${part('form-data; name="_method"')}`;
+    expect(() => checkMultipartBody(bytes(body), TYPE)).not.toThrow();
+  });
+
+  it.each(["multipart/form-data", 'multipart/form-data; boundary="a,b"', "multipart/form-data; boundary=a; boundary=b", "multipart/form-data; boundary=a b"])("refuses the Content-Type %j (no single plain boundary)", (type) => {
+    expect(() => checkMultipartBody(bytes("--a\r\n\r\n"), type)).toThrow(expect.objectContaining({ code: "invalid_request" }));
   });
 });

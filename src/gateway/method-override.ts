@@ -1,0 +1,127 @@
+/**
+ * Method overrides sent as parameters: Rails (Rack::MethodOverride), Laravel and Symfony, Slim
+ * (`_METHOD`) and Express's method-override act on a POST's `_method` in the query, a form body or a
+ * multipart body as if the request had that method. On a protected route the gateway authorized
+ * the method that came, so it refuses them all (the header forms are dropped in headers.ts).
+ */
+import { BearerError } from "../errors.ts";
+
+/**
+ * `_method` in any letter case, as origins read the name: PHP turns a leading `.`, ` ` or an
+ * unclosed `[` into `_` and drops leading spaces, so `.method` and ` _method` are `_method` there.
+ */
+const OVERRIDE_NAME = /^\s*[_.[ ]method$/i;
+/** The most bytes of part headers kept while looking for their end (Content-Disposition is among them). */
+const MAX_PART_HEADERS = 16 * 1024;
+
+export function methodOverrideRefused(): BearerError {
+  return new BearerError("invalid_request", "method overrides (_method) are not accepted on protected routes: send the method itself", { reason: "_method parameter" });
+}
+
+/** Whether query or form parameters name a method override. */
+export function hasMethodOverride(params: URLSearchParams): boolean {
+  for (const name of params.keys()) if (OVERRIDE_NAME.test(name)) return true;
+  return false;
+}
+
+/** The `name` parameters of a part's Content-Disposition (RFC 7578 §4.2), quoted, RFC 8187-encoded or bare. */
+function partNames(headers: string): string[] {
+  const names: string[] = [];
+  for (const line of headers.split(/\r?\n/)) {
+    if (!/^\s*content-disposition\s*:/i.test(line)) continue;
+    for (const m of line.matchAll(/(?:^|[;:\s])name\s*\*?\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)/gi)) {
+      let value = m[1]!.replace(/^"|"$/g, "").replace(/\\/g, "").replace(/^[\w-]*'[\w-]*'/, "");
+      try {
+        value = decodeURIComponent(value);
+      } catch {
+        // not percent-encoded: compared as it is
+      }
+      names.push(value);
+    }
+  }
+  return names;
+}
+
+/** The one plain boundary of a multipart Content-Type; two, or one origins could read differently, are refused. */
+function multipartBoundary(contentType: string): string {
+  const boundaries = [...contentType.matchAll(/;\s*boundary\s*=\s*(?:"([^"]*)"|([^;]*))/gi)].map((m) => m[1] ?? m[2]!.trimEnd());
+  // Parsers disagree on repeated boundaries and on "," and spaces in one (Rack stops at ","): refuse.
+  if (boundaries.length !== 1 || !/^[A-Za-z0-9'()+_\-./:=?]{1,70}$/.test(boundaries[0]!)) {
+    throw new BearerError("invalid_request", "the multipart boundary is missing or not a plain token", { reason: `multipart boundary ${contentType.slice(0, 200)}` });
+  }
+  return boundaries[0]!;
+}
+
+/**
+ * Reads a multipart body chunk by chunk and throws a 400 at the chunk that completes the headers
+ * of a part named like `_method`.
+ * @see RFC 2046 §5.1.1, RFC 7578 §4.2
+ */
+function createPartScanner(contentType: string): (chunk: Uint8Array) => void {
+  // "\n--boundary": CRLF per RFC 2046, bare LF as lenient parsers (PHP) also accept.
+  const delimiter = `\n--${multipartBoundary(contentType)}`;
+  const decoder = new TextDecoder("latin1");
+  let buffer = "\n"; // the first delimiter may open the body
+  let inHeaders = false;
+  let done = false;
+  return (chunk) => {
+    if (done) return;
+    buffer += decoder.decode(chunk, { stream: true });
+    for (;;) {
+      if (!inHeaders) {
+        const at = buffer.indexOf(delimiter);
+        if (at < 0) {
+          buffer = buffer.slice(-(delimiter.length - 1)); // a delimiter may straddle chunks
+          return;
+        }
+        buffer = buffer.slice(at + delimiter.length);
+        inHeaders = true;
+      }
+      if (buffer.length < 2) return;
+      if (buffer.startsWith("--")) {
+        done = true; // the closing delimiter: the rest is epilogue
+        return;
+      }
+      const end = /\r?\n\r?\n/.exec(buffer);
+      if (!end) {
+        if (buffer.length > MAX_PART_HEADERS) throw new BearerError("invalid_request", "multipart part headers are too long", { reason: "multipart part headers over 16 KiB" });
+        return;
+      }
+      if (partNames(buffer.slice(0, end.index)).some((name) => OVERRIDE_NAME.test(name))) throw methodOverrideRefused();
+      buffer = buffer.slice(end.index + end[0].length);
+      inHeaders = false;
+    }
+  };
+}
+
+/** Throws a 400 if a whole multipart body has a part named like `_method`. */
+export function checkMultipartBody(bytes: Uint8Array, contentType: string): void {
+  createPartScanner(contentType)(bytes);
+}
+
+/**
+ * A multipart body too large to read first, checked as it streams to the origin. At a `_method`
+ * part it withholds that chunk and every later byte and never ends the stream: the origin gets no
+ * whole body to act on (workerd would end an errored request body as if complete), and the
+ * request ends when the route's timeout aborts it. `onRefused` learns the error for the client.
+ */
+export function withoutOverrideParts(body: ReadableStream<Uint8Array>, contentType: string, onRefused: (error: BearerError) => void): ReadableStream<Uint8Array> {
+  const scan = createPartScanner(contentType);
+  let refused = false;
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        if (refused) return;
+        try {
+          scan(chunk);
+        } catch (error) {
+          refused = true;
+          onRefused(error as BearerError);
+          return;
+        }
+        controller.enqueue(chunk);
+      },
+      flush: () => (refused ? new Promise<void>(() => {}) : undefined),
+    }),
+  );
+}
