@@ -71,7 +71,8 @@ gateway.all("*", async (c) => {
     await checkTokenStatus(c.env.CLIENTS, claims);
     checkScopes(claims, requiredScopes(route, request.method));
     const contentType = request.headers.get("Content-Type") ?? "";
-    if (/^application\/x-www-form-urlencoded\b/i.test(contentType) && request.body) {
+    // Rack parses a POST body without Content-Type as a form too.
+    if ((/^application\/x-www-form-urlencoded\b/i.test(contentType) || (contentType === "" && request.method === "POST")) && request.body) {
       // Read only once the token is known good (reading costs). Every form body is checked, chunked
       // or not; past the limit it is refused rather than forwarded unchecked. Inspected as text,
       // forwarded as the bytes that came.

@@ -324,6 +324,13 @@ describe("parameters that would make the origin act on another method (_method o
     await expectOriginNotContacted(mark);
   });
 
+  it("refuses a POST body without Content-Type holding _method (Rack reads it as a form)", async () => {
+    const mark = marker("override-untyped");
+    const res = await gatewayFetch(`/api/items/${mark}`, withBearer(await writeToken(), { method: "POST", body: new TextEncoder().encode("_method=DELETE") }));
+    await expectBearerError(res, { status: 400, error: "invalid_request" });
+    await expectOriginNotContacted(mark);
+  });
+
   it("refuses a multipart body with a _method part on a protected route, and the origin never gets the whole body", async () => {
     for (const name of ["_method", "_METHOD"]) {
       const mark = marker("override-multipart");
