@@ -94,19 +94,65 @@ function createPartScanner(contentType: string): (chunk: Uint8Array) => void {
   };
 }
 
-/** Throws a 400 if a whole multipart body has a part named like `_method`. */
-export function checkMultipartBody(bytes: Uint8Array, contentType: string): void {
-  createPartScanner(contentType)(bytes);
+/**
+ * Reads a form-encoded body chunk by chunk (RFC 1866 §8.2.1; Rack also splits on `;`) and throws a
+ * 400 at the chunk that completes a parameter name like `_method`.
+ */
+function createFormScanner(): (chunk: Uint8Array) => void {
+  const decoder = new TextDecoder("latin1");
+  let name = ""; // the current parameter's name so far, while it could still be _method
+  let inName = true;
+  return (chunk) => {
+    for (const ch of decoder.decode(chunk, { stream: true })) {
+      if (ch === "&" || ch === ";") {
+        if (inName) checkName(name);
+        name = "";
+        inName = true;
+      } else if (inName) {
+        if (ch === "=") {
+          checkName(name);
+          inName = false;
+        } else if (name.length < 64) name += ch; // "_method" encoded thrice over is still shorter
+        else inName = false;
+      }
+    }
+  };
+}
+
+function checkName(encoded: string): void {
+  let name = encoded.replace(/\+/g, " ");
+  try {
+    name = decodeURIComponent(name);
+  } catch {
+    // a malformed escape: compared as it is
+  }
+  if (OVERRIDE_NAME.test(name)) throw methodOverrideRefused();
+}
+
+/** The scanner for a body of this type: multipart parts, or form parameters. */
+function scannerFor(contentType: string): (chunk: Uint8Array) => void {
+  return /^multipart\//i.test(contentType) ? createPartScanner(contentType) : createFormScanner();
 }
 
 /**
- * A multipart body too large to read first, checked as it streams to the origin. At a `_method`
- * part it withholds that chunk and every later byte and never ends the stream: the origin gets no
- * whole body to act on (workerd would end an errored request body as if complete), and the
- * request ends when the route's timeout aborts it. `onRefused` learns the error for the client.
+ * Throws a 400 if a whole body (multipart, or form-encoded: a POST body without Content-Type is
+ * one to Rack) has a part or parameter named like `_method`.
  */
-export function withoutOverrideParts(body: ReadableStream<Uint8Array>, contentType: string, onRefused: (error: BearerError) => void): ReadableStream<Uint8Array> {
-  const scan = createPartScanner(contentType);
+export function checkBodyForOverride(bytes: Uint8Array, contentType: string): void {
+  const scan = scannerFor(contentType);
+  scan(bytes);
+  if (!/^multipart\//i.test(contentType)) scan(new TextEncoder().encode("&")); // the last parameter
+}
+
+/**
+ * A body too large to read first (an upload), checked as it streams to the origin. At a `_method`
+ * part or parameter it withholds that chunk and every later byte and never ends the stream: the
+ * origin gets no whole body to act on (workerd would end an errored request body as if complete),
+ * and the request ends when the route's timeout aborts it. `onRefused` learns the error for the
+ * client.
+ */
+export function withoutOverrides(body: ReadableStream<Uint8Array>, contentType: string, onRefused: (error: BearerError) => void): ReadableStream<Uint8Array> {
+  const scan = scannerFor(contentType);
   let refused = false;
   return body.pipeThrough(
     new TransformStream<Uint8Array, Uint8Array>({
@@ -121,6 +167,7 @@ export function withoutOverrideParts(body: ReadableStream<Uint8Array>, contentTy
         }
         controller.enqueue(chunk);
       },
+      // A last parameter without "=" has no value to override with, so the end needs no check.
       flush: () => (refused ? new Promise<void>(() => {}) : undefined),
     }),
   );

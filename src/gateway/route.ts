@@ -11,7 +11,7 @@ import { getSigningKeys } from "../keys/signing.ts";
 import { enforceLimit } from "../limits.ts";
 import { checkScopes, extractBearerToken, verifyAccessToken } from "./bearer.ts";
 import { IDENTITY_HEADERS } from "./headers.ts";
-import { checkMultipartBody, hasMethodOverride, methodOverrideRefused, withoutOverrideParts } from "./method-override.ts";
+import { checkBodyForOverride, hasMethodOverride, methodOverrideRefused, withoutOverrides } from "./method-override.ts";
 import { normalizePath, rawPathOf } from "./path.ts";
 import { proxyRequest } from "./proxy.ts";
 import { findUnambiguousRoute, METHODS, normalizeHost, requiredScopes } from "./routes.ts";
@@ -71,8 +71,7 @@ gateway.all("*", async (c) => {
     await checkTokenStatus(c.env.CLIENTS, claims);
     checkScopes(claims, requiredScopes(route, request.method));
     const contentType = request.headers.get("Content-Type") ?? "";
-    // Rack parses a POST body without Content-Type as a form too.
-    if ((/^application\/x-www-form-urlencoded\b/i.test(contentType) || (contentType === "" && request.method === "POST")) && request.body) {
+    if (/^application\/x-www-form-urlencoded\b/i.test(contentType) && request.body) {
       // Read only once the token is known good (reading costs). Every form body is checked, chunked
       // or not; past the limit it is refused rather than forwarded unchecked. Inspected as text,
       // forwarded as the bytes that came.
@@ -82,17 +81,18 @@ gateway.all("*", async (c) => {
       if (hasTokenParameter(form)) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the body");
       if (hasMethodOverride(form)) throw methodOverrideRefused();
       body = bytes;
-    } else if (/^multipart\//i.test(contentType) && request.body) {
-      // Method overrides in multipart bodies too (Rack, Symfony): read first when declared small,
-      // else checked as it streams (uploads), the body withheld from a _method part on.
+    } else if ((/^multipart\//i.test(contentType) || (contentType === "" && request.method === "POST")) && request.body) {
+      // _method in a multipart body (Rack, Symfony) or in a POST body without Content-Type (Rack
+      // parses it as a form): read first when declared small, else checked as it streams (uploads),
+      // the body withheld from the override on.
       const declared = Number(request.headers.get("Content-Length") ?? Number.NaN);
       if (declared <= MAX_FORM_BODY_BYTES) {
         const bytes = await readBodyCapped(request, MAX_FORM_BODY_BYTES);
         if (!bytes) throw new OAuthError("invalid_request", "the body is longer than its Content-Length", { status: 413 });
-        checkMultipartBody(bytes, contentType);
+        checkBodyForOverride(bytes, contentType);
         body = bytes;
       } else {
-        body = withoutOverrideParts(request.body, contentType, (error) => (refused = error));
+        body = withoutOverrides(request.body, contentType, (error) => (refused = error));
       }
     }
     if (route.rateLimit) {

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { BearerError } from "../../src/errors.ts";
-import { checkMultipartBody } from "../../src/gateway/method-override.ts";
+import { checkBodyForOverride } from "../../src/gateway/method-override.ts";
 import { foldPath, normalizePath, rawPathOf } from "../../src/gateway/path.ts";
 import {
   expectBearerError,
@@ -362,6 +362,21 @@ describe("parameters that would make the origin act on another method (_method o
     await expectOriginNotContacted(mark);
   });
 
+  it("withholds a streamed POST body without Content-Type from its _method parameter on", async () => {
+    const mark = marker("override-untyped-stream");
+    const encoder = new TextEncoder();
+    const chunks = [`a=${"x".repeat(80 * 1024)}&_met`, "hod=DELETE&b=", "2"];
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const next = chunks.shift();
+        if (next === undefined) controller.close();
+        else controller.enqueue(encoder.encode(next));
+      },
+    });
+    await expectBearerError(await gatewayFetch(`/slow/${mark}`, withBearer(await writeToken(), { method: "POST", body })), { status: 400, error: "invalid_request" });
+    await expectOriginNotContacted(mark);
+  });
+
   it("still proxies forms, multipart bodies and queries without an override, and overrides on public routes", async () => {
     const token = await writeToken();
     const form = marker("form-ok");
@@ -376,7 +391,7 @@ describe("parameters that would make the origin act on another method (_method o
   });
 });
 
-describe("checkMultipartBody: the parts' names, as multipart parsers read them (RFC 7578 §4.2)", () => {
+describe("checkBodyForOverride: multipart parts' names, as multipart parsers read them (RFC 7578 §4.2)", () => {
   const TYPE = "multipart/form-data; boundary=XyZ";
   const part = (disposition: string, value = "DELETE") => `--XyZ\r\nContent-Disposition: ${disposition}\r\n\r\n${value}\r\n`;
   const bytes = (text: string) => new TextEncoder().encode(text);
@@ -391,17 +406,25 @@ describe("checkMultipartBody: the parts' names, as multipart parsers read them (
     'form-data; filename="a.txt"; name="_method"',
   ])("refuses a part with Content-Disposition: %s", (disposition) => {
     const body = `${part('form-data; name="a"', "1")}${part(disposition)}--XyZ--\r\n`;
-    expect(() => checkMultipartBody(bytes(body), TYPE)).toThrow(expect.objectContaining({ code: "invalid_request", status: 400 }));
+    expect(() => checkBodyForOverride(bytes(body), TYPE)).toThrow(expect.objectContaining({ code: "invalid_request", status: 400 }));
     // Bare LF line endings, which lenient parsers accept, too.
-    expect(() => checkMultipartBody(bytes(body.replace(/\r\n/g, "\n")), TYPE)).toThrow(expect.objectContaining({ code: "invalid_request" }));
+    expect(() => checkBodyForOverride(bytes(body.replace(/\r\n/g, "\n")), TYPE)).toThrow(expect.objectContaining({ code: "invalid_request" }));
   });
 
   it("passes parts merely containing _method: a filename, a value, a file's content, the epilogue", () => {
     const body = `${part('form-data; name="file"; filename="_method"', 'Content-Disposition: form-data; name="_method"')}${part('form-data; name="method"', "_method")}--XyZ--\r\n${part('form-data; name="_method"')}`;
-    expect(() => checkMultipartBody(bytes(body), TYPE)).not.toThrow();
+    expect(() => checkBodyForOverride(bytes(body), TYPE)).not.toThrow();
+  });
+
+  it.each(["_method=DELETE", "a=1&_METHOD=delete", "a=1;_method=PUT", "%5f%6Dethod=DELETE", "+_method=DELETE", ".method=DELETE", "_method"])("refuses the untyped (form) body %j", (body) => {
+    expect(() => checkBodyForOverride(bytes(body), "")).toThrow(expect.objectContaining({ code: "invalid_request", status: 400 }));
+  });
+
+  it.each(["a=_method", "x_method=DELETE", "method=DELETE", "_methods=DELETE", "\u0000\u00ff_method"])("passes the untyped body %j", (body) => {
+    expect(() => checkBodyForOverride(bytes(body), "")).not.toThrow();
   });
 
   it.each(["multipart/form-data", 'multipart/form-data; boundary="a,b"', "multipart/form-data; boundary=a; boundary=b", "multipart/form-data; boundary=a b"])("refuses the Content-Type %j (no single plain boundary)", (type) => {
-    expect(() => checkMultipartBody(bytes("--a\r\n\r\n"), type)).toThrow(expect.objectContaining({ code: "invalid_request" }));
+    expect(() => checkBodyForOverride(bytes("--a\r\n\r\n"), type)).toThrow(expect.objectContaining({ code: "invalid_request" }));
   });
 });
