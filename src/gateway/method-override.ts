@@ -1,8 +1,9 @@
 /**
  * Method overrides sent as parameters: Rails (Rack::MethodOverride), Laravel and Symfony, Slim
- * (`_METHOD`) and Express's method-override act on a POST's `_method` in the query, a form body or a
- * multipart body as if the request had that method. On a protected route the gateway authorized
- * the method that came, so it refuses them all (the header forms are dropped in headers.ts).
+ * (`_METHOD`) and Express's method-override act on a POST's `_method` in the query, a form body, a
+ * multipart body or (Rack) a body without Content-Type as if the request had that method. On a
+ * protected route the gateway authorized the method that came, so it refuses them all (the header
+ * forms are dropped in headers.ts).
  */
 import { BearerError } from "../errors.ts";
 
@@ -14,6 +15,7 @@ const OVERRIDE_NAME = /^\s*[_.[ ]method$/i;
 /** The most bytes of part headers kept while looking for their end (Content-Disposition is among them). */
 const MAX_PART_HEADERS = 16 * 1024;
 
+/** The 400 for a method override: RFC 6750 §3.1 `invalid_request`, as for a token in the query. */
 export function methodOverrideRefused(): BearerError {
   return new BearerError("invalid_request", "method overrides (_method) are not accepted on protected routes: send the method itself", { reason: "_method parameter" });
 }
@@ -45,8 +47,9 @@ function partNames(headers: string): string[] {
 /** The one plain boundary of a multipart Content-Type; two, or one origins could read differently, are refused. */
 function multipartBoundary(contentType: string): string {
   const boundaries = [...contentType.matchAll(/;\s*boundary\s*=\s*(?:"([^"]*)"|([^;]*))/gi)].map((m) => m[1] ?? m[2]!.trimEnd());
-  // Parsers disagree on repeated boundaries and on "," and spaces in one (Rack stops at ","): refuse.
-  if (boundaries.length !== 1 || !/^[A-Za-z0-9'()+_\-./:=?]{1,70}$/.test(boundaries[0]!)) {
+  // Parsers disagree on repeated boundaries, on "," and spaces in one (Rack stops at ","), and on
+  // "boundary=" inside another parameter's quoted value (Rack takes the last "boundary=" anywhere).
+  if (boundaries.length !== 1 || contentType.match(/boundary\s*=/gi)!.length !== 1 || !/^[A-Za-z0-9'()+_\-./:=?]{1,70}$/.test(boundaries[0]!)) {
     throw new BearerError("invalid_request", "the multipart boundary is missing or not a plain token", { reason: `multipart boundary ${contentType.slice(0, 200)}` });
   }
   return boundaries[0]!;

@@ -424,7 +424,7 @@ describe("checkBodyForOverride: multipart parts' names, as multipart parsers rea
     expect(() => checkBodyForOverride(bytes(body), "")).not.toThrow();
   });
 
-  it.each(["multipart/form-data", 'multipart/form-data; boundary="a,b"', "multipart/form-data; boundary=a; boundary=b", "multipart/form-data; boundary=a b"])("refuses the Content-Type %j (no single plain boundary)", (type) => {
+  it.each(["multipart/form-data", 'multipart/form-data; boundary="a,b"', "multipart/form-data; boundary=a; boundary=b", "multipart/form-data; boundary=a b", 'multipart/form-data; boundary=a; x="y boundary=b"'])("refuses the Content-Type %j (no single plain boundary)", (type) => {
     expect(() => checkBodyForOverride(bytes("--a\r\n\r\n"), type)).toThrow(expect.objectContaining({ code: "invalid_request" }));
   });
 });
