@@ -23,6 +23,12 @@ const gatewayRoutes = [
   { prefix: "/svc", service: "ECHO_SERVICE", audience: AUDIENCE },
   { prefix: "/limited", origin: origin.url, audience: AUDIENCE, rate_limit: "TEST_STRICT_LIMITER" },
   { prefix: "/ws", origin: origin.url, audience: AUDIENCE, scopes: ["orders:read"], websocket: true },
+  // A stricter route under a public one, the same prefix weaker on any host than on its own, and a
+  // catch-all on one host: the shapes the path-folding, Host and reserved-path tests attack.
+  { prefix: "/public/private", origin: origin.url, audience: AUDIENCE, scopes: ["admin"] },
+  { prefix: "/hostbound", origin: origin.url, audience: AUDIENCE, scopes: ["orders:read"] },
+  { prefix: "/hostbound", host: "internal.tollgate.test", origin: origin.url, audience: AUDIENCE, scopes: ["internal:admin"] },
+  { prefix: "/", host: "catchall.tollgate.test", origin: origin.url, public: true },
 ];
 // The suite makes many requests from one (absent) address: production-shaped limits would trip
 // across tests. Tests of the limits swap in TEST_STRICT_LIMITER (3 a minute) and use unique keys.

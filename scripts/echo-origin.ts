@@ -46,7 +46,12 @@ export function startEchoOrigin(port = 0, host = "127.0.0.1"): Promise<EchoOrigi
       res.end(JSON.stringify(log));
       return;
     }
-    const body = await readBody(req);
+    let body: { bytes: number; sha256: string };
+    try {
+      body = await readBody(req);
+    } catch {
+      return; // the request was aborted mid-body: there is no whole request to log or answer
+    }
     const record: EchoRecord = { method: req.method ?? "", path: req.url ?? "", headers: req.headers, rawHeaders: req.rawHeaders, body_bytes: body.bytes, body_sha256: body.sha256 };
     log.push(record);
     if (log.length > 1000) log.shift();

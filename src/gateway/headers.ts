@@ -13,22 +13,39 @@ export const IDENTITY_HEADERS = {
 
 const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"];
 /** Set by the gateway: any copy from the client is a spoof. */
-const GATEWAY_SET = [
-  ...Object.values(IDENTITY_HEADERS).map((h) => h.toLowerCase()),
-  "x-forwarded-for",
-  "x-forwarded-proto",
-  "x-forwarded-host",
-  "x-forwarded-port",
-  "x-forwarded-prefix",
+const GATEWAY_SET = [...Object.values(IDENTITY_HEADERS).map((h) => h.toLowerCase()), "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+/** Every `X-Forwarded-*` header (Ssl, Scheme, Server, Uri, Path, Prefix, Port, Client-Cert, …) is the gateway's to set. */
+const FORWARDED_FAMILY = "x-forwarded-";
+/**
+ * Headers that make some origins act on another client, host, scheme, method or path than the one
+ * the gateway saw and authorized (RFC 7239 Forwarded, client-IP headers, Host overrides, IIS/ARR,
+ * Symfony, nginx and Envoy URL rewrites, method overrides): never forwarded.
+ */
+const OVERRIDES = [
   "forwarded",
   "x-real-ip",
   "true-client-ip",
+  "x-client-ip",
+  "x-cluster-client-ip",
+  "client-ip",
+  "x-originating-ip",
+  "x-remote-ip",
+  "x-remote-addr",
+  "x-host",
+  "x-original-host",
+  "x-http-host-override",
+  "x-original-url",
+  "x-original-uri",
+  "x-rewrite-url",
+  "x-envoy-original-path",
+  "x-url-scheme",
+  "x-scheme",
+  "front-end-https",
+  "x-arr-ssl",
+  "x-http-method-override",
+  "x-http-method",
+  "x-method-override",
 ];
-/**
- * Headers that make some origins act on another method or path than the one authorized
- * (method override, IIS/Symfony URL rewrites): never forwarded.
- */
-const OVERRIDES = ["x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url"];
 
 /** Letter case and `_` for `-` are the same header to many origins (CVE-2025-64484). */
 const canonical = (name: string): string => {
@@ -76,7 +93,7 @@ export function forwardRequestHeaders(incoming: Headers, options: ForwardOptions
   const kept: Record<string, string> = Object.create(null);
   for (const [name, value] of incoming) {
     const key = canonical(name);
-    if (DROPPED_UPSTREAM.has(key) || drop.has(key)) continue;
+    if (DROPPED_UPSTREAM.has(key) || drop.has(key) || key.startsWith(FORWARDED_FAMILY)) continue;
     // Iteration gives each name once, values joined, except Set-Cookie: join that too.
     kept[name] = kept[name] === undefined ? value : `${kept[name]}, ${value}`;
   }

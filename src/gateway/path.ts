@@ -56,3 +56,41 @@ export function normalizePath(raw: string): string {
   }
   return `/${out.join("/")}${trailingSlash && out.length > 0 ? "/" : ""}`;
 }
+
+/** Anything foldPath must resolve segment by segment: a segment's leading or trailing space or
+ * trailing dot, `\`, an empty or dot segment (the last three only after Unicode folding). */
+const NEEDS_SEGMENTS = /[. ](?:\/|$)|\/ |\\|\/\/|\/\.\.?(?:\/|$)/;
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * How origins that fold a path before routing would read it, for comparison only (never sent):
+ * letter case in Unicode's full mapping (dotless ı and İ as i, ſ as s, the Kelvin sign as k, ß as
+ * ss), NFKC compatibility forms (fullwidth letters, `／`, `＼`, `．`), and each segment without
+ * leading or trailing spaces or trailing dots (Windows, IIS, String.trim). Escapes are decoded as
+ * UTF-8 first; bytes that are not UTF-8 are refused, since no fold of them can be vouched for.
+ * ASCII paths without escapes (the usual case) cost one toLowerCase and one test.
+ */
+export function foldPath(path: string): string {
+  let folded = path.toLowerCase();
+  if (folded.includes("%")) {
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(path);
+    } catch {
+      throw badPath("percent-encoded bytes that are not UTF-8");
+    }
+    // İ lowers to "i̇" in Unicode's mapping but to "i" in Java's per-character one: take the latter.
+    folded = NON_ASCII.test(decoded) ? decoded.replace(/\u0130/g, "i").normalize("NFKC").toUpperCase().toLowerCase().normalize("NFKC") : decoded.toLowerCase();
+  }
+  if (!NEEDS_SEGMENTS.test(folded)) return folded;
+  const out: string[] = [];
+  for (const raw of folded.replace(/\\/g, "/").split("/")) {
+    const segment = raw.replace(/^ +| +$/g, "");
+    if (segment === "..") out.pop();
+    else if (segment !== ".") {
+      const trimmed = segment.replace(/[. ]+$/, "");
+      if (trimmed !== "") out.push(trimmed);
+    }
+  }
+  return `/${out.join("/")}`;
+}

@@ -11,9 +11,10 @@ import { getSigningKeys } from "../keys/signing.ts";
 import { enforceLimit } from "../limits.ts";
 import { checkScopes, extractBearerToken, verifyAccessToken } from "./bearer.ts";
 import { IDENTITY_HEADERS } from "./headers.ts";
+import { checkBodyForOverride, hasMethodOverride, methodOverrideRefused, withoutOverrides } from "./method-override.ts";
 import { normalizePath, rawPathOf } from "./path.ts";
 import { proxyRequest, type TokenSession } from "./proxy.ts";
-import { findUnambiguousRoute, METHODS, requiredScopes } from "./routes.ts";
+import { findUnambiguousRoute, METHODS, normalizeHost, requiredScopes } from "./routes.ts";
 import { checkTokenStatus, REVOCATION_CHECK_SECONDS } from "./token-status.ts";
 
 /** Form bodies on protected routes are read (up to this size) to refuse a token sent in them. */
@@ -30,11 +31,14 @@ gateway.all("*", async (c) => {
   const request = c.req.raw;
   const url = new URL(request.url);
   const path = normalizePath(rawPathOf(request.url));
-  const route = findUnambiguousRoute(config.routes, url.hostname.toLowerCase(), path);
+  const host = normalizeHost(url.hostname);
+  if (host === undefined) throw new OAuthError("invalid_request", "the request's host is not a plain hostname", { reason: `odd host ${url.hostname.slice(0, 200)}` });
+  const route = findUnambiguousRoute(config.routes, host, path);
   if (route === "ambiguous") {
-    throw new OAuthError("invalid_request", "the request path is ambiguous (letter case or trailing dots select another route)", { reason: `ambiguous path ${path.slice(0, 200)}` });
+    throw new OAuthError("invalid_request", "the request path is ambiguous (letter case, Unicode compatibility forms, or trailing dots or spaces select another route)", { reason: `ambiguous path ${path.slice(0, 200)}` });
   }
-  if (!route) throw new OAuthError("not_found", `no route for ${path.slice(0, 200)}`);
+  // A reserved path that Hono did not route (//token, /token/) is no route, whatever a catch-all says.
+  if (!route || route === "reserved") throw new OAuthError("not_found", `no route for ${path.slice(0, 200)}`);
   if (!METHODS.has(request.method)) {
     throw new OAuthError("invalid_request", `the gateway does not forward ${request.method.slice(0, 20)} requests`, { status: 405, headers: { Allow: [...METHODS].join(", ") } });
   }
@@ -50,9 +54,13 @@ gateway.all("*", async (c) => {
 
   let body: BodyInit | null = request.body;
   let session: TokenSession | undefined;
+  let refused: BearerError | undefined;
   if (!route.public) {
     // RFC 6750 §2: this gateway accepts the token only in the Authorization header.
-    if (url.search.length > 1 && hasTokenParameter(url.searchParams)) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the query");
+    if (url.search.length > 1) {
+      if (hasTokenParameter(url.searchParams)) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the query");
+      if (hasMethodOverride(url.searchParams)) throw methodOverrideRefused();
+    }
     const token = extractBearerToken(request.headers);
     if (token === undefined) throw new BearerError(undefined, "an access token is required");
     const keys = await getSigningKeys(c.env);
@@ -63,14 +71,30 @@ gateway.all("*", async (c) => {
     // Revoked, or its client disabled or deleted: the signature cannot say (token-status.ts).
     await checkTokenStatus(c.env.CLIENTS, claims);
     checkScopes(claims, requiredScopes(route, request.method));
-    if (/^application\/x-www-form-urlencoded\b/i.test(request.headers.get("Content-Type") ?? "") && request.body) {
+    const contentType = request.headers.get("Content-Type") ?? "";
+    if (/^application\/x-www-form-urlencoded\b/i.test(contentType) && request.body) {
       // Read only once the token is known good (reading costs). Every form body is checked, chunked
       // or not; past the limit it is refused rather than forwarded unchecked. Inspected as text,
       // forwarded as the bytes that came.
       const bytes = await readBodyCapped(request, MAX_FORM_BODY_BYTES);
       if (!bytes) throw new OAuthError("invalid_request", `form bodies over ${MAX_FORM_BODY_BYTES} bytes are not accepted on protected routes`, { status: 413 });
-      if (hasTokenParameter(new URLSearchParams(new TextDecoder().decode(bytes)))) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the body");
+      const form = new URLSearchParams(new TextDecoder().decode(bytes));
+      if (hasTokenParameter(form)) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the body");
+      if (hasMethodOverride(form)) throw methodOverrideRefused();
       body = bytes;
+    } else if ((/^multipart\//i.test(contentType) || (contentType === "" && request.method === "POST")) && request.body) {
+      // _method in a multipart body (Rack, Symfony) or in a POST body without Content-Type (Rack
+      // parses it as a form): read first when declared small, else checked as it streams (uploads),
+      // the body withheld from the override on.
+      const declared = Number(request.headers.get("Content-Length") ?? Number.NaN);
+      if (declared <= MAX_FORM_BODY_BYTES) {
+        const bytes = await readBodyCapped(request, MAX_FORM_BODY_BYTES);
+        if (!bytes) throw new OAuthError("invalid_request", "the body is longer than its Content-Length", { status: 413 });
+        checkBodyForOverride(bytes, contentType);
+        body = bytes;
+      } else {
+        body = withoutOverrides(request.body, contentType, (error) => (refused = error));
+      }
     }
     if (route.rateLimit) {
       const limiter = (c.env as unknown as Record<string, RateLimit | undefined>)[route.rateLimit];
@@ -85,5 +109,10 @@ gateway.all("*", async (c) => {
   }
   countEvent(c.env, "gateway_allowed", audit);
   const query = url.search;
-  return proxyRequest({ method: request.method, headers: request.headers, body, route, path, query, env: c.env as unknown as Record<string, unknown>, set, session });
+  try {
+    return await proxyRequest({ method: request.method, headers: request.headers, body, route, path, query, env: c.env as unknown as Record<string, unknown>, set, session });
+  } catch (error) {
+    // The upstream request failed because its body was cut for a _method part: the client's fault.
+    throw refused ?? error;
+  }
 });

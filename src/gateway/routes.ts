@@ -5,6 +5,7 @@
  * silently open route.
  */
 import { isValidScopeToken } from "../clients/record.ts";
+import { foldPath } from "./path.ts";
 
 export interface GatewayRoute {
   /** Normalized path prefix, matched on whole segments. */
@@ -38,8 +39,11 @@ const MAX_TIMEOUT_MS = 300_000;
 const FIELDS = new Set(["prefix", "host", "origin", "service", "public", "audience", "scopes", "method_scopes", "strip_prefix", "timeout_ms", "keep_authorization", "websocket", "origin_auth", "rate_limit"]);
 /** The methods the gateway forwards; anything else (TRACE, CONNECT, WebDAV, PURGE…) is 405. */
 export const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
-/** Paths the Worker serves itself; a route may not shadow them. */
+/** Paths the Worker serves itself; a route may not shadow them, nor an origin receive them. */
 const RESERVED = ["/token", "/revoke", "/introspect", "/register", "/.well-known"];
+const RESERVED_PATH = new RegExp(`^(?:${RESERVED.map((r) => r.replace(/\./g, "\\.")).join("|")})(?:/|$)`);
+/** A route's hostname: labels of letters, digits and `-`, none empty (so no trailing dot). */
+const HOSTNAME = /^[a-z0-9-]+(?:\.[a-z0-9-]+)*$/i;
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 export class RouteConfigError extends Error {
@@ -67,9 +71,16 @@ function scopeList(value: unknown, where: string): string[] {
 function parsePrefix(value: unknown, where: string): string {
   if (typeof value !== "string" || !value.startsWith("/")) fail(where, 'must be a path starting with "/"');
   if (/[?#;\\%\s]|\/\.{1,2}(\/|$)|\/\//.test(value)) fail(where, "must be a plain normalized path (no query, %, ;, \\, dot segments or //)");
+  // What a normalized request path keeps literally (RFC 3986 pchar): anything else, non-ASCII
+  // included, arrives percent-encoded and could never match.
+  if (/[^A-Za-z0-9._~!$&'()*+,=:@/-]/.test(value)) fail(where, "must use only letters, digits and -._~!$&'()*+,=:@ (a request's other characters arrive percent-encoded)");
   const prefix = value.length > 1 ? value.replace(/\/$/, "") : value;
+  if (prefix === "/") return prefix;
+  // Compared as foldPath reads it: /TOKEN or /token. would be /token to a folding origin.
+  const folded = foldPath(prefix);
+  if (folded === "/") fail(where, "names no segment once trailing dots are ignored");
   for (const reserved of RESERVED) {
-    if (prefix === "/" ? false : prefix === reserved || prefix.startsWith(`${reserved}/`) || reserved.startsWith(`${prefix}/`)) {
+    if (folded === reserved || folded.startsWith(`${reserved}/`) || reserved.startsWith(`${folded}/`)) {
       fail(where, `overlaps ${reserved}, which Tollgate serves itself`);
     }
   }
@@ -84,7 +95,7 @@ function parseRoute(raw: unknown, index: number): GatewayRoute {
   const prefix = parsePrefix(r.prefix, `${at}.prefix`);
   let host: string | undefined;
   if (r.host !== undefined) {
-    if (typeof r.host !== "string" || !/^[a-z0-9.-]+$/i.test(r.host)) fail(`${at}.host`, "must be a hostname without port");
+    if (typeof r.host !== "string" || !HOSTNAME.test(r.host)) fail(`${at}.host`, "must be a hostname without port or trailing dot");
     host = r.host.toLowerCase();
   }
   let origin: URL | undefined;
@@ -177,8 +188,9 @@ export function parseGatewayRoutes(raw: unknown): GatewayRoute[] {
   const routes = value.map(parseRoute);
   const seen = new Set<string>();
   for (const [i, route] of routes.entries()) {
-    const key = `${route.host ?? "*"} ${route.prefix}`;
-    if (seen.has(key)) fail(`[${i}]`, `repeats prefix ${route.prefix}${route.host ? ` on ${route.host}` : ""}`);
+    // Two prefixes that fold alike would make every path under them ambiguous (findUnambiguousRoute).
+    const key = `${route.host ?? "*"} ${foldedPrefix(route)}`;
+    if (seen.has(key)) fail(`[${i}]`, `repeats prefix ${route.prefix}${route.host ? ` on ${route.host}` : ""} (letter case and trailing dots aside)`);
     seen.add(key);
   }
   return routes.sort((a, b) => b.prefix.length - a.prefix.length || Number(b.host !== undefined) - Number(a.host !== undefined));
@@ -195,14 +207,6 @@ export function findRoute(routes: GatewayRoute[], host: string, path: string): G
   return routes.find((r) => (r.host === undefined || r.host === host) && matchesPrefix(path, r.prefix));
 }
 
-/**
- * How origins that ignore letter case or trailing dots in a segment (IIS, ASP.NET, many
- * frameworks) would read a path.
- */
-export function foldPath(path: string): string {
-  return path.toLowerCase().replace(/\.+(?=\/|$)/g, "");
-}
-
 const foldedPrefixes = new WeakMap<GatewayRoute, string>();
 
 function foldedPrefix(route: GatewayRoute): string {
@@ -215,12 +219,27 @@ function foldedPrefix(route: GatewayRoute): string {
 }
 
 /**
- * The route for a path, refusing paths whose route would change under foldPath: the gateway must
- * never authorize `/api/ADMIN` by the `/api` rules when an origin may serve it as `/api/admin`.
+ * The request's hostname as routes are matched on it: lower case (the URL parser's), without the
+ * port and without one trailing dot (`internal.example.` is `internal.example` to DNS and TLS), or
+ * undefined when it is still not a plain hostname (an empty label, `..`): such a host is refused.
+ * An IP literal passes as it is and matches no host-bound route.
  */
-export function findUnambiguousRoute(routes: GatewayRoute[], host: string, path: string): GatewayRoute | undefined | "ambiguous" {
-  const route = findRoute(routes, host, path);
+export function normalizeHost(hostname: string): string | undefined {
+  const host = (hostname.endsWith(".") ? hostname.slice(0, -1) : hostname).toLowerCase();
+  if (/^[a-z0-9_-]+(?:\.[a-z0-9_-]+)*$/.test(host) || /^\[[0-9a-f:.]+\]$/.test(host)) return host;
+  return undefined;
+}
+
+/**
+ * The route for a normalized path and host, or why there is none to use. "reserved": the path,
+ * as foldPath reads it, is one Tollgate serves itself (`//token` reaches the gateway as `/token`);
+ * it is never an origin's. "ambiguous": the route would change under foldPath, so an origin that
+ * folds could serve `/api/ADMIN` or `/api/admın` as `/api/admin` after `/api`'s weaker check.
+ */
+export function findUnambiguousRoute(routes: GatewayRoute[], host: string, path: string): GatewayRoute | undefined | "ambiguous" | "reserved" {
   const foldedPath = foldPath(path);
+  if (RESERVED_PATH.test(foldedPath)) return "reserved";
+  const route = findRoute(routes, host, path);
   const folded = routes.find((r) => (r.host === undefined || r.host === host) && matchesPrefix(foldedPath, foldedPrefix(r)));
   return folded === route ? route : "ambiguous";
 }

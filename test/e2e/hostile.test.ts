@@ -49,6 +49,9 @@ beforeAll(async () => {
       { prefix: "/api", origin: origin.url, audience: AUDIENCE, scopes: ["orders:read"], method_scopes: { POST: ["orders:write"] } },
       { prefix: "/public", origin: origin.url, public: true },
       { prefix: "/internal", host: "internal.example", origin: origin.url, audience: AUDIENCE },
+      { prefix: "/hostbound", origin: origin.url, audience: AUDIENCE, scopes: ["orders:read"] },
+      { prefix: "/hostbound", host: "internal.example", origin: origin.url, audience: AUDIENCE, scopes: ["internal:admin"] },
+      { prefix: "/", host: "catchall.example", origin: origin.url, public: true },
     ];
     worker = await startWorker({
       persistTo: stateDir,
@@ -413,6 +416,33 @@ describe("absolute-form request targets and a Host of another site (SECURITY.md 
     const metadata = JSON.parse(meta.body) as Record<string, unknown>;
     expect(metadata.issuer).toBe(worker!.url);
     expect(JSON.stringify(metadata)).not.toContain("evil.example");
+  });
+});
+
+describe("a catch-all route and a Host with a trailing dot, in raw requests", () => {
+  it("never forwards //token, //register, /token/ and the like to a catch-all's origin, secret and all", async () => {
+    for (const target of ["//token", "//register", "//introspect", "//revoke", "/.well-known//jwks.json", "/token/", "/TOKEN"]) {
+      const m = mark("reserved");
+      const body = `grant_type=client_credentials&client_id=shop&client_secret=${encodeURIComponent(secret)}`;
+      const r = await sendRaw([`POST ${target}?m=${m} HTTP/1.1\r\nHost: catchall.example\r\nContent-Type: ${FORM}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`]);
+      expectTollgate(r, [400, 401, 404, 405]);
+      expect(originSaw(m), target).toEqual([]);
+    }
+    // Anything else on that host is the catch-all's.
+    const m = mark("catchall");
+    expectProxied(await sendRaw([`GET /tokens?m=${m} HTTP/1.1\r\nHost: catchall.example\r\nConnection: close\r\n\r\n`]));
+    expect(originSaw(m)).toHaveLength(1);
+  });
+
+  it("gives Host: internal.example. (any case, with a port) the host-bound route's check", async () => {
+    for (const hostHeader of ["internal.example.", "INTERNAL.EXAMPLE.", `internal.example.:${worker!.port}`]) {
+      const m = mark("host-dot");
+      const r = await sendRaw([`GET /hostbound/${m} HTTP/1.1\r\nHost: ${hostHeader}\r\nAuthorization: Bearer ${fullToken}\r\nConnection: close\r\n\r\n`]);
+      expect(expectTollgate(r, [403]).error, hostHeader).toBe("insufficient_scope");
+      expect(originSaw(m)).toEqual([]);
+    }
+    const m = mark("host-any");
+    expectProxied(await sendRaw([`GET /hostbound/${m} HTTP/1.1\r\n${host()}Authorization: Bearer ${fullToken}\r\nConnection: close\r\n\r\n`]));
   });
 });
 

@@ -59,10 +59,14 @@ const ROUTES: RouteModel[] = [
   { prefix: "/other-aud", audience: OTHER_AUDIENCE, scopes: [] },
   { prefix: "/svc", audience: AUDIENCE, scopes: [], service: true },
   { prefix: "/limited", audience: AUDIENCE, scopes: [] },
+  { prefix: "/public/private", audience: AUDIENCE, scopes: ["admin"] },
+  { prefix: "/hostbound", host: "internal.tollgate.test", audience: AUDIENCE, scopes: ["internal:admin"] },
+  { prefix: "/hostbound", audience: AUDIENCE, scopes: ["orders:read"] },
+  { prefix: "/", host: "catchall.tollgate.test", public: true, scopes: [] },
 ];
 const byPrefix = (prefix: string) => ROUTES.find((r) => r.prefix === prefix)!;
 
-const matches = (path: string, prefix: string) => path === prefix || path.startsWith(`${prefix}/`);
+const matches = (path: string, prefix: string) => prefix === "/" || path === prefix || path.startsWith(`${prefix}/`);
 
 /** The route an origin-side path belongs to (echo origin: /base/... is /strip's), or undefined. */
 function routeOfOriginPath(path: string, host: string): RouteModel | undefined {

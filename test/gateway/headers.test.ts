@@ -142,6 +142,42 @@ describe("SECURITY.md 12: the origin sees exactly the gateway's identity headers
   });
 });
 
+describe("the whole X-Forwarded-* family and the rewrite headers never reach the origin", () => {
+  const FAMILY: [string, string][] = [
+    ["X-Forwarded-Ssl", "on"],
+    ["X-Forwarded-Scheme", "https"],
+    ["X-Forwarded-Server", "evil.example"],
+    ["X-Forwarded-Uri", "/api/admin"],
+    ["X-Forwarded-Path", "/api/admin"],
+    ["X_Forwarded_Client_Cert", "By=evil"],
+    ["X-Forwarded-Anything-New", "spoofed"],
+    ["X-Original-URI", "/api/admin"],
+    ["X-Original-URL", "/api/admin"],
+    ["X-Rewrite-URL", "/api/admin"],
+    ["X-Original-Host", "evil.example"],
+    ["X-Host", "evil.example"],
+    ["X-HTTP-Host-Override", "evil.example"],
+    ["X-Client-IP", "10.0.0.9"],
+    ["X-Cluster-Client-IP", "10.0.0.9"],
+    ["Client-IP", "10.0.0.9"],
+    ["True-Client-IP", "10.0.0.9"],
+    ["X-Envoy-Original-Path", "/api/admin"],
+    ["Front-End-Https", "on"],
+    ["X-Url-Scheme", "https"],
+  ];
+
+  it.each(["/api", "/public"])("removes each of them on %s, then sets only the gateway's own", async (prefix) => {
+    const mark = marker("family");
+    const headers = new Headers(FAMILY);
+    const init = prefix === "/api" ? withBearer(await mintToken(), { headers }) : { headers };
+    const echo = await expectProxied(await gatewayFetch(`${prefix}/${mark}`, init));
+    const names = rawHeaderNames(echo).map(canonical);
+    for (const [name] of FAMILY) expect(names, name).not.toContain(canonical(name));
+    expect(names.filter((n) => n.startsWith("x-forwarded-")).sort()).toEqual(["x-forwarded-host", "x-forwarded-proto"]);
+    expect(JSON.stringify(echo.rawHeaders)).not.toMatch(/evil\.example|\/api\/admin|10\.0\.0\.9|spoofed/);
+  });
+});
+
 describe("SECURITY.md 14: the Authorization header reaches the origin only where a route opts in", () => {
   it("does not forward Authorization by default", async () => {
     const token = await mintToken();

@@ -6,7 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { BearerError } from "../../src/errors.ts";
-import { normalizePath, rawPathOf } from "../../src/gateway/path.ts";
+import { checkBodyForOverride } from "../../src/gateway/method-override.ts";
+import { foldPath, normalizePath, rawPathOf } from "../../src/gateway/path.ts";
 import {
   expectBearerError,
   expectJSONError,
@@ -78,6 +79,45 @@ describe("normalizePath (RFC 3986 §6.2.2 and §5.2.4)", () => {
       const once = normalizePath(raw);
       expect(normalizePath(once)).toBe(once);
     }
+  });
+});
+
+describe("foldPath: how origins that ignore case, compatibility forms or trailing dots and spaces read a path", () => {
+  it.each([
+    ["/api/x", "/api/x"],
+    ["/API/Admin", "/api/admin"],
+    ["/api/admin.", "/api/admin"],
+    ["/api/admin.../x", "/api/admin/x"],
+    ["/", "/"],
+    // Unicode case: dotless ı and İ (Java's equalsIgnoreCase, JS toUpperCase), long s, Kelvin sign, ß.
+    ["/api/adm%C4%B1n", "/api/admin"],
+    ["/api/ADM%C4%B0N", "/api/admin"],
+    ["/api/%C5%BFecret", "/api/secret"],
+    ["/api/%E2%84%AAey", "/api/key"],
+    ["/api/STRA%C3%9FE", "/api/strasse"],
+    // NFKC: fullwidth letters, a fullwidth solidus and full stops become a path of their own.
+    ["/api/%EF%BD%81dmin", "/api/admin"],
+    ["/api/x%EF%BC%8Fadmin", "/api/x/admin"],
+    ["/api/x/%EF%BC%8E%EF%BC%8E/admin", "/api/admin"],
+    ["/api/x%EF%BC%BCadmin", "/api/x/admin"],
+    // Spaces (encoded, or NFKC's no-break space) and dots at the end of a segment.
+    ["/api/admin%20", "/api/admin"],
+    ["/api/admin%20.%20/x", "/api/admin/x"],
+    ["/api/%20admin", "/api/admin"],
+    ["/api/admin%C2%A0", "/api/admin"],
+    ["/api/caf%C3%A9", "/api/café"],
+  ])("folds %j to %j", (path, folded) => {
+    expect(foldPath(normalizePath(path))).toBe(folded);
+  });
+
+  it.each([
+    ["/api/%C4", "a truncated sequence"],
+    ["/api/%FF", "a byte that is never UTF-8"],
+    ["/api/%C0%AF", "an overlong /"],
+    ["/api/%ED%A0%80", "a surrogate"],
+    ["/api/caf%E9", "Latin-1"],
+  ])("refuses %j (%s, not UTF-8) with invalid_request", (path) => {
+    expect(() => foldPath(normalizePath(path))).toThrow(expect.objectContaining({ code: "invalid_request", status: 400 }));
   });
 });
 
@@ -163,6 +203,46 @@ describe("through the gateway: the route is matched on the normalized path", () 
     expect((await expectProxied(await gatewayFetch(`/api/ORDERS/${mark}`, withBearer(token)))).path).toContain("/api/ORDERS/");
   });
 
+  it.each([
+    ["dotless ı", "/api/adm%C4%B1n"],
+    ["dotted İ", "/api/ADM%C4%B0N"],
+    ["a fullwidth a", "/api/%EF%BD%81dmin"],
+    ["a trailing space", "/api/admin%20"],
+    ["a trailing no-break space", "/api/admin%C2%A0"],
+    ["a leading space", "/api/%20admin"],
+    ["trailing dot and space", "/api/admin.%20"],
+    ["a fullwidth solidus", "/api/x%EF%BC%8F..%EF%BC%8Fadmin"],
+  ])("refuses with 400 a path that an origin folding Unicode would serve from a stricter route (%s)", async (_, path) => {
+    // An orders:read token, the /api route's: an origin that equates "admın" with "admin" (Java's
+    // equalsIgnoreCase), NFKC-normalizes, or trims trailing spaces would serve /api/admin.
+    const token = await mintToken({ claims: { scope: "orders:read" } });
+    const mark = marker("unicode-fold");
+    await expectJSONError(await gatewayFetch(`${path}/${mark}`, withBearer(token)), 400, "invalid_request");
+    await expectJSONError(await gatewayFetch(`${path}?m=${mark}`, withBearer(token)), 400, "invalid_request");
+    await expectOriginNotContacted(mark);
+  });
+
+  it("refuses public-route paths that fold onto the protected /public/private, without a token", async () => {
+    for (const path of ["/public/private%20", "/public/pr%C4%B1vate", "/public/PR%C4%B0VATE/x", "/public/%EF%BD%90rivate", "/public/private.%20"]) {
+      const mark = marker("public-fold");
+      await expectJSONError(await gatewayFetch(`${path}?m=${mark}`), 400, "invalid_request");
+      await expectOriginNotContacted(mark);
+    }
+    // The route itself still needs its token.
+    const mark = marker("private");
+    expect((await gatewayFetch(`/public/private/${mark}`)).status).toBe(401);
+    await expectOriginNotContacted(mark);
+  });
+
+  it("proxies non-ASCII paths whose fold stays on their route, and refuses ones that are not UTF-8", async () => {
+    const token = await mintToken({ claims: { scope: "orders:read" } });
+    const mark = marker("unicode-ok");
+    expect((await expectProxied(await gatewayFetch(`/api/caf%C3%A9/adm%C4%B1nistration/${mark}`, withBearer(token)))).path).toBe(`/api/caf%C3%A9/adm%C4%B1nistration/${mark}`);
+    const bad = marker("latin1");
+    await expectBearerError(await gatewayFetch(`/api/caf%E9/${bad}`, withBearer(token)), { status: 400, error: "invalid_request" });
+    await expectOriginNotContacted(bad);
+  });
+
   it.each(["TRACE", "PROPFIND", "PURGE", "MKCOL"])("refuses %s with 405 and Allow, never reaching the origin", async (method) => {
     const mark = marker("method");
     const res = await gatewayFetch(`/public/${mark}`, { method });
@@ -214,5 +294,137 @@ describe("headers that would make the origin act on another method or path", () 
     const names = echo.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase().replace(/_/g, "-"));
     for (const name of ["x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url", "true-client-ip"]) expect(names).not.toContain(name);
     expect(echo.method).toBe("GET");
+  });
+});
+
+describe("parameters that would make the origin act on another method (_method overrides)", () => {
+  // Rails (Rack::MethodOverride), Laravel and Symfony, Slim (_METHOD) and Express's method-override
+  // act on a POST's `_method`: on /api, DELETE needs orders:admin, which this token lacks.
+  const writeToken = () => mintToken({ claims: { scope: "orders:read orders:write" } });
+  const FORM = { "Content-Type": "application/x-www-form-urlencoded" };
+
+  it("refuses DELETE itself with 403 (the check the overrides would get around)", async () => {
+    const mark = marker("delete");
+    await expectBearerError(await gatewayFetch(`/api/items/${mark}`, withBearer(await writeToken(), { method: "DELETE" })), { status: 403, error: "insufficient_scope", scope: "orders:read orders:admin" });
+    await expectOriginNotContacted(mark);
+  });
+
+  it.each(["_method=DELETE", "_METHOD=delete", "_Method=PUT", "a=1&_method=DELETE", "%5Fmethod=DELETE", ".method=DELETE", "%5Bmethod=DELETE", "+_method=DELETE", "_method"])(
+    "refuses ?%s on a protected route with 400 invalid_request",
+    async (query) => {
+      const mark = marker("override-query");
+      await expectBearerError(await gatewayFetch(`/api/items/${mark}?${query}`, withBearer(await writeToken(), { method: "POST" })), { status: 400, error: "invalid_request" });
+      await expectOriginNotContacted(mark);
+    },
+  );
+
+  it.each(["_method=DELETE", "_METHOD=delete", "x=1&_method=DELETE&y=2", "%5Fmethod=DELETE"])("refuses a form body %j on a protected route with 400 invalid_request", async (body) => {
+    const mark = marker("override-form");
+    await expectBearerError(await gatewayFetch(`/api/items/${mark}`, withBearer(await writeToken(), { method: "POST", headers: FORM, body })), { status: 400, error: "invalid_request" });
+    await expectOriginNotContacted(mark);
+  });
+
+  it("refuses a POST body without Content-Type holding _method (Rack reads it as a form)", async () => {
+    const mark = marker("override-untyped");
+    const res = await gatewayFetch(`/api/items/${mark}`, withBearer(await writeToken(), { method: "POST", body: new TextEncoder().encode("_method=DELETE") }));
+    await expectBearerError(res, { status: 400, error: "invalid_request" });
+    await expectOriginNotContacted(mark);
+  });
+
+  it("refuses a multipart body with a _method part on a protected route, and the origin never gets the whole body", async () => {
+    for (const name of ["_method", "_METHOD"]) {
+      const mark = marker("override-multipart");
+      const form = new FormData();
+      form.append("file", new Blob(["x".repeat(100)]), "a.txt");
+      form.append(name, "DELETE");
+      const res = await gatewayFetch(`/api/items/${mark}`, withBearer(await writeToken(), { method: "POST", body: form }));
+      expect(res.status).toBe(400);
+      await res.body?.cancel();
+      await expectOriginNotContacted(mark);
+    }
+  });
+
+  it("withholds a streamed multipart body from its _method part on: the origin never gets it, the client gets 400", async () => {
+    // Over 64 KiB and without Content-Length, so it is checked as it streams; /slow's 300 ms
+    // timeout ends the withheld request.
+    const mark = marker("override-stream");
+    const encoder = new TextEncoder();
+    const chunks = [`--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n${"x".repeat(80 * 1024)}\r\n`, '--XyZ\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n', "--XyZ--\r\n"];
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const next = chunks.shift();
+        if (next === undefined) controller.close();
+        else controller.enqueue(encoder.encode(next));
+      },
+    });
+    const res = await gatewayFetch(`/slow/${mark}`, withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": "multipart/form-data; boundary=XyZ" }, body }));
+    await expectBearerError(res, { status: 400, error: "invalid_request" });
+    await expectOriginNotContacted(mark);
+  });
+
+  it("withholds a streamed POST body without Content-Type from its _method parameter on", async () => {
+    const mark = marker("override-untyped-stream");
+    const encoder = new TextEncoder();
+    const chunks = [`a=${"x".repeat(80 * 1024)}&_met`, "hod=DELETE&b=", "2"];
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const next = chunks.shift();
+        if (next === undefined) controller.close();
+        else controller.enqueue(encoder.encode(next));
+      },
+    });
+    await expectBearerError(await gatewayFetch(`/slow/${mark}`, withBearer(await writeToken(), { method: "POST", body })), { status: 400, error: "invalid_request" });
+    await expectOriginNotContacted(mark);
+  });
+
+  it("still proxies forms, multipart bodies and queries without an override, and overrides on public routes", async () => {
+    const token = await writeToken();
+    const form = marker("form-ok");
+    expect((await expectProxied(await gatewayFetch(`/api/${form}?method=x&_methods=y`, withBearer(token, { method: "POST", headers: FORM, body: "a=1&method=DELETE" })))).method).toBe("POST");
+    const multipart = new FormData();
+    multipart.append("method", "DELETE");
+    multipart.append("file", new Blob(["_method=DELETE"]), "_method.txt");
+    const mp = marker("multipart-ok");
+    expect((await expectProxied(await gatewayFetch(`/api/${mp}`, withBearer(token, { method: "POST", body: multipart })))).method).toBe("POST");
+    const pub = marker("public-override");
+    expect((await expectProxied(await gatewayFetch(`/public/${pub}?_method=DELETE`, { method: "POST" }))).path).toBe(`/public/${pub}?_method=DELETE`);
+  });
+});
+
+describe("checkBodyForOverride: multipart parts' names, as multipart parsers read them (RFC 7578 §4.2)", () => {
+  const TYPE = "multipart/form-data; boundary=XyZ";
+  const part = (disposition: string, value = "DELETE") => `--XyZ\r\nContent-Disposition: ${disposition}\r\n\r\n${value}\r\n`;
+  const bytes = (text: string) => new TextEncoder().encode(text);
+
+  it.each([
+    'form-data; name="_method"',
+    'form-data; name="_METHOD"',
+    "form-data; name=_method",
+    "form-data; NAME = \"_method\"",
+    "form-data; name*=UTF-8''%5Fmethod",
+    'form-data; name=".method"',
+    'form-data; filename="a.txt"; name="_method"',
+  ])("refuses a part with Content-Disposition: %s", (disposition) => {
+    const body = `${part('form-data; name="a"', "1")}${part(disposition)}--XyZ--\r\n`;
+    expect(() => checkBodyForOverride(bytes(body), TYPE)).toThrow(expect.objectContaining({ code: "invalid_request", status: 400 }));
+    // Bare LF line endings, which lenient parsers accept, too.
+    expect(() => checkBodyForOverride(bytes(body.replace(/\r\n/g, "\n")), TYPE)).toThrow(expect.objectContaining({ code: "invalid_request" }));
+  });
+
+  it("passes parts merely containing _method: a filename, a value, a file's content, the epilogue", () => {
+    const body = `${part('form-data; name="file"; filename="_method"', 'Content-Disposition: form-data; name="_method"')}${part('form-data; name="method"', "_method")}--XyZ--\r\n${part('form-data; name="_method"')}`;
+    expect(() => checkBodyForOverride(bytes(body), TYPE)).not.toThrow();
+  });
+
+  it.each(["_method=DELETE", "a=1&_METHOD=delete", "a=1;_method=PUT", "%5f%6Dethod=DELETE", "+_method=DELETE", ".method=DELETE", "_method"])("refuses the untyped (form) body %j", (body) => {
+    expect(() => checkBodyForOverride(bytes(body), "")).toThrow(expect.objectContaining({ code: "invalid_request", status: 400 }));
+  });
+
+  it.each(["a=_method", "x_method=DELETE", "method=DELETE", "_methods=DELETE", "\u0000\u00ff_method"])("passes the untyped body %j", (body) => {
+    expect(() => checkBodyForOverride(bytes(body), "")).not.toThrow();
+  });
+
+  it.each(["multipart/form-data", 'multipart/form-data; boundary="a,b"', "multipart/form-data; boundary=a; boundary=b", "multipart/form-data; boundary=a b", 'multipart/form-data; boundary=a; x="y boundary=b"'])("refuses the Content-Type %j (no single plain boundary)", (type) => {
+    expect(() => checkBodyForOverride(bytes("--a\r\n\r\n"), type)).toThrow(expect.objectContaining({ code: "invalid_request" }));
   });
 });

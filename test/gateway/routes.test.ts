@@ -4,7 +4,7 @@
  * request's Host, X-Forwarded-Host or target.
  */
 import { createExecutionContext } from "cloudflare:test";
-import { env } from "cloudflare:workers";
+import { env, exports } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import app from "../../src/index.ts";
 import { findRoute, matchesPrefix, parseGatewayRoutes, requiredScopes, RouteConfigError } from "../../src/gateway/routes.ts";
@@ -365,5 +365,68 @@ describe("SECURITY.md 13: only configuration chooses the origin", () => {
       status: 401,
       error: "invalid_token",
     });
+  });
+});
+
+describe("the reserved paths are never an origin's, whatever a catch-all route says", () => {
+  // vitest.config.ts: { prefix: "/", host: "catchall.tollgate.test", public: true }.
+  const CATCHALL = "https://catchall.tollgate.test";
+  const FORM = { "Content-Type": "application/x-www-form-urlencoded" };
+
+  it.each(["//token", "/token/", "//register", "//introspect", "//revoke", "/.well-known//jwks.json", "//.well-known/oauth-authorization-server", "/TOKEN", "/token.", "/Token%20", "/%EF%BD%94oken", "/x/../token", "/register//x"])(
+    "does not forward %j to the catch-all's origin, secret and all",
+    async (path) => {
+      const mark = marker("reserved");
+      const res = await exports.default.fetch(
+        new Request(`${CATCHALL}${path}?m=${mark}`, { method: "POST", headers: FORM, body: `grant_type=client_credentials&client_id=shop&client_secret=s3cr3t-${mark}` }),
+      );
+      expect(res.status).toBeGreaterThanOrEqual(400);
+      expect(res.status).toBeLessThan(500);
+      expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
+      await res.body?.cancel();
+      await expectOriginNotContacted(mark);
+    },
+  );
+
+  it("answers //token with a JSON 404 (it is no route of the gateway)", async () => {
+    const mark = marker("reserved-404");
+    await expectJSONError(await exports.default.fetch(new Request(`${CATCHALL}//token?m=${mark}`, { method: "POST", headers: FORM, body: "client_id=a&client_secret=b" })), 404, "not_found");
+    await expectOriginNotContacted(mark);
+  });
+
+  it("still forwards paths that only look like a reserved one (/tokens, /token-x, /x/token)", async () => {
+    for (const path of ["/tokens", "/token-x", "/x/token", "/well-known"]) {
+      const mark = marker("reserved-lookalike");
+      expect((await expectProxied(await exports.default.fetch(new Request(`${CATCHALL}${path}?m=${mark}`)))).path).toBe(`${path}?m=${mark}`);
+    }
+  });
+
+  it.each(["/TOKEN", "/Token.", "/token%20", "/REGISTER/x", "/.Well-Known"])("refuses the prefix %j, which folds onto a reserved path", (prefix) => {
+    expectRefused([route({ prefix })], "GATEWAY_ROUTES[0].prefix");
+  });
+});
+
+describe("the Host that selects a host-bound route is normalized: case, port, trailing dot", () => {
+  // /hostbound needs orders:read on any host, internal:admin on internal.tollgate.test.
+  it.each(["https://internal.tollgate.test.", "https://INTERNAL.TOLLGATE.TEST.", "https://internal.tollgate.test.:8443", "https://Internal.Tollgate.Test:8443"])(
+    "gives %s the host-bound route's check, not the any-host one",
+    async (base) => {
+      const mark = marker("host-dot");
+      const res = await gatewayFetch(`/hostbound/${mark}`, withBearer(await mintToken({ claims: { scope: "orders:read" } })), base);
+      await expectBearerError(res, { status: 403, error: "insufficient_scope", scope: "internal:admin" });
+      await expectOriginNotContacted(mark);
+      const ok = marker("host-dot-ok");
+      await expectProxied(await gatewayFetch(`/hostbound/${ok}`, withBearer(await mintToken({ claims: { scope: "internal:admin" } })), base));
+    },
+  );
+
+  it.each(["https://internal.tollgate.test..", "https://.internal.tollgate.test", "https://internal..tollgate.test"])("refuses the odd host %s with 400", async (base) => {
+    const mark = marker("host-odd");
+    await expectJSONError(await gatewayFetch(`/hostbound/${mark}`, withBearer(await mintToken({ claims: { scope: "orders:read" } })), base), 400, "invalid_request");
+    await expectOriginNotContacted(mark);
+  });
+
+  it.each(["internal.tollgate.test.", ".internal.tollgate.test", "internal..test"])("refuses the route host %j", (host) => {
+    expectRefused([route({ host })], "GATEWAY_ROUTES[0].host");
   });
 });
