@@ -98,6 +98,7 @@ describe("the admin API is only for admin tokens", () => {
     const res = await call("POST", "/register", undefined, { scope: "x" });
     expect(res.status).toBe(401);
     expect(res.headers.get("WWW-Authenticate")).toBe(`Bearer realm="${env.ISSUER}"`);
+    expect(await res.json()).toEqual({ error_description: "an access token with the tollgate:admin scope is required" });
   });
 
   it("answers 403 insufficient_scope for a token without tollgate:admin", async () => {

@@ -80,14 +80,14 @@ describe("a well-formed token is accepted (the controls every refusal below is m
 });
 
 describe("RFC 6750 §2 and §3: where the token may be and what a request without one gets", () => {
-  it("answers a request without credentials with 401 and a challenge carrying no error code (§3)", async () => {
+  it("answers a request without credentials with 401, a challenge and a JSON body both carrying no error code (§3.1)", async () => {
     const mark = marker("none");
     const res = await gatewayFetch(`/api/${mark}`);
     expect(res.status).toBe(401);
     expect(res.headers.get("WWW-Authenticate")).toBe(`Bearer realm="${REALM}"`);
     expect(res.headers.get("Cache-Control")).toBe("no-store");
-    const body = (await res.json()) as Record<string, string>;
-    expect(body.error).not.toMatch(/^invalid_|^insufficient_/);
+    expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
+    expect(await res.json()).toEqual({ error_description: "an access token is required" });
     await expectOriginNotContacted(mark);
   });
 
