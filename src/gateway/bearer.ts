@@ -10,7 +10,7 @@ import type { SigningKeys } from "../keys/signing.ts";
 import type { AccessTokenClaims } from "../token/mint.ts";
 import { getVerifiedToken, hasAudience, rememberVerifiedToken } from "./token-cache.ts";
 
-/** Tokens longer than this are refused before any decoding (SECURITY.md item 15). Ours are ~600 bytes. */
+/** Tokens longer than this are refused before any decoding (docs/security.md item 15). Ours are ~600 bytes. */
 export const MAX_TOKEN_LENGTH = 4096;
 /** Clock skew allowed between the edge that signed and the edge that checks (defined beside the key schedule, which depends on it). */
 export { CLOCK_TOLERANCE_SECONDS };
@@ -100,7 +100,7 @@ async function verifyUncached(token: string, keys: SigningKeys, options: VerifyO
   if (typeof sub !== "string" || typeof client_id !== "string" || typeof jti !== "string") {
     throw invalid("sub, client_id and jti must be strings");
   }
-  // SECURITY.md item 10: a scope claim of the wrong type grants nothing (403 where scopes are needed).
+  // docs/security.md item 10: a scope claim of the wrong type grants nothing (403 where scopes are needed).
   if (scope !== undefined && typeof scope !== "string") delete payload.scope;
   if ((exp as number) - (iat as number) > options.maxLifetime) throw invalid(`lifetime ${(exp as number) - (iat as number)} s over the maximum`);
   return payload as unknown as AccessTokenClaims;

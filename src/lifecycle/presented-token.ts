@@ -38,7 +38,7 @@ function isAudience(value: unknown): value is string | string[] {
 
 /** Verifies `token` as an access token of `issuer`, expired or not; never throws for a bad token. */
 export async function verifyPresentedToken(token: string, keys: SigningKeys, issuer: string): Promise<PresentedToken> {
-  // SECURITY.md item 15: refused before any decoding.
+  // docs/security.md item 15: refused before any decoding.
   if (token.length > MAX_TOKEN_LENGTH) return { ok: false, reason: `token of ${token.length} characters` };
   let payload: Uint8Array;
   try {

@@ -364,7 +364,7 @@ describe("a header line over 32 KiB", () => {
   });
 });
 
-describe("absolute-form request targets and a Host of another site (SECURITY.md item 13)", () => {
+describe("absolute-form request targets and a Host of another site (docs/security.md item 13)", () => {
   it("never sends an absolute-form request anywhere but the configured origin, and only with a token", async () => {
     const m = mark("absolute");
     const refused = await sendRaw([`GET http://evil.example/api/${m} HTTP/1.1\r\n${host()}Connection: close\r\n\r\n`]);
@@ -417,7 +417,7 @@ describe("absolute-form request targets and a Host of another site (SECURITY.md 
   });
 });
 
-describe("path tricks in the raw request line (SECURITY.md item 11)", () => {
+describe("path tricks in the raw request line (docs/security.md item 11)", () => {
   it("never reaches a protected path without a token, however the raw target is spelled", async () => {
     const m = mark("raw-path");
     for (const target of [

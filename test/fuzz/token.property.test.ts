@@ -7,7 +7,7 @@
  * Every answer must be a well-formed JSON answer: 200 with a token only when the real client id and
  * secret were sent, otherwise an RFC 6749 §5.2 error; status in {200, 400, 401, 405, 413, 429},
  * never 5xx; `Cache-Control: no-store`; 401 with a Basic challenge; no stack trace and no token
- * in an error body. SECURITY.md items 17, 18, 20, 21.
+ * in an error body. docs/security.md items 17, 18, 20, 21.
  *
  * Replay a failure with the seed and path fast-check prints (see fcParams in arbitraries.ts).
  */

@@ -62,7 +62,7 @@ describe("RFC 6749 §2.3.1 client_secret_basic encoding", () => {
   });
 });
 
-describe("Malformed Basic credentials (SECURITY.md item 20): 400 invalid_request, never 500", () => {
+describe("Malformed Basic credentials (docs/security.md item 20): 400 invalid_request, never 500", () => {
   const cases: [string, string][] = [
     ['"Basic" with nothing', "Basic"],
     ['"Basic " with only a space', "Basic "],
@@ -91,7 +91,7 @@ describe("Malformed Basic credentials (SECURITY.md item 20): 400 invalid_request
   }
 });
 
-describe("Exactly one client authentication method (SECURITY.md item 18)", () => {
+describe("Exactly one client authentication method (docs/security.md item 18)", () => {
   it("answers invalid_request to Basic plus client_secret in the body", async () => {
     const client = await seedClient();
     const res = await tokenRequest(
