@@ -9,7 +9,8 @@ import {
   parseScope,
   validateClientRecord,
 } from "../../src/clients/record.ts";
-import { createClientRecord, updateClientRecord } from "../../src/clients/manage.ts";
+import { createClientRecord, rotateClientSecret, updateClientRecord } from "../../src/clients/manage.ts";
+import { DEFAULT_PBKDF2_ITERATIONS, parseSecretHash, verifyClientSecret } from "../../src/clients/secret.ts";
 
 const ORDERS = "https://api.tollgate.test/orders";
 
@@ -210,5 +211,23 @@ describe("updateClientRecord: --default-audience keeps the other allowed audienc
     expect(updated.allowed_audiences).toEqual(["https://a.example", "https://b.example", "https://c.example"]);
     expect(updated.default_audience).toBe("https://c.example");
     expect(updateClientRecord(record, { default_audience: "https://b.example" }, now).allowed_audiences).toEqual(["https://a.example", "https://b.example"]);
+  });
+});
+
+describe("secrets made by the shared rules (CLI and admin API)", () => {
+  it("are hashed at the iterations given, DEFAULT_PBKDF2_ITERATIONS otherwise, and verify", async () => {
+    const created = await createClientRecord("hash-count", { scope: "a" }, 1000, { iterations: 40_000 });
+    expect(parseSecretHash(created.record.secrets[0]!.hash).iterations).toBe(40_000);
+    expect(await verifyClientSecret(created.clientSecret, created.record.secrets[0]!.hash)).toBe(true);
+    const rotated = await rotateClientSecret(created.record, 0, 1001, { iterations: 10_000 });
+    expect(parseSecretHash(rotated.record.secrets.at(-1)!.hash).iterations).toBe(10_000);
+    expect(await verifyClientSecret(rotated.clientSecret, rotated.record.secrets.at(-1)!.hash)).toBe(true);
+    const byDefault = await createClientRecord("hash-default", { scope: "a" }, 1000);
+    expect(parseSecretHash(byDefault.record.secrets[0]!.hash).iterations).toBe(DEFAULT_PBKDF2_ITERATIONS);
+  });
+
+  it("refuse an iteration count outside 10,000..100,000", async () => {
+    await expect(createClientRecord("hash-low", { scope: "a" }, 1000, { iterations: 1_000 })).rejects.toThrow(RangeError);
+    await expect(createClientRecord("hash-high", { scope: "a" }, 1000, { iterations: 100_001 })).rejects.toThrow(RangeError);
   });
 });
