@@ -1,5 +1,6 @@
 import { isValidAudience } from "./clients/record.ts";
 import { logEvent } from "./errors.ts";
+import { parsePBKDF2Iterations } from "./clients/secret.ts";
 import { parseGatewayRoutes, RouteConfigError, type GatewayRoute } from "./gateway/routes.ts";
 import { CLOCK_TOLERANCE_SECONDS, JWKS_MAX_AGE } from "./keys/schedule.ts";
 
@@ -19,6 +20,8 @@ export interface Config {
   routes: GatewayRoute[];
   /** Seconds; the epoch length of the KEY_SEED key schedule (src/keys/schedule.ts). */
   rotationPeriod: number;
+  /** PBKDF2_ITERATIONS: the work factor of secrets hashed now, and of the dummy hash for unknown ids. */
+  pbkdf2Iterations: number;
 }
 
 export class ConfigError extends Error {
@@ -92,7 +95,13 @@ export function parseConfig(env: Record<string, unknown>): Config {
       `ROTATION_PERIOD (${period} s) must be at least MAX_ACCESS_TOKEN_TTL (${maxAccessTokenTtl} s) + the JWKS max-age (${JWKS_MAX_AGE} s) + the clock tolerance (${CLOCK_TOLERANCE_SECONDS} s) = ${minimumPeriod} s`,
     );
   }
-  return { issuer, defaultAudience, accessTokenTtl, maxAccessTokenTtl, routes, rotationPeriod: period };
+  let pbkdf2Iterations: number;
+  try {
+    pbkdf2Iterations = parsePBKDF2Iterations(env.PBKDF2_ITERATIONS);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+  return { issuer, defaultAudience, accessTokenTtl, maxAccessTokenTtl, routes, rotationPeriod: period, pbkdf2Iterations };
 }
 
 const cache = new WeakMap<object, Config | ConfigError>();

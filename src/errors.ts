@@ -104,7 +104,7 @@ export function quoteHeaderValue(value: string): string {
   return `"${value.replace(/[\\"]/g, (ch) => `\\${ch}`)}"`;
 }
 
-/** The `WWW-Authenticate: Basic` challenge for the token endpoint (RFC 6749 §5.2, RFC 7617). */
+/** The `WWW-Authenticate: Basic` challenge of the form endpoints' invalid_client (RFC 6749 §5.2, RFC 7617). */
 export function basicChallenge(realm: string): string {
   return `Basic realm=${quoteHeaderValue(realm)}, charset="UTF-8"`;
 }
@@ -120,16 +120,25 @@ export function oauthErrorResponse(error: OAuthError): Response {
   );
 }
 
+/**
+ * The RFC 6750 §3 answer of a protected route. A request that carried no credentials at all gets
+ * `WWW-Authenticate: Bearer realm="…"` and no error code (§3.1: "SHOULD NOT include an error code"),
+ * in the challenge or in the JSON body, which then holds only `error_description`.
+ * @see https://www.rfc-editor.org/rfc/rfc6750#section-3.1
+ */
 export function bearerErrorResponse(error: BearerError, realm: string): Response {
-  // RFC 6750 §3: with no credentials in the request, the challenge carries no error code.
   const params = [`realm=${quoteHeaderValue(realm)}`];
+  const body: Record<string, string> = {};
   if (error.code) {
     params.push(`error=${quoteHeaderValue(error.code)}`);
     params.push(`error_description=${quoteHeaderValue(error.description)}`);
+    body.error = error.code;
   }
-  if (error.scope !== undefined) params.push(`scope=${quoteHeaderValue(error.scope)}`);
-  const body: Record<string, string> = { error: error.code ?? "unauthorized", error_description: error.description };
-  if (error.scope !== undefined) body.scope = error.scope;
+  body.error_description = error.description;
+  if (error.scope !== undefined) {
+    params.push(`scope=${quoteHeaderValue(error.scope)}`);
+    body.scope = error.scope;
+  }
   return Response.json(body, {
     status: error.status,
     headers: { ...noStore, "WWW-Authenticate": `Bearer ${params.join(", ")}` },

@@ -49,7 +49,7 @@ app.onError((error, c) => {
     return bearerErrorResponse(error, realmOf(c.env));
   }
   if (error instanceof SigningKeyError) {
-    // SECURITY.md item 22: no key, no token and no verification; the cause goes to the log only.
+    // docs/security.md item 22: no key, no token and no verification; the cause goes to the log only.
     const unavailable = new OAuthError("temporarily_unavailable", "signing keys are unavailable, try again later", { reason: error.message });
     auditEvent(c.env, path === "/token" ? "token_refused" : "request_refused", { level: "error", path, ...audit, error: unavailable.code, reason: error.message });
     return oauthErrorResponse(unavailable);

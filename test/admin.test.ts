@@ -6,8 +6,9 @@ import { env, exports } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { clientKey, isValidClientId } from "../src/clients/record.ts";
+import { parseSecretHash } from "../src/clients/secret.ts";
 import { fcParams } from "./fuzz/arbitraries.ts";
-import { issueToken, requestToken, seedClient } from "./helpers.ts";
+import { fetchWithEnv, issueToken, requestToken, seedClient } from "./helpers.ts";
 
 const REGISTER = `${env.ISSUER}/register`;
 
@@ -40,6 +41,16 @@ describe("RFC 7591 §3 client registration (POST /register)", () => {
     const tokenRes = await requestToken({ client_id: id, client_secret: info.client_secret as string });
     expect(tokenRes.status).toBe(200);
     expect(((await tokenRes.json()) as { scope: string }).scope).toBe("orders:read");
+  });
+
+  it("hashes the new secret at the Worker's PBKDF2_ITERATIONS", async () => {
+    const token = await adminToken();
+    const id = `reg-${crypto.randomUUID()}`;
+    const request = new Request(REGISTER, { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: JSON.stringify({ client_id: id, scope: "orders:read" }) });
+    const res = await fetchWithEnv(request, undefined, { PBKDF2_ITERATIONS: "40000" });
+    expect(res.status).toBe(201);
+    const record = JSON.parse((await env.CLIENTS.get(clientKey(id)))!) as { secrets: { hash: string }[] };
+    expect(parseSecretHash(record.secrets[0]!.hash).iterations).toBe(40_000);
   });
 
   it("ignores metadata it does not understand (RFC 7591 §2)", async () => {
@@ -104,6 +115,7 @@ describe("the admin API is only for admin tokens", () => {
     const res = await call("POST", "/register", undefined, { scope: "x" });
     expect(res.status).toBe(401);
     expect(res.headers.get("WWW-Authenticate")).toBe(`Bearer realm="${env.ISSUER}"`);
+    expect(await res.json()).toEqual({ error_description: "an access token with the tollgate:admin scope is required" });
   });
 
   it("answers 403 insufficient_scope for a token without tollgate:admin", async () => {

@@ -26,6 +26,12 @@ describe("parseConfig", () => {
     expect(parseConfig(base)).toMatchObject({ issuer: base.ISSUER, defaultAudience: base.DEFAULT_AUDIENCE, accessTokenTtl: 300, maxAccessTokenTtl: 3600 });
   });
 
+  it("reads PBKDF2_ITERATIONS, 25,000 when unset", () => {
+    expect(parseConfig(base).pbkdf2Iterations).toBe(25_000);
+    expect(parseConfig({ ...base, PBKDF2_ITERATIONS: "10000" }).pbkdf2Iterations).toBe(10_000);
+    expect(parseConfig({ ...base, PBKDF2_ITERATIONS: "100000" }).pbkdf2Iterations).toBe(100_000);
+  });
+
   it("reads ACCESS_TOKEN_TTL and MAX_ACCESS_TOKEN_TTL as whole seconds", () => {
     expect(parseConfig({ ...base, ACCESS_TOKEN_TTL: "60", MAX_ACCESS_TOKEN_TTL: "600" })).toMatchObject({ accessTokenTtl: 60, maxAccessTokenTtl: 600 });
   });
@@ -63,6 +69,11 @@ describe("parseConfig", () => {
       ["ACCESS_TOKEN_TTL over a day", { ...base, ACCESS_TOKEN_TTL: "86401" }, "ACCESS_TOKEN_TTL"],
       ["MAX_ACCESS_TOKEN_TTL not a number", { ...base, MAX_ACCESS_TOKEN_TTL: "1h" }, "MAX_ACCESS_TOKEN_TTL"],
       ["ACCESS_TOKEN_TTL above MAX_ACCESS_TOKEN_TTL", { ...base, ACCESS_TOKEN_TTL: "600", MAX_ACCESS_TOKEN_TTL: "300" }, "ACCESS_TOKEN_TTL"],
+      ["PBKDF2_ITERATIONS over the 100,000 Cloudflare's runtime accepts", { ...base, PBKDF2_ITERATIONS: "100001" }, "PBKDF2_ITERATIONS"],
+      ["PBKDF2_ITERATIONS under the minimum of 10,000", { ...base, PBKDF2_ITERATIONS: "9999" }, "PBKDF2_ITERATIONS"],
+      ["PBKDF2_ITERATIONS zero", { ...base, PBKDF2_ITERATIONS: "0" }, "PBKDF2_ITERATIONS"],
+      ["PBKDF2_ITERATIONS not a number", { ...base, PBKDF2_ITERATIONS: "a lot" }, "PBKDF2_ITERATIONS"],
+      ["PBKDF2_ITERATIONS fractional", { ...base, PBKDF2_ITERATIONS: "25000.5" }, "PBKDF2_ITERATIONS"],
     ] as const) {
       it(what, () => {
         expect(configError(vars).message).toContain(name);
@@ -76,6 +87,7 @@ describe("A configuration error in the Worker", () => {
     ["ISSUER uses http on a non-loopback host", { ISSUER: "http://auth.example.com" }],
     ["DEFAULT_AUDIENCE is missing", { DEFAULT_AUDIENCE: undefined }],
     ["ACCESS_TOKEN_TTL exceeds MAX_ACCESS_TOKEN_TTL", { ACCESS_TOKEN_TTL: "7200" }],
+    ["PBKDF2_ITERATIONS exceeds 100,000", { PBKDF2_ITERATIONS: "600000" }],
   ] as const) {
     it(`answers /token with a JSON 500 server_error and no token when ${what}, and logs why`, async () => {
       const client = await seedClient();
@@ -88,7 +100,7 @@ describe("A configuration error in the Worker", () => {
       const text = await res.text();
       expect(JSON.parse(text).error).toBe("server_error");
       expect(text).not.toContain("access_token");
-      expect(text).not.toMatch(/ISSUER|DEFAULT_AUDIENCE|TTL|ConfigError/);
+      expect(text).not.toMatch(/ISSUER|DEFAULT_AUDIENCE|TTL|PBKDF2|ConfigError/);
       expect(logged.mock.calls.flat().join("\n")).toMatch(/"event":"config_error"/);
       expect(errors).not.toHaveBeenCalled();
     });

@@ -1,5 +1,5 @@
 /**
- * Abuse limits (SECURITY.md item 17): /token per address, failed authentications per client and
+ * Abuse limits (docs/security.md item 17): /token per address, failed authentications per client and
  * address, issuance per client, and the gateway's per-client route limit. Each test swaps in the
  * strict limiter (3 a minute) and uses keys of its own.
  */

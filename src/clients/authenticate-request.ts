@@ -8,6 +8,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc7662#section-2.1
  */
 import type { AuditContext } from "../audit.ts";
+import { getConfig } from "../config.ts";
 import { checkFailureBlock, clientAddress, countFailure, enforceLimit, failureKey, oneCheckAtATime } from "../limits.ts";
 import { invalidClient, parseClientAuthentication, type ClientAuthMethod } from "../token/client-auth.ts";
 import { readTokenForm, type TokenForm } from "../token/form.ts";
@@ -29,7 +30,7 @@ export interface AuthenticatedRequest<T> {
 
 /**
  * Authenticates the client of a form request, or throws the endpoint's error (400, 401
- * invalid_client with a Basic challenge, 413, 429, 503). `prepare` runs the endpoint's cheap checks
+ * invalid_client, with a Basic challenge unless the secret came in the body, 413, 429, 503). `prepare` runs the endpoint's cheap checks
  * (required parameters, signing keys) before the PBKDF2 work, so a request that would fail anyway
  * costs none; what it returns comes back as `prepared`.
  */
@@ -69,10 +70,10 @@ export async function authenticateFormRequest<T>(
     // KV's shortest edge cache: with the isolate's 10 s, a disabled client or a revoked secret stops
     // working at every location within 40 s of the write (README, "Revocation and disabled clients").
     const record = await loadClient(env.CLIENTS, credentials.clientId, { cacheTtl: KV_CACHE_TTL_SECONDS });
-    const auth = await authenticateClient(record, credentials.clientSecret, now);
+    const auth = await authenticateClient(record, credentials.clientSecret, now, getConfig(env).pbkdf2Iterations);
     if (!auth.ok) {
       await countFailure(env.TOKEN_FAILURE_LIMITER, failures);
-      throw invalidClient(realm, `${auth.reason} (client_id ${JSON.stringify(credentials.clientId)})`);
+      throw invalidClient(realm, `${auth.reason} (client_id ${JSON.stringify(credentials.clientId)})`, credentials.method);
     }
     rememberClient(auth.record, readAt);
     return { client: auth.record, method: credentials.method, form, prepared, now };

@@ -3,7 +3,7 @@
  * admin API), so that what one accepts the other accepts too.
  */
 import { ClientRecordError, generateInstanceId, isValidClientId, parseScope, validateClientRecord, type ClientRecord } from "./record.ts";
-import { generateClientSecret, hashClientSecret } from "./secret.ts";
+import { DEFAULT_PBKDF2_ITERATIONS, generateClientSecret, hashClientSecret } from "./secret.ts";
 
 export interface ClientChanges {
   name?: string;
@@ -17,6 +17,12 @@ export interface ClientChanges {
   disabled?: boolean;
   /** RFC 7662: whether the client may introspect other clients' tokens. */
   introspect_any?: boolean;
+}
+
+/** How a new secret is hashed: PBKDF2_ITERATIONS of the Worker that will verify it. */
+export interface SecretOptions {
+  /** PBKDF2 iterations for the new secret's hash; DEFAULT_PBKDF2_ITERATIONS when omitted. */
+  iterations?: number;
 }
 
 /** The default grace period for the old secret after a rotation. */
@@ -59,6 +65,7 @@ export async function createClientRecord(
   clientId: string,
   changes: ClientChanges,
   now: number,
+  { iterations = DEFAULT_PBKDF2_ITERATIONS }: SecretOptions = {},
 ): Promise<{ record: ClientRecord; clientSecret: string }> {
   if (!isValidClientId(clientId)) throw new ClientRecordError("client_id: must be 1-128 visible ASCII characters without spaces, and not . or .. (nor either written with %2e)");
   const { id, secret } = generateClientSecret();
@@ -78,7 +85,7 @@ export async function createClientRecord(
       // A fresh instance: tokens of a deleted record under the same id are never this one's.
       instance_id: generateInstanceId(),
       tokens_not_before: now,
-      secrets: [{ id, hash: await hashClientSecret(secret), created_at: now, expires_at: null }],
+      secrets: [{ id, hash: await hashClientSecret(secret, iterations), created_at: now, expires_at: null }],
       created_at: now,
       updated_at: now,
     },
@@ -109,6 +116,7 @@ export async function rotateClientSecret(
   record: ClientRecord,
   graceSeconds: number,
   now: number,
+  { iterations = DEFAULT_PBKDF2_ITERATIONS }: SecretOptions = {},
 ): Promise<{ record: ClientRecord; clientSecret: string; secretId: string }> {
   if (!Number.isSafeInteger(graceSeconds) || graceSeconds < 0) throw new ClientRecordError("grace: must be whole seconds >= 0");
   const { id, secret } = generateClientSecret();
@@ -117,7 +125,7 @@ export async function rotateClientSecret(
     .filter((s) => s.expires_at === null || s.expires_at > now)
     .map((s) => ({ ...s, expires_at: s.expires_at === null ? until : Math.min(s.expires_at, until) }))
     .filter((s) => s.expires_at > now);
-  const secrets = [...kept, { id, hash: await hashClientSecret(secret), created_at: now, expires_at: null }];
+  const secrets = [...kept, { id, hash: await hashClientSecret(secret, iterations), created_at: now, expires_at: null }];
   return { record: validateClientRecord({ ...record, secrets, updated_at: now }), clientSecret: secret, secretId: id };
 }
 

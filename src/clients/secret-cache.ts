@@ -1,7 +1,8 @@
 /**
  * Per-isolate memory of secrets already verified with PBKDF2, so a client asking again pays one
- * HMAC instead of 100,000 PBKDF2 iterations. Holds no secret: only HMAC-SHA256(isolate key, secret),
- * under a random key made in this isolate that never leaves it. Bounded in size (least recently
+ * HMAC instead of a PBKDF2 of the stored hash's count (PBKDF2_ITERATIONS when it was made). Holds no
+ * secret: only HMAC-SHA256(isolate key, secret), under a random key made in this isolate that never
+ * leaves it. Bounded in size (least recently
  * used out) and in time; an entry is tied to the stored hash and the record's `updated_at`, so any
  * change to the client (rotation, revocation, update) drops it. docs/security.md weighs the trade-off.
  */

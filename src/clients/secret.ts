@@ -6,7 +6,14 @@
 
 /** Cloudflare's production runtime refuses PBKDF2 above this; local workerd does not, so we do. */
 export const MAX_PBKDF2_ITERATIONS = 100_000;
-export const PBKDF2_ITERATIONS = MAX_PBKDF2_ITERATIONS;
+/** The fewest iterations new hashes may use (PBKDF2_ITERATIONS below this is a configuration error). */
+export const MIN_PBKDF2_ITERATIONS = 10_000;
+/**
+ * The work factor of new hashes when PBKDF2_ITERATIONS is unset: ~4 ms of CPU here, so a first
+ * `/token` fits Workers Free's 10 ms with room to spare (docs/benchmarks.md, "PBKDF2 cost"). Secrets
+ * are 256 random bits: the work factor adds nothing their entropy does not already give.
+ */
+export const DEFAULT_PBKDF2_ITERATIONS = 25_000;
 const SALT_BYTES = 16;
 const HASH_BYTES = 32;
 const SECRET_BYTES = 32;
@@ -51,10 +58,25 @@ export function secretIdOf(secret: string): string | undefined {
   return dot > 0 ? secret.slice(0, dot) : undefined;
 }
 
-function checkIterations(iterations: number): void {
-  if (!Number.isSafeInteger(iterations) || iterations < 1 || iterations > MAX_PBKDF2_ITERATIONS) {
-    throw new RangeError(`PBKDF2 iterations must be 1..${MAX_PBKDF2_ITERATIONS}, got ${iterations}`);
+function checkIterations(iterations: number, min = 1): void {
+  if (!Number.isSafeInteger(iterations) || iterations < min || iterations > MAX_PBKDF2_ITERATIONS) {
+    throw new RangeError(`PBKDF2 iterations must be ${min}..${MAX_PBKDF2_ITERATIONS}, got ${iterations}`);
   }
+}
+
+/**
+ * The PBKDF2_ITERATIONS setting: whole iterations from MIN_PBKDF2_ITERATIONS to
+ * MAX_PBKDF2_ITERATIONS, DEFAULT_PBKDF2_ITERATIONS when unset. Throws a RangeError naming the variable.
+ */
+export function parsePBKDF2Iterations(raw: unknown): number {
+  if (raw === undefined || raw === "") return DEFAULT_PBKDF2_ITERATIONS;
+  const value = typeof raw === "number" ? raw : /^\d+$/.test(String(raw)) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(value) || value < MIN_PBKDF2_ITERATIONS || value > MAX_PBKDF2_ITERATIONS) {
+    throw new RangeError(
+      `PBKDF2_ITERATIONS must be a whole number from ${MIN_PBKDF2_ITERATIONS} to ${MAX_PBKDF2_ITERATIONS}, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return value;
 }
 
 async function derive(secret: string, salt: Uint8Array, iterations: number): Promise<Uint8Array> {
@@ -68,14 +90,21 @@ async function derive(secret: string, salt: Uint8Array, iterations: number): Pro
   return new Uint8Array(bits);
 }
 
-/** Hashes a secret for storage. Refuses iteration counts the production runtime would reject. */
-export async function hashClientSecret(secret: string, iterations = PBKDF2_ITERATIONS): Promise<string> {
+/**
+ * Hashes a secret for storage at `iterations` (MIN_PBKDF2_ITERATIONS..MAX_PBKDF2_ITERATIONS: never
+ * more than the production runtime accepts, never fewer than the configured minimum).
+ */
+export async function hashClientSecret(secret: string, iterations = DEFAULT_PBKDF2_ITERATIONS): Promise<string> {
+  checkIterations(iterations, MIN_PBKDF2_ITERATIONS);
   const salt = crypto.getRandomValues(new Uint8Array(SALT_BYTES));
   const hash = await derive(secret, salt, iterations);
   return `${PREFIX}$${iterations}$${encodeBase64Url(salt)}$${encodeBase64Url(hash)}`;
 }
 
-/** Parses a stored hash; throws on anything that is not a well-formed, capped PBKDF2 hash. */
+/**
+ * Parses a stored hash; throws on anything that is not a well-formed, capped PBKDF2 hash. Any count
+ * up to the cap verifies: a hash keeps the count it was made with, whatever PBKDF2_ITERATIONS says now.
+ */
 export function parseSecretHash(stored: string): { iterations: number; salt: Uint8Array; hash: Uint8Array } {
   const parts = stored.split("$");
   if (parts.length !== 4 || parts[0] !== PREFIX) throw new TypeError("unsupported secret hash format");
@@ -92,7 +121,11 @@ export async function verifyClientSecret(secret: string, stored: string): Promis
 }
 
 /**
- * A hash no secret matches (its salt and hash are zero bytes): checked when the client or the
- * secret id is unknown, so every failure pays the same PBKDF2 (CWE-208).
+ * A hash no secret matches (its salt and hash are zero bytes), at the count new secrets are hashed
+ * with: checked when the client or the secret id is unknown, so an unknown id pays the same PBKDF2
+ * as a known one (CWE-208).
  */
-export const DUMMY_SECRET_HASH = `${PREFIX}$${PBKDF2_ITERATIONS}$${"A".repeat(22)}$${"A".repeat(43)}`;
+export function dummySecretHash(iterations: number): string {
+  checkIterations(iterations, MIN_PBKDF2_ITERATIONS);
+  return `${PREFIX}$${iterations}$${"A".repeat(22)}$${"A".repeat(43)}`;
+}

@@ -3,10 +3,10 @@
  */
 import { OAuthError } from "../errors.ts";
 import { activeSecret, clientKey, isWellFormedClientId, validateClientRecord, type ClientRecord } from "./record.ts";
-import { DUMMY_SECRET_HASH, verifyClientSecret } from "./secret.ts";
+import { dummySecretHash, verifyClientSecret } from "./secret.ts";
 import { isKnownGoodSecret, rememberGoodSecret, secretCacheKey } from "./secret-cache.ts";
 
-/** KV unreachable: 503, nothing issued or changed; the cause goes to the log (SECURITY.md item 22). */
+/** KV unreachable: 503, nothing issued or changed; the cause goes to the log (docs/security.md item 22). */
 export function storeUnavailable(operation: string, error: unknown): OAuthError {
   return new OAuthError("temporarily_unavailable", "the client store is unavailable, try again later", {
     reason: `KV ${operation} failed: ${(error as Error).message}`,
@@ -50,15 +50,18 @@ export type AuthenticationResult =
   | { ok: false; reason: string };
 
 /**
- * Checks a presented secret. Every failing path pays exactly one PBKDF2 over a hash of the same
- * cost, so an unknown client, an unknown or expired secret, a wrong secret and a disabled client
- * take the same time and get the same answer (SECURITY.md item 16, CWE-208). Only a secret this
- * isolate has already verified for the unchanged record skips the PBKDF2 (secret-cache.ts).
+ * Checks a presented secret. Every failing path pays exactly one PBKDF2: the stored hash's, or for
+ * an unknown client or secret id a dummy hash at `iterations` (PBKDF2_ITERATIONS, the count new
+ * secrets are hashed with), so an unknown client, an unknown or expired secret, a wrong secret and a
+ * disabled client take the same time and get the same answer (docs/security.md item 16, CWE-208).
+ * Only a secret this isolate has already verified for the unchanged record skips the PBKDF2
+ * (secret-cache.ts).
  */
 export async function authenticateClient(
   record: ClientRecord | null,
   clientSecret: string,
   now: number,
+  iterations: number,
 ): Promise<AuthenticationResult> {
   const stored = record ? activeSecret(record, clientSecret, now) : undefined;
   // Only an enabled client's secret is remembered: a disabled one must keep costing a PBKDF2, so
@@ -67,7 +70,7 @@ export async function authenticateClient(
   const cacheKey = record && stored && !record.disabled ? secretCacheKey(record.client_id, stored.hash, record.updated_at) : undefined;
   let matches = cacheKey !== undefined && (await isKnownGoodSecret(cacheKey, clientSecret));
   if (!matches) {
-    matches = await verifyClientSecret(clientSecret, stored?.hash ?? DUMMY_SECRET_HASH);
+    matches = await verifyClientSecret(clientSecret, stored?.hash ?? dummySecretHash(iterations));
     if (matches && cacheKey !== undefined) await rememberGoodSecret(cacheKey, clientSecret);
   }
   if (!record) return { ok: false, reason: "unknown client" };

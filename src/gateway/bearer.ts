@@ -10,7 +10,7 @@ import type { SigningKeys } from "../keys/signing.ts";
 import type { AccessTokenClaims } from "../token/mint.ts";
 import { getVerifiedToken, hasAudience, rememberVerifiedToken } from "./token-cache.ts";
 
-/** Tokens longer than this are refused before any decoding (SECURITY.md item 15). Ours are ~600 bytes. */
+/** Tokens longer than this are refused before any decoding (docs/security.md item 15). Ours are ~600 bytes. */
 export const MAX_TOKEN_LENGTH = 4096;
 /** Clock skew allowed between the edge that signed and the edge that checks (defined beside the key schedule, which depends on it). */
 export { CLOCK_TOLERANCE_SECONDS };
@@ -60,7 +60,7 @@ export interface VerifyOptions {
  * @see https://www.rfc-editor.org/rfc/rfc9068#section-4
  */
 export async function verifyAccessToken(token: string, keys: SigningKeys, options: VerifyOptions): Promise<AccessTokenClaims> {
-  // SECURITY.md item 15: refused before any decoding.
+  // docs/security.md item 15: refused before any decoding.
   if (token.length > MAX_TOKEN_LENGTH) throw invalid(`token of ${token.length} characters`, "the access token is too large");
   const now = Math.floor((options.currentDate ?? new Date()).getTime() / 1000);
   const cached = getVerifiedToken(keys, token, now);
@@ -133,9 +133,9 @@ function checkClaims(payload: JWTPayload, now: number, maxLifetime: number): Acc
   }
   if (!isAudience(aud)) throw invalid("aud must be a string or an array of strings");
   if (tg_inst !== undefined && typeof tg_inst !== "string") throw invalid("tg_inst must be a string");
-  // SECURITY.md item 10: a scope claim of the wrong type grants nothing (403 where scopes are needed).
+  // docs/security.md item 10: a scope claim of the wrong type grants nothing (403 where scopes are needed).
   if (scope !== undefined && typeof scope !== "string") delete payload.scope;
-  // SECURITY.md item 8: iat not in the future, and a lifetime of at least a second and at most the cap.
+  // docs/security.md item 8: iat not in the future, and a lifetime of at least a second and at most the cap.
   if ((iat as number) > now + CLOCK_TOLERANCE_SECONDS) throw invalid(`iat ${iat as number} is in the future`);
   const lifetime = (exp as number) - (iat as number);
   if (!(lifetime > 0 && lifetime <= maxLifetime)) throw invalid(`lifetime ${lifetime} s not within 1..${maxLifetime}`);

@@ -1,7 +1,7 @@
 /**
  * One normalization of the request path, done once: the route is matched on its result and the
  * origin receives exactly it, so the gateway and the origin can never disagree on which path was
- * authorized (SECURITY.md item 11; CVE-2019-9901, CVE-2021-29492, CVE-2021-31920).
+ * authorized (docs/security.md item 11; CVE-2019-9901, CVE-2021-29492, CVE-2021-31920).
  */
 import { BearerError } from "../errors.ts";
 

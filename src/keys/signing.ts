@@ -23,7 +23,7 @@ export interface SigningKeys {
   jwks: { keys: JWK[] };
 }
 
-/** The secret is missing or malformed: no token may be signed (SECURITY.md item 22). */
+/** The secret is missing or malformed: no token may be signed (docs/security.md item 22). */
 export class SigningKeyError extends Error {
   override name = "SigningKeyError";
 }

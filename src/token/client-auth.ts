@@ -23,10 +23,17 @@ function malformedBasic(): OAuthError {
   return new OAuthError("invalid_request", "the Authorization header is not valid Basic credentials");
 }
 
-/** The 401 for every failed or missing client authentication (RFC 6749 §5.2, RFC 9110 §11.6.1). */
-export function invalidClient(realm: string, reason: string): OAuthError {
+/**
+ * The 401 for every failed or missing client authentication. RFC 6749 §5.2 requires the Basic
+ * challenge when the client authenticated with the Authorization header; it also names the scheme to
+ * a request that sent no credentials at all (`method` undefined). A client that authenticated in the
+ * body (`client_secret_post`, or a client_id alone) gets none, as node-oidc-provider answers: with
+ * one, oauth4webapi reports a WWWAuthenticateChallengeError instead of the body's invalid_client.
+ * @see https://www.rfc-editor.org/rfc/rfc6749#section-5.2
+ */
+export function invalidClient(realm: string, reason: string, method: ClientAuthMethod | undefined): OAuthError {
   return new OAuthError("invalid_client", "client authentication failed", {
-    headers: { "WWW-Authenticate": basicChallenge(realm) },
+    headers: method === "client_secret_post" ? {} : { "WWW-Authenticate": basicChallenge(realm) },
     reason,
   });
 }
@@ -67,13 +74,13 @@ export function parseClientAuthentication(headers: Headers, form: TokenForm, rea
     if (postId !== undefined && postId !== clientId) {
       throw new OAuthError("invalid_request", "client_id in the body does not match the Authorization header");
     }
-    if (clientId === "") throw invalidClient(realm, "empty client_id in Basic credentials");
+    if (clientId === "") throw invalidClient(realm, "empty client_id in Basic credentials", "client_secret_basic");
     return { method: "client_secret_basic", clientId, clientSecret };
   }
   if (postSecret !== undefined && postId === undefined) {
     throw new OAuthError("invalid_request", "client_secret was sent without client_id");
   }
-  if (postId === undefined) throw invalidClient(realm, "no client authentication");
-  if (postSecret === undefined) throw invalidClient(realm, "client_id without client_secret");
+  if (postId === undefined) throw invalidClient(realm, "no client authentication", undefined);
+  if (postSecret === undefined) throw invalidClient(realm, "client_id without client_secret", "client_secret_post");
   return { method: "client_secret_post", clientId: postId, clientSecret: postSecret };
 }

@@ -14,6 +14,7 @@ import {
   validateClientRecord,
 } from "../../src/clients/record.ts";
 import { createClientRecord, revokeClientSecret, rotateClientSecret, updateClientRecord } from "../../src/clients/manage.ts";
+import { DEFAULT_PBKDF2_ITERATIONS, parseSecretHash, verifyClientSecret } from "../../src/clients/secret.ts";
 
 const ORDERS = "https://api.tollgate.test/orders";
 
@@ -122,8 +123,8 @@ describe("validateClientRecord", () => {
       ["not a string", () => 1],
       ["of another algorithm", (h: string) => h.replace("pbkdf2-sha256", "pbkdf2-sha1")],
       ["with a part missing", (h: string) => h.split("$").slice(0, 3).join("$")],
-      ["of 100,001 iterations", (h: string) => h.replace("$100000$", "$100001$")],
-      ["of 200,000 iterations", (h: string) => h.replace("$100000$", "$200000$")],
+      ["of 100,001 iterations", (h: string) => h.replace(/\$\d+\$/, "$100001$")],
+      ["of 200,000 iterations", (h: string) => h.replace(/\$\d+\$/, "$200000$")],
       ["with a salt that is not base64url", (h: string) => h.replace(/\$[^$]+\$([^$]+)$/, "$!!!!$$$1")],
     ] as const) {
       it(`secrets[0].hash ${what}`, () =>
@@ -301,5 +302,23 @@ describe("instance_id: which record a token was issued under", () => {
     expect(staleTokenReason(legacy, { iat: NOW })).toBeUndefined();
     expect(staleTokenReason(legacy, { iat: NOW - 1 })).toMatch(/tokens_not_before/);
     expect(staleTokenReason(legacy, { iat: NOW, tg_inst: generateInstanceId() })).toMatch(/earlier instance/);
+  });
+});
+
+describe("secrets made by the shared rules (CLI and admin API)", () => {
+  it("are hashed at the iterations given, DEFAULT_PBKDF2_ITERATIONS otherwise, and verify", async () => {
+    const created = await createClientRecord("hash-count", { scope: "a" }, 1000, { iterations: 40_000 });
+    expect(parseSecretHash(created.record.secrets[0]!.hash).iterations).toBe(40_000);
+    expect(await verifyClientSecret(created.clientSecret, created.record.secrets[0]!.hash)).toBe(true);
+    const rotated = await rotateClientSecret(created.record, 0, 1001, { iterations: 10_000 });
+    expect(parseSecretHash(rotated.record.secrets.at(-1)!.hash).iterations).toBe(10_000);
+    expect(await verifyClientSecret(rotated.clientSecret, rotated.record.secrets.at(-1)!.hash)).toBe(true);
+    const byDefault = await createClientRecord("hash-default", { scope: "a" }, 1000);
+    expect(parseSecretHash(byDefault.record.secrets[0]!.hash).iterations).toBe(DEFAULT_PBKDF2_ITERATIONS);
+  });
+
+  it("refuse an iteration count outside 10,000..100,000", async () => {
+    await expect(createClientRecord("hash-low", { scope: "a" }, 1000, { iterations: 1_000 })).rejects.toThrow(RangeError);
+    await expect(createClientRecord("hash-high", { scope: "a" }, 1000, { iterations: 100_001 })).rejects.toThrow(RangeError);
   });
 });

@@ -1,24 +1,31 @@
 import { describe, expect, it } from "vitest";
 import {
   decodeBase64Url,
-  DUMMY_SECRET_HASH,
+  DEFAULT_PBKDF2_ITERATIONS,
+  dummySecretHash,
   encodeBase64Url,
   generateClientSecret,
   hashClientSecret,
   MAX_PBKDF2_ITERATIONS,
+  MIN_PBKDF2_ITERATIONS,
+  parsePBKDF2Iterations,
   parseSecretHash,
-  PBKDF2_ITERATIONS,
   secretIdOf,
   timingSafeEqual,
   verifyClientSecret,
 } from "../../src/clients/secret.ts";
 
-const HASH_FORMAT = /^pbkdf2-sha256\$100000\$([A-Za-z0-9_-]{22})\$([A-Za-z0-9_-]{43})$/;
+const HASH_FORMAT = /^pbkdf2-sha256\$(\d+)\$([A-Za-z0-9_-]{22})\$([A-Za-z0-9_-]{43})$/;
 
 /** A stored hash whose iteration count was rewritten (the salt and hash stay well-formed). */
 async function hashWithIterations(secret: string, iterations: number): Promise<string> {
-  return (await hashClientSecret(secret)).replace("$100000$", `$${iterations}$`);
+  return (await hashClientSecret(secret)).replace(/\$\d+\$/, `$${iterations}$`);
 }
+
+const hex = (text: string) => Uint8Array.from(text.match(/../g)!, (byte) => parseInt(byte, 16));
+/** A stored hash in our format from published PBKDF2 inputs and the first 32 bytes of their output. */
+const storedFromVector = (salt: string, iterations: number, derivedHex: string) =>
+  `pbkdf2-sha256$${iterations}$${encodeBase64Url(new TextEncoder().encode(salt))}$${encodeBase64Url(hex(derivedHex).subarray(0, 32))}`;
 
 describe("generateClientSecret", () => {
   it("returns `<id>.<random>`, both base64url, the id being the part before the first dot", () => {
@@ -60,20 +67,29 @@ describe("secretIdOf", () => {
 });
 
 describe("hashClientSecret (self-describing PBKDF2-HMAC-SHA256)", () => {
-  it("produces pbkdf2-sha256$100000$<16-byte salt>$<32-byte hash>", async () => {
+  it("produces pbkdf2-sha256$<iterations>$<16-byte salt>$<32-byte hash>, at DEFAULT_PBKDF2_ITERATIONS unless told", async () => {
     const stored = await hashClientSecret("s1.secret");
     const match = HASH_FORMAT.exec(stored);
     expect(match).not.toBeNull();
-    expect(decodeBase64Url(match![1]!).length).toBe(16);
-    expect(decodeBase64Url(match![2]!).length).toBe(32);
-    expect(PBKDF2_ITERATIONS).toBe(100_000);
+    expect(Number(match![1])).toBe(DEFAULT_PBKDF2_ITERATIONS);
+    expect(decodeBase64Url(match![2]!).length).toBe(16);
+    expect(decodeBase64Url(match![3]!).length).toBe(32);
+  });
+
+  it("hashes at the count it is given, and that hash verifies", async () => {
+    for (const iterations of [MIN_PBKDF2_ITERATIONS, 40_000, MAX_PBKDF2_ITERATIONS]) {
+      const stored = await hashClientSecret("s1.configured", iterations);
+      expect(parseSecretHash(stored).iterations, String(iterations)).toBe(iterations);
+      expect(await verifyClientSecret("s1.configured", stored), String(iterations)).toBe(true);
+      expect(await verifyClientSecret("s1.configureD", stored), String(iterations)).toBe(false);
+    }
   });
 
   it("salts every hash, so one secret hashes differently twice", async () => {
     const a = await hashClientSecret("s1.secret");
     const b = await hashClientSecret("s1.secret");
     expect(a).not.toBe(b);
-    expect(HASH_FORMAT.exec(a)![1]).not.toBe(HASH_FORMAT.exec(b)![1]);
+    expect(HASH_FORMAT.exec(a)![2]).not.toBe(HASH_FORMAT.exec(b)![2]);
   });
 
   it("matches the PBKDF2 of Web Crypto for the stored salt and iteration count", async () => {
@@ -85,16 +101,56 @@ describe("hashClientSecret (self-describing PBKDF2-HMAC-SHA256)", () => {
   });
 });
 
-describe("PBKDF2 iteration cap (SECURITY.md item 24)", () => {
+describe("PBKDF2-HMAC-SHA256 known answers (RFC 7914 §11)", () => {
+  // The RFC derives 64 bytes; a 32-byte PBKDF2-HMAC-SHA256 output is the first block of the same derivation.
+  const vectors = [
+    { password: "passwd", salt: "salt", iterations: 1, dk: "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc49ca9cccf179b645991664b39d77ef317c71b845b1e30bd509112041d3a19783" },
+    { password: "Password", salt: "NaCl", iterations: 80_000, dk: "4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56a1d425a1225833549adb841b51c9b3176a272bdebba1d078478f62b397f33c8d" },
+  ];
+
+  for (const { password, salt, iterations, dk } of vectors) {
+    it(`verifies P=${JSON.stringify(password)}, S=${JSON.stringify(salt)}, c=${iterations} against the published output, and nothing else`, async () => {
+      const stored = storedFromVector(salt, iterations, dk);
+      expect(await verifyClientSecret(password, stored)).toBe(true);
+      expect(await verifyClientSecret(`${password}x`, stored)).toBe(false);
+      // The count is part of the computation: the same inputs at c + 1 do not verify.
+      expect(await verifyClientSecret(password, storedFromVector(salt, iterations + 1, dk))).toBe(false);
+    });
+  }
+});
+
+describe("PBKDF2_ITERATIONS (the work factor of new secrets)", () => {
+  it("is 25,000 when unset, and reads whole numbers from 10,000 to 100,000", () => {
+    expect(DEFAULT_PBKDF2_ITERATIONS).toBe(25_000);
+    expect(MIN_PBKDF2_ITERATIONS).toBe(10_000);
+    expect(parsePBKDF2Iterations(undefined)).toBe(DEFAULT_PBKDF2_ITERATIONS);
+    expect(parsePBKDF2Iterations("")).toBe(DEFAULT_PBKDF2_ITERATIONS);
+    expect(parsePBKDF2Iterations("10000")).toBe(10_000);
+    expect(parsePBKDF2Iterations("100000")).toBe(100_000);
+    expect(parsePBKDF2Iterations(50_000)).toBe(50_000);
+  });
+
+  it.each([["9999"], ["100001"], ["0"], ["-25000"], ["25000.5"], ["25e3"], ["25,000"], ["many"], [" 25000"]])("refuses %j, naming PBKDF2_ITERATIONS", (raw) => {
+    expect(() => parsePBKDF2Iterations(raw)).toThrow(/^PBKDF2_ITERATIONS must be/);
+  });
+
+  it("keeps verifying a hash made at 100,000 iterations when the setting is lower (hashes carry their count)", async () => {
+    const old = await hashClientSecret("s1.old", 100_000);
+    expect(parsePBKDF2Iterations("10000")).toBeLessThan(parseSecretHash(old).iterations);
+    expect(await verifyClientSecret("s1.old", old)).toBe(true);
+  });
+});
+
+describe("PBKDF2 iteration cap (docs/security.md item 24)", () => {
   it("is 100,000", () => {
     expect(MAX_PBKDF2_ITERATIONS).toBe(100_000);
   });
 
   it("hashes at exactly 100,000 iterations", async () => {
-    await expect(hashClientSecret("s1.x", 100_000)).resolves.toMatch(HASH_FORMAT);
+    expect(HASH_FORMAT.exec(await hashClientSecret("s1.x", 100_000))![1]).toBe("100000");
   });
 
-  for (const iterations of [100_001, 200_000, 0, -1, 1.5, Number.NaN]) {
+  for (const iterations of [100_001, 200_000, 9_999, 1, 0, -1, 1.5, Number.NaN]) {
     it(`refuses to hash with ${iterations} iterations`, async () => {
       await expect(hashClientSecret("s1.x", iterations)).rejects.toThrow(RangeError);
     });
@@ -136,14 +192,16 @@ describe("verifyClientSecret", () => {
   });
 });
 
-describe("DUMMY_SECRET_HASH (SECURITY.md item 16)", () => {
-  it("is well-formed and costs the same PBKDF2 as a real hash", () => {
-    expect(DUMMY_SECRET_HASH).toMatch(HASH_FORMAT);
-    expect(parseSecretHash(DUMMY_SECRET_HASH).iterations).toBe(PBKDF2_ITERATIONS);
+describe("dummySecretHash (docs/security.md item 16)", () => {
+  it("is well-formed and costs the PBKDF2 it is asked for: the count new secrets are hashed with", () => {
+    for (const iterations of [MIN_PBKDF2_ITERATIONS, DEFAULT_PBKDF2_ITERATIONS, MAX_PBKDF2_ITERATIONS]) {
+      expect(dummySecretHash(iterations)).toMatch(HASH_FORMAT);
+      expect(parseSecretHash(dummySecretHash(iterations)).iterations).toBe(iterations);
+    }
   });
 
   it("matches no secret", async () => {
-    for (const secret of ["", "s1.x", "AAAA.AAAA"]) expect(await verifyClientSecret(secret, DUMMY_SECRET_HASH)).toBe(false);
+    for (const secret of ["", "s1.x", "AAAA.AAAA"]) expect(await verifyClientSecret(secret, dummySecretHash(MIN_PBKDF2_ITERATIONS))).toBe(false);
   });
 });
 

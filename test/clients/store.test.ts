@@ -12,7 +12,7 @@ import {
   tokenRequest,
   tokenRequestObject,
 } from "../helpers.ts";
-import { generateClientSecret } from "../../src/clients/secret.ts";
+import { generateClientSecret, hashClientSecret } from "../../src/clients/secret.ts";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -36,7 +36,21 @@ async function snapshot(res: Response): Promise<Snapshot> {
   };
 }
 
-describe("RFC 6749 §5.2 invalid_client, indistinguishable failures (SECURITY.md item 16)", () => {
+/** The deployment's PBKDF2_ITERATIONS (wrangler.toml [vars]): what new secrets and the dummy hash cost. */
+const CONFIGURED_ITERATIONS = Number(env.PBKDF2_ITERATIONS);
+
+/** The iteration count of every PBKDF2 the Worker runs while `send` is awaited. */
+async function pbkdf2Counts(send: () => Promise<Response>): Promise<{ status: number; iterations: number[] }> {
+  // The Worker runs in the test's isolate, so its Web Crypto calls can be observed.
+  const deriveBits = vi.spyOn(crypto.subtle, "deriveBits");
+  deriveBits.mockClear();
+  const res = await send();
+  const iterations = deriveBits.mock.calls.map(([params]) => (params as SubtleCryptoDeriveKeyAlgorithm).iterations!);
+  deriveBits.mockRestore();
+  return { status: res.status, iterations };
+}
+
+describe("RFC 6749 §5.2 invalid_client, indistinguishable failures (docs/security.md item 16)", () => {
   it("answers invalid_client with WWW-Authenticate when Basic was used", async () => {
     const client = await seedClient();
     const res = await tokenRequest({ grant_type: "client_credentials" }, { Authorization: basic(client.client_id, `${client.client_secret}x`) });
@@ -74,7 +88,7 @@ describe("RFC 6749 §5.2 invalid_client, indistinguishable failures (SECURITY.md
     expect((await requestToken(active)).status).toBe(200);
   });
 
-  it("pays exactly one PBKDF2 of 100,000 iterations on every failing path, as on a first success (CWE-208)", async () => {
+  it("pays exactly one PBKDF2 of PBKDF2_ITERATIONS on every failing path, as on a first success (CWE-208)", async () => {
     const active = await seedClient();
     const disabled = await seedClient({ disabled: true });
     const expired = await seedClient({ secrets: [{ expires_at: nowSeconds() - 10 }] });
@@ -87,23 +101,22 @@ describe("RFC 6749 §5.2 invalid_client, indistinguishable failures (SECURITY.md
       "disabled client": disabled,
       "expired secret": expired,
     };
-    // The Worker runs in the test's isolate, so its Web Crypto calls can be observed.
-    const deriveBits = vi.spyOn(crypto.subtle, "deriveBits");
     for (const [what, credentials] of Object.entries(cases)) {
-      deriveBits.mockClear();
-      const res = await requestToken(credentials);
-      expect(res.status, what).toBe(what === "success" ? 200 : 401);
-      expect(deriveBits.mock.calls.map(([params]) => (params as SubtleCryptoDeriveKeyAlgorithm).iterations), what).toEqual([100_000]);
+      const { status, iterations } = await pbkdf2Counts(() => requestToken(credentials));
+      expect(status, what).toBe(what === "success" ? 200 : 401);
+      expect(iterations, what).toEqual([CONFIGURED_ITERATIONS]);
     }
   });
 
-  it("answers identically whether the failing client used Basic or client_secret_post", async () => {
+  it("answers the same status and body whether the failing client used Basic or client_secret_post; the Basic challenge only to Basic", async () => {
     const client = await seedClient();
     const viaBasic = await snapshot(await requestToken({ client_id: client.client_id, client_secret: "s1.wrong" }));
     const viaPost = await snapshot(
       await tokenRequest({ grant_type: "client_credentials", client_id: client.client_id, client_secret: "s1.wrong" }),
     );
-    expect(viaPost).toEqual(viaBasic);
+    expect(viaBasic.wwwAuthenticate).toBe('Basic realm="https://auth.tollgate.test", charset="UTF-8"');
+    expect(viaPost.wwwAuthenticate).toBeNull();
+    expect({ ...viaPost, wwwAuthenticate: undefined }).toEqual({ ...viaBasic, wwwAuthenticate: undefined });
   });
 
   it("accepts a secret whose expires_at is still in the future", async () => {
@@ -119,17 +132,46 @@ describe("RFC 6749 §5.2 invalid_client, indistinguishable failures (SECURITY.md
   });
 });
 
-describe("PBKDF2 iteration cap on stored hashes (SECURITY.md item 24)", () => {
+describe("PBKDF2_ITERATIONS: the work factor moves, stored hashes keep theirs", () => {
+  it("makes an unknown client or secret id pay a dummy PBKDF2 at the configured count, whatever it is", async () => {
+    const client = await seedClient();
+    const unknownSecretId = `${generateClientSecret().id}.${client.client_secret.split(".")[1]}`;
+    for (const configured of [10_000, 40_000]) {
+      const vars = { PBKDF2_ITERATIONS: String(configured) };
+      const unknownClient = { client_id: `unknown-${crypto.randomUUID()}`, client_secret: client.client_secret };
+      for (const credentials of [unknownClient, { client_id: client.client_id, client_secret: unknownSecretId }]) {
+        const { status, iterations } = await pbkdf2Counts(() => fetchWithEnv(tokenRequestObject(credentials), undefined, vars));
+        expect({ status, iterations }, `${configured} ${credentials.client_id}`).toEqual({ status: 401, iterations: [configured] });
+      }
+    }
+  });
+
+  it("keeps verifying a secret hashed at 100,000 iterations after PBKDF2_ITERATIONS is lowered to 10,000", async () => {
+    const seeded = await buildClientRecord();
+    const secrets = seeded.record.secrets as { hash: string }[];
+    secrets[0]!.hash = await hashClientSecret(seeded.client_secret, 100_000);
+    await putClientRecord(seeded.record as { client_id: string });
+    const { status, iterations } = await pbkdf2Counts(() => fetchWithEnv(tokenRequestObject(seeded), undefined, { PBKDF2_ITERATIONS: "10000" }));
+    expect({ status, iterations }).toEqual({ status: 200, iterations: [100_000] });
+    // A wrong secret for that client pays its stored count too (the dummy hash is only for unknown ids).
+    const wrong = { client_id: seeded.client_id, client_secret: `${seeded.client_secret}x` };
+    expect(await pbkdf2Counts(() => fetchWithEnv(tokenRequestObject(wrong), undefined, { PBKDF2_ITERATIONS: "10000" }))).toEqual({ status: 401, iterations: [100_000] });
+  });
+});
+
+describe("PBKDF2 iteration cap on stored hashes (docs/security.md item 24)", () => {
   async function seedWithIterations(iterations: number) {
     const seeded = await buildClientRecord();
     const secrets = seeded.record.secrets as { hash: string }[];
-    secrets[0]!.hash = secrets[0]!.hash.replace("$100000$", `$${iterations}$`);
+    secrets[0]!.hash = secrets[0]!.hash.replace(/\$\d+\$/, `$${iterations}$`);
     await putClientRecord(seeded.record as { client_id: string });
     return seeded;
   }
 
   it("issues a token for a stored hash of 100,000 iterations", async () => {
-    const client = await seedWithIterations(100_000);
+    const client = await buildClientRecord();
+    (client.record.secrets as { hash: string }[])[0]!.hash = await hashClientSecret(client.client_secret, 100_000);
+    await putClientRecord(client.record as { client_id: string });
     expect((await requestToken(client)).status).toBe(200);
   });
 
@@ -151,7 +193,7 @@ describe("PBKDF2 iteration cap on stored hashes (SECURITY.md item 24)", () => {
   }
 });
 
-describe("Client store failure (SECURITY.md item 22)", () => {
+describe("Client store failure (docs/security.md item 22)", () => {
   it("answers 503 temporarily_unavailable and issues no token when KV is down", async () => {
     const client = await seedClient();
     vi.spyOn(console, "log").mockImplementation(() => {});
@@ -206,7 +248,7 @@ describe("Corrupt client records", () => {
   });
 });
 
-describe("Secrets never appear in logs (SECURITY.md item 23)", () => {
+describe("Secrets never appear in logs (docs/security.md item 23)", () => {
   it("logs neither the presented secret nor the stored hash, on success or failure", async () => {
     const client = await seedClient();
     const hash = (client.record.secrets as { hash: string }[])[0]!.hash;

@@ -7,7 +7,7 @@
  * invalid claims, a flipped byte, a mutated character, a valid header over a garbage payload,
  * random JWT-shaped strings, 64 KiB strings, alg none, a stranger's key).
  *
- * Properties (SECURITY.md items 11-15, RFC 6750 §3):
+ * Properties (docs/security.md items 11-15, RFC 6750 §3):
  * - status in {200, 400, 401, 403, 404, 413, 429}, never 5xx; a JSON body; 401/403 carry a Bearer
  *   challenge with the issuer's realm; no stack trace; the token sent never echoed in an error;
  * - the origin (the echo origin's log, found by a unique marker in path and query, or the service
@@ -142,7 +142,7 @@ interface ValidTokenSpec {
 const validTokenSpec: fc.Arbitrary<ValidTokenSpec> = fc.record({
   scope: fc.oneof(
     { weight: 6, arbitrary: fc.subarray(["orders:read", "orders:write", "orders:admin", "admin"]).map((scopes): ScopeSpec => ({ kind: "string", scopes })) },
-    // A scope claim of the wrong type grants nothing (SECURITY.md item 10).
+    // A scope claim of the wrong type grants nothing (docs/security.md item 10).
     { weight: 1, arbitrary: fc.subarray(["orders:read", "admin"], { minLength: 1 }).map((scopes): ScopeSpec => ({ kind: "array", scopes })) },
     { weight: 1, arbitrary: fc.constant<ScopeSpec>({ kind: "absent" }) },
   ),
@@ -153,7 +153,7 @@ const validTokenSpec: fc.Arbitrary<ValidTokenSpec> = fc.record({
   keyIndex: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constant(1) }),
 });
 
-/** Ways to make a properly signed token invalid (SECURITY.md items 1, 5, 6, 8, 9); at least one applies. */
+/** Ways to make a properly signed token invalid (docs/security.md items 1, 5, 6, 8, 9); at least one applies. */
 const INVALIDATORS = {
   expired: (c: Record<string, unknown>) => ({ ...c, iat: nowSeconds() - 600, exp: nowSeconds() - 120 }),
   expString: (c: Record<string, unknown>) => ({ ...c, exp: String(c.exp) }),

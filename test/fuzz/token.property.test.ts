@@ -7,7 +7,7 @@
  * Every answer must be a well-formed JSON answer: 200 with a token only when the real client id and
  * secret were sent, otherwise an RFC 6749 §5.2 error; status in {200, 400, 401, 405, 413, 429},
  * never 5xx; `Cache-Control: no-store`; 401 with a Basic challenge; no stack trace and no token
- * in an error body. SECURITY.md items 17, 18, 20, 21.
+ * in an error body. docs/security.md items 17, 18, 20, 21.
  *
  * Replay a failure with the seed and path fast-check prints (see fcParams in arbitraries.ts).
  */
@@ -324,6 +324,8 @@ beforeAll(async () => {
   client = await seedClient({ client_id: CLIENT_ID, secrets: [{ secret: SECRET }] });
 });
 
+const BASIC_CHALLENGE = /^Basic realm="[^"\\]*", charset="UTF-8"$/;
+
 async function checkAnswer(c: TokenCase): Promise<void> {
   const request = buildRequest(c);
   const material = credentialMaterial(request, c);
@@ -372,7 +374,12 @@ async function checkAnswer(c: TokenCase): Promise<void> {
   for (const jwt of jwtShapes(text)) expect(requestText, `token in an error body: ${where}`).toContain(jwt);
   if (res.status === 401) {
     expect(body.error, where).toBe("invalid_client");
-    expect(res.headers.get("WWW-Authenticate"), where).toMatch(/^Basic realm="[^"\\]*", charset="UTF-8"$/);
+    // RFC 6749 §5.2: the Basic challenge when the client used the Authorization header or sent no
+    // credentials; none when it authenticated in the body (client_secret_post, or a client_id alone).
+    const challenge = res.headers.get("WWW-Authenticate");
+    const authorization = request.headers.get("Authorization");
+    if (authorization !== null && authorization.trim() !== "") expect(challenge, where).toMatch(BASIC_CHALLENGE);
+    else if (authorization === null) expect(challenge, where).toEqual(claimedClientIds(request, c).length > 0 ? null : expect.stringMatching(BASIC_CHALLENGE));
   } else {
     expect(res.headers.get("WWW-Authenticate"), where).toBeNull();
   }

@@ -1,6 +1,6 @@
 /**
  * The bearer check on protected routes (src/gateway/bearer.ts), through the Worker's entry point:
- * SECURITY.md items 1-10 and 15. Every refusal is asserted with its status, RFC 6750 §3 challenge
+ * docs/security.md items 1-10 and 15. Every refusal is asserted with its status, RFC 6750 §3 challenge
  * and JSON error, and with the echo origin's log showing the request never reached it.
  */
 import { env } from "cloudflare:workers";
@@ -82,14 +82,14 @@ describe("a well-formed token is accepted (the controls every refusal below is m
 });
 
 describe("RFC 6750 §2 and §3: where the token may be and what a request without one gets", () => {
-  it("answers a request without credentials with 401 and a challenge carrying no error code (§3)", async () => {
+  it("answers a request without credentials with 401, a challenge and a JSON body both carrying no error code (§3.1)", async () => {
     const mark = marker("none");
     const res = await gatewayFetch(`/api/${mark}`);
     expect(res.status).toBe(401);
     expect(res.headers.get("WWW-Authenticate")).toBe(`Bearer realm="${REALM}"`);
     expect(res.headers.get("Cache-Control")).toBe("no-store");
-    const body = (await res.json()) as Record<string, string>;
-    expect(body.error).not.toMatch(/^invalid_|^insufficient_/);
+    expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
+    expect(await res.json()).toEqual({ error_description: "an access token is required" });
     await expectOriginNotContacted(mark);
   });
 
@@ -197,7 +197,7 @@ describe("RFC 6750 §2 and §3: where the token may be and what a request withou
   });
 });
 
-describe("SECURITY.md 15: oversized tokens are refused before any decoding", () => {
+describe("docs/security.md item 15: oversized tokens are refused before any decoding", () => {
   it("refuses 64 KiB of 'a.b.c' with 401 invalid_token 'too large'", async () => {
     await expectRefused("a.b.c".repeat((64 * 1024) / 5), "the access token is too large");
   });
@@ -222,7 +222,7 @@ describe("SECURITY.md 15: oversized tokens are refused before any decoding", () 
   });
 });
 
-describe("SECURITY.md 1: alg none and empty signatures (RFC 8725 §3.1)", () => {
+describe("docs/security.md item 1: alg none and empty signatures (RFC 8725 §3.1)", () => {
   it.each(["none", "NONE", "nOnE"])("refuses alg %j with an empty signature", async (alg) => {
     const key = await testKey();
     await expectRefused(await forgeJWS({ alg, typ: "at+jwt", kid: key.kid }, accessTokenClaims(), ""));
@@ -242,7 +242,7 @@ describe("SECURITY.md 1: alg none and empty signatures (RFC 8725 §3.1)", () => 
   });
 });
 
-describe("SECURITY.md 2: algorithm confusion, HS256 keyed with the public key (CVE-2016-10555, CVE-2022-29217)", () => {
+describe("docs/security.md item 2: algorithm confusion, HS256 keyed with the public key (CVE-2016-10555, CVE-2022-29217)", () => {
   it("refuses HS256 tokens keyed with every form of the published key", async () => {
     const key = await testKey();
     const forms = await publicKeyForms(key.jwk);
@@ -265,7 +265,7 @@ describe("SECURITY.md 2: algorithm confusion, HS256 keyed with the public key (C
   });
 });
 
-describe("SECURITY.md 3: key references in the header are never used or followed (RFC 8725 §3.10, CVE-2018-0114)", () => {
+describe("docs/security.md item 3: key references in the header are never used or followed (RFC 8725 §3.10, CVE-2018-0114)", () => {
   it("refuses a token signed by an attacker key embedded as jwk, with or without a real kid", async () => {
     const attacker = await attackerKey();
     const { kid } = await testKey();
@@ -307,7 +307,7 @@ describe("SECURITY.md 3: key references in the header are never used or followed
   });
 });
 
-describe("SECURITY.md 4: kid is untrusted input", () => {
+describe("docs/security.md item 4: kid is untrusted input", () => {
   it.each([
     ["unknown", "no-such-key"],
     ["path-like", "../../etc/passwd"],
@@ -327,7 +327,7 @@ describe("SECURITY.md 4: kid is untrusted input", () => {
     await expectRefused(await mintToken({ header: { kid: resolved } }));
   });
 
-  it("accepts a token signed by the published-only (rotation-ahead) key with its kid (SECURITY.md 25)", async () => {
+  it("accepts a token signed by the published-only (rotation-ahead) key with its kid (docs/security.md item 25)", async () => {
     const key = await testKey(1);
     expect(key.kid).toBe(env.TEST_PUBLISHED_ONLY_KID);
     await expectAccepted(await mintToken({ keyIndex: 1 }));
@@ -339,7 +339,7 @@ describe("SECURITY.md 4: kid is untrusted input", () => {
   });
 });
 
-describe("SECURITY.md 5: crit (RFC 7515 §4.1.11)", () => {
+describe("docs/security.md item 5: crit (RFC 7515 §4.1.11)", () => {
   it.each([
     ["a registered claim name", { crit: ["exp"], exp: 1 }],
     ["an unknown extension that is present", { crit: ["urn:example:ext"], "urn:example:ext": true }],
@@ -352,7 +352,7 @@ describe("SECURITY.md 5: crit (RFC 7515 §4.1.11)", () => {
   });
 });
 
-describe("SECURITY.md 6: explicit typing (RFC 8725 §3.11, RFC 9068 §2.1)", () => {
+describe("docs/security.md item 6: explicit typing (RFC 8725 §3.11, RFC 9068 §2.1)", () => {
   it.each([
     ["JWT", "JWT"],
     ["application/jwt", "application/jwt"],
@@ -370,7 +370,7 @@ describe("SECURITY.md 6: explicit typing (RFC 8725 §3.11, RFC 9068 §2.1)", () 
   });
 });
 
-describe("SECURITY.md 7: ECDSA psychic signatures (CVE-2022-21449)", () => {
+describe("docs/security.md item 7: ECDSA psychic signatures (CVE-2022-21449)", () => {
   it("refuses r = s = 0, r = s = n, wrong lengths and DER encoding", async () => {
     const token = await mintToken();
     const real = signatureOf(token);
@@ -421,7 +421,7 @@ describe("ECDSA signature malleability: (r, s) and (r, n − s) are one token, b
   });
 });
 
-describe("SECURITY.md 8: time claims (RFC 7519 §4.1.4-6, RFC 9068 §4)", () => {
+describe("docs/security.md item 8: time claims (RFC 7519 §4.1.4-6, RFC 9068 §4)", () => {
   const now = nowSeconds;
 
   it("refuses a token expired beyond the leeway, saying it expired", async () => {
@@ -520,7 +520,7 @@ describe("allowExpired (/revoke and /introspect): only the expiry is waived, eve
   });
 });
 
-describe("SECURITY.md 9: issuer and audience (RFC 9068 §4, RFC 8725 §3.8-3.9)", () => {
+describe("docs/security.md item 9: issuer and audience (RFC 9068 §4, RFC 8725 §3.8-3.9)", () => {
   it.each([
     ["aud of another resource", { aud: "https://other.tollgate.test" }],
     ["aud missing", { aud: undefined }],
@@ -558,7 +558,7 @@ describe("SECURITY.md 9: issuer and audience (RFC 9068 §4, RFC 8725 §3.8-3.9)"
   });
 });
 
-describe("SECURITY.md 10: scopes (RFC 6750 §3.1 insufficient_scope)", () => {
+describe("docs/security.md item 10: scopes (RFC 6750 §3.1 insufficient_scope)", () => {
   async function expectInsufficientScope(res: Response, mark: string, scope: string): Promise<void> {
     await expectBearerError(res, { status: 403, error: "insufficient_scope", scope });
     await expectOriginNotContacted(mark);

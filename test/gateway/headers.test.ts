@@ -1,5 +1,5 @@
 /**
- * Header hygiene (src/gateway/headers.ts): SECURITY.md items 12 (spoofed identity headers,
+ * Header hygiene (src/gateway/headers.ts): docs/security.md items 12 (spoofed identity headers,
  * CVE-2025-64484, CVE-2022-1388, CVE-2021-32813) and 14 (token leakage), RFC 9110 §7.6.1
  * hop-by-hop headers, RFC 9700 §4.13. What the origin got is read from the echo origin's rawHeaders,
  * so duplicates and letter-case variants are visible.
@@ -47,7 +47,7 @@ function expectOwnedHeaders(echo: EchoRecord, expected: Record<string, string | 
   }
 }
 
-describe("SECURITY.md 12: the origin sees exactly the gateway's identity headers", () => {
+describe("docs/security.md item 12: the origin sees exactly the gateway's identity headers", () => {
   it("replaces every client-sent copy, in any case, with _ for -, duplicated, or named in Connection", async () => {
     const claims = accessTokenClaims({ client_id: "real-client", sub: "real-client", scope: "orders:read" });
     const token = await mintToken({ claims });
@@ -178,7 +178,7 @@ describe("the whole X-Forwarded-* family and the rewrite headers never reach the
   });
 });
 
-describe("SECURITY.md 14: the Authorization header reaches the origin only where a route opts in", () => {
+describe("docs/security.md item 14: the Authorization header reaches the origin only where a route opts in", () => {
   it("does not forward Authorization by default", async () => {
     const token = await mintToken();
     const mark = marker("no-authz");

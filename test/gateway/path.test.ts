@@ -1,5 +1,5 @@
 /**
- * SECURITY.md item 11, path confusion (CVE-2019-9901, CVE-2021-29492, CVE-2021-31920): the gateway
+ * docs/security.md item 11, path confusion (CVE-2019-9901, CVE-2021-29492, CVE-2021-31920): the gateway
  * normalizes the path once (src/gateway/path.ts), matches the route on the result, and the origin
  * receives exactly that path. Unit tests cover what workerd's own URL parser would already have
  * normalized before the Worker sees it (literal `\`, `.` segments); Worker tests cover the rest.

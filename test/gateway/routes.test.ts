@@ -1,6 +1,6 @@
 /**
  * GATEWAY_ROUTES (src/gateway/routes.ts): parsing that names the field at fault, whole-segment
- * prefix matching, and SECURITY.md item 13: only configuration chooses the origin, never the
+ * prefix matching, and docs/security.md item 13: only configuration chooses the origin, never the
  * request's Host, X-Forwarded-Host or target.
  */
 import { createExecutionContext } from "cloudflare:test";
@@ -309,7 +309,7 @@ describe("through the gateway: unknown paths and misconfiguration", () => {
   });
 });
 
-describe("SECURITY.md 13: only configuration chooses the origin", () => {
+describe("docs/security.md item 13: only configuration chooses the origin", () => {
   it("ignores Host and X-Forwarded-Host naming another site", async () => {
     const mark = marker("host");
     const headers = { Host: "evil.example", "X-Forwarded-Host": "evil.example", "X-Original-URL": "http://evil.example/", "X-Rewrite-URL": "/api/admin" };

@@ -22,7 +22,7 @@ describe("RFC 7517 §5 GET /.well-known/jwks.json", () => {
     }
   });
 
-  it("publishes no private key member (SECURITY.md item 23)", async () => {
+  it("publishes no private key member (docs/security.md item 23)", async () => {
     const res = await exports.default.fetch(JWKS_URL);
     const text = await res.text();
     const body = JSON.parse(text) as { keys: Record<string, unknown>[] };

@@ -72,7 +72,7 @@ describe("signer and JWKS under KEY_SEED at chosen times", () => {
     expect(keys.signer.kid).toBe(await kidOf(0, Math.floor(now / period)));
   });
 
-  it("publishes no private member, no d and not the seed (SECURITY.md item 23)", async () => {
+  it("publishes no private member, no d and not the seed (docs/security.md item 23)", async () => {
     const keys = await getSigningKeys(seedEnv(), T + 5);
     const text = JSON.stringify(keys.jwks);
     for (const key of keys.jwks.keys as Record<string, unknown>[]) {
@@ -232,7 +232,7 @@ describe("SIGNING_KEY beside KEY_SEED: generation 0 until the first rotation (mi
   });
 });
 
-describe("the endpoints under KEY_SEED (SECURITY.md items 22, 23)", () => {
+describe("the endpoints under KEY_SEED (docs/security.md items 22, 23)", () => {
   let client: SeededClient;
   beforeAll(async () => {
     client = await seedClient();

@@ -54,7 +54,7 @@ const brokenKeys: [string, () => Promise<string | undefined>][] = [
   ["the same kid twice", async () => JSON.stringify({ keys: [first, first] })],
 ];
 
-describe("Missing or malformed SIGNING_KEY (SECURITY.md item 22)", () => {
+describe("Missing or malformed SIGNING_KEY (docs/security.md item 22)", () => {
   for (const [what, make] of brokenKeys) {
     it(`answers /token with 503 temporarily_unavailable and no token when SIGNING_KEY is ${what}`, async () => {
       const raw = await make();

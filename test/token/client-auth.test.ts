@@ -62,7 +62,7 @@ describe("RFC 6749 §2.3.1 client_secret_basic encoding", () => {
   });
 });
 
-describe("Malformed Basic credentials (SECURITY.md item 20): 400 invalid_request, never 500", () => {
+describe("Malformed Basic credentials (docs/security.md item 20): 400 invalid_request, never 500", () => {
   const cases: [string, string][] = [
     ['"Basic" with nothing', "Basic"],
     ['"Basic " with only a space', "Basic "],
@@ -91,7 +91,7 @@ describe("Malformed Basic credentials (SECURITY.md item 20): 400 invalid_request
   }
 });
 
-describe("Exactly one client authentication method (SECURITY.md item 18)", () => {
+describe("Exactly one client authentication method (docs/security.md item 18)", () => {
   it("answers invalid_request to Basic plus client_secret in the body", async () => {
     const client = await seedClient();
     const res = await tokenRequest(
@@ -122,11 +122,11 @@ describe("RFC 6749 §5.2 missing client credentials", () => {
     expect(res.headers.get("WWW-Authenticate")).toMatch(/^Basic realm="/);
   });
 
-  it("answers 401 invalid_client to a client_id without a secret", async () => {
+  it("answers 401 invalid_client without a challenge to a client_id without a secret (the client chose the body)", async () => {
     const client = await seedClient();
     const res = await tokenRequest({ ...GRANT, client_id: client.client_id });
     await expectError(res, 401, "invalid_client");
-    expect(res.headers.get("WWW-Authenticate")).toMatch(/^Basic realm="/);
+    expect(res.headers.get("WWW-Authenticate")).toBeNull();
   });
 
   it("answers 400 invalid_request to a client_secret without client_id", async () => {
@@ -145,6 +145,37 @@ describe("RFC 6749 §5.2 missing client credentials", () => {
     const res = await tokenRequest(GRANT, { Authorization: basic(client.client_id, "") });
     await expectError(res, 401, "invalid_client");
   });
+});
+
+describe("RFC 6749 §5.2: WWW-Authenticate on invalid_client goes with Basic and with no credentials, never with client_secret_post", () => {
+  const CHALLENGE = `Basic realm="${env.ISSUER}", charset="UTF-8"`;
+  const endpoints = [
+    ["/token", GRANT],
+    ["/revoke", { token: "not-a-token" }],
+    ["/introspect", { token: "not-a-token" }],
+  ] as const;
+
+  for (const [path, params] of endpoints) {
+    it(`${path}: a wrong secret in Basic gets 401 with the Basic challenge`, async () => {
+      const client = await seedClient();
+      const res = await tokenRequest(params, { Authorization: basic(client.client_id, `${client.client_secret}x`) }, path);
+      expect(res.headers.get("WWW-Authenticate")).toBe(CHALLENGE);
+      await expectError(res, 401, "invalid_client");
+    });
+
+    it(`${path}: a wrong client_secret_post secret gets 401 invalid_client with no challenge`, async () => {
+      const client = await seedClient();
+      const res = await tokenRequest({ ...params, client_id: client.client_id, client_secret: `${client.client_secret}x` }, {}, path);
+      expect(res.headers.get("WWW-Authenticate")).toBeNull();
+      await expectError(res, 401, "invalid_client");
+    });
+
+    it(`${path}: no credentials at all get 401 with the Basic challenge, naming the scheme to use`, async () => {
+      const res = await tokenRequest(params, {}, path);
+      expect(res.headers.get("WWW-Authenticate")).toBe(CHALLENGE);
+      await expectError(res, 401, "invalid_client");
+    });
+  }
 });
 
 describe("parseClientAuthentication", () => {
@@ -170,6 +201,12 @@ describe("parseClientAuthentication", () => {
   it("throws invalid_client carrying a Basic challenge with the issuer as realm when nothing is sent", () => {
     expect(() => parseClientAuthentication(new Headers(), form({}), realm)).toThrow(
       expect.objectContaining({ code: "invalid_client", status: 401, headers: { "WWW-Authenticate": `Basic realm="${realm}", charset="UTF-8"` } }),
+    );
+  });
+
+  it("throws invalid_client without a challenge for a client_id sent alone in the body", () => {
+    expect(() => parseClientAuthentication(new Headers(), form({ client_id: "a" }), realm)).toThrow(
+      expect.objectContaining({ code: "invalid_client", status: 401, headers: {} }),
     );
   });
 

@@ -21,7 +21,7 @@ async function expectTooLarge(res: Response): Promise<void> {
   expect(body).not.toHaveProperty("access_token");
 }
 
-describe("Query string parameters (RFC 6749 §3.2, SECURITY.md item 18)", () => {
+describe("Query string parameters (RFC 6749 §3.2, docs/security.md item 18)", () => {
   for (const query of ["?client_secret=x", "?foo=1", "?grant_type=client_credentials", "?scope=orders:read"]) {
     it(`answers invalid_request to POST /token${query}, even with valid credentials`, async () => {
       const client = await seedClient();
@@ -169,7 +169,7 @@ describe("RFC 6749 §3.2 Content-Type", () => {
   }
 });
 
-describe("Request body size (SECURITY.md item 21)", () => {
+describe("Request body size (docs/security.md item 21)", () => {
   function paddedBody(size: number): string {
     const base = "grant_type=client_credentials&pad=";
     return base + "a".repeat(size - base.length);
