@@ -607,7 +607,9 @@ async function checkGateway(c: GatewayCase): Promise<void> {
     // Not proxied: an answer of the Worker's own.
     if (!isHead && res.status !== 200) {
       const error = JSON.parse(text) as Record<string, unknown>;
-      expect(typeof error.error, where).toBe("string");
+      // RFC 6750 §3.1: a request without a token gets no error code, in the challenge or the body.
+      const challenge = res.status === 401 ? parseBearerChallenge(res.headers.get("WWW-Authenticate")) : undefined;
+      expect(typeof error.error, where).toBe(challenge && challenge.error === undefined ? "undefined" : "string");
       expect(typeof error.error_description, where).toBe("string");
       expect(res.headers.get("Cache-Control"), where).toBe("no-store");
       if (minted.token !== undefined && minted.token.length >= 16) expect(text.includes(minted.token), `token echoed in an error: ${where}`).toBe(false);
