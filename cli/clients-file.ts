@@ -12,8 +12,8 @@
  * allowed_audiences = ["https://api.example.com"]
  * ```
  */
-import { ClientRecordError, isValidAudience, isValidClientId, isValidScopeToken, validateClientRecord, type ClientRecord } from "../src/clients/record.ts";
-import { updateClientRecord, type ClientChanges } from "../src/clients/manage.ts";
+import { ClientRecordError, isValidAudience, isValidClientId, isValidScopeToken, type ClientRecord } from "../src/clients/record.ts";
+import { blankClientRecord, updateClientRecord, type ClientChanges } from "../src/clients/manage.ts";
 import { tomlKey, tomlValue, type TOMLValue } from "./toml.ts";
 
 /** One client as the file describes it; absent fields take the value `clients create` gives. */
@@ -73,26 +73,6 @@ export function changesOf(clientId: string, spec: ClientSpec): ClientChanges {
   };
 }
 
-/** A record with nothing set, to check a spec against every rule without storage or hashing. */
-function blankRecord(clientId: string): ClientRecord {
-  return validateClientRecord({
-    client_id: clientId,
-    name: clientId,
-    allowed_scopes: [],
-    default_scopes: [],
-    allowed_audiences: [],
-    default_audience: null,
-    grant_types: ["client_credentials"],
-    token_ttl: null,
-    disabled: false,
-    introspect_any: false,
-    tokens_not_before: 0,
-    secrets: [],
-    created_at: 0,
-    updated_at: 0,
-  });
-}
-
 /** manage.ts names the change (`scope`), the file names the record field (`allowed_scopes`). */
 const FILE_FIELD: Record<string, string> = { scope: "allowed_scopes", default_scope: "default_scopes" };
 
@@ -128,7 +108,7 @@ export function parseClientsFile(document: Record<string, unknown>, file: string
     if (fields.allowed_scopes === undefined) throw new ClientsFileError(`${at}: allowed_scopes: required (use [] for none)`);
     const spec = fields as unknown as ClientSpec;
     try {
-      updateClientRecord(blankRecord(clientId), changesOf(clientId, spec), 0);
+      updateClientRecord(blankClientRecord(clientId, 0), changesOf(clientId, spec), 0);
     } catch (error) {
       if (error instanceof ClientRecordError) throw new ClientsFileError(`${at}: ${renameField(error.message)}`);
       throw error;
@@ -152,7 +132,7 @@ export interface FieldChange {
 
 /** What a new client of this spec gets, beyond a bare record: the plan's `+ create` lines. */
 export function creationFields(clientId: string, spec: ClientSpec): FieldChange[] {
-  const blank = blankRecord(clientId);
+  const blank = blankClientRecord(clientId, 0);
   return diffRecords(blank, updateClientRecord(blank, changesOf(clientId, spec), 0));
 }
 
