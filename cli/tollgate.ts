@@ -4,7 +4,7 @@
  * deployed namespace (--remote [--env NAME]). Same record rules and hashing as the Worker.
  * Storage is opened once per command, and only by commands that need it (cli/kv.ts).
  */
-import { closeSync, openSync, writeSync } from "node:fs";
+import { closeSync, openSync, unlinkSync, writeSync } from "node:fs";
 import { enableCompileCache } from "node:module";
 import { parseArgs } from "node:util";
 import { CLIENT_KEY_PREFIX, ClientRecordError, clientKey, describeClient, isValidAudience, isValidClientId, validateClientRecord, type ClientRecord } from "../src/clients/record.ts";
@@ -381,9 +381,11 @@ async function applyFile(): Promise<void> {
     // Even after a failure part-way, the secrets of clients already written are handed over.
     const json = `${JSON.stringify(created, null, 2)}\n`;
     if (secretsFd !== undefined) {
-      writeSync(secretsFd, json);
+      if (created.length > 0) writeSync(secretsFd, json);
       closeSync(secretsFd);
-      if (created.length > 0) process.stderr.write(`${created.length} new secret${created.length === 1 ? "" : "s"} written to ${opts["secrets-out"]} (mode 0600).\n`);
+      // No new secret: no file, so the same --secrets-out works on the next apply.
+      if (created.length === 0) unlinkSync(opts["secrets-out"]!);
+      else process.stderr.write(`${created.length} new secret${created.length === 1 ? "" : "s"} written to ${opts["secrets-out"]} (mode 0600).\n`);
     } else if (created.length > 0) process.stdout.write(json);
   }
 }

@@ -49,8 +49,10 @@ token_ttl = 600
 [clients.billing]
 allowed_scopes = ["billing:read"]
 `;
+const CHANGED = CLIENTS.replace('allowed_scopes = ["billing:read"]', 'allowed_scopes = ["billing:read", "billing:write"]\ndisabled = true');
 
-describe("tollgate apply", () => {
+// Each test runs the CLI several times, each a Node and a workerd start: minutes on a loaded 2-core machine.
+describe("tollgate apply", { timeout: 300_000 }, () => {
   it("prints a plan and writes nothing with --dry-run", async () => {
     const result = await tollgate("apply", "-f", file("clients.toml", CLIENTS), "--dry-run");
     expect(result.code, result.stderr).toBe(0);
@@ -88,8 +90,7 @@ describe("tollgate apply", () => {
 
   it("shows field diffs for an update and disables a client, ending its tokens", async () => {
     const before = (await stored("billing"))!;
-    const changed = CLIENTS.replace('allowed_scopes = ["billing:read"]', 'allowed_scopes = ["billing:read", "billing:write"]\ndisabled = true');
-    const result = await tollgate("apply", "-f", file("clients.toml", changed));
+    const result = await tollgate("apply", "-f", file("clients.toml", CHANGED));
     expect(result.code, result.stderr).toBe(0);
     expect(result.stderr).toContain("~ update billing");
     expect(result.stderr).toMatch(/allowed_scopes\s+\["billing:read"\] → \["billing:read","billing:write"\]/);
@@ -119,7 +120,7 @@ describe("tollgate apply", () => {
   });
 
   it("writes new secrets to --secrets-out with mode 0600, and refuses an existing file before any change", async () => {
-    const path = file("more.toml", `${CLIENTS}\n[clients.reports]\nallowed_scopes = []\n`);
+    const path = file("more.toml", `${CHANGED}\n[clients.reports]\nallowed_scopes = []\n`);
     const out = join(dir, "secrets.json");
     const result = await tollgate("apply", "-f", path, "--secrets-out", out);
     expect(result.code, result.stderr).toBe(0);
@@ -129,7 +130,7 @@ describe("tollgate apply", () => {
     expect(secret!.client_id).toBe("reports");
     expect(await verifyClientSecret(secret!.client_secret, (await stored("reports"))!.secrets[0]!.hash)).toBe(true);
 
-    const again = await tollgate("apply", "-f", file("again.toml", `${CLIENTS}\n[clients.reports]\nallowed_scopes = []\n[clients.audit]\nallowed_scopes = []\n`), "--secrets-out", out);
+    const again = await tollgate("apply", "-f", file("again.toml", `${CHANGED}\n[clients.reports]\nallowed_scopes = []\n[clients.audit]\nallowed_scopes = []\n`), "--secrets-out", out);
     expect(again.code).toBe(2);
     expect(again.stderr).toContain(`--secrets-out ${out} exists`);
     expect(await stored("audit")).toBeNull();
