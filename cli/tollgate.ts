@@ -96,7 +96,7 @@ function editDistance(a: string, b: string): number {
 }
 
 /** The option an unknown `--name` most likely meant, if one is close (a typo, a plural). */
-export function suggestOption(unknown: string): string | undefined {
+function suggestOption(unknown: string): string | undefined {
   const name = unknown.replace(/^-+/, "").split("=")[0]!;
   let best: { option: string; distance: number } | undefined;
   for (const option of Object.keys(OPTIONS)) {
