@@ -1,14 +1,13 @@
 /**
- * Client records through wrangler's `kv key` commands: the local state `npm start` uses (Miniflare's
- * KV under .wrangler/state, or --persist-to), or the deployed namespace with --remote.
+ * The CLIENTS namespace as the CLI sees it: locally, the state `npm start` uses (.wrangler/state, or
+ * --persist-to), through one in-process Miniflare for the whole command, exactly as `wrangler kv key
+ * --local` opens it; remotely (--remote), Cloudflare's REST API (cli/cloudflare-api.ts).
  */
-import { execFile } from "node:child_process";
 import { createRequire } from "node:module";
-import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { dirname, join, resolve } from "node:path";
+import { configPath, readWranglerSettings } from "./config.ts";
 
-export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-export const WRANGLER = resolve(dirname(createRequire(import.meta.url).resolve("wrangler/package.json")), "bin/wrangler.js");
+export { PROJECT_ROOT, WRANGLER } from "./config.ts";
 
 export interface KVTarget {
   remote: boolean;
@@ -17,51 +16,93 @@ export interface KVTarget {
   config?: string;
 }
 
-export class WranglerError extends Error {
-  override name = "WranglerError";
+/** The few operations the CLI needs; values are UTF-8 text (JSON records). */
+export interface KVStore {
+  get(key: string): Promise<string | null>;
+  put(key: string, value: string): Promise<void>;
+  delete(key: string): Promise<void>;
+  /** Every key name with the prefix, in key order. */
+  list(prefix: string): Promise<string[]>;
+  close(): Promise<void>;
 }
 
-function run(args: string[], target: KVTarget): Promise<string> {
-  const full = ["kv", "key", ...args, "--binding", "CLIENTS"];
-  if (target.remote) full.push("--remote");
-  else {
-    full.push("--local");
-    if (target.persistTo) full.push("--persist-to", resolve(target.persistTo));
+/** wrangler's local state root for a config: --persist-to (from the working directory), else beside the config. */
+export function localStateDir(target: KVTarget): string {
+  return target.persistTo ? resolve(target.persistTo) : join(dirname(configPath(target.config)), ".wrangler", "state");
+}
+
+/** Wrangler's own Miniflare (its version is the one `wrangler dev` stores with), loaded as CommonJS. */
+function loadMiniflare(): typeof import("miniflare") {
+  const wranglerRequire = createRequire(createRequire(import.meta.url).resolve("wrangler/package.json"));
+  return wranglerRequire(wranglerRequire.resolve("miniflare")) as typeof import("miniflare");
+}
+
+/**
+ * The Worker that does the local operations: one dispatchFetch per operation is cheaper than
+ * Miniflare's binding proxy (getKVNamespace), which costs a few hundred milliseconds to set up.
+ */
+const LOCAL_KV_WORKER = `export default {
+  async fetch(request, env) {
+    const { op, key, value, prefix, cursor } = await request.json();
+    if (op === "get") return Response.json({ value: await env.NAMESPACE.get(key) });
+    if (op === "put") return Response.json({ done: await env.NAMESPACE.put(key, value) });
+    if (op === "delete") return Response.json({ done: await env.NAMESPACE.delete(key) });
+    const page = await env.NAMESPACE.list({ prefix, cursor });
+    return Response.json({ names: page.keys.map((k) => k.name), cursor: page.list_complete ? null : page.cursor });
+  },
+};`;
+
+async function openLocal(target: KVTarget): Promise<KVStore> {
+  const { namespaceId } = readWranglerSettings(configPath(target.config), target.env);
+  const { Miniflare, convertV4MiniflareOptions } = loadMiniflare();
+  // The persistence `wrangler kv key --local` and `wrangler dev` use, so all read the same files.
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      modules: true,
+      script: LOCAL_KV_WORKER,
+      resourcePersistencePath: join(localStateDir(target), "v3"),
+      kvNamespaces: { NAMESPACE: namespaceId },
+    }),
+  );
+  const call = async <T>(operation: Record<string, unknown>): Promise<T> => {
+    const response = await mf.dispatchFetch("http://tollgate-cli/", { method: "POST", body: JSON.stringify(operation) });
+    if (!response.ok) throw new Error(`local KV ${String(operation.op)} failed: ${await response.text()}`);
+    return (await response.json()) as T;
+  };
+  return {
+    get: async (key) => (await call<{ value: string | null }>({ op: "get", key })).value,
+    put: async (key, value) => void (await call({ op: "put", key, value })),
+    delete: async (key) => void (await call({ op: "delete", key })),
+    async list(prefix) {
+      const names: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: { names: string[]; cursor: string | null } = await call({ op: "list", prefix, cursor: cursor ?? undefined });
+        names.push(...page.names);
+        cursor = page.cursor;
+      } while (cursor);
+      return names;
+    },
+    close: () => mf.dispose(),
+  };
+}
+
+/** Opens the target's namespace once; close() it when the command is done. */
+export async function openStore(target: KVTarget): Promise<KVStore> {
+  if (!target.remote) return openLocal(target);
+  const { openRemoteStore } = await import("./cloudflare-api.ts");
+  return openRemoteStore(target);
+}
+
+async function once<T>(target: KVTarget, action: (store: KVStore) => Promise<T>): Promise<T> {
+  const store = await openStore(target);
+  try {
+    return await action(store);
+  } finally {
+    await store.close();
   }
-  if (target.env) full.push("--env", target.env);
-  if (target.config) full.push("--config", resolve(target.config));
-  return new Promise((resolvePromise, reject) => {
-    execFile(
-      process.execPath,
-      [WRANGLER, ...full],
-      {
-        cwd: PROJECT_ROOT,
-        env: { ...process.env, WRANGLER_SEND_METRICS: "false", FORCE_COLOR: "0" },
-        maxBuffer: 64 * 1024 * 1024,
-      },
-      (error, stdout, stderr) => {
-        if (error) reject(new WranglerError(`wrangler ${args[0]} failed: ${(stderr || stdout || error.message).trim()}`));
-        else resolvePromise(stdout);
-      },
-    );
-  });
 }
 
-export async function kvGet(key: string, target: KVTarget): Promise<string | null> {
-  const out = await run(["get", key, "--text"], target);
-  // wrangler prints this (exit 0) for a missing key; stored values are JSON, never this text.
-  return out.trim() === "Value not found" ? null : out;
-}
-
-export async function kvPut(key: string, value: string, target: KVTarget): Promise<void> {
-  await run(["put", key, value], target);
-}
-
-export async function kvDelete(key: string, target: KVTarget): Promise<void> {
-  await run(["delete", key], target);
-}
-
-export async function kvList(prefix: string, target: KVTarget): Promise<string[]> {
-  const out = await run(["list", "--prefix", prefix], target);
-  return (JSON.parse(out) as { name: string }[]).map((k) => k.name);
-}
+/** One-shot helpers for scripts that touch a single key (npm start seeds the demo client). */
+export const kvGet = (key: string, target: KVTarget): Promise<string | null> => once(target, (s) => s.get(key));
+export const kvPut = (key: string, value: string, target: KVTarget): Promise<void> => once(target, (s) => s.put(key, value));

@@ -2,15 +2,23 @@
 /**
  * `tollgate`: manage clients and signing keys, locally (the state `npm start` uses) or on a
  * deployed namespace (--remote [--env NAME]). Same record rules and hashing as the Worker.
+ * Storage is opened once per command, and only by commands that need it (cli/kv.ts).
  */
+import { closeSync, openSync, unlinkSync, writeSync } from "node:fs";
+import { enableCompileCache } from "node:module";
 import { parseArgs } from "node:util";
 import { CLIENT_KEY_PREFIX, ClientRecordError, clientKey, describeClient, isValidAudience, isValidClientId, isWellFormedClientId, validateClientRecord, type ClientRecord } from "../src/clients/record.ts";
 import { createClientRecord, DEFAULT_SECRET_GRACE_SECONDS, revokeClientSecret, rotateClientSecret, updateClientRecord, type ClientChanges } from "../src/clients/manage.ts";
-import { generateKeySeed, generateSigningKey } from "../src/keys/generate.ts";
-import { GENERATION_KEY, GenerationRecordError, parseGenerationRecord, planRotation, validateGenerationRecord } from "../src/keys/generation.ts";
+import { parsePBKDF2Iterations } from "../src/clients/secret.ts";
+import { GENERATION_KEY, parseGenerationRecord, planRotation, validateGenerationRecord } from "../src/keys/generation.ts";
 import { DEFAULT_ROTATE_IN_SECONDS, GENERATION_PROPAGATION_SECONDS, generationRetention } from "../src/keys/schedule.ts";
 import { rotationTime } from "./clock.ts";
-import { kvDelete, kvGet, kvList, kvPut, PROJECT_ROOT, WranglerError, type KVTarget } from "./kv.ts";
+import { changesOf, creationFields, diffRecords, formatClientsFile, parseClientsFile, type FieldChange } from "./clients-file.ts";
+import { configPath, readWranglerSettings } from "./config.ts";
+import { localStateDir, openStore, type KVStore, type KVTarget } from "./kv.ts";
+
+// Miniflare and wrangler are large bundles: Node's code cache makes loading them cheaper after the first run.
+enableCompileCache?.();
 
 const USAGE = `Usage: tollgate <command> [options]
 
@@ -28,6 +36,13 @@ Clients:
   clients rotate-secret <client_id> [--grace SECONDS]   (old secrets work for 86400 s by default)
   clients revoke-secret <client_id> --secret-id ID   (also ends every token issued so far)
 
+Clients as code (a TOML file reviewed in git; never a secret in it):
+  apply -f FILE [--dry-run] [--prune] [--secrets-out FILE]
+                                     make the registry match FILE: prints the plan (stderr), then
+                                     creates, updates, disables; --prune also deletes clients not in
+                                     FILE. New secrets: stdout as JSON, or --secrets-out (mode 0600)
+  export                             the registry in that format, on stdout
+
 Keys:
   keys seed                          a new KEY_SEED for \`wrangler secret put KEY_SEED\` (keys rotate by themselves)
   keys rotate [--in SECONDS] [--force] [--json]
@@ -40,46 +55,77 @@ Deploy:
   doctor [--env NAME] [--config PATH]
                                      preflight check of wrangler.toml before \`wrangler deploy\`
 
-Where (clients, keys rotate):
+Where (clients, apply, export, keys rotate):
   (default)                          local state used by \`npm start\` (.wrangler/state)
   --persist-to DIR                   another local state directory
-  --remote [--env NAME]              the deployed KV namespace, through wrangler
+  --remote [--env NAME]              the deployed KV namespace, through Cloudflare's API
+                                     (CLOUDFLARE_API_TOKEN, else \`npx wrangler login\`)
   --config PATH                      another wrangler.toml
 `;
 
 class UsageError extends Error {}
 
-const { values: opts, positionals } = (() => {
+const OPTIONS = {
+  scope: { type: "string" },
+  "default-scope": { type: "string" },
+  audience: { type: "string", multiple: true },
+  "default-audience": { type: "string" },
+  ttl: { type: "string" },
+  name: { type: "string" },
+  grace: { type: "string" },
+  "secret-id": { type: "string" },
+  in: { type: "string" },
+  force: { type: "boolean", default: false },
+  "introspect-any": { type: "boolean" },
+  "no-introspect-any": { type: "boolean" },
+  file: { type: "string", short: "f" },
+  "dry-run": { type: "boolean", default: false },
+  prune: { type: "boolean", default: false },
+  "secrets-out": { type: "string" },
+  json: { type: "boolean", default: false },
+  remote: { type: "boolean", default: false },
+  local: { type: "boolean", default: false },
+  env: { type: "string" },
+  "persist-to": { type: "string" },
+  config: { type: "string" },
+  help: { type: "boolean", short: "h", default: false },
+} as const;
+
+function editDistance(a: string, b: string): number {
+  let row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= b.length; j++) next[j] = Math.min(row[j]! + 1, next[j - 1]! + 1, row[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[b.length]!;
+}
+
+/** The option an unknown `--name` most likely meant, if one is close (a typo, a plural). */
+function suggestOption(unknown: string): string | undefined {
+  const name = unknown.replace(/^-+/, "").split("=")[0]!;
+  let best: { option: string; distance: number } | undefined;
+  for (const option of Object.keys(OPTIONS)) {
+    const distance = editDistance(name, option);
+    if (distance <= Math.max(1, Math.floor(option.length / 4)) && (!best || distance < best.distance)) best = { option, distance };
+  }
+  return best && `--${best.option}`;
+}
+
+function parseCommandLine() {
   try {
-    return parseArgs({
-      allowPositionals: true,
-      options: {
-        scope: { type: "string" },
-        "default-scope": { type: "string" },
-        audience: { type: "string", multiple: true },
-        "default-audience": { type: "string" },
-        ttl: { type: "string" },
-        name: { type: "string" },
-        grace: { type: "string" },
-        "secret-id": { type: "string" },
-        in: { type: "string" },
-        force: { type: "boolean", default: false },
-        "introspect-any": { type: "boolean" },
-        "no-introspect-any": { type: "boolean" },
-        json: { type: "boolean", default: false },
-        remote: { type: "boolean", default: false },
-        local: { type: "boolean", default: false },
-        env: { type: "string" },
-        "persist-to": { type: "string" },
-        config: { type: "string" },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    });
+    return parseArgs({ allowPositionals: true, options: OPTIONS });
   } catch (error) {
-    process.stderr.write(`tollgate: ${(error as Error).message}\n\n${USAGE}`);
+    const { code, message } = error as { code?: string; message: string };
+    const unknown = code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" ? /'(-[^']*)'/.exec(message)?.[1] : undefined;
+    const suggestion = unknown && suggestOption(unknown);
+    const text = unknown ? `unknown option ${unknown}${suggestion ? `: did you mean ${suggestion}?` : ""}` : message;
+    process.stderr.write(`tollgate: ${text}\n\n${USAGE}`);
     process.exit(2);
   }
-})();
+}
+
+const { values: opts, positionals } = parseCommandLine();
 
 const target: KVTarget = {
   remote: opts.remote,
@@ -88,17 +134,35 @@ const target: KVTarget = {
   config: opts.config,
 };
 const now = () => Math.floor(Date.now() / 1000);
+const where = target.remote ? "the remote namespace" : "the local state";
+
+let openedStore: Promise<KVStore> | undefined;
+/** The target's namespace, opened on first use and closed when the command ends. */
+const store = (): Promise<KVStore> => (openedStore ??= openStore(target));
+
+function warn(message: string): void {
+  process.stderr.write(`tollgate: warning: ${message}\n`);
+}
 
 function wholeSeconds(value: string, option: string): number {
   if (!/^\d+$/.test(value)) throw new UsageError(`--${option} must be whole seconds, got ${JSON.stringify(value)}`);
   return Number(value);
 }
 
+function scopeOption(option: "scope" | "default-scope"): string | undefined {
+  const value = opts[option];
+  // RFC 6749 §3.3: scopes are space-delimited, so "a,b" is one scope named "a,b".
+  if (value?.includes(",")) warn(`--${option} ${JSON.stringify(value)} is one scope token containing a comma; scopes are separated by spaces (--${option} ${JSON.stringify(value.split(",").map((s) => s.trim()).filter(Boolean).join(" "))})`);
+  return value;
+}
+
 function changesFromOptions(): ClientChanges {
   const changes: ClientChanges = {};
   if (opts.name !== undefined) changes.name = opts.name;
-  if (opts.scope !== undefined) changes.scope = opts.scope;
-  if (opts["default-scope"] !== undefined) changes.default_scope = opts["default-scope"];
+  const scope = scopeOption("scope");
+  if (scope !== undefined) changes.scope = scope;
+  const defaultScope = scopeOption("default-scope");
+  if (defaultScope !== undefined) changes.default_scope = defaultScope;
   if (opts.audience !== undefined) {
     for (const a of opts.audience) if (!isValidAudience(a)) throw new UsageError(`--audience ${JSON.stringify(a)} is not an absolute URI without fragment`);
     changes.audiences = opts.audience;
@@ -124,14 +188,39 @@ function clientIdArg(forNewClient = false): string {
   return id;
 }
 
+function parseRecord(key: string, raw: string): ClientRecord {
+  try {
+    return validateClientRecord(JSON.parse(raw));
+  } catch (error) {
+    throw new ClientRecordError(`${key} in ${where}: ${(error as Error).message}`);
+  }
+}
+
 async function readClient(id: string): Promise<ClientRecord> {
-  const raw = await kvGet(clientKey(id), target);
-  if (raw === null) throw new ClientRecordError(`no client ${JSON.stringify(id)}${target.remote ? " in the remote namespace" : " in the local state"}`);
-  return validateClientRecord(JSON.parse(raw));
+  const raw = await (await store()).get(clientKey(id));
+  if (raw === null) throw new ClientRecordError(`no client ${JSON.stringify(id)} in ${where}`);
+  return parseRecord(clientKey(id), raw);
 }
 
 async function writeClient(record: ClientRecord): Promise<void> {
-  await kvPut(clientKey(record.client_id), JSON.stringify(record), target);
+  await (await store()).put(clientKey(record.client_id), JSON.stringify(record));
+}
+
+/** Every client record, in id order; values are read a few at a time. */
+async function readAllClients(): Promise<ClientRecord[]> {
+  const kv = await store();
+  const keys = await kv.list(CLIENT_KEY_PREFIX);
+  const records: (ClientRecord | null)[] = new Array(keys.length).fill(null);
+  let next = 0;
+  const worker = async () => {
+    while (next < keys.length) {
+      const i = next++;
+      const raw = await kv.get(keys[i]!);
+      if (raw !== null) records[i] = parseRecord(keys[i]!, raw);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, keys.length) }, worker));
+  return records.filter((r): r is ClientRecord => r !== null);
 }
 
 function print(value: Record<string, unknown>, human: string): void {
@@ -145,102 +234,103 @@ function summary(record: ClientRecord): string {
     .join("\n");
 }
 
-async function clients(sub: string | undefined): Promise<void> {
-  switch (sub) {
-    case "create": {
-      const id = clientIdArg(true);
-      if (opts.scope === undefined) throw new UsageError('--scope "a b" is required (use --scope "" for none)');
-      if ((await kvGet(clientKey(id), target)) !== null) throw new ClientRecordError(`client ${JSON.stringify(id)} already exists (use update or rotate-secret)`);
-      const { record, clientSecret } = await createClientRecord(id, changesFromOptions(), now());
-      await writeClient(record);
-      print(
-        { client_id: id, client_secret: clientSecret, ...describeClient(record) },
-        `${summary(record)}\n\nclient_secret      ${clientSecret}\n\nThe secret is shown this once; only its PBKDF2 hash is stored.`,
-      );
-      return;
-    }
-    case "list": {
-      const keys = await kvList(CLIENT_KEY_PREFIX, target);
-      const records: ClientRecord[] = [];
-      for (const key of keys) {
-        const raw = await kvGet(key, target);
-        if (raw !== null) records.push(validateClientRecord(JSON.parse(raw)));
-      }
-      if (opts.json) process.stdout.write(`${JSON.stringify(records.map(describeClient), null, 2)}\n`);
-      else if (records.length === 0) process.stdout.write("no clients\n");
-      else for (const r of records) process.stdout.write(`${r.client_id}\t${r.disabled ? "disabled" : "enabled"}\t${r.allowed_scopes.join(" ")}\n`);
-      return;
-    }
-    case "show": {
-      const record = await readClient(clientIdArg());
-      print(describeClient(record), summary(record));
-      return;
-    }
-    case "update": {
-      const record = updateClientRecord(await readClient(clientIdArg()), changesFromOptions(), now());
-      await writeClient(record);
-      print(describeClient(record), summary(record));
-      return;
-    }
-    case "disable":
-    case "enable": {
-      const record = updateClientRecord(await readClient(clientIdArg()), { disabled: sub === "disable" }, now());
-      await writeClient(record);
-      print(describeClient(record), `${record.client_id} ${sub}d`);
-      return;
-    }
-    case "delete": {
-      const id = clientIdArg();
-      await readClient(id);
-      await kvDelete(clientKey(id), target);
-      print({ client_id: id, deleted: true }, `${id} deleted`);
-      return;
-    }
-    case "rotate-secret": {
-      const grace = opts.grace === undefined ? DEFAULT_SECRET_GRACE_SECONDS : wholeSeconds(opts.grace, "grace");
-      const { record, clientSecret, secretId } = await rotateClientSecret(await readClient(clientIdArg()), grace, now());
-      await writeClient(record);
-      print(
-        { client_id: record.client_id, client_secret: clientSecret, secret_id: secretId, ...describeClient(record) },
-        `${summary(record)}\n\nclient_secret      ${clientSecret}\n\nShown this once. Older secrets stop working after ${grace} s.`,
-      );
-      return;
-    }
-    case "revoke-secret": {
-      const secretId = opts["secret-id"];
-      if (!secretId) throw new UsageError("--secret-id is required (see clients show)");
-      const record = revokeClientSecret(await readClient(clientIdArg()), secretId, now());
-      await writeClient(record);
-      print(describeClient(record), `secret ${secretId} of ${record.client_id} revoked`);
-      return;
-    }
-    default:
-      throw new UsageError(sub ? `unknown clients command ${JSON.stringify(sub)}` : "clients needs a command");
-  }
+type Command = () => Promise<void>;
+
+const clientCommands: Record<string, Command> = {
+  async create() {
+    const id = clientIdArg(true);
+    if (opts.scope === undefined) throw new UsageError('--scope "a b" is required (use --scope "" for none)');
+    // The record is made (and checked) before storage is opened: bad input fails fast.
+    const { record, clientSecret } = await createClientRecord(id, changesFromOptions(), now(), configuredIterations());
+    if ((await (await store()).get(clientKey(id))) !== null) throw new ClientRecordError(`client ${JSON.stringify(id)} already exists (use update or rotate-secret)`);
+    await writeClient(record);
+    print(
+      { client_id: id, client_secret: clientSecret, ...describeClient(record) },
+      `${summary(record)}\n\nclient_secret      ${clientSecret}\n\nThe secret is shown this once; only its PBKDF2 hash is stored.`,
+    );
+  },
+  async list() {
+    const records = await readAllClients();
+    if (opts.json) process.stdout.write(`${JSON.stringify(records.map(describeClient), null, 2)}\n`);
+    else if (records.length === 0) process.stdout.write("no clients\n");
+    else for (const r of records) process.stdout.write(`${r.client_id}\t${r.disabled ? "disabled" : "enabled"}\t${r.allowed_scopes.join(" ")}\n`);
+  },
+  async show() {
+    const record = await readClient(clientIdArg());
+    print(describeClient(record), summary(record));
+  },
+  async update() {
+    const id = clientIdArg();
+    const changes = changesFromOptions();
+    const record = updateClientRecord(await readClient(id), changes, now());
+    await writeClient(record);
+    print(describeClient(record), summary(record));
+  },
+  disable: () => setDisabled(true),
+  enable: () => setDisabled(false),
+  async delete() {
+    const id = clientIdArg();
+    await readClient(id);
+    await (await store()).delete(clientKey(id));
+    print({ client_id: id, deleted: true }, `${id} deleted`);
+  },
+  async "rotate-secret"() {
+    const id = clientIdArg();
+    const grace = opts.grace === undefined ? DEFAULT_SECRET_GRACE_SECONDS : wholeSeconds(opts.grace, "grace");
+    const { record, clientSecret, secretId } = await rotateClientSecret(await readClient(id), grace, now(), configuredIterations());
+    await writeClient(record);
+    print(
+      { client_id: record.client_id, client_secret: clientSecret, secret_id: secretId, ...describeClient(record) },
+      `${summary(record)}\n\nclient_secret      ${clientSecret}\n\nShown this once. Older secrets stop working after ${grace} s.`,
+    );
+  },
+  async "revoke-secret"() {
+    const id = clientIdArg();
+    const secretId = opts["secret-id"];
+    if (!secretId) throw new UsageError("--secret-id is required (see clients show)");
+    const record = revokeClientSecret(await readClient(id), secretId, now());
+    await writeClient(record);
+    print(describeClient(record), `secret ${secretId} of ${record.client_id} revoked`);
+  },
+};
+
+async function setDisabled(disabled: boolean): Promise<void> {
+  const record = updateClientRecord(await readClient(clientIdArg()), { disabled }, now());
+  await writeClient(record);
+  print(describeClient(record), `${record.client_id} ${disabled ? "disabled" : "enabled"}`);
 }
 
 /** MAX_ACCESS_TOKEN_TTL of the target environment in wrangler.toml (3600 when unset). */
-async function configuredMaxAccessTokenTtl(): Promise<number> {
-  const { unstable_readConfig } = await import("wrangler");
-  const config = unstable_readConfig({ config: target.config ?? `${PROJECT_ROOT}/wrangler.toml`, env: target.env });
-  const raw = (config.vars as Record<string, unknown>).MAX_ACCESS_TOKEN_TTL;
+function configuredMaxAccessTokenTtl(): number {
+  const raw = readWranglerSettings(configPath(target.config), target.env).maxAccessTokenTtl;
   const value = raw === undefined ? 3600 : Number(raw);
   if (!Number.isSafeInteger(value) || value < 1) throw new UsageError(`MAX_ACCESS_TOKEN_TTL in the wrangler config is not whole seconds: ${JSON.stringify(raw)}`);
   return value;
 }
 
+/** PBKDF2_ITERATIONS of the target environment in wrangler.toml: new secrets are hashed as the Worker's admin API hashes them. */
+function configuredIterations(): { iterations: number } {
+  const raw = readWranglerSettings(configPath(target.config), target.env).pbkdf2Iterations;
+  try {
+    return { iterations: parsePBKDF2Iterations(raw) };
+  } catch (error) {
+    throw new UsageError(`in the wrangler config: ${(error as Error).message}`);
+  }
+}
+
 /** `keys rotate`: writes KV keys:generation (docs/storage.md) per planRotation. */
 async function rotateKeys(): Promise<void> {
   const inSeconds = opts.in === undefined ? DEFAULT_ROTATE_IN_SECONDS : wholeSeconds(opts.in, "in");
-  const raw = await kvGet(GENERATION_KEY, target);
+  const maxAccessTokenTtl = configuredMaxAccessTokenTtl();
+  const kv = await store();
+  const raw = await kv.get(GENERATION_KEY);
   const current = raw === null ? null : parseGenerationRecord(raw);
-  const maxAccessTokenTtl = await configuredMaxAccessTokenTtl();
   // `since` counts from the Worker's clock, not this machine's (cli/clock.ts).
   const clock = await rotationTime(target.remote);
   if (clock.warning) process.stderr.write(`tollgate: ${clock.warning}\n`);
   const { record, note } = planRotation(current, clock.now, { inSeconds, maxAccessTokenTtl, force: opts.force });
   validateGenerationRecord(record);
-  await kvPut(GENERATION_KEY, JSON.stringify(record), target);
+  await kv.put(GENERATION_KEY, JSON.stringify(record));
   const retained = record.since + generationRetention(maxAccessTokenTtl);
   print(
     { ...record, previous_published_until: retained },
@@ -249,6 +339,104 @@ async function rotateKeys(): Promise<void> {
   );
 }
 
+function showValue(value: unknown): string {
+  return value === null ? "(default)" : JSON.stringify(value);
+}
+
+function planLines(changes: FieldChange[], sign: "+" | "~"): string[] {
+  return changes.map(({ field, from, to }) => `      ${field.padEnd(18)} ${sign === "+" ? showValue(to) : `${showValue(from)} → ${showValue(to)}`}`);
+}
+
+/** Opens --secrets-out before anything is written, so a bad path fails before any change. */
+function openSecretsOut(path: string): number {
+  try {
+    return openSync(path, "wx", 0o600);
+  } catch (error) {
+    const { code } = error as { code?: string };
+    throw new UsageError(code === "EEXIST" ? `--secrets-out ${path} exists: choose a new file (it would hold the only copy of the new secrets)` : `--secrets-out ${path}: ${(error as Error).message}`);
+  }
+}
+
+/** `apply -f FILE`: plan, then make the registry match the file (cli/clients-file.ts). */
+async function applyFile(): Promise<void> {
+  const file = opts.file ?? positionals[1];
+  if (!file) throw new UsageError("apply needs -f FILE");
+  const { readTOMLFile } = await import("./toml.ts");
+  const specs = parseClientsFile(readTOMLFile(file), file);
+  const secretsFd = opts["secrets-out"] !== undefined && !opts["dry-run"] ? openSecretsOut(opts["secrets-out"]) : undefined;
+  const created: { client_id: string; client_secret: string }[] = [];
+  try {
+    const at = now();
+    const current = new Map((await readAllClients()).map((r) => [r.client_id, r]));
+    const creates = [...specs].filter(([id]) => !current.has(id));
+    const updates = [...specs]
+      .filter(([id]) => current.has(id))
+      .map(([id, spec]) => {
+        const next = updateClientRecord(current.get(id)!, changesOf(id, spec), at);
+        return { next, changes: diffRecords(current.get(id)!, next) };
+      })
+      .filter((u) => u.changes.length > 0);
+    const unlisted = [...current.keys()].filter((id) => !specs.has(id));
+    const deletes = opts.prune ? unlisted : [];
+
+    const lines = [`Plan: ${file} → ${target.remote ? `remote namespace${target.env ? ` (env ${target.env})` : ""}` : `local state ${localStateDir(target)}`}`];
+    for (const [id, spec] of creates) lines.push(`  + create ${id}`, ...planLines(creationFields(id, spec), "+"));
+    for (const { next, changes } of updates) lines.push(`  ~ update ${next.client_id}`, ...planLines(changes, "~"));
+    for (const id of deletes) lines.push(`  - delete ${id}`);
+    if (creates.length + updates.length + deletes.length === 0) lines.push("  No changes: the registry matches the file.");
+    else lines.push(`  ${creates.length} to create, ${updates.length} to update, ${deletes.length} to delete.`);
+    if (!opts.prune && unlisted.length > 0) lines.push(`  (${unlisted.length} client${unlisted.length === 1 ? "" : "s"} not in the file, left as they are: ${unlisted.join(", ")}; --prune deletes them)`);
+    if (opts["dry-run"]) lines.push("  Dry run: nothing written.");
+    process.stderr.write(`${lines.join("\n")}\n`);
+    if (opts["dry-run"] || creates.length + updates.length + deletes.length === 0) return;
+
+    const kv = await store();
+    for (const [id, spec] of creates) {
+      const { record, clientSecret } = await createClientRecord(id, changesOf(id, spec), at, configuredIterations());
+      await kv.put(clientKey(id), JSON.stringify(record));
+      created.push({ client_id: id, client_secret: clientSecret });
+    }
+    for (const { next } of updates) await kv.put(clientKey(next.client_id), JSON.stringify(next));
+    for (const id of deletes) await kv.delete(clientKey(id));
+    process.stderr.write("Applied.\n");
+  } finally {
+    // Even after a failure part-way, the secrets of clients already written are handed over.
+    const json = `${JSON.stringify(created, null, 2)}\n`;
+    if (secretsFd !== undefined) {
+      if (created.length > 0) writeSync(secretsFd, json);
+      closeSync(secretsFd);
+      // No new secret: no file, so the same --secrets-out works on the next apply.
+      if (created.length === 0) unlinkSync(opts["secrets-out"]!);
+      else process.stderr.write(`${created.length} new secret${created.length === 1 ? "" : "s"} written to ${opts["secrets-out"]} (mode 0600).\n`);
+    } else if (created.length > 0) process.stdout.write(json);
+  }
+}
+
+/** `export`: the registry as a clients file on stdout. */
+async function exportFile(): Promise<void> {
+  process.stdout.write(formatClientsFile(await readAllClients()));
+}
+
+/** Commands by "group sub" (or "group"); each reads its own options. */
+const COMMANDS: Record<string, Command> = {
+  ...Object.fromEntries(Object.entries(clientCommands).map(([sub, run]) => [`clients ${sub}`, run])),
+  apply: applyFile,
+  export: exportFile,
+  "keys seed": async () => {
+    const { generateKeySeed } = await import("../src/keys/generate.ts");
+    process.stdout.write(`${generateKeySeed()}\n`);
+  },
+  "keys rotate": rotateKeys,
+  async doctor() {
+    const { doctor } = await import("./doctor.ts");
+    process.exitCode = await doctor({ env: opts.env, config: opts.config });
+  },
+  "keys generate": async () => {
+    const { generateSigningKey } = await import("../src/keys/generate.ts");
+    process.stdout.write(`${JSON.stringify(await generateSigningKey())}\n`);
+  },
+};
+
 async function main(): Promise<void> {
   const [group, sub] = positionals;
   if (opts.help || group === undefined || group === "help") {
@@ -256,31 +444,28 @@ async function main(): Promise<void> {
     return;
   }
   if (opts.remote && opts.local) throw new UsageError("--remote and --local exclude each other");
-  if (group === "clients") return clients(sub);
-  if (group === "doctor") {
-    const { doctor } = await import("./doctor.ts");
-    process.exitCode = await doctor({ env: opts.env, config: opts.config });
-    return;
+  const command = COMMANDS[`${group} ${sub}`] ?? COMMANDS[group];
+  if (!command) {
+    if (group === "clients") throw new UsageError(sub ? `unknown clients command ${JSON.stringify(sub)}` : "clients needs a command");
+    throw new UsageError(`unknown command ${JSON.stringify(positionals.join(" "))}`);
   }
-  if (group === "keys" && sub === "seed") {
-    process.stdout.write(`${generateKeySeed()}\n`);
-    return;
+  try {
+    await command();
+  } finally {
+    if (openedStore) await (await openedStore).close();
   }
-  if (group === "keys" && sub === "rotate") return rotateKeys();
-  if (group === "keys" && sub === "generate") {
-    process.stdout.write(`${JSON.stringify(await generateSigningKey())}\n`);
-    return;
-  }
-  throw new UsageError(`unknown command ${JSON.stringify(positionals.join(" "))}`);
 }
+
+const OPERATOR_ERRORS = new Set(["ClientRecordError", "GenerationRecordError", "ClientsFileError", "ConfigError", "TOMLError", "CloudflareAPIError"]);
 
 main().catch((error: unknown) => {
   if (error instanceof UsageError) {
     process.stderr.write(`tollgate: ${error.message}\n\n${USAGE}`);
     process.exit(2);
   }
-  if (error instanceof ClientRecordError || error instanceof GenerationRecordError || error instanceof WranglerError) {
-    process.stderr.write(`tollgate: ${error.message}\n`);
+  // Errors that explain themselves (bad records, files, config, API answers): the message, no stack.
+  if (error instanceof Error && OPERATOR_ERRORS.has(error.name)) {
+    process.stderr.write(`tollgate: ${(error as Error).message}\n`);
     process.exit(1);
   }
   throw error;

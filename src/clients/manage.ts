@@ -60,6 +60,28 @@ function apply(record: ClientRecord, changes: ClientChanges): ClientRecord {
   return next;
 }
 
+/** A client with nothing allowed and no secret: what createClientRecord starts from (the CLI checks input against it). */
+export function blankClientRecord(clientId: string, now: number): ClientRecord {
+  return {
+    client_id: clientId,
+    name: clientId,
+    allowed_scopes: [],
+    default_scopes: [],
+    allowed_audiences: [],
+    default_audience: null,
+    grant_types: ["client_credentials"],
+    token_ttl: null,
+    disabled: false,
+    introspect_any: false,
+    // A fresh instance: tokens of a deleted record under the same id are never this one's.
+    instance_id: generateInstanceId(),
+    tokens_not_before: now,
+    secrets: [],
+    created_at: now,
+    updated_at: now,
+  };
+}
+
 /** A new client with one fresh secret; the secret is returned once and stored only as a hash. */
 export async function createClientRecord(
   clientId: string,
@@ -72,22 +94,10 @@ export async function createClientRecord(
   const allowed = scopes(changes.scope ?? "", "scope");
   const draft = apply(
     {
-      client_id: clientId,
-      name: changes.name ?? clientId,
+      ...blankClientRecord(clientId, now),
       allowed_scopes: allowed,
       default_scopes: allowed,
-      allowed_audiences: [],
-      default_audience: null,
-      grant_types: ["client_credentials"],
-      token_ttl: null,
-      disabled: false,
-      introspect_any: false,
-      // A fresh instance: tokens of a deleted record under the same id are never this one's.
-      instance_id: generateInstanceId(),
-      tokens_not_before: now,
       secrets: [{ id, hash: await hashClientSecret(secret, iterations), created_at: now, expires_at: null }],
-      created_at: now,
-      updated_at: now,
     },
     { ...changes, scope: undefined },
   );

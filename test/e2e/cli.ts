@@ -1,4 +1,4 @@
-/** Runs the real `tollgate` CLI (cli/tollgate.ts) on a local state directory, as an operator would. */
+/** Runs the real `tollgate` CLI (cli/tollgate.ts) as an operator would. */
 import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 
@@ -10,12 +10,18 @@ export interface CLIResult {
   code: number;
 }
 
-export async function runCLI(stateDir: string, ...args: string[]): Promise<CLIResult> {
+/** The CLI with these arguments; `env` is added to this process's environment. */
+export async function runTollgate(args: string[], env: Record<string, string> = {}): Promise<CLIResult> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ["cli/tollgate.ts", ...args, "--persist-to", stateDir]);
+    const { stdout, stderr } = await run(process.execPath, ["cli/tollgate.ts", ...args], { env: { ...process.env, ...env } });
     return { stdout, stderr, code: 0 };
   } catch (error) {
     const e = error as CLIResult;
     return { stdout: e.stdout, stderr: e.stderr, code: e.code };
   }
+}
+
+/** The CLI on a local state directory. */
+export function runCLI(stateDir: string, ...args: string[]): Promise<CLIResult> {
+  return runTollgate([...args, "--persist-to", stateDir]);
 }
