@@ -15,7 +15,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc5869
  * @see https://www.rfc-editor.org/rfc/rfc5915
  */
-import { base64url, calculateJwkThumbprint, importJWK, type JWK } from "jose";
+import { calculateJwkThumbprint, type JWK } from "jose";
 
 const encoder = new TextEncoder();
 const SALT = encoder.encode("tollgate ES256 signing key");
@@ -69,7 +69,7 @@ export async function derivePrivateScalar(seed: Uint8Array, generation: number, 
 }
 
 /** The PKCS#8 DER of the P-256 private key d (32 bytes, big-endian), without its public key. */
-function pkcs8(d: Uint8Array): Uint8Array {
+function pkcs8(d: Uint8Array): Uint8Array<ArrayBuffer> {
   if (d.length !== 32) throw new RangeError("a P-256 private scalar is 32 bytes");
   const der = new Uint8Array(PKCS8_PREFIX.length + 32);
   der.set(PKCS8_PREFIX);
@@ -92,7 +92,9 @@ export async function deriveSigningKey(seed: Uint8Array, generation: number, epo
   const coordinates = { kty: "EC", crv: "P-256", ...(await publicCoordinates(d)) };
   const kid = await calculateJwkThumbprint(coordinates);
   const publicJWK: JWK = { alg: "ES256", use: "sig", ...coordinates, kid };
-  const privateKey = (await importJWK({ ...coordinates, d: base64url.encode(d), alg: "ES256" }, "ES256", { extractable: false })) as CryptoKey;
-  const publicKey = (await importJWK(publicJWK, "ES256")) as CryptoKey;
+  // Straight to WebCrypto rather than through jose's importJWK: on a new isolate that saves compiling
+  // jose's JWK import, ~1-2 ms of the first derivation (docs/benchmarks.md, "KEY_SEED on a new isolate").
+  const privateKey = await crypto.subtle.importKey("pkcs8", pkcs8(d), ECDSA_P256, false, ["sign"]);
+  const publicKey = await crypto.subtle.importKey("jwk", coordinates, ECDSA_P256, true, ["verify"]);
   return { kid, privateKey, publicKey, publicJWK };
 }
