@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 /**
- * `node bench/cold-keys.ts [--processes 8] [--keys seed|static]`: the CPU a new isolate's first
- * requests cost with `KEY_SEED` (keys derived on first use) or a static `SIGNING_KEY`. Runs the production bundle in
- * plain workerd (bench/workerd.ts), one fresh workerd process per sample, and reads the process's
+ * `node bench/cold-keys.ts [--processes 10] [--keys seed|static]`: the CPU a new isolate's first
+ * requests cost with `KEY_SEED` (keys derived on first use) or a static `SIGNING_KEY`. Runs the
+ * production bundle in plain workerd (bench/workerd.ts), one fresh process per sample, reads its
  * CPU time from /proc/<pid>/task/<tid>/schedstat (nanoseconds, all threads) around each request:
- * the first request loads the Worker (metadata, which needs no key), then the first
+ * first a metadata request (no key; it pays workerd starting to serve), then the first
  * `GET /.well-known/jwks.json` or the first `POST /token` (separate processes), then a repeat of
  * the same request. docs/benchmarks.md, "KEY_SEED on a new isolate".
  */
@@ -20,7 +20,7 @@ import { clientKey } from "../src/clients/record.ts";
 import { generateKeySeed, generateSigningKey } from "../src/keys/generate.ts";
 import { startRawWorkerd, tokenRequest } from "./workerd.ts";
 
-const { values } = parseArgs({ options: { processes: { type: "string", default: "8" }, keys: { type: "string", default: "seed" } } });
+const { values } = parseArgs({ options: { processes: { type: "string", default: "10" }, keys: { type: "string", default: "seed" } } });
 const WORKERD = join(PROJECT_ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/workerd");
 const AUDIENCE = "https://api.bench.test";
 

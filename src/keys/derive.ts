@@ -8,10 +8,10 @@
  * The reduction is FIPS 186-5 A.2.1 (key pair generation using extra random bits): 128 bits more
  * than n makes the bias negligible. The public point d·G is computed by the runtime's WebCrypto
  * (BoringSSL in workerd): d goes in as a PKCS#8 ECPrivateKey without the optional publicKey, which
- * the import computes, and an extractable copy's JWK export reads x and y back. That costs well
- * under 1 ms of CPU on a cold isolate, where a JavaScript scalar multiplication (@noble/curves,
- * which builds its tables on first use) cost ~40 ms (docs/benchmarks.md, "KEY_SEED on a new
- * isolate"). The kid is the RFC 7638 thumbprint.
+ * the import computes, and an extractable copy's JWK export reads x and y back. That costs ~1 ms of
+ * CPU on a new isolate, where the JavaScript scalar multiplication of @noble/curves (which builds
+ * its tables on first use) cost ~45 ms (docs/benchmarks.md, "KEY_SEED on a new isolate"). The kid
+ * is the RFC 7638 thumbprint.
  * @see https://www.rfc-editor.org/rfc/rfc5869
  * @see https://www.rfc-editor.org/rfc/rfc5915
  */
