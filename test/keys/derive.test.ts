@@ -2,7 +2,7 @@ import { mapHashToField } from "@noble/curves/abstract/modular.js";
 import { p256 } from "@noble/curves/nist.js";
 import { base64url, calculateJwkThumbprint, compactVerify, importJWK, CompactSign } from "jose";
 import { describe, expect, it } from "vitest";
-import { deriveKeyMaterial, derivePrivateScalar, deriveSigningKey, scalarFromKeyMaterial } from "../../src/keys/derive.ts";
+import { deriveKeyMaterial, derivePrivateScalar, deriveSigningKey, publicCoordinates, scalarFromKeyMaterial } from "../../src/keys/derive.ts";
 import { generateKeySeed } from "../../src/keys/generate.ts";
 import { parseKeySeed, SigningKeyError } from "../../src/keys/signing.ts";
 
@@ -101,6 +101,34 @@ describe("KEY_SEED key derivation (HKDF-SHA256, FIPS 186-5 A.2.1)", () => {
     const jws = await new CompactSign(encoder.encode("payload")).setProtectedHeader({ alg: "ES256" }).sign(key.privateKey);
     const published = await importJWK(key.publicJWK, "ES256");
     await expect(compactVerify(jws, published)).resolves.toBeDefined();
+  });
+
+  it("computes d·G in WebCrypto as @noble/curves does, for the edge scalars and random ones", async () => {
+    const scalars = [1n, 2n, 3n, 0x1ffn, 1n << 200n, N - 2n, N - 1n];
+    for (let i = 0; i < 24; i++) scalars.push(scalarFromKeyMaterial(crypto.getRandomValues(new Uint8Array(48))));
+    for (const d of scalars) {
+      const expected = p256.Point.BASE.multiply(d).toAffine();
+      const { x, y } = await publicCoordinates(fromBigInt(d, 32));
+      expect({ x: toBigInt(base64url.decode(x)), y: toBigInt(base64url.decode(y)) }, `d=${d.toString(16)}`).toEqual(expected);
+      expect([base64url.decode(x).length, base64url.decode(y).length]).toEqual([32, 32]);
+    }
+    await expect(publicCoordinates(new Uint8Array(31).fill(1))).rejects.toThrow(RangeError);
+  });
+
+  // Computed with the earlier implementation (@noble/curves' getPublicKey): the switch to WebCrypto
+  // must not change any deployed key, or every token issued before an upgrade would stop verifying.
+  it.each([
+    [0, 20_000, "HkukND0luagDmbCy9VgNU7PVeAgMRxsVNM6z-FHMbm0", "q-FwB_EASNNWUZ0Tvuv_dFk4OALKtd6XCPg9QNEI3gw", "ydxiayITEiDdCbgMCe-Z_EIpC98OVhKXJwULes48tmE", "udX824UWi8iw42iFwuQ0QPAzBNXzhSo3LGnp-gewGSk"],
+    [3, 123_456, "nK1ydlL2Pdoc-tEUdVeymUreHnz31_OR_-sl_MIkS7o", "j33skwZ0yWPPIho_denk2YF9L3Ut-2p5HhTztlZTFWU", "1libDNTdjjstmEo2qUJ7g5u9grsJUTpKHjk0x8Mrkxg", "gkBu_ijqbjk49MHP3ETMD_IauATzhnvPJ1PN2_mktss"],
+    [1, 0, "G7fgN5I9K3b1gHo-SfqJr3dlSXEkBqZHL25rnSgYa0U", "lwvc5Urb5DB3i0M2Nz3HkpiwGw70qVDmv0LuML4rURA", "apwk-ILMvBrZonWa_d2PlBkqa-OJtiXoynPk56rP9Do", "Pt4r8DU5ux0m_lZV2J7Ibd47lSbRMPUKdkJ-0wyX7XM"],
+  ])("derives the pinned key for seed 00 01 .. 1f, generation %i, epoch %i", async (generation, epoch, d, x, y, kid) => {
+    const fixed = Uint8Array.from({ length: 32 }, (_, i) => i);
+    expect(base64url.encode(await derivePrivateScalar(fixed, generation, epoch))).toBe(d);
+    const key = await deriveSigningKey(fixed, generation, epoch);
+    expect(key.publicJWK).toEqual({ alg: "ES256", use: "sig", kty: "EC", crv: "P-256", x, y, kid });
+    expect(key.kid).toBe(kid);
+    const jws = await new CompactSign(encoder.encode("pinned")).setProtectedHeader({ alg: "ES256" }).sign(key.privateKey);
+    await expect(compactVerify(jws, await importJWK({ kty: "EC", crv: "P-256", x, y }, "ES256"))).resolves.toBeDefined();
   });
 
   it("names each key by its RFC 7638 thumbprint and publishes no private member", async () => {
