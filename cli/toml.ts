@@ -1,10 +1,11 @@
 /**
- * TOML for clients files. Parsing uses the TOML parser wrangler bundles (smol-toml, through
- * `experimental_readRawConfig`), since the project has no TOML package of its own; loading wrangler
- * costs about two seconds of CPU. Writing needs only the few shapes a clients file has.
+ * TOML for clients files. Parsing uses smol-toml (the TOML 1.0 parser wrangler itself bundles, as a
+ * dependency of our own: loading all of wrangler for it cost about two seconds of CPU). Writing needs
+ * only the few shapes a clients file has.
  */
-import { createRequire } from "node:module";
+import { readFileSync } from "node:fs";
 import { extname } from "node:path";
+import { parse, TomlError } from "smol-toml";
 
 export class TOMLError extends Error {
   override name = "TOMLError";
@@ -13,12 +14,18 @@ export class TOMLError extends Error {
 /** The document in `path` as plain data; errors name the file, line and column. */
 export function readTOMLFile(path: string): Record<string, unknown> {
   if (extname(path) !== ".toml") throw new TOMLError(`${path}: a clients file is TOML and its name ends in .toml`);
-  const { experimental_readRawConfig } = createRequire(import.meta.url)("wrangler") as typeof import("wrangler");
+  let text: string;
   try {
-    return experimental_readRawConfig({ config: path }).rawConfig as Record<string, unknown>;
+    text = readFileSync(path, "utf8");
   } catch (error) {
-    const { location, message } = error as { location?: { line: number; column: number }; message: string };
-    throw new TOMLError(location ? `${path}:${location.line}:${location.column + 1}: ${message}` : `${path}: ${message}`);
+    throw new TOMLError(`${path}: ${(error as Error).message}`);
+  }
+  try {
+    return parse(text) as Record<string, unknown>;
+  } catch (error) {
+    if (!(error instanceof TomlError)) throw error;
+    // smol-toml's message repeats the offending line under a caret; the first line says what is wrong.
+    throw new TOMLError(`${path}:${error.line}:${error.column}: ${error.message.split("\n")[0]}`);
   }
 }
 
