@@ -57,17 +57,27 @@ export function normalizePath(raw: string): string {
   return `/${out.join("/")}${trailingSlash && out.length > 0 ? "/" : ""}`;
 }
 
-/** Anything foldPath must resolve segment by segment: a segment's leading or trailing space or
- * trailing dot, `\`, an empty or dot segment (the last three only after Unicode folding). */
-const NEEDS_SEGMENTS = /[. ](?:\/|$)|\/ |\\|\/\/|\/\.\.?(?:\/|$)/;
+/** Anything foldPath must resolve segment by segment: a segment's leading or trailing white space
+ * or trailing dot, `\`, an empty or dot segment (the last three only after Unicode folding). */
+const NEEDS_SEGMENTS = /[.\s\u0085](?:\/|$)|\/[\s\u0085]|\\|\/\/|\/\.\.?(?:\/|$)/u;
 const NON_ASCII = /[^\x00-\x7f]/;
+/**
+ * What String.prototype.trim (and .NET's Trim, Java's strip, Go's TrimSpace) remove at a segment's
+ * ends: Unicode White_Space (U+1680, U+2028, U+2029, U+3000, …), the BOM, and U+0085 (.NET, Go).
+ */
+const WHITE_EDGES = /^[\s\u0085]+|[\s\u0085]+$/gu;
+const TRAILING_DOTS_WHITE = /[.\s\u0085]+$/u;
+/** Zero-width and format characters (soft hyphen, ZWSP, ZWJ, word joiner, BOM, …) that NFKC_Casefold drops. */
+const IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
 
 /**
  * How origins that fold a path before routing would read it, for comparison only (never sent):
  * letter case in Unicode's full mapping (dotless ı and İ as i, ſ as s, the Kelvin sign as k, ß as
- * ss), NFKC compatibility forms (fullwidth letters, `／`, `＼`, `．`), and each segment without
- * leading or trailing spaces or trailing dots (Windows, IIS, String.trim). Escapes are decoded as
- * UTF-8 first; bytes that are not UTF-8 are refused, since no fold of them can be vouched for.
+ * ss), NFKC compatibility forms (fullwidth letters, `／`, `＼`, `．`), without Default_Ignorable
+ * characters (U+00AD, U+200B-U+200F, U+2060, U+FEFF: NFKC_Casefold drops them), and each segment
+ * without leading or trailing white space (Unicode's, and U+0085) or trailing dots (Windows, IIS,
+ * String.trim, .NET Trim, Java strip). Escapes are decoded as UTF-8 first; bytes that are not
+ * UTF-8 are refused, since no fold of them can be vouched for.
  * ASCII paths without escapes (the usual case) cost one toLowerCase and one test.
  */
 export function foldPath(path: string): string {
@@ -80,15 +90,15 @@ export function foldPath(path: string): string {
       throw badPath("percent-encoded bytes that are not UTF-8");
     }
     // İ lowers to "i̇" in Unicode's mapping but to "i" in Java's per-character one: take the latter.
-    folded = NON_ASCII.test(decoded) ? decoded.replace(/\u0130/g, "i").normalize("NFKC").toUpperCase().toLowerCase().normalize("NFKC") : decoded.toLowerCase();
+    folded = NON_ASCII.test(decoded) ? decoded.replace(/\u0130/g, "i").normalize("NFKC").toUpperCase().toLowerCase().normalize("NFKC").replace(IGNORABLE, "") : decoded.toLowerCase();
   }
   if (!NEEDS_SEGMENTS.test(folded)) return folded;
   const out: string[] = [];
   for (const raw of folded.replace(/\\/g, "/").split("/")) {
-    const segment = raw.replace(/^ +| +$/g, "");
+    const segment = raw.replace(WHITE_EDGES, "");
     if (segment === "..") out.pop();
     else if (segment !== ".") {
-      const trimmed = segment.replace(/[. ]+$/, "");
+      const trimmed = segment.replace(TRAILING_DOTS_WHITE, "");
       if (trimmed !== "") out.push(trimmed);
     }
   }

@@ -106,6 +106,19 @@ describe("foldPath: how origins that ignore case, compatibility forms or trailin
     ["/api/%20admin", "/api/admin"],
     ["/api/admin%C2%A0", "/api/admin"],
     ["/api/caf%C3%A9", "/api/café"],
+    // Unicode white space that trim() removes (U+2028, U+2029, U+1680, U+3000) and .NET's U+0085, at
+    // either end of a segment; Default_Ignorable characters (BOM, ZWSP, soft hyphen, word joiner) anywhere.
+    ["/api/admin%E2%80%A8", "/api/admin"],
+    ["/api/admin%E2%80%A9/users", "/api/admin/users"],
+    ["/api/%E1%9A%80admin", "/api/admin"],
+    ["/api/admin%E3%80%80.", "/api/admin"],
+    ["/api/admin%C2%85", "/api/admin"],
+    ["/api/%EF%BB%BFadmin", "/api/admin"],
+    ["/api/adm%E2%80%8Bin", "/api/admin"],
+    ["/api/ad%C2%ADmin", "/api/admin"],
+    ["/api/admin%E2%81%A0/x", "/api/admin/x"],
+    ["/api/%E2%80%8B/admin", "/api/admin"],
+    ["/api/%E2%80%A8..%E2%80%A8/admin", "/admin"],
   ])("folds %j to %j", (path, folded) => {
     expect(foldPath(normalizePath(path))).toBe(folded);
   });
@@ -212,6 +225,14 @@ describe("through the gateway: the route is matched on the normalized path", () 
     ["a leading space", "/api/%20admin"],
     ["trailing dot and space", "/api/admin.%20"],
     ["a fullwidth solidus", "/api/x%EF%BC%8F..%EF%BC%8Fadmin"],
+    ["a trailing line separator U+2028", "/api/admin%E2%80%A8"],
+    ["a trailing paragraph separator U+2029", "/api/admin%E2%80%A9"],
+    ["a trailing BOM", "/api/admin%EF%BB%BF"],
+    ["a trailing Ogham space mark U+1680", "/api/admin%E1%9A%80"],
+    ["a trailing NEL U+0085", "/api/admin%C2%85"],
+    ["a BOM at the segment's start", "/api/%EF%BB%BFadmin"],
+    ["a zero-width space inside", "/api/adm%E2%80%8Bin"],
+    ["a soft hyphen inside", "/api/ad%C2%ADmin"],
   ])("refuses with 400 a path that an origin folding Unicode would serve from a stricter route (%s)", async (_, path) => {
     // An orders:read token, the /api route's: an origin that equates "admın" with "admin" (Java's
     // equalsIgnoreCase), NFKC-normalizes, or trims trailing spaces would serve /api/admin.

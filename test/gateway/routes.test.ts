@@ -373,7 +373,7 @@ describe("the reserved paths are never an origin's, whatever a catch-all route s
   const CATCHALL = "https://catchall.tollgate.test";
   const FORM = { "Content-Type": "application/x-www-form-urlencoded" };
 
-  it.each(["//token", "/token/", "//register", "//introspect", "//revoke", "/.well-known//jwks.json", "//.well-known/oauth-authorization-server", "/TOKEN", "/token.", "/Token%20", "/%EF%BD%94oken", "/x/../token", "/register//x"])(
+  it.each(["//token", "/token/", "//register", "//introspect", "//revoke", "/.well-known//jwks.json", "//.well-known/oauth-authorization-server", "/TOKEN", "/token.", "/Token%20", "/%EF%BD%94oken", "/x/../token", "/register//x", "/token%E2%80%A8", "/register%EF%BB%BF/x", "/.well-known%E1%9A%80/jwks.json", "/to%E2%80%8Bken"])(
     "does not forward %j to the catch-all's origin, secret and all",
     async (path) => {
       const mark = marker("reserved");
