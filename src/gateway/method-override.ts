@@ -9,9 +9,18 @@ import { BearerError } from "../errors.ts";
 
 /**
  * `_method` in any letter case, as origins read the name: PHP turns a leading `.`, ` ` or an
- * unclosed `[` into `_` and drops leading spaces, so `.method` and ` _method` are `_method` there.
+ * unclosed `[` into `_` and drops leading spaces, so `.method` and ` _method` are `_method` there;
+ * Rack 2 drops leading `[`/`]` and trailing `]` (`[_method]`, `]_method`, `_method]`); qs
+ * (Express) reads `[_method]` as `_method` and `_method[]`, `_method[0]` as an array whose first
+ * item method-override takes. So any bracket suffix counts.
  */
-const OVERRIDE_NAME = /^\s*[_.[ ]method$/i;
+const OVERRIDE_NAME = /^[\s[\]]*[_.[ ]method(?:[[\]].*)?$/is;
+
+/** Whether a decoded parameter or part name is `_method` to some origin; PHP cuts a name at NUL. */
+function isOverrideName(name: string): boolean {
+  const nul = name.indexOf("\0");
+  return OVERRIDE_NAME.test(nul < 0 ? name : name.slice(0, nul));
+}
 /** The most bytes of part headers kept while looking for their end (Content-Disposition is among them). */
 const MAX_PART_HEADERS = 16 * 1024;
 
@@ -22,7 +31,7 @@ export function methodOverrideRefused(): BearerError {
 
 /** Whether query or form parameters name a method override. */
 export function hasMethodOverride(params: URLSearchParams): boolean {
-  for (const name of params.keys()) if (OVERRIDE_NAME.test(name)) return true;
+  for (const name of params.keys()) if (isOverrideName(name)) return true;
   return false;
 }
 
@@ -90,7 +99,7 @@ function createPartScanner(contentType: string): (chunk: Uint8Array) => void {
         if (buffer.length > MAX_PART_HEADERS) throw new BearerError("invalid_request", "multipart part headers are too long", { reason: "multipart part headers over 16 KiB" });
         return;
       }
-      if (partNames(buffer.slice(0, end.index)).some((name) => OVERRIDE_NAME.test(name))) throw methodOverrideRefused();
+      if (partNames(buffer.slice(0, end.index)).some(isOverrideName)) throw methodOverrideRefused();
       buffer = buffer.slice(end.index + end[0].length);
       inHeaders = false;
     }
@@ -129,7 +138,7 @@ function checkName(encoded: string): void {
   } catch {
     // a malformed escape: compared as it is
   }
-  if (OVERRIDE_NAME.test(name)) throw methodOverrideRefused();
+  if (isOverrideName(name)) throw methodOverrideRefused();
 }
 
 /** The scanner for a body of this type: multipart parts, or form parameters. */

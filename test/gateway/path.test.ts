@@ -339,7 +339,7 @@ describe("parameters that would make the origin act on another method (_method o
     },
   );
 
-  it.each(["_method=DELETE", "_METHOD=delete", "x=1&_method=DELETE&y=2", "%5Fmethod=DELETE"])("refuses a form body %j on a protected route with 400 invalid_request", async (body) => {
+  it.each(["_method=DELETE", "_METHOD=delete", "x=1&_method=DELETE&y=2", "%5Fmethod=DELETE", "[_method]=DELETE", "%5B_method%5D=DELETE", "]_method=DELETE", "_method]=DELETE", "_method[]=DELETE", "_method[0]=DELETE", "_method%00=DELETE", "_method%00x=DELETE"])("refuses a form body %j on a protected route with 400 invalid_request", async (body) => {
     const mark = marker("override-form");
     await expectBearerError(await gatewayFetch(`/api/items/${mark}`, withBearer(await writeToken(), { method: "POST", headers: FORM, body })), { status: 400, error: "invalid_request" });
     await expectOriginNotContacted(mark);
@@ -441,7 +441,7 @@ describe("checkBodyForOverride: multipart parts' names, as multipart parsers rea
     expect(() => checkBodyForOverride(bytes(body), "")).toThrow(expect.objectContaining({ code: "invalid_request", status: 400 }));
   });
 
-  it.each(["a=_method", "x_method=DELETE", "method=DELETE", "_methods=DELETE", "\u0000\u00ff_method"])("passes the untyped body %j", (body) => {
+  it.each(["a=_method", "x_method=DELETE", "method=DELETE", "_methods=DELETE", "\u0000\u00ff_method", "_method_x=DELETE", "x%00_method=DELETE", "a[_method]=DELETE"])("passes the untyped body %j", (body) => {
     expect(() => checkBodyForOverride(bytes(body), "")).not.toThrow();
   });
 
