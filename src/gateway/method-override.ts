@@ -35,13 +35,17 @@ export function hasMethodOverride(params: URLSearchParams): boolean {
   return false;
 }
 
-/** The `name` parameters of a part's Content-Disposition (RFC 7578 §4.2), quoted, RFC 8187-encoded or bare. */
+/**
+ * The `name` parameters of a part's Content-Disposition (RFC 7578 §4.2): double-quoted, single-quoted
+ * (PHP), RFC 8187-encoded or bare, on header lines unfolded first (PHP joins a line that starts
+ * with white space to the one before).
+ */
 function partNames(headers: string): string[] {
   const names: string[] = [];
-  for (const line of headers.split(/\r?\n/)) {
+  for (const line of headers.split(/\r?\n(?![ \t])/)) {
     if (!/^\s*content-disposition\s*:/i.test(line)) continue;
-    for (const m of line.matchAll(/(?:^|[;:\s])name\s*\*?\s*=\s*("(?:[^"\\]|\\.)*"|[^;\s]*)/gi)) {
-      let value = m[1]!.replace(/^"|"$/g, "").replace(/\\/g, "").replace(/^[\w-]*'[\w-]*'/, "");
+    for (const m of line.matchAll(/(?:^|[;:\s])name\s*\*?\s*=\s*("(?:[^"\\]|\\.)*"|'[^']*'|[^;\s]*)/gi)) {
+      let value = m[1]!.replace(/^(["'])(.*)\1$/s, "$2").replace(/\\/g, "").replace(/^[\w-]*'[\w-]*'/, "");
       try {
         value = decodeURIComponent(value);
       } catch {
@@ -53,12 +57,35 @@ function partNames(headers: string): string[] {
   return names;
 }
 
+/**
+ * The boundary as PHP reads it: after the first `=` that follows the first "boundary" substring
+ * (case-sensitive, else in any case), up to `"`, or else to `,` or `;` (rfc1867.c).
+ */
+function phpBoundary(contentType: string): string | undefined {
+  let at = contentType.indexOf("boundary");
+  if (at < 0) at = contentType.toLowerCase().indexOf("boundary");
+  const eq = at < 0 ? -1 : contentType.indexOf("=", at);
+  if (eq < 0) return undefined;
+  const value = contentType.slice(eq + 1);
+  if (value.startsWith('"')) {
+    const close = value.indexOf('"', 1);
+    return close < 0 ? undefined : value.slice(1, close);
+  }
+  return value.split(/[,;]/, 1)[0];
+}
+
 /** The one plain boundary of a multipart Content-Type; two, or one origins could read differently, are refused. */
 function multipartBoundary(contentType: string): string {
   const boundaries = [...contentType.matchAll(/;\s*boundary\s*=\s*(?:"([^"]*)"|([^;]*))/gi)].map((m) => m[1] ?? m[2]!.trimEnd());
-  // Parsers disagree on repeated boundaries, on "," and spaces in one (Rack stops at ","), and on
-  // "boundary=" inside another parameter's quoted value (Rack takes the last "boundary=" anywhere).
-  if (boundaries.length !== 1 || contentType.match(/boundary\s*=/gi)!.length !== 1 || !/^[A-Za-z0-9'()+_\-./:=?]{1,70}$/.test(boundaries[0]!)) {
+  // Parsers disagree on repeated boundaries, on "," and spaces in one (Rack stops at ","), on
+  // "boundary=" inside another parameter's quoted value (Rack takes the last "boundary=" anywhere),
+  // and on "boundary" in another parameter (PHP takes the first "boundary", then the next "=").
+  if (
+    boundaries.length !== 1 ||
+    contentType.match(/boundary\s*=/gi)!.length !== 1 ||
+    !/^[A-Za-z0-9'()+_\-./:=?]{1,70}$/.test(boundaries[0]!) ||
+    phpBoundary(contentType) !== boundaries[0]
+  ) {
     throw new BearerError("invalid_request", "the multipart boundary is missing or not a plain token", { reason: `multipart boundary ${contentType.slice(0, 200)}` });
   }
   return boundaries[0]!;

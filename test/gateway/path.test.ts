@@ -425,11 +425,33 @@ describe("checkBodyForOverride: multipart parts' names, as multipart parsers rea
     "form-data; name*=UTF-8''%5Fmethod",
     'form-data; name=".method"',
     'form-data; filename="a.txt"; name="_method"',
-  ])("refuses a part with Content-Disposition: %s", (disposition) => {
+    "form-data; name='_method'",
+    'form-data;\r\n name="_method"',
+    'form-data;\r\n\tname="_method"',
+    'form-data; name="_method\u0000"',
+    'form-data; name="[_method]"',
+    'form-data; name="_method[]"',
+  ])("refuses a part with Content-Disposition: %j", (disposition) => {
     const body = `${part('form-data; name="a"', "1")}${part(disposition)}--XyZ--\r\n`;
     expect(() => checkBodyForOverride(bytes(body), TYPE)).toThrow(expect.objectContaining({ code: "invalid_request", status: 400 }));
     // Bare LF line endings, which lenient parsers accept, too.
     expect(() => checkBodyForOverride(bytes(body.replace(/\r\n/g, "\n")), TYPE)).toThrow(expect.objectContaining({ code: "invalid_request" }));
+  });
+
+  it.each([
+    ["a 'boundary' in another parameter, before the real one (PHP reads 'evil')", "multipart/form-data; foo=boundary; x=evil; boundary=XyZ"],
+    ["a lower-case 'boundary' inside an upper-case parameter's value (PHP reads 'evil')", "multipart/form-data; BOUNDARY=xboundary=evil"],
+    ["two boundary parameters", "multipart/form-data; boundary=XyZ; boundary=evil"],
+  ])("refuses a Content-Type with %s", (_label, type) => {
+    const body = `--XyZ\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--XyZ--\r\n`;
+    expect(() => checkBodyForOverride(bytes(body), type)).toThrow(expect.objectContaining({ code: "invalid_request", status: 400 }));
+  });
+
+  it("accepts the boundaries browsers send, 'Boundary' in the value included (WebKit)", () => {
+    for (const boundary of ["----WebKitFormBoundary7MA4YWxkTrZu0gW", "---------------------------9051914041544843365972754266", "----formdata-undici-0123456789"]) {
+      const body = `--${boundary}\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--${boundary}--\r\n`;
+      expect(() => checkBodyForOverride(bytes(body), `multipart/form-data; boundary=${boundary}`)).not.toThrow();
+    }
   });
 
   it("passes parts merely containing _method: a filename, a value, a file's content, the epilogue", () => {
