@@ -24,6 +24,17 @@ function isOverrideName(name: string): boolean {
 /** The most bytes of part headers kept while looking for their end (Content-Disposition is among them). */
 const MAX_PART_HEADERS = 16 * 1024;
 
+/**
+ * Which bodies of a request on a protected route can carry an override: form-encoded ones, multipart
+ * ones, and a POST's without Content-Type (Rack reads it as a form).
+ */
+export function overrideBodyKind(contentType: string, method: string): "urlencoded" | "multipart" | "untyped" | undefined {
+  if (/^application\/x-www-form-urlencoded\b/i.test(contentType)) return "urlencoded";
+  if (/^multipart\//i.test(contentType)) return "multipart";
+  if (method !== "POST") return undefined;
+  return contentType === "" ? "untyped" : undefined;
+}
+
 /** The 400 for a method override: RFC 6750 §3.1 `invalid_request`, as for a token in the query. */
 export function methodOverrideRefused(): BearerError {
   return new BearerError("invalid_request", "method overrides (_method) are not accepted on protected routes: send the method itself", { reason: "_method parameter" });

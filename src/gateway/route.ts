@@ -11,7 +11,7 @@ import { getSigningKeys } from "../keys/signing.ts";
 import { enforceLimit } from "../limits.ts";
 import { checkScopes, extractBearerToken, verifyAccessToken } from "./bearer.ts";
 import { IDENTITY_HEADERS } from "./headers.ts";
-import { checkBodyForOverride, hasMethodOverride, methodOverrideRefused, withoutOverrides } from "./method-override.ts";
+import { checkBodyForOverride, hasMethodOverride, methodOverrideRefused, overrideBodyKind, withoutOverrides } from "./method-override.ts";
 import { normalizePath, rawPathOf } from "./path.ts";
 import { proxyRequest, type TokenSession } from "./proxy.ts";
 import { findUnambiguousRoute, METHODS, normalizeHost, requiredScopes } from "./routes.ts";
@@ -72,7 +72,16 @@ gateway.all("*", async (c) => {
     await checkTokenStatus(c.env.CLIENTS, claims);
     checkScopes(claims, requiredScopes(route, request.method));
     const contentType = request.headers.get("Content-Type") ?? "";
-    if (/^application\/x-www-form-urlencoded\b/i.test(contentType) && request.body) {
+    const kind = request.body ? overrideBodyKind(contentType, request.method) : undefined;
+    // RFC 9110 §8.4: a body the origin inflates (body-parser does) is not the body the gateway read.
+    if (kind && !/^\s*(?:identity\s*)?$/i.test(request.headers.get("Content-Encoding") ?? "")) {
+      throw new OAuthError("invalid_request", "content codings (Content-Encoding) are not accepted on form, multipart or untyped bodies on protected routes", {
+        status: 415,
+        headers: { "Accept-Encoding": "identity" },
+        reason: `Content-Encoding ${request.headers.get("Content-Encoding")!.slice(0, 100)}`,
+      });
+    }
+    if (kind === "urlencoded" && request.body) {
       // Read only once the token is known good (reading costs). Every form body is checked, chunked
       // or not; past the limit it is refused rather than forwarded unchecked. Inspected as text,
       // forwarded as the bytes that came.
@@ -82,10 +91,10 @@ gateway.all("*", async (c) => {
       if (hasTokenParameter(form)) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the body");
       if (hasMethodOverride(form)) throw methodOverrideRefused();
       body = bytes;
-    } else if ((/^multipart\//i.test(contentType) || (contentType === "" && request.method === "POST")) && request.body) {
-      // _method in a multipart body (Rack, Symfony) or in a POST body without Content-Type (Rack
-      // parses it as a form): read first when declared small, else checked as it streams (uploads),
-      // the body withheld from the override on.
+    } else if (kind && request.body) {
+      // _method in a multipart body (Rack, Symfony), in a POST body without Content-Type (Rack
+      // parses it as a form) or a JSON one (Laravel, method-override's req.body): read first when
+      // declared small, else checked as it streams (uploads), the body withheld from the override on.
       const declared = Number(request.headers.get("Content-Length") ?? Number.NaN);
       if (declared <= MAX_FORM_BODY_BYTES) {
         const bytes = await readBodyCapped(request, MAX_FORM_BODY_BYTES);

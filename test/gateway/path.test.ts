@@ -398,6 +398,32 @@ describe("parameters that would make the origin act on another method (_method o
     await expectOriginNotContacted(mark);
   });
 
+  it.each([
+    ["a form", "gzip", "application/x-www-form-urlencoded"],
+    ["a multipart", "deflate", "multipart/form-data; boundary=XyZ"],
+    ["an untyped", "br", undefined],
+    ["a form", "identity, gzip", "application/x-www-form-urlencoded"],
+  ])("refuses %s body with Content-Encoding %j with 415 and Accept-Encoding: identity (the origin would inflate what the gateway could not read)", async (_label, coding, type) => {
+    const mark = marker("override-coded");
+    const gz = await new Response(new Blob(["_method=DELETE"]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer();
+    const headers: Record<string, string> = { "Content-Encoding": coding };
+    if (type) headers["Content-Type"] = type;
+    const res = await gatewayFetch(`/api/${mark}`, withBearer(await writeToken(), { method: "POST", headers, body: gz }));
+    await expectJSONError(res, 415, "invalid_request");
+    expect(res.headers.get("Accept-Encoding")).toBe("identity");
+    await expectOriginNotContacted(mark);
+  });
+
+  it("forwards coded bodies of other types, identity-coded forms, and coded bodies on public routes", async () => {
+    const token = await writeToken();
+    const octets = marker("coded-octets");
+    expect((await expectProxied(await gatewayFetch(`/api/${octets}`, withBearer(token, { method: "POST", headers: { "Content-Type": "application/octet-stream", "Content-Encoding": "gzip" }, body: "x" })))).method).toBe("POST");
+    const identity = marker("coded-identity");
+    expect((await expectProxied(await gatewayFetch(`/api/${identity}`, withBearer(token, { method: "POST", headers: { ...FORM, "Content-Encoding": "Identity" }, body: "a=1" })))).method).toBe("POST");
+    const pub = marker("coded-public");
+    expect((await expectProxied(await gatewayFetch(`/public/${pub}`, { method: "POST", headers: { ...FORM, "Content-Encoding": "gzip" }, body: "a=1" }))).method).toBe("POST");
+  });
+
   it("still proxies forms, multipart bodies and queries without an override, and overrides on public routes", async () => {
     const token = await writeToken();
     const form = marker("form-ok");
