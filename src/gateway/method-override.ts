@@ -26,13 +26,15 @@ const MAX_PART_HEADERS = 16 * 1024;
 
 /**
  * Which bodies of a request on a protected route can carry an override: form-encoded ones, multipart
- * ones, and a POST's without Content-Type (Rack reads it as a form).
+ * ones, a POST's without Content-Type (Rack reads it as a form), and a POST's JSON (a Content-Type
+ * with "/json" or "+json", as Laravel's isJson reads it).
  */
-export function overrideBodyKind(contentType: string, method: string): "urlencoded" | "multipart" | "untyped" | undefined {
+export function overrideBodyKind(contentType: string, method: string): "urlencoded" | "multipart" | "untyped" | "json" | undefined {
   if (/^application\/x-www-form-urlencoded\b/i.test(contentType)) return "urlencoded";
   if (/^multipart\//i.test(contentType)) return "multipart";
   if (method !== "POST") return undefined;
-  return contentType === "" ? "untyped" : undefined;
+  if (contentType === "") return "untyped";
+  return /[/+]json/i.test(contentType) ? "json" : undefined;
 }
 
 /** The 400 for a method override: RFC 6750 §3.1 `invalid_request`, as for a token in the query. */
@@ -179,19 +181,87 @@ function checkName(encoded: string): void {
   if (isOverrideName(name)) throw methodOverrideRefused();
 }
 
-/** The scanner for a body of this type: multipart parts, or form parameters. */
+/** The longest JSON key kept while reading it: `_method` with every character \u-escaped is 42. */
+const MAX_JSON_KEY = 128;
+
+/**
+ * Reads a JSON body chunk by chunk and throws a 400 at the chunk that completes a top-level member
+ * name that decodes to an override name (`{"_method": …}`, `{"\u005fmethod": …}`): Laravel makes a
+ * JSON body the request bag Symfony's getMethod reads, and method-override reads `req.body._method`.
+ * Only the top-level object's names count; text that is not JSON is scanned all the same.
+ * @see RFC 8259 §4
+ */
+function createJSONScanner(): (chunk: Uint8Array) => void {
+  const decoder = new TextDecoder("latin1");
+  let depth = 0;
+  let topIsObject = false;
+  let inString = false;
+  let escaped = false;
+  let key: string | undefined; // the top-level string being read, while it could still be a name
+  let name: string | undefined; // a top-level string just closed: a name if ":" follows
+  const stringEnd = /["\\]/g;
+  return (chunk) => {
+    const text = decoder.decode(chunk, { stream: true });
+    for (let i = 0; i < text.length; i++) {
+      if (inString && key === undefined && !escaped) {
+        // A string that cannot be a name: skip to its next quote or escape in one search.
+        stringEnd.lastIndex = i;
+        if (!stringEnd.test(text)) return;
+        i = stringEnd.lastIndex - 1;
+      }
+      const ch = text[i]!;
+      if (inString) {
+        if (escaped) escaped = false;
+        else if (ch === "\\") escaped = true;
+        else if (ch === '"') {
+          inString = false;
+          name = key;
+          continue;
+        }
+        if (key !== undefined) key = key.length < MAX_JSON_KEY ? key + ch : undefined;
+      } else if (ch === '"') {
+        inString = true;
+        key = depth === 1 && topIsObject ? "" : undefined;
+        name = undefined;
+      } else if (ch === ":") {
+        if (name !== undefined) checkJSONName(name);
+        name = undefined;
+      } else if (ch !== " " && ch !== "\n" && ch !== "\r" && ch !== "\t") {
+        if (ch === "{" || ch === "[") {
+          if (depth === 0) topIsObject = ch === "{";
+          depth++;
+        } else if (ch === "}" || ch === "]") depth--;
+        name = undefined;
+      }
+    }
+  };
+}
+
+function checkJSONName(raw: string): void {
+  let name = raw;
+  try {
+    name = JSON.parse(`"${raw}"`) as string;
+  } catch {
+    // not a valid JSON string: compared as it is
+  }
+  if (isOverrideName(name)) throw methodOverrideRefused();
+}
+
+/** The scanner for a body of this type: multipart parts, JSON member names, or form parameters. */
 function scannerFor(contentType: string): (chunk: Uint8Array) => void {
-  return /^multipart\//i.test(contentType) ? createPartScanner(contentType) : createFormScanner();
+  const kind = overrideBodyKind(contentType, "POST");
+  if (kind === "multipart") return createPartScanner(contentType);
+  return kind === "json" ? createJSONScanner() : createFormScanner();
 }
 
 /**
- * Throws a 400 if a whole body (multipart, or form-encoded: a POST body without Content-Type is
- * one to Rack) has a part or parameter named like `_method`.
+ * Throws a 400 if a whole body (multipart, JSON, or form-encoded: a POST body without Content-Type
+ * is one to Rack) has a part, member or parameter named like `_method`.
  */
 export function checkBodyForOverride(bytes: Uint8Array, contentType: string): void {
   const scan = scannerFor(contentType);
   scan(bytes);
-  if (!/^multipart\//i.test(contentType)) scan(new TextEncoder().encode("&")); // the last parameter
+  scan(new TextEncoder().encode("&")); // ends the last form parameter; a no-op after multipart or JSON
 }
 
 /**

@@ -75,11 +75,16 @@ gateway.all("*", async (c) => {
     const kind = request.body ? overrideBodyKind(contentType, request.method) : undefined;
     // RFC 9110 §8.4: a body the origin inflates (body-parser does) is not the body the gateway read.
     if (kind && !/^\s*(?:identity\s*)?$/i.test(request.headers.get("Content-Encoding") ?? "")) {
-      throw new OAuthError("invalid_request", "content codings (Content-Encoding) are not accepted on form, multipart or untyped bodies on protected routes", {
+      throw new OAuthError("invalid_request", "content codings (Content-Encoding) are not accepted on form, multipart, JSON or untyped bodies on protected routes", {
         status: 415,
         headers: { "Accept-Encoding": "identity" },
         reason: `Content-Encoding ${request.headers.get("Content-Encoding")!.slice(0, 100)}`,
       });
+    }
+    // RFC 8259 §8.1: JSON is UTF-8; body-parser would decode a UTF-16 or UTF-32 one the scan cannot read.
+    const charset = kind === "json" ? /;\s*charset\s*=\s*"?([^";]*)/i.exec(contentType)?.[1]!.trim() : undefined;
+    if (charset !== undefined && !/^(?:utf-8|us-ascii)$/i.test(charset)) {
+      throw new OAuthError("invalid_request", "JSON bodies on protected routes must be UTF-8", { status: 415, reason: `JSON ${contentType.slice(0, 100)}` });
     }
     if (kind === "urlencoded" && request.body) {
       // Read only once the token is known good (reading costs). Every form body is checked, chunked

@@ -399,7 +399,54 @@ describe("parameters that would make the origin act on another method (_method o
   });
 
   it.each([
+    ["application/json", '{"_method":"DELETE"}'],
+    ["application/json; charset=utf-8", '{"a":[1,{"b":"}"}],\n "\\u005Fmethod" : "DELETE"}'],
+    ["application/vnd.api+json", '{"_METHOD":"DELETE"}'],
+    ["text/json", '{"_method[]":["DELETE"]}'],
+  ])("refuses a POST body of type %j with a top-level _method member: %s", async (type, body) => {
+    const mark = marker("override-json");
+    await expectBearerError(await gatewayFetch(`/api/${mark}`, withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": type }, body })), { status: 400, error: "invalid_request" });
+    await expectOriginNotContacted(mark);
+  });
+
+  it("withholds a streamed JSON body from its _method member on", async () => {
+    const mark = marker("override-json-stream");
+    const encoder = new TextEncoder();
+    const chunks = [`{"a":"${"x".repeat(80 * 1024)}","_met`, 'hod"', ':"DELETE"}'];
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        const next = chunks.shift();
+        if (next === undefined) controller.close();
+        else controller.enqueue(encoder.encode(next));
+      },
+    });
+    await expectBearerError(await gatewayFetch(`/slow/${mark}`, withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": "application/json" }, body })), { status: 400, error: "invalid_request" });
+    await expectOriginNotContacted(mark);
+  });
+
+  it("refuses a JSON body declared in another charset than UTF-8 with 415 (body-parser would decode UTF-16)", async () => {
+    const mark = marker("override-json-utf16");
+    const res = await gatewayFetch(`/api/${mark}`, withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": "application/json; charset=utf-16le" }, body: "{}" }));
+    await expectJSONError(res, 415, "invalid_request");
+    await expectOriginNotContacted(mark);
+  });
+
+  it("forwards JSON whose _method is nested, a value, or in a PUT, and JSON in UTF-8 declared as such", async () => {
+    const token = await writeToken();
+    for (const [method, type, body] of [
+      ["POST", "application/json", '{"a":{"_method":"DELETE"},"b":"_method","c":"\\"_method\\":1"}'],
+      ["POST", "application/json", '[{"_method":"DELETE"}]'],
+      ["POST", 'application/json; charset="UTF-8"', '{"_method_x":"DELETE"}'],
+      ["PUT", "application/json", '{"_method":"PATCH"}'],
+    ] as const) {
+      const mark = marker("json-ok");
+      expect((await expectProxied(await gatewayFetch(`/api/${mark}`, withBearer(token, { method, headers: { "Content-Type": type }, body })))).method).toBe(method);
+    }
+  });
+
+  it.each([
     ["a form", "gzip", "application/x-www-form-urlencoded"],
+    ["a JSON", "gzip", "application/json"],
     ["a multipart", "deflate", "multipart/form-data; boundary=XyZ"],
     ["an untyped", "br", undefined],
     ["a form", "identity, gzip", "application/x-www-form-urlencoded"],
@@ -487,6 +534,14 @@ describe("checkBodyForOverride: multipart parts' names, as multipart parsers rea
 
   it.each(["_method=DELETE", "a=1&_METHOD=delete", "a=1;_method=PUT", "%5f%6Dethod=DELETE", "+_method=DELETE", ".method=DELETE", "_method"])("refuses the untyped (form) body %j", (body) => {
     expect(() => checkBodyForOverride(bytes(body), "")).toThrow(expect.objectContaining({ code: "invalid_request", status: 400 }));
+  });
+
+  it.each(['{"_method":1}', '{"a":"x\\\\","_method":1}', '{"a":"\\"","b":[{"c":"]}"}],"\\u005f\\u006Dethod":1}', '\ufeff {"_method" :1}', '{"x":1,"_method\\u0000":1}'])("refuses the JSON body %j", (body) => {
+    expect(() => checkBodyForOverride(bytes(body), "application/json")).toThrow(expect.objectContaining({ code: "invalid_request", status: 400 }));
+  });
+
+  it.each(['{"a":{"_method":1}}', '[{"_method":1}]', '{"a":"_method"}', '{"a":"\\",\\"_method\\":1"}', '{"a":["_method",":"]}', '"_method":1', '{"_methodx":1}'])("passes the JSON body %j", (body) => {
+    expect(() => checkBodyForOverride(bytes(body), "application/json")).not.toThrow();
   });
 
   it.each(["a=_method", "x_method=DELETE", "method=DELETE", "_methods=DELETE", "\u0000\u00ff_method", "_method_x=DELETE", "x%00_method=DELETE", "a[_method]=DELETE"])("passes the untyped body %j", (body) => {
