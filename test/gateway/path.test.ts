@@ -318,6 +318,18 @@ describe("headers that would make the origin act on another method or path", () 
   });
 });
 
+/** A body that arrives in these chunks, without Content-Length (so the gateway checks it as it streams). */
+function streamOf(chunks: string[]): ReadableStream<Uint8Array> {
+  const encoder = new TextEncoder();
+  return new ReadableStream<Uint8Array>({
+    pull(controller) {
+      const next = chunks.shift();
+      if (next === undefined) controller.close();
+      else controller.enqueue(encoder.encode(next));
+    },
+  });
+}
+
 describe("parameters that would make the origin act on another method (_method overrides)", () => {
   // Rails (Rack::MethodOverride), Laravel and Symfony, Slim (_METHOD) and Express's method-override
   // act on a POST's `_method`: on /api, DELETE needs orders:admin, which this token lacks.
@@ -369,15 +381,7 @@ describe("parameters that would make the origin act on another method (_method o
     // Over 64 KiB and without Content-Length, so it is checked as it streams; /slow's 300 ms
     // timeout ends the withheld request.
     const mark = marker("override-stream");
-    const encoder = new TextEncoder();
-    const chunks = [`--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n${"x".repeat(80 * 1024)}\r\n`, '--XyZ\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n', "--XyZ--\r\n"];
-    const body = new ReadableStream<Uint8Array>({
-      pull(controller) {
-        const next = chunks.shift();
-        if (next === undefined) controller.close();
-        else controller.enqueue(encoder.encode(next));
-      },
-    });
+    const body = streamOf([`--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n${"x".repeat(80 * 1024)}\r\n`, '--XyZ\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n', "--XyZ--\r\n"]);
     const res = await gatewayFetch(`/slow/${mark}`, withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": "multipart/form-data; boundary=XyZ" }, body }));
     await expectBearerError(res, { status: 400, error: "invalid_request" });
     await expectOriginNotContacted(mark);
@@ -385,15 +389,7 @@ describe("parameters that would make the origin act on another method (_method o
 
   it("withholds a streamed POST body without Content-Type from its _method parameter on", async () => {
     const mark = marker("override-untyped-stream");
-    const encoder = new TextEncoder();
-    const chunks = [`a=${"x".repeat(80 * 1024)}&_met`, "hod=DELETE&b=", "2"];
-    const body = new ReadableStream<Uint8Array>({
-      pull(controller) {
-        const next = chunks.shift();
-        if (next === undefined) controller.close();
-        else controller.enqueue(encoder.encode(next));
-      },
-    });
+    const body = streamOf([`a=${"x".repeat(80 * 1024)}&_met`, "hod=DELETE&b=", "2"]);
     await expectBearerError(await gatewayFetch(`/slow/${mark}`, withBearer(await writeToken(), { method: "POST", body })), { status: 400, error: "invalid_request" });
     await expectOriginNotContacted(mark);
   });
@@ -411,15 +407,7 @@ describe("parameters that would make the origin act on another method (_method o
 
   it("withholds a streamed JSON body from its _method member on", async () => {
     const mark = marker("override-json-stream");
-    const encoder = new TextEncoder();
-    const chunks = [`{"a":"${"x".repeat(80 * 1024)}","_met`, 'hod"', ':"DELETE"}'];
-    const body = new ReadableStream<Uint8Array>({
-      pull(controller) {
-        const next = chunks.shift();
-        if (next === undefined) controller.close();
-        else controller.enqueue(encoder.encode(next));
-      },
-    });
+    const body = streamOf([`{"a":"${"x".repeat(80 * 1024)}","_met`, 'hod"', ':"DELETE"}']);
     await expectBearerError(await gatewayFetch(`/slow/${mark}`, withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": "application/json" }, body })), { status: 400, error: "invalid_request" });
     await expectOriginNotContacted(mark);
   });
