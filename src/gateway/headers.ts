@@ -18,11 +18,15 @@ const GATEWAY_SET = [...Object.values(IDENTITY_HEADERS).map((h) => h.toLowerCase
 const FORWARDED_FAMILY = "x-forwarded-";
 /**
  * Headers that make some origins act on another client, host, scheme, method or path than the one
- * the gateway saw and authorized (RFC 7239 Forwarded, client-IP headers, Host overrides, IIS/ARR,
- * Symfony, nginx and Envoy URL rewrites, method overrides): never forwarded.
+ * the gateway saw and authorized (RFC 7239 Forwarded and its pre-standard forms, client-IP headers,
+ * Host overrides, IIS/ARR, Symfony, nginx and Envoy URL rewrites, method overrides, and Next.js's
+ * internal X-Middleware-Subrequest, CVE-2025-29927): never forwarded.
  */
 const OVERRIDES = [
   "forwarded",
+  "x-forwarded",
+  "forwarded-for",
+  "fastly-client-ip",
   "x-real-ip",
   "true-client-ip",
   "x-client-ip",
@@ -38,6 +42,8 @@ const OVERRIDES = [
   "x-original-uri",
   "x-rewrite-url",
   "x-envoy-original-path",
+  "x-override-url",
+  "x-request-uri",
   "x-url-scheme",
   "x-scheme",
   "front-end-https",
@@ -45,6 +51,8 @@ const OVERRIDES = [
   "x-http-method-override",
   "x-http-method",
   "x-method-override",
+  "x-original-method",
+  "x-middleware-subrequest",
 ];
 
 /** Letter case and `_` for `-` are the same header to many origins (CVE-2025-64484). */

@@ -142,7 +142,7 @@ describe("docs/security.md item 12: the origin sees exactly the gateway's identi
   });
 });
 
-describe("the whole X-Forwarded-* family and the rewrite headers never reach the origin", () => {
+describe("the whole X-Forwarded-* family, the client-IP, rewrite and method headers never reach the origin", () => {
   const FAMILY: [string, string][] = [
     ["X-Forwarded-Ssl", "on"],
     ["X-Forwarded-Scheme", "https"],
@@ -164,6 +164,13 @@ describe("the whole X-Forwarded-* family and the rewrite headers never reach the
     ["X-Envoy-Original-Path", "/api/admin"],
     ["Front-End-Https", "on"],
     ["X-Url-Scheme", "https"],
+    ["X-Forwarded", "for=10.0.0.9"],
+    ["Forwarded-For", "10.0.0.9"],
+    ["Fastly-Client-IP", "10.0.0.9"],
+    ["X-Original-Method", "DELETE"],
+    ["X-Middleware-Subrequest", "middleware:middleware:middleware:middleware:middleware"],
+    ["X-Override-URL", "/api/admin"],
+    ["X-Request-URI", "/api/admin"],
   ];
 
   it.each(["/api", "/public"])("removes each of them on %s, then sets only the gateway's own", async (prefix) => {
