@@ -147,25 +147,44 @@ function createPartScanner(contentType: string): (chunk: Uint8Array) => void {
 }
 
 /**
+ * What origins skip before a name (PHP spaces, Rack 2 brackets), as sent: `+`, white space, `[`,
+ * `]`, or one of them %-escaped. A name keeps only the last of its leading run, so no length of
+ * padding hides a `_method` after it from the scanner's bounded name.
+ */
+const NAME_PADDING = /^(?:[+\s[\]]|%(?:20|5[BD]|0[9A-D]))$/i;
+
+/**
  * Reads a form-encoded body chunk by chunk (RFC 1866 §8.2.1; Rack also splits on `;`) and throws a
  * 400 at the chunk that completes a parameter name like `_method`.
  */
 function createFormScanner(): (chunk: Uint8Array) => void {
   const decoder = new TextDecoder("latin1");
-  let name = ""; // the current parameter's name so far, while it could still be _method
+  let pad = ""; // the last of the name's leading padding: any length of it reads as one
+  let escape = ""; // a leading %-escape still being read, padding or not
+  let name = ""; // the rest of the current parameter's name so far, while it could still be _method
   let inName = true;
   return (chunk) => {
     for (const ch of decoder.decode(chunk, { stream: true })) {
       if (ch === "&" || ch === ";") {
-        if (inName) checkName(name);
-        name = "";
+        if (inName) checkName(pad + escape + name);
+        pad = escape = name = "";
         inName = true;
       } else if (inName) {
         if (ch === "=") {
-          checkName(name);
+          checkName(pad + escape + name);
           inName = false;
-        } else if (name.length < 64) name += ch; // "_method" encoded thrice over is still shorter
-        else inName = false;
+        } else if (name !== "") {
+          if (name.length < 64) name += ch; // "_method[]" with every character escaped is shorter
+          else inName = false;
+        } else if (escape !== "" || ch === "%") {
+          escape += ch;
+          if (escape.length === 3) {
+            if (NAME_PADDING.test(escape)) pad = escape;
+            else name = escape;
+            escape = "";
+          }
+        } else if (NAME_PADDING.test(ch)) pad = ch;
+        else name = ch;
       }
     }
   };
