@@ -1,6 +1,7 @@
 /**
- * Failing regression tests for the findings of the review of issue 10's fixes (one test per
- * finding, named after it). Each test passes once its finding is fixed; until then it fails.
+ * Regression tests for the findings of the independent attack on issue 10's fixes (R1-R4), named
+ * after them; each failed before its fix (docs/security.md, "Paths, hosts and headers at the
+ * gateway"). The fuller cases are in path.test.ts, routes.test.ts and headers.test.ts.
  */
 import { describe, expect, it } from "vitest";
 import { checkBodyForOverride, hasMethodOverride } from "../../src/gateway/method-override.ts";
