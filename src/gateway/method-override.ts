@@ -249,7 +249,7 @@ function createJSONScanner(): (chunk: Uint8Array) => void {
         if (ch === "{" || ch === "[") {
           if (depth === 0) topIsObject = ch === "{";
           depth++;
-        } else if (ch === "}" || ch === "]") depth--;
+        } else if ((ch === "}" || ch === "]") && depth > 0) depth--;
         name = undefined;
       }
     }
