@@ -8,7 +8,7 @@ import { execFile } from "node:child_process";
 import { relative, resolve } from "node:path";
 import type { Unstable_Config } from "wrangler";
 import { ConfigError, parseConfig } from "../src/config.ts";
-import { parseGatewayRoutes, RouteConfigError, type GatewayRoute } from "../src/gateway/routes.ts";
+import { parseGatewayRoutes, RouteConfigError, type GatewayRoute } from "../src/gateway/route-table.ts";
 import { PROJECT_ROOT, WRANGLER } from "./kv.ts";
 
 export interface Finding {

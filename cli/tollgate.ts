@@ -10,7 +10,7 @@ import { parseArgs } from "node:util";
 import { CLIENT_KEY_PREFIX, ClientRecordError, clientKey, describeClient, isValidAudience, isValidClientId, isWellFormedClientId, validateClientRecord, type ClientRecord } from "../src/clients/record.ts";
 import { createClientRecord, DEFAULT_SECRET_GRACE_SECONDS, revokeClientSecret, rotateClientSecret, updateClientRecord, type ClientChanges } from "../src/clients/manage.ts";
 import { parsePBKDF2Iterations } from "../src/clients/secret.ts";
-import { GENERATION_KEY, parseGenerationRecord, planRotation, validateGenerationRecord } from "../src/keys/generation.ts";
+import { GENERATION_KEY, parseGenerationRecord, planRotation, validateGenerationRecord } from "../src/keys/generation-record.ts";
 import { DEFAULT_ROTATE_IN_SECONDS, GENERATION_PROPAGATION_SECONDS, generationRetention } from "../src/keys/schedule.ts";
 import { rotationTime } from "./clock.ts";
 import { changesOf, creationFields, diffRecords, formatClientsFile, parseClientsFile, type FieldChange } from "./clients-file.ts";
@@ -423,7 +423,7 @@ const COMMANDS: Record<string, Command> = {
   apply: applyFile,
   export: exportFile,
   "keys seed": async () => {
-    const { generateKeySeed } = await import("../src/keys/generate.ts");
+    const { generateKeySeed } = await import("../src/keys/new-key-pair.ts");
     process.stdout.write(`${generateKeySeed()}\n`);
   },
   "keys rotate": rotateKeys,
@@ -432,7 +432,7 @@ const COMMANDS: Record<string, Command> = {
     process.exitCode = await doctor({ env: opts.env, config: opts.config });
   },
   "keys generate": async () => {
-    const { generateSigningKey } = await import("../src/keys/generate.ts");
+    const { generateSigningKey } = await import("../src/keys/new-key-pair.ts");
     process.stdout.write(`${JSON.stringify(await generateSigningKey())}\n`);
   },
 };

@@ -2,17 +2,17 @@
  * Tollgate: the token service and the gateway in one Worker.
  */
 import { Hono } from "hono";
-import { auditEvent, type AppEnv } from "./audit.ts";
+import { auditEvent, type AppEnv } from "./http/audit.ts";
 import { ConfigError, getConfig } from "./config.ts";
-import { BearerError, bearerErrorResponse, logEvent, OAuthError, oauthErrorResponse } from "./errors.ts";
-import { jwks } from "./keys/jwks.ts";
-import { gateway } from "./gateway/route.ts";
-import { introspection } from "./lifecycle/introspect.ts";
-import { revocation } from "./lifecycle/revoke.ts";
-import { admin } from "./admin/route.ts";
+import { BearerError, bearerErrorResponse, logEvent, OAuthError, oauthErrorResponse } from "./http/errors.ts";
+import { jwks } from "./endpoints/jwks.ts";
+import { gateway } from "./endpoints/gateway.ts";
+import { introspection } from "./endpoints/introspect.ts";
+import { revocation } from "./endpoints/revoke.ts";
+import { register } from "./endpoints/register.ts";
 import { SigningKeyError } from "./keys/signing.ts";
-import { metadata } from "./metadata.ts";
-import { token } from "./token/route.ts";
+import { metadata } from "./endpoints/metadata.ts";
+import { token } from "./endpoints/token.ts";
 
 const app = new Hono<AppEnv>();
 
@@ -25,14 +25,15 @@ function realmOf(env: Env): string {
   }
 }
 
-app.route("/", token);
-app.route("/", revocation);
-app.route("/", introspection);
-app.route("/", jwks);
-app.route("/", metadata);
-app.route("/", admin);
+// The map of the API: each endpoint is mounted at its real path.
+app.route("/token", token); // RFC 6749 §4.4: client credentials
+app.route("/revoke", revocation); // RFC 7009
+app.route("/introspect", introspection); // RFC 7662
+app.route("/.well-known/jwks.json", jwks); // RFC 7517
+app.route("/.well-known/oauth-authorization-server", metadata); // RFC 8414
+app.route("/register", register); // RFC 7591/7592 admin API: /register and /register/:client_id
 // Last: every other path is the gateway's.
-app.route("/", gateway);
+app.route("*", gateway);
 
 app.onError((error, c) => {
   const path = new URL(c.req.url).pathname;

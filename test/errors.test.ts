@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BearerError, bearerErrorResponse, OAuthError, oauthErrorResponse } from "../src/errors.ts";
+import { BearerError, bearerErrorResponse, OAuthError, oauthErrorResponse } from "../src/http/errors.ts";
 import { basic, tokenRequest } from "./helpers.ts";
 
 describe("every error response is built in one place", () => {

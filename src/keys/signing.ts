@@ -10,8 +10,8 @@
 import { base64url, importJWK, type JWK } from "jose";
 import { getConfig } from "../config.ts";
 import { deriveSigningKey, type DerivedKey } from "./derive.ts";
-import { GENERATION_KEY, GenerationRecordError } from "./generation.ts";
-import { GenerationUnavailableError, readGenerationRecord } from "./generation-store.ts";
+import { GENERATION_KEY, GenerationRecordError } from "./generation-record.ts";
+import { GenerationUnavailableError, readGenerationRecord } from "./generation-kv.ts";
 import { generationRetention, keyRefId, planKeys, type GenerationRecord, type KeyPlan, type KeyRef } from "./schedule.ts";
 
 export interface SigningKeys {

@@ -5,9 +5,10 @@
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { fetchWithEnv, nowSeconds, putClientRecord, seedClient, tokenRequestObject, verifyAccessToken } from "../helpers.ts";
-import { CLIENT_CACHE_MAX_ENTRIES, CLIENT_CACHE_SECONDS, forgetClient, rememberClient, rememberedClient } from "../../src/clients/client-cache.ts";
+import { CLIENT_CACHE_SECONDS } from "../../src/policy.ts";
+import { CLIENT_CACHE_MAX_ENTRIES, forgetClient, rememberClient, rememberedClient } from "../../src/client-auth/warm-records.ts";
 import { validateClientRecord } from "../../src/clients/record.ts";
-import { rememberGoodSecret, secretCacheKey } from "../../src/clients/secret-cache.ts";
+import { rememberGoodSecret, secretCacheKey } from "../../src/client-auth/warm-secrets.ts";
 
 afterEach(() => {
   vi.restoreAllMocks();

@@ -23,7 +23,7 @@ import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 import { startEchoOrigin, type EchoOrigin, type EchoRecord } from "../../scripts/echo-origin.ts";
-import { generateSigningKey } from "../../src/keys/generate.ts";
+import { generateSigningKey } from "../../src/keys/new-key-pair.ts";
 
 const run = promisify(execFile);
 const AUDIENCE = "https://orders.example";

@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 import { startEchoOrigin, type EchoOrigin, type EchoRecord } from "../../scripts/echo-origin.ts";
 import { deriveSigningKey } from "../../src/keys/derive.ts";
-import { generateKeySeed } from "../../src/keys/generate.ts";
+import { generateKeySeed } from "../../src/keys/new-key-pair.ts";
 
 const run = promisify(execFile);
 const AUDIENCE = "https://orders.example";

@@ -10,10 +10,10 @@ import * as oauth from "oauth4webapi";
 import { runCLI, type CLIResult } from "./cli.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kvGet, kvPut } from "../../cli/kv.ts";
-import { CLIENT_CACHE_SECONDS } from "../../src/clients/client-cache.ts";
+import { CLIENT_CACHE_SECONDS } from "../../src/policy.ts";
 import { createClientRecord } from "../../src/clients/manage.ts";
 import { clientKey } from "../../src/clients/record.ts";
-import { generateSigningKey } from "../../src/keys/generate.ts";
+import { generateSigningKey } from "../../src/keys/new-key-pair.ts";
 import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 
 let worker: WorkerProcess;

@@ -5,10 +5,11 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { BearerError } from "../../src/errors.ts";
-import { CLOCK_TOLERANCE_SECONDS, checkScopes, extractBearerToken, MAX_TOKEN_LENGTH, verifyAccessToken } from "../../src/gateway/bearer.ts";
+import { BearerError } from "../../src/http/errors.ts";
+import { CLOCK_TOLERANCE_SECONDS } from "../../src/policy.ts";
+import { checkScopes, extractBearerToken, MAX_TOKEN_LENGTH, verifyAccessToken } from "../../src/tokens/verify.ts";
 import { importSigningKeys } from "../../src/keys/signing.ts";
-import type { AccessTokenClaims } from "../../src/token/mint.ts";
+import type { AccessTokenClaims } from "../../src/tokens/mint.ts";
 import { issueToken, seedClient } from "../helpers.ts";
 import { expectInactive, expectRevocationOK, introspect, introspection, revoke } from "../lifecycle/lifecycle.ts";
 import {

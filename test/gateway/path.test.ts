@@ -5,7 +5,7 @@
  * normalized before the Worker sees it (literal `\`, `.` segments); Worker tests cover the rest.
  */
 import { describe, expect, it } from "vitest";
-import { BearerError } from "../../src/errors.ts";
+import { BearerError } from "../../src/http/errors.ts";
 import { checkBodyForOverride } from "../../src/gateway/method-override.ts";
 import { foldPath, normalizePath, rawPathOf } from "../../src/gateway/path.ts";
 import {

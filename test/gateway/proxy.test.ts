@@ -5,7 +5,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { upstreamURL } from "../../src/gateway/proxy.ts";
-import { parseGatewayRoutes } from "../../src/gateway/routes.ts";
+import { parseGatewayRoutes } from "../../src/gateway/route-table.ts";
 import { expectJSONError, expectProxied, gatewayFetch, marker, originRequestsWith, rawHeaderValues, withBearer } from "./gateway.ts";
 import { AUDIENCE, mintToken } from "./tokens.ts";
 

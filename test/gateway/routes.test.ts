@@ -7,7 +7,7 @@ import { createExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
 import app from "../../src/index.ts";
-import { findRoute, matchesPrefix, parseGatewayRoutes, requiredScopes, RouteConfigError } from "../../src/gateway/routes.ts";
+import { findRoute, matchesPrefix, parseGatewayRoutes, requiredScopes, RouteConfigError } from "../../src/gateway/route-table.ts";
 import {
   expectBearerError,
   expectJSONError,

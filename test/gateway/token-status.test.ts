@@ -6,17 +6,17 @@
 import { env, exports } from "cloudflare:workers";
 import { decodeJwt } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { BearerError, OAuthError } from "../../src/errors.ts";
+import { BearerError, OAuthError } from "../../src/http/errors.ts";
 import { revokeClientSecret, updateClientRecord } from "../../src/clients/manage.ts";
 import { clientKey, generateInstanceId, validateClientRecord } from "../../src/clients/record.ts";
-import { forgetClient } from "../../src/clients/client-cache.ts";
-import { revokedKey } from "../../src/lifecycle/revoked.ts";
+import { forgetClient } from "../../src/client-auth/warm-records.ts";
+import { revokedKey } from "../../src/tokens/revocation.ts";
+import { REVOCATION_CHECK_SECONDS } from "../../src/policy.ts";
 import {
   checkTokenStatus,
-  REVOCATION_CHECK_SECONDS,
   STALE_GRACE_SECONDS,
   STATUS_CACHE_MAX_ENTRIES,
-} from "../../src/gateway/token-status.ts";
+} from "../../src/tokens/status.ts";
 import { fetchWithEnv, issueToken, putClientRecord, seedClient, type SeedOverrides } from "../helpers.ts";
 import { captureLogEvents, expectInactive, expectRevocationOK, failingKV, introspect, introspection, revoke } from "../lifecycle/lifecycle.ts";
 import { expectInvalidToken, expectJSONError, expectOriginNotContacted, expectProxied, gatewayFetch, GATEWAY, marker, withBearer } from "./gateway.ts";

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { GENERATION_KEY, GenerationRecordError, parseGenerationRecord, planRotation, validateGenerationRecord } from "../../src/keys/generation.ts";
-import { GENERATION_CACHE_SECONDS, GenerationUnavailableError, readGenerationRecord } from "../../src/keys/generation-store.ts";
+import { GENERATION_KEY, GenerationRecordError, parseGenerationRecord, planRotation, validateGenerationRecord } from "../../src/keys/generation-record.ts";
+import { GENERATION_CACHE_SECONDS, GenerationUnavailableError, readGenerationRecord } from "../../src/keys/generation-kv.ts";
 import { generationRetention, NO_ROTATION } from "../../src/keys/schedule.ts";
 
 /** A namespace holding only keys:generation, counting reads; `fail` makes get() throw. */

@@ -8,7 +8,7 @@ import { basic, FORM, fetchWithEnv, issueToken, nowSeconds, putClientRecord, see
 import { accessTokenClaims, attackerKey, es256, forgeJWS, hs256, mintToken, publicKeyForms, testKey } from "../gateway/tokens.ts";
 import { clientKey } from "../../src/clients/record.ts";
 import { expectInvalidToken, expectProxied, gatewayFetch, marker, withBearer } from "../gateway/gateway.ts";
-import { revokedKey } from "../../src/lifecycle/revoked.ts";
+import { revokedKey } from "../../src/tokens/revocation.ts";
 import {
   captureLogEvents,
   expectInactive,

@@ -5,7 +5,7 @@
 import { env } from "cloudflare:workers";
 import { expect, vi } from "vitest";
 import { basic, tokenRequest, type FormBody } from "../helpers.ts";
-import { revokedKey } from "../../src/lifecycle/revoked.ts";
+import { revokedKey } from "../../src/tokens/revocation.ts";
 import { decodeJwt } from "jose";
 import { mintToken } from "../gateway/tokens.ts";
 

@@ -6,8 +6,8 @@ import { decodeJwt } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { basic, FORM, fetchWithEnv, issueToken, nowSeconds, seedClient, tokenRequest } from "../helpers.ts";
 import { accessTokenClaims, attackerKey, es256, forgeJWS, hs256, mintToken, publicKeyForms, testKey } from "../gateway/tokens.ts";
-import { CLOCK_TOLERANCE_SECONDS } from "../../src/gateway/bearer.ts";
-import { revocationTtl, revokedKey } from "../../src/lifecycle/revoked.ts";
+import { CLOCK_TOLERANCE_SECONDS } from "../../src/policy.ts";
+import { revocationTtl, revokedKey } from "../../src/tokens/revocation.ts";
 import {
   captureLogEvents,
   expectInvalidClient,

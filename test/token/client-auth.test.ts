@@ -2,8 +2,8 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { base64, basic, formEncode, issueToken, seedClient, tokenRequest, verifyAccessToken } from "../helpers.ts";
 import { expectError } from "../helpers.ts";
-import { parseClientAuthentication } from "../../src/token/client-auth.ts";
-import type { TokenForm } from "../../src/token/form.ts";
+import { parseClientAuthentication } from "../../src/client-auth/credentials.ts";
+import type { TokenForm } from "../../src/client-auth/form.ts";
 
 const GRANT = { grant_type: "client_credentials" };
 

@@ -4,16 +4,14 @@
  * @see https://www.rfc-editor.org/rfc/rfc9068#section-4
  */
 import { errors, jwtVerify, type JWSHeaderParameters, type JWTPayload } from "jose";
-import { BearerError } from "../errors.ts";
-import { CLOCK_TOLERANCE_SECONDS } from "../keys/schedule.ts";
+import { BearerError } from "../http/errors.ts";
+import { CLOCK_TOLERANCE_SECONDS } from "../policy.ts";
 import type { SigningKeys } from "../keys/signing.ts";
-import type { AccessTokenClaims } from "../token/mint.ts";
-import { getVerifiedToken, hasAudience, rememberVerifiedToken } from "./token-cache.ts";
+import type { AccessTokenClaims } from "./mint.ts";
+import { getVerifiedToken, hasAudience, rememberVerifiedToken } from "./verified-cache.ts";
 
 /** Tokens longer than this are refused before any decoding (docs/security.md item 15). Ours are ~600 bytes. */
 export const MAX_TOKEN_LENGTH = 4096;
-/** Clock skew allowed between the edge that signed and the edge that checks (defined beside the key schedule, which depends on it). */
-export { CLOCK_TOLERANCE_SECONDS };
 
 /** RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=" */
 const BEARER = /^bearer +([A-Za-z0-9\-._~+/]+=*) *$/i;

@@ -1,8 +1,8 @@
 /**
  * The Worker's reading of KV `keys:generation` (generation.ts, docs/storage.md), cached per isolate.
  */
-import { logEvent } from "../errors.ts";
-import { GENERATION_KEY, parseGenerationRecord } from "./generation.ts";
+import { logEvent } from "../http/errors.ts";
+import { GENERATION_KEY, parseGenerationRecord } from "./generation-record.ts";
 import { NO_ROTATION, type GenerationRecord } from "./schedule.ts";
 
 /** Per-isolate cache of the record, and KV's edge cache (cacheTtl, whose minimum is 30). */

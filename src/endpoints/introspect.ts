@@ -7,17 +7,18 @@
  * @see https://www.rfc-editor.org/rfc/rfc7662
  */
 import { Hono } from "hono";
-import { auditEvent, auditOf, type AppEnv } from "../audit.ts";
-import { authenticateFormRequest } from "../clients/authenticate-request.ts";
+import { auditEvent, auditOf, type AppEnv } from "../http/audit.ts";
+import { authenticateFormRequest } from "../client-auth/authenticate.ts";
 import type { ClientRecord } from "../clients/record.ts";
 import { loadClient } from "../clients/store.ts";
 import { getConfig } from "../config.ts";
-import { NO_STORE, OAuthError } from "../errors.ts";
-import type { AccessTokenClaims } from "../token/mint.ts";
-import { requireTokenParameter, verifyPresentedToken } from "./presented-token.ts";
+import { NO_STORE, OAuthError } from "../http/errors.ts";
+import type { AccessTokenClaims } from "../tokens/mint.ts";
+import { requireTokenParameter, verifyPresentedToken } from "../tokens/presented.ts";
 import { getSigningKeys } from "../keys/signing.ts";
-import { clientRefusal, clientStatusOf } from "../gateway/token-status.ts";
-import { isRevoked, KV_CACHE_TTL_SECONDS } from "./revoked.ts";
+import { clientRefusal, clientStatusOf } from "../tokens/status.ts";
+import { isRevoked } from "../tokens/revocation.ts";
+import { KV_CACHE_TTL_SECONDS } from "../policy.ts";
 
 export const introspection = new Hono<AppEnv>();
 
@@ -39,7 +40,7 @@ function activeResponse(claims: AccessTokenClaims): Record<string, unknown> {
   return body;
 }
 
-introspection.post("/introspect", async (c) => {
+introspection.post("/", async (c) => {
   const config = getConfig(c.env);
   // RFC 7662 §2.1: token_type_hint may be ignored; every token here is an access token.
   const { client, prepared, now } = await authenticateFormRequest(c.req.raw, c.env, config.issuer, async (form) => ({
@@ -72,6 +73,6 @@ introspection.post("/introspect", async (c) => {
   return c.json(activeResponse(claims), 200, NO_STORE);
 });
 
-introspection.all("/introspect", () => {
+introspection.all("/", () => {
   throw new OAuthError("invalid_request", "the introspection endpoint accepts only POST", { status: 405, headers: { Allow: "POST" } });
 });

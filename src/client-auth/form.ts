@@ -2,8 +2,8 @@
  * Reads a token-endpoint request's parameters: form body only, size-capped before parsing,
  * each parameter at most once.
  */
-import { readBodyCapped } from "../body.ts";
-import { OAuthError } from "../errors.ts";
+import { readBodyCapped } from "../http/body.ts";
+import { OAuthError } from "../http/errors.ts";
 
 /** Largest body /token reads; a client-credentials request is a few hundred bytes. */
 export const MAX_TOKEN_BODY_BYTES = 8 * 1024;

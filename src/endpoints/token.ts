@@ -4,15 +4,15 @@
  */
 import { Hono } from "hono";
 import { getConfig } from "../config.ts";
-import { auditEvent, auditOf, type AppEnv } from "../audit.ts";
-import { NO_STORE, OAuthError } from "../errors.ts";
-import { authenticateFormRequest } from "../clients/authenticate-request.ts";
+import { auditEvent, auditOf, type AppEnv } from "../http/audit.ts";
+import { NO_STORE, OAuthError } from "../http/errors.ts";
+import { authenticateFormRequest } from "../client-auth/authenticate.ts";
 import { isValidAudience, parseScope, type ClientRecord } from "../clients/record.ts";
 import { getSigningKeys } from "../keys/signing.ts";
-import { enforceLimit } from "../limits.ts";
-import type { TokenForm } from "./form.ts";
-import { adminAudience } from "../admin/route.ts";
-import { mintAccessToken } from "./mint.ts";
+import { enforceLimit } from "../http/limits.ts";
+import type { TokenForm } from "../client-auth/form.ts";
+import { adminAudience } from "../tokens/admin.ts";
+import { mintAccessToken } from "../tokens/mint.ts";
 
 export const token = new Hono<AppEnv>();
 
@@ -49,7 +49,7 @@ function chooseAudience(record: ClientRecord, form: TokenForm, fallback: string,
   return requested;
 }
 
-token.post("/token", async (c) => {
+token.post("/", async (c) => {
   const config = getConfig(c.env);
   const audit = auditOf(c);
   const { client, form, method, prepared: keys, now } = await authenticateFormRequest(c.req.raw, c.env, config.issuer, (form) => {
@@ -83,6 +83,6 @@ token.post("/token", async (c) => {
   return c.json(body, 200, NO_STORE);
 });
 
-token.all("/token", () => {
+token.all("/", () => {
   throw new OAuthError("invalid_request", "the token endpoint accepts only POST", { status: 405, headers: { Allow: "POST" } });
 });

@@ -7,17 +7,16 @@
  * @see https://www.rfc-editor.org/rfc/rfc7009#section-2.2
  * @see https://www.rfc-editor.org/rfc/rfc7662#section-2.2
  */
-import { BearerError, OAuthError } from "../errors.ts";
-import { verifyAccessToken } from "../gateway/bearer.ts";
+import { BearerError, OAuthError } from "../http/errors.ts";
+import { verifyAccessToken } from "./verify.ts";
 import type { SigningKeys } from "../keys/signing.ts";
-import type { TokenForm } from "../token/form.ts";
-import type { AccessTokenClaims } from "../token/mint.ts";
+import type { AccessTokenClaims } from "./mint.ts";
 
 /** A verified token's claims, or why it is not a token of this issuer (for the log only). */
 export type PresentedToken = { ok: true; claims: AccessTokenClaims } | { ok: false; reason: string };
 
 /** The `token` parameter both endpoints require (RFC 7009 §2.1, RFC 7662 §2.1). */
-export function requireTokenParameter(form: TokenForm): string {
+export function requireTokenParameter(form: { get(name: string): string | undefined }): string {
   const token = form.get("token");
   if (token === undefined) throw new OAuthError("invalid_request", "the token parameter is required");
   return token;

@@ -7,15 +7,18 @@
  * @see https://www.rfc-editor.org/rfc/rfc7009#section-2.1
  * @see https://www.rfc-editor.org/rfc/rfc7662#section-2.1
  */
-import type { AuditContext } from "../audit.ts";
+import type { AuditContext } from "../http/audit.ts";
 import { getConfig } from "../config.ts";
-import { checkFailureBlock, clientAddress, countFailure, enforceLimit, failureKey, oneCheckAtATime } from "../limits.ts";
-import { invalidClient, parseClientAuthentication, type ClientAuthMethod } from "../token/client-auth.ts";
-import { readTokenForm, type TokenForm } from "../token/form.ts";
-import type { ClientRecord } from "./record.ts";
-import { KV_CACHE_TTL_SECONDS } from "../lifecycle/revoked.ts";
-import { authenticateClient, loadClient } from "./store.ts";
-import { rememberClient, rememberedClient } from "./client-cache.ts";
+import { clientAddress, enforceLimit } from "../http/limits.ts";
+import { checkFailureBlock, countFailure, failureKey, oneCheckAtATime } from "./failures.ts";
+import { invalidClient, parseClientAuthentication, type ClientAuthMethod } from "./credentials.ts";
+import { readTokenForm, type TokenForm } from "./form.ts";
+import { activeSecret, type ClientRecord } from "../clients/record.ts";
+import { dummySecretHash, verifyClientSecret } from "../clients/secret.ts";
+import { KV_CACHE_TTL_SECONDS } from "../policy.ts";
+import { loadClient } from "../clients/store.ts";
+import { isKnownGoodSecret, rememberGoodSecret, secretCacheKey } from "./warm-secrets.ts";
+import { rememberClient, rememberedClient } from "./warm-records.ts";
 
 export interface AuthenticatedRequest<T> {
   /** The authenticated, enabled client. */
@@ -78,4 +81,39 @@ export async function authenticateFormRequest<T>(
     rememberClient(auth.record, readAt);
     return { client: auth.record, method: credentials.method, form, prepared, now };
   });
+}
+
+export type AuthenticationResult =
+  | { ok: true; record: ClientRecord }
+  | { ok: false; reason: string };
+
+/**
+ * Checks a presented secret. Every failing path pays exactly one PBKDF2: the stored hash's, or for
+ * an unknown client or secret id a dummy hash at `iterations` (PBKDF2_ITERATIONS, the count new
+ * secrets are hashed with), so an unknown client, an unknown or expired secret, a wrong secret and a
+ * disabled client take the same time and get the same answer (docs/security.md item 16, CWE-208).
+ * Only a secret this isolate has already verified for the unchanged record skips the PBKDF2
+ * (warm-secrets.ts).
+ */
+export async function authenticateClient(
+  record: ClientRecord | null,
+  clientSecret: string,
+  now: number,
+  iterations: number,
+): Promise<AuthenticationResult> {
+  const stored = record ? activeSecret(record, clientSecret, now) : undefined;
+  // Only an enabled client's secret is remembered: a disabled one must keep costing a PBKDF2, so
+  // even a caller holding its secret cannot tell "disabled" from "wrong" by timing. Disabling
+  // changes updated_at, which drops any entry made before.
+  const cacheKey = record && stored && !record.disabled ? secretCacheKey(record.client_id, stored.hash, record.updated_at) : undefined;
+  let matches = cacheKey !== undefined && (await isKnownGoodSecret(cacheKey, clientSecret));
+  if (!matches) {
+    matches = await verifyClientSecret(clientSecret, stored?.hash ?? dummySecretHash(iterations));
+    if (matches && cacheKey !== undefined) await rememberGoodSecret(cacheKey, clientSecret);
+  }
+  if (!record) return { ok: false, reason: "unknown client" };
+  if (!stored) return { ok: false, reason: "unknown or expired secret id" };
+  if (!matches) return { ok: false, reason: "wrong secret" };
+  if (record.disabled) return { ok: false, reason: "client disabled" };
+  return { ok: true, record };
 }

@@ -8,19 +8,18 @@
  *
  * Worst case from a revocation or a disabled client to a refusal at every location, once KV's
  * central store has the write: KV_CACHE_TTL_SECONDS (KV's edge cache) + REVOCATION_CHECK_SECONDS
- * (this cache) = 40 s. README, "Revocation and disabled clients at the gateway".
+ * (this cache) = REVOCATION_BOUND_SECONDS (src/policy.ts). README, "Revocation and disabled clients at the gateway".
  *
  * When KV fails, the last answer is kept for STALE_GRACE_SECONDS past its refresh time; after that,
  * or with no answer at all, the request fails closed: 503, never passed.
  */
-import { BearerError, logEvent, OAuthError } from "../errors.ts";
+import { BearerError, logEvent, OAuthError } from "../http/errors.ts";
 import { staleTokenReason, type ClientRecord } from "../clients/record.ts";
 import { loadClient } from "../clients/store.ts";
-import { isRevoked, KV_CACHE_TTL_SECONDS } from "../lifecycle/revoked.ts";
-import type { AccessTokenClaims } from "../token/mint.ts";
+import { isRevoked } from "./revocation.ts";
+import { KV_CACHE_TTL_SECONDS, REVOCATION_CHECK_SECONDS } from "../policy.ts";
+import type { AccessTokenClaims } from "./mint.ts";
 
-/** How long an answer is used before KV is asked again. */
-export const REVOCATION_CHECK_SECONDS = 10;
 /** How long past its refresh time an answer stands in while KV fails. */
 export const STALE_GRACE_SECONDS = 60;
 /** Entries per cache (jti, client id); the oldest refreshed goes first. */

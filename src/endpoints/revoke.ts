@@ -5,18 +5,18 @@
  * @see https://www.rfc-editor.org/rfc/rfc7009
  */
 import { Hono } from "hono";
-import { auditEvent, auditOf, type AppEnv } from "../audit.ts";
-import { authenticateFormRequest } from "../clients/authenticate-request.ts";
+import { auditEvent, auditOf, type AppEnv } from "../http/audit.ts";
+import { authenticateFormRequest } from "../client-auth/authenticate.ts";
 import { getConfig } from "../config.ts";
-import { NO_STORE, OAuthError } from "../errors.ts";
-import { requireTokenParameter, verifyPresentedToken } from "./presented-token.ts";
+import { NO_STORE, OAuthError } from "../http/errors.ts";
+import { requireTokenParameter, verifyPresentedToken } from "../tokens/presented.ts";
 import { getSigningKeys } from "../keys/signing.ts";
-import { isStillAcceptable, recordRevocation } from "./revoked.ts";
+import { isStillAcceptable, recordRevocation } from "../tokens/revocation.ts";
 
 export const revocation = new Hono<AppEnv>();
 
 
-revocation.post("/revoke", async (c) => {
+revocation.post("/", async (c) => {
   const config = getConfig(c.env);
   // RFC 7009 §2.1: token_type_hint is only a hint; every token here is an access token, so any
   // value (or none) is ignored rather than answered with unsupported_token_type.
@@ -56,6 +56,6 @@ revocation.post("/revoke", async (c) => {
   return revoked();
 });
 
-revocation.all("/revoke", () => {
+revocation.all("/", () => {
   throw new OAuthError("invalid_request", "the revocation endpoint accepts only POST", { status: 405, headers: { Allow: "POST" } });
 });

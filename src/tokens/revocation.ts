@@ -3,9 +3,9 @@
  * /revoke, read by the gateway and by POST /introspect. An entry expires by itself once the token
  * could no longer be accepted anywhere.
  */
-import { OAuthError } from "../errors.ts";
-import { CLOCK_TOLERANCE_SECONDS } from "../keys/schedule.ts";
-import type { AccessTokenClaims } from "../token/mint.ts";
+import { OAuthError } from "../http/errors.ts";
+import { CLOCK_TOLERANCE_SECONDS, REVOKED_ENTRY_MARGIN_SECONDS } from "../policy.ts";
+import type { AccessTokenClaims } from "./mint.ts";
 
 export const REVOKED_KEY_PREFIX = "revoked:";
 /** The KV key of a revoked token: `revoked:{jti}`. */
@@ -23,17 +23,11 @@ export interface RevokedRecord {
 /** KV refuses an `expirationTtl` below this. */
 export const MIN_EXPIRATION_TTL_SECONDS = 60;
 /**
- * KV's smallest `cacheTtl`, used by every read of token status: a KV location answers from its
- * cache (a missing key included) for at most this long after the value changed centrally.
- */
-export const KV_CACHE_TTL_SECONDS = 30;
-
-/**
- * Seconds to keep the entry: the token's remaining life plus 60 s, more than the gateway's clock
- * tolerance (CLOCK_TOLERANCE_SECONDS) past `exp`, and never below KV's minimum.
+ * Seconds to keep the entry: the token's remaining life plus REVOKED_ENTRY_MARGIN_SECONDS, more than
+ * the gateway's clock tolerance (CLOCK_TOLERANCE_SECONDS) past `exp`, and never below KV's minimum.
  */
 export function revocationTtl(exp: number, now: number): number {
-  return Math.max(MIN_EXPIRATION_TTL_SECONDS, exp - now + 60);
+  return Math.max(MIN_EXPIRATION_TTL_SECONDS, exp - now + REVOKED_ENTRY_MARGIN_SECONDS);
 }
 
 /** Whether any gateway could still accept a token with this `exp` (it allows the clock tolerance). */

@@ -9,7 +9,7 @@
  */
 import { decodeProtectedHeader } from "jose";
 import type { SigningKeys } from "../keys/signing.ts";
-import type { AccessTokenClaims } from "../token/mint.ts";
+import type { AccessTokenClaims } from "./mint.ts";
 
 export const TOKEN_CACHE_MAX_ENTRIES = 4096;
 

@@ -7,27 +7,24 @@
  * @see https://www.rfc-editor.org/rfc/rfc7592#section-2
  */
 import { Hono, type Context } from "hono";
-import { readBodyCapped } from "../body.ts";
+import { readBodyCapped } from "../http/body.ts";
 import { getConfig } from "../config.ts";
-import { auditEvent } from "../audit.ts";
-import { BearerError, NO_STORE, OAuthError } from "../errors.ts";
-import { checkScopes, extractBearerToken, verifyAccessToken } from "../gateway/bearer.ts";
-import { checkTokenStatus } from "../gateway/token-status.ts";
+import { auditEvent } from "../http/audit.ts";
+import { BearerError, NO_STORE, OAuthError } from "../http/errors.ts";
+import { checkScopes, extractBearerToken, verifyAccessToken } from "../tokens/verify.ts";
+import { checkTokenStatus } from "../tokens/status.ts";
 import { getSigningKeys } from "../keys/signing.ts";
 import { clientKey, ClientRecordError, describeClient, isValidClientId, type ClientRecord } from "../clients/record.ts";
 import { createClientRecord, updateClientRecord, type ClientChanges } from "../clients/manage.ts";
 import { loadClient, storeUnavailable } from "../clients/store.ts";
-import { KV_CACHE_TTL_SECONDS } from "../lifecycle/revoked.ts";
-import { forgetClient } from "../clients/client-cache.ts";
-import type { AccessTokenClaims } from "../token/mint.ts";
+import { KV_CACHE_TTL_SECONDS } from "../policy.ts";
+import { forgetClient } from "../client-auth/warm-records.ts";
+import type { AccessTokenClaims } from "../tokens/mint.ts";
+import { ADMIN_SCOPE, adminAudience } from "../tokens/admin.ts";
 
-export const ADMIN_SCOPE = "tollgate:admin";
 const MAX_BODY_BYTES = 16 * 1024;
 
-export const admin = new Hono<{ Bindings: Env }>();
-
-/** The audience admin tokens must carry: the registration endpoint itself (RFC 8707). */
-export const adminAudience = (issuer: string): string => `${issuer}/register`;
+export const register = new Hono<{ Bindings: Env }>();
 
 async function authorize(c: Context<{ Bindings: Env }>): Promise<AccessTokenClaims> {
   const config = getConfig(c.env);
@@ -147,7 +144,7 @@ async function writeRecord(kv: KVNamespace, record: ClientRecord): Promise<void>
   forgetClient(record.client_id);
 }
 
-admin.post("/register", async (c) => {
+register.post("/", async (c) => {
   const claims = await authorize(c);
   const { issuer, pbkdf2Iterations } = getConfig(c.env);
   const body = await readJSON(c.req.raw);
@@ -175,12 +172,12 @@ async function authorizeForClient(c: Context<{ Bindings: Env }>): Promise<{ clai
 
 // One handler per method: HEAD is dispatched to the GET handler (Hono answers it without the body,
 // RFC 9110 §9.3.2), so it can never reach a handler that writes.
-admin.get("/register/:client_id", async (c) => {
+register.get("/:client_id", async (c) => {
   const { record } = await authorizeForClient(c);
   return c.json(clientInformation(getConfig(c.env).issuer, record), 200, NO_STORE);
 });
 
-admin.delete("/register/:client_id", async (c) => {
+register.delete("/:client_id", async (c) => {
   const { claims, record } = await authorizeForClient(c);
   const clientId = record.client_id;
   try {
@@ -193,7 +190,7 @@ admin.delete("/register/:client_id", async (c) => {
   return c.body(null, 204, NO_STORE);
 });
 
-admin.put("/register/:client_id", async (c) => {
+register.put("/:client_id", async (c) => {
   const { claims, record } = await authorizeForClient(c);
   const clientId = record.client_id;
   const body = await readJSON(c.req.raw);
@@ -225,9 +222,9 @@ admin.put("/register/:client_id", async (c) => {
 });
 
 // Every other method, OPTIONS included: 405 naming what the resource serves (RFC 9110 §15.5.6).
-admin.all("/register", () => {
+register.all("/", () => {
   throw new OAuthError("invalid_request", "registration accepts only POST", { status: 405, headers: { Allow: "POST" } });
 });
-admin.all("/register/:client_id", () => {
+register.all("/:client_id", () => {
   throw new OAuthError("invalid_request", "client management accepts GET, HEAD, PUT and DELETE", { status: 405, headers: { Allow: "GET, HEAD, PUT, DELETE" } });
 });

@@ -3,13 +3,13 @@
  * current, next and retired keys of the schedule, else every SIGNING_KEY key.
  */
 import { Hono } from "hono";
-import { JWKS_MAX_AGE } from "./schedule.ts";
-import { OAuthError } from "../errors.ts";
-import { getSigningKeys } from "./signing.ts";
+import { JWKS_MAX_AGE } from "../policy.ts";
+import { OAuthError } from "../http/errors.ts";
+import { getSigningKeys } from "../keys/signing.ts";
 
 export const jwks = new Hono<{ Bindings: Env }>();
 
-jwks.get("/.well-known/jwks.json", async (c) => {
+jwks.get("/", async (c) => {
   const keys = await getSigningKeys(c.env);
   return c.json(keys.jwks, 200, {
     "Content-Type": "application/jwk-set+json",
@@ -19,6 +19,6 @@ jwks.get("/.well-known/jwks.json", async (c) => {
 });
 
 // HEAD is served by the GET handler; every other method is 405 here, not the gateway's 404.
-jwks.all("/.well-known/jwks.json", () => {
+jwks.all("/", () => {
   throw new OAuthError("invalid_request", "the JWKS accepts only GET and HEAD", { status: 405, headers: { Allow: "GET, HEAD" } });
 });

@@ -6,7 +6,7 @@
  * used out) and in time; an entry is tied to the stored hash and the record's `updated_at`, so any
  * change to the client (rotation, revocation, update) drops it. docs/security.md weighs the trade-off.
  */
-import { timingSafeEqual } from "./secret.ts";
+import { timingSafeEqual } from "../clients/secret.ts";
 
 export const SECRET_CACHE_MAX_ENTRIES = 1024;
 export const SECRET_CACHE_TTL_MS = 5 * 60 * 1000;

@@ -3,12 +3,13 @@
  * @see https://www.rfc-editor.org/rfc/rfc8414#section-2
  */
 import { Hono } from "hono";
-import { getConfig } from "./config.ts";
-import { OAuthError } from "./errors.ts";
+import { getConfig } from "../config.ts";
+import { OAuthError } from "../http/errors.ts";
+import { METADATA_MAX_AGE } from "../policy.ts";
 
 export const metadata = new Hono<{ Bindings: Env }>();
 
-metadata.get("/.well-known/oauth-authorization-server", (c) => {
+metadata.get("/", (c) => {
   const { issuer } = getConfig(c.env);
   return c.json(
     {
@@ -30,11 +31,11 @@ metadata.get("/.well-known/oauth-authorization-server", (c) => {
       access_token_signing_alg_values_supported: ["ES256"],
     },
     200,
-    { "Cache-Control": "public, max-age=3600", "Access-Control-Allow-Origin": "*" },
+    { "Cache-Control": `public, max-age=${METADATA_MAX_AGE}`, "Access-Control-Allow-Origin": "*" },
   );
 });
 
 // HEAD is served by the GET handler; every other method is 405 here, not the gateway's 404.
-metadata.all("/.well-known/oauth-authorization-server", () => {
+metadata.all("/", () => {
   throw new OAuthError("invalid_request", "the metadata document accepts only GET and HEAD", { status: 405, headers: { Allow: "GET, HEAD" } });
 });

@@ -3,7 +3,7 @@
  * or `client_secret_post`, exactly one of them.
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1
  */
-import { basicChallenge, OAuthError } from "../errors.ts";
+import { basicChallenge, OAuthError } from "../http/errors.ts";
 import { utf8, type TokenForm } from "./form.ts";
 
 export type ClientAuthMethod = "client_secret_basic" | "client_secret_post";

@@ -3,19 +3,20 @@
  * authorized (unless the route is explicitly public) and only then proxied to the route's origin.
  */
 import { Hono } from "hono";
-import { auditOf, countEvent, type AppEnv } from "../audit.ts";
-import { readBodyCapped } from "../body.ts";
+import { auditOf, countEvent, type AppEnv } from "../http/audit.ts";
+import { readBodyCapped } from "../http/body.ts";
 import { getConfig } from "../config.ts";
-import { BearerError, OAuthError } from "../errors.ts";
+import { BearerError, OAuthError } from "../http/errors.ts";
 import { getSigningKeys } from "../keys/signing.ts";
-import { enforceLimit } from "../limits.ts";
-import { checkScopes, extractBearerToken, verifyAccessToken } from "./bearer.ts";
-import { IDENTITY_HEADERS } from "./headers.ts";
-import { checkBodyForOverride, hasMethodOverride, methodOverrideRefused, withoutOverrides } from "./method-override.ts";
-import { normalizePath, rawPathOf } from "./path.ts";
-import { proxyRequest, type TokenSession } from "./proxy.ts";
-import { findUnambiguousRoute, METHODS, normalizeHost, requiredScopes } from "./routes.ts";
-import { checkTokenStatus, REVOCATION_CHECK_SECONDS } from "./token-status.ts";
+import { enforceLimit } from "../http/limits.ts";
+import { checkScopes, extractBearerToken, verifyAccessToken } from "../tokens/verify.ts";
+import { IDENTITY_HEADERS } from "../gateway/headers.ts";
+import { checkBodyForOverride, hasMethodOverride, methodOverrideRefused, withoutOverrides } from "../gateway/method-override.ts";
+import { normalizePath, rawPathOf } from "../gateway/path.ts";
+import { proxyRequest, type TokenSession } from "../gateway/proxy.ts";
+import { findUnambiguousRoute, METHODS, normalizeHost, requiredScopes } from "../gateway/route-table.ts";
+import { checkTokenStatus } from "../tokens/status.ts";
+import { REVOCATION_CHECK_SECONDS } from "../policy.ts";
 
 /** Form bodies on protected routes are read (up to this size) to refuse a token sent in them. */
 const MAX_FORM_BODY_BYTES = 64 * 1024;
@@ -26,7 +27,8 @@ function hasTokenParameter(params: URLSearchParams): boolean {
   return params.has("access_token");
 }
 
-gateway.all("*", async (c) => {
+// Mounted at "*" in src/index.ts: this handler serves every path no other endpoint serves.
+gateway.all("/", async (c) => {
   const config = getConfig(c.env);
   const request = c.req.raw;
   const url = new URL(request.url);

@@ -13,16 +13,15 @@
  * The price is staleness: a record changed elsewhere (disabled, secret revoked or rotated out) is
  * still used here for up to CLIENT_CACHE_SECONDS, the same window the gateway's status cache has
  * (src/gateway/token-status.ts), so /token and the gateway share one bound: KV's edge cache (30 s)
- * + 10 s = 40 s (README, "Revocation and disabled clients"). A token minted from a stale record
+ * + 10 s = REVOCATION_BOUND_SECONDS, 40 s (src/policy.ts; README, "Revocation and disabled clients"). A token minted from a stale record
  * carries that record's instance_id (tg_inst), so once the gateway sees a disable or a revoked
  * secret it refuses that token too. A change made through the admin API drops the entry in the
  * isolate that made it at once. docs/security.md weighs the trade-off.
  */
-import { activeSecret, type ClientRecord } from "./record.ts";
-import { isKnownGoodSecret, secretCacheKey } from "./secret-cache.ts";
+import { activeSecret, type ClientRecord } from "../clients/record.ts";
+import { CLIENT_CACHE_SECONDS } from "../policy.ts";
+import { isKnownGoodSecret, secretCacheKey } from "./warm-secrets.ts";
 
-/** How long a record read from KV is used for the warm path; as REVOCATION_CHECK_SECONDS. */
-export const CLIENT_CACHE_SECONDS = 10;
 export const CLIENT_CACHE_MAX_ENTRIES = 1024;
 
 const records = new Map<string, { record: ClientRecord; until: number }>();
