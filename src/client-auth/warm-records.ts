@@ -1,7 +1,7 @@
 /**
  * The warm path of client authentication: a client that authenticated in this isolate within the
  * last CLIENT_CACHE_SECONDS is served from memory, its record as read then and its secret checked
- * against the HMAC digest secret-cache.ts kept, with no KV read and no PBKDF2.
+ * against the HMAC digest warm-secrets.ts kept, with no KV read and no PBKDF2.
  *
  * Only successful authentications enter (so only clients holding a valid secret occupy it, and an
  * attacker's guesses cannot evict them), and only a presented secret this isolate already verified
@@ -12,7 +12,7 @@
  *
  * The price is staleness: a record changed elsewhere (disabled, secret revoked or rotated out) is
  * still used here for up to CLIENT_CACHE_SECONDS, the same window the gateway's status cache has
- * (src/gateway/token-status.ts), so /token and the gateway share one bound: KV's edge cache (30 s)
+ * (src/tokens/status.ts), so /token and the gateway share one bound: KV's edge cache (30 s)
  * + 10 s = REVOCATION_BOUND_SECONDS, 40 s (src/policy.ts; README, "Revocation and disabled clients"). A token minted from a stale record
  * carries that record's instance_id (tg_inst), so once the gateway sees a disable or a revoked
  * secret it refuses that token too. A change made through the admin API drops the entry in the

@@ -70,7 +70,7 @@ gateway.all("/", async (c) => {
     audit.client_id = claims.client_id;
     audit.jti = claims.jti;
     audit.scope = claims.scope;
-    // Revoked, or its client disabled or deleted: the signature cannot say (token-status.ts).
+    // Revoked, or its client disabled or deleted: the signature cannot say (src/tokens/status.ts).
     await checkTokenStatus(c.env.CLIENTS, claims);
     checkScopes(claims, requiredScopes(route, request.method));
     const contentType = request.headers.get("Content-Type") ?? "";

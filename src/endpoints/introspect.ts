@@ -67,7 +67,7 @@ introspection.post("/", async (c) => {
     claims.client_id === client.client_id ? Promise.resolve(client) : loadClient(c.env.CLIENTS, claims.client_id, { cacheTtl: KV_CACHE_TTL_SECONDS });
   const [record, revoked] = await Promise.all([owner, isRevoked(c.env.CLIENTS, claims.jti, { cacheTtl: KV_CACHE_TTL_SECONDS })]);
   if (revoked) return inactive("revoked", claims);
-  // The gateway's rules (token-status.ts): deleted, disabled, or issued under an earlier instance.
+  // The gateway's rules (src/tokens/status.ts): deleted, disabled, or issued under an earlier instance.
   const refusal = clientRefusal(claims, clientStatusOf(record));
   if (refusal) return inactive(refusal, claims);
   return c.json(activeResponse(claims), 200, NO_STORE);

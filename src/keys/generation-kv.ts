@@ -1,5 +1,5 @@
 /**
- * The Worker's reading of KV `keys:generation` (generation.ts, docs/storage.md), cached per isolate.
+ * The Worker's reading of KV `keys:generation` (generation-record.ts, docs/storage.md), cached per isolate.
  */
 import { logEvent } from "../http/errors.ts";
 import { GENERATION_KEY, parseGenerationRecord } from "./generation-record.ts";

@@ -1,7 +1,7 @@
 /**
  * KV `keys:generation` (docs/storage.md): the one piece of state of the key schedule, written only by
  * `tollgate keys rotate` to move every isolate to the next generation of derived keys at `since`.
- * The rules here are shared by the Worker (generation-store.ts reads) and the CLI (writes).
+ * The rules here are shared by the Worker (generation-kv.ts reads) and the CLI (writes).
  */
 import { generationRetention, NO_ROTATION, type GenerationRecord } from "./schedule.ts";
 

@@ -19,7 +19,7 @@ import { CLOCK_TOLERANCE_SECONDS, JWKS_MAX_AGE } from "../policy.ts";
 
 /**
  * The longest an isolate is assumed to go on with an older `keys:generation` record once KV holds a
- * newer one: 30 s in its own cache (generation-store.ts), 30 s in KV's edge cache (cacheTtl), and as
+ * newer one: 30 s in its own cache (generation-kv.ts), 30 s in KV's edge cache (cacheTtl), and as
  * much again for KV's propagation between locations. (An isolate whose KV reads fail keeps its record
  * longer, and logs it: README, "Rotate now".) Within it a stale isolate still signs with the previous
  * generation: see STALE_SIGNER_SECONDS.

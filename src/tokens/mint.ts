@@ -45,7 +45,7 @@ export async function mintAccessToken(keys: SigningKeys, input: MintInput): Prom
   };
   if (input.scopes.length > 0) claims.scope = input.scopes.join(" ");
   // Bound to the record it was issued under: a re-created, disabled or secret-revoked record has
-  // another instance_id, and the gateway and /introspect refuse the token (token-status.ts).
+  // another instance_id, and the gateway and /introspect refuse the token (src/tokens/status.ts).
   if (input.instanceId !== undefined && input.instanceId !== LEGACY_INSTANCE_ID) claims.tg_inst = input.instanceId;
   // The claims are built and checked here, so they are signed as a plain JWS payload: SignJWT would
   // copy and re-validate them on every token (RFC 7519 §7.1: a JWT is a JWS of its claims).

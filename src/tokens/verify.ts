@@ -54,7 +54,7 @@ export interface VerifyOptions {
 /**
  * The one verifier of access tokens, for the gateway, the admin API, /revoke and /introspect alike:
  * signature, header and claims (RFC 9068 §4, RFC 8725); throws BearerError invalid_token on any
- * failure (RFC 8725 §3.3). A token this isolate verified before skips the signature (token-cache.ts).
+ * failure (RFC 8725 §3.3). A token this isolate verified before skips the signature (verified-cache.ts).
  * @see https://www.rfc-editor.org/rfc/rfc9068#section-4
  */
 export async function verifyAccessToken(token: string, keys: SigningKeys, options: VerifyOptions): Promise<AccessTokenClaims> {

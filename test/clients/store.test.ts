@@ -11,7 +11,7 @@ import {
   seedClient,
   tokenRequest,
   tokenRequestObject,
-} from "../helpers.ts";
+} from "../support/worker.ts";
 import { generateClientSecret, hashClientSecret } from "../../src/clients/secret.ts";
 
 afterEach(() => {

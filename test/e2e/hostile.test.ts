@@ -518,7 +518,7 @@ describe("request bodies that never end or trickle", () => {
   });
 
   // FINDING F2 (fixed): a /token body that stops arriving used to be waited for forever.
-  // readBodyCapped (src/body.ts) now gives up after BODY_DEADLINE_MS (10 s) with 408.
+  // readBodyCapped (src/http/body.ts) now gives up after BODY_DEADLINE_MS (10 s) with 408.
   it("F2: answers a /token body that stalls mid-way with 408 once the body deadline passes", async () => {
     const r = await sendRaw([`POST /token HTTP/1.1\r\n${host()}Content-Type: ${FORM}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\ngrant\r\n`], 15_000);
     expect(r.outcome).toBe("response");

@@ -16,8 +16,8 @@ import {
   gatewayFetch,
   marker,
   withBearer,
-} from "./gateway.ts";
-import { mintToken } from "./tokens.ts";
+} from "../support/gateway.ts";
+import { mintToken } from "../support/tokens.ts";
 
 describe("normalizePath (RFC 3986 §6.2.2 and §5.2.4)", () => {
   it.each([

@@ -16,7 +16,7 @@ import { GENERATION_KEY } from "../../src/keys/generation-record.ts";
 import { generationRetention, type GenerationRecord } from "../../src/keys/schedule.ts";
 import { getSigningKeys, parseKeySeed, SigningKeyError, type SigningKeys } from "../../src/keys/signing.ts";
 import { mintAccessToken } from "../../src/tokens/mint.ts";
-import { fetchWithEnv, JWKS_URL, seedClient, tokenRequestObject, type SeededClient } from "../helpers.ts";
+import { fetchWithEnv, JWKS_URL, seedClient, tokenRequestObject, type SeededClient } from "../support/worker.ts";
 
 const P = 86_400;
 const MAX_TTL = 3600;

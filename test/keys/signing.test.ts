@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { expectError, fetchWithEnv, JWKS_URL, seedClient, tokenRequestObject, type SeededClient } from "../helpers.ts";
+import { expectError, fetchWithEnv, JWKS_URL, seedClient, tokenRequestObject, type SeededClient } from "../support/worker.ts";
 import { importSigningKeys, SigningKeyError } from "../../src/keys/signing.ts";
 
 const configured = (JSON.parse(env.SIGNING_KEY) as { keys: JWK[] }).keys;

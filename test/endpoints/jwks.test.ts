@@ -1,7 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { createLocalJWKSet, importJWK, jwtVerify, SignJWT, type JWK } from "jose";
 import { describe, expect, it } from "vitest";
-import { JWKS_URL } from "../helpers.ts";
+import { JWKS_URL } from "../support/worker.ts";
 
 const configured = (JSON.parse(env.SIGNING_KEY) as { keys: JWK[] }).keys;
 const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "k", "oth"] as const;

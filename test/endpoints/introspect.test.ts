@@ -4,10 +4,10 @@
 import { env, exports } from "cloudflare:workers";
 import { decodeJwt } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { basic, FORM, fetchWithEnv, issueToken, nowSeconds, putClientRecord, seedClient, tokenRequest } from "../helpers.ts";
-import { accessTokenClaims, attackerKey, es256, forgeJWS, hs256, mintToken, publicKeyForms, testKey } from "../gateway/tokens.ts";
+import { basic, FORM, fetchWithEnv, issueToken, nowSeconds, putClientRecord, seedClient, tokenRequest } from "../support/worker.ts";
+import { accessTokenClaims, attackerKey, es256, forgeJWS, hs256, mintToken, publicKeyForms, testKey } from "../support/tokens.ts";
 import { clientKey } from "../../src/clients/record.ts";
-import { expectInvalidToken, expectProxied, gatewayFetch, marker, withBearer } from "../gateway/gateway.ts";
+import { expectInvalidToken, expectProxied, gatewayFetch, marker, withBearer } from "../support/gateway.ts";
 import { revokedKey } from "../../src/tokens/revocation.ts";
 import {
   captureLogEvents,
@@ -25,7 +25,7 @@ import {
   jtiOf,
   oversizedToken,
   tokenOf,
-} from "./lifecycle.ts";
+} from "../support/lifecycle.ts";
 
 afterEach(() => {
   vi.restoreAllMocks();

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { base64, basic, formEncode, issueToken, seedClient, tokenRequest, verifyAccessToken } from "../helpers.ts";
-import { expectError } from "../helpers.ts";
+import { base64, basic, formEncode, issueToken, seedClient, tokenRequest, verifyAccessToken } from "../support/worker.ts";
+import { expectError } from "../support/worker.ts";
 import { parseClientAuthentication } from "../../src/client-auth/credentials.ts";
 import type { TokenForm } from "../../src/client-auth/form.ts";
 

@@ -5,7 +5,7 @@
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import * as oauth from "oauth4webapi";
-import { seedClient } from "../helpers.ts";
+import { seedClient } from "../support/worker.ts";
 
 const options = { [oauth.customFetch]: (url: string, init: RequestInit) => exports.default.fetch(url, init) };
 

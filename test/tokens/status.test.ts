@@ -1,7 +1,7 @@
 /**
  * The gateway refuses revoked tokens and every token of a disabled or deleted client: through the
  * Worker's real entry point against a real origin, and the per-isolate status cache
- * (src/gateway/token-status.ts) directly, with a KV of the test's own and time passed in.
+ * (src/tokens/status.ts) directly, with a KV of the test's own and time passed in.
  */
 import { env, exports } from "cloudflare:workers";
 import { decodeJwt } from "jose";
@@ -17,10 +17,10 @@ import {
   STALE_GRACE_SECONDS,
   STATUS_CACHE_MAX_ENTRIES,
 } from "../../src/tokens/status.ts";
-import { fetchWithEnv, issueToken, putClientRecord, seedClient, type SeedOverrides } from "../helpers.ts";
-import { captureLogEvents, expectInactive, expectRevocationOK, failingKV, introspect, introspection, revoke } from "../lifecycle/lifecycle.ts";
-import { expectInvalidToken, expectJSONError, expectOriginNotContacted, expectProxied, gatewayFetch, GATEWAY, marker, withBearer } from "./gateway.ts";
-import { mintToken } from "./tokens.ts";
+import { fetchWithEnv, issueToken, putClientRecord, seedClient, type SeedOverrides } from "../support/worker.ts";
+import { captureLogEvents, expectInactive, expectRevocationOK, failingKV, introspect, introspection, revoke } from "../support/lifecycle.ts";
+import { expectInvalidToken, expectJSONError, expectOriginNotContacted, expectProxied, gatewayFetch, GATEWAY, marker, withBearer } from "../support/gateway.ts";
+import { mintToken } from "../support/tokens.ts";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -148,7 +148,7 @@ function subject() {
 const T0 = 1_900_000_000_000;
 const SECOND = 1000;
 
-describe("Status cache (token-status.ts), time passed in", () => {
+describe("Status cache (src/tokens/status.ts), time passed in", () => {
   it("reads revoked:{jti} and client:{id} with cacheTtl 30 (KV's minimum), once per REVOCATION_CHECK_SECONDS", async () => {
     const kv = fakeKV();
     const claims = subject();
@@ -331,7 +331,7 @@ describe("Record instances: tokens die with a re-created id, a disable, or a rev
   it("refuses a token an isolate mints from its remembered record after the client was disabled and enabled again (tokens_not_before passed)", async () => {
     const resourceServer = await seedClient({ introspect_any: true });
     const client = await seedCurrentClient();
-    // Authenticating puts the record in this isolate's client cache (client-cache.ts) for 10 s.
+    // Authenticating puts the record in this isolate's client cache (src/client-auth/warm-records.ts) for 10 s.
     const { access_token: before } = await issueToken(client);
     const record = validateClientRecord(client.record);
     const disabled = updateClientRecord(record, { disabled: true }, now());

@@ -5,10 +5,10 @@
 import { env, exports } from "cloudflare:workers";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { clientKey, isValidClientId } from "../src/clients/record.ts";
-import { parseSecretHash } from "../src/clients/secret.ts";
-import { fcParams } from "./fuzz/arbitraries.ts";
-import { fetchWithEnv, issueToken, requestToken, seedClient } from "./helpers.ts";
+import { clientKey, isValidClientId } from "../../src/clients/record.ts";
+import { parseSecretHash } from "../../src/clients/secret.ts";
+import { fcParams } from "../support/arbitraries.ts";
+import { fetchWithEnv, issueToken, requestToken, seedClient } from "../support/worker.ts";
 
 const REGISTER = `${env.ISSUER}/register`;
 

@@ -97,7 +97,7 @@ export interface MintOptions {
 }
 
 /**
- * The gateway refuses a token whose client has no record or a disabled one (token-status.ts): this
+ * The gateway refuses a token whose client has no record or a disabled one (src/tokens/status.ts): this
  * stores an enabled record without secrets for `clientId`, unless a record exists (a test that
  * disabled or deleted it keeps it so). Not a string or not a valid id: nothing to store.
  */

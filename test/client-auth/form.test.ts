@@ -1,6 +1,6 @@
 import { exports } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { basic, fetchWithEnv, FORM, requestToken, seedClient, tokenRequest, TOKEN_URL } from "../helpers.ts";
+import { basic, fetchWithEnv, FORM, requestToken, seedClient, tokenRequest, TOKEN_URL } from "../support/worker.ts";
 import { MAX_TOKEN_BODY_BYTES } from "../../src/client-auth/form.ts";
 
 async function expectInvalidRequest(res: Response): Promise<void> {

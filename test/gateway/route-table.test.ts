@@ -1,5 +1,5 @@
 /**
- * GATEWAY_ROUTES (src/gateway/routes.ts): parsing that names the field at fault, whole-segment
+ * GATEWAY_ROUTES (src/gateway/route-table.ts): parsing that names the field at fault, whole-segment
  * prefix matching, and docs/security.md item 13: only configuration chooses the origin, never the
  * request's Host, X-Forwarded-Host or target.
  */
@@ -18,8 +18,8 @@ import {
   originRequestsWith,
   rawHeaderValues,
   withBearer,
-} from "./gateway.ts";
-import { AUDIENCE, mintToken } from "./tokens.ts";
+} from "../support/gateway.ts";
+import { AUDIENCE, mintToken } from "../support/tokens.ts";
 
 const ORIGIN = "https://origin.example";
 const route = (fields: Record<string, unknown> = {}) => ({ prefix: "/api", origin: ORIGIN, audience: AUDIENCE, ...fields });

@@ -5,8 +5,8 @@
  */
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { basic, FORM, fetchWithEnv, seedClient, TOKEN_URL } from "./helpers.ts";
-import { marker, withBearer } from "./gateway/gateway.ts";
+import { basic, FORM, fetchWithEnv, seedClient, TOKEN_URL } from "../support/worker.ts";
+import { marker, withBearer } from "../support/gateway.ts";
 
 /** Records what the Worker writes: Analytics Engine has no local query side to read back from. */
 function recordingDataset(): { dataset: AnalyticsEngineDataset; points: AnalyticsEngineDataPoint[] } {

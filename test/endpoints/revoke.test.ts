@@ -4,8 +4,8 @@
 import { env, exports } from "cloudflare:workers";
 import { decodeJwt } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { basic, FORM, fetchWithEnv, issueToken, nowSeconds, seedClient, tokenRequest } from "../helpers.ts";
-import { accessTokenClaims, attackerKey, es256, forgeJWS, hs256, mintToken, publicKeyForms, testKey } from "../gateway/tokens.ts";
+import { basic, FORM, fetchWithEnv, issueToken, nowSeconds, seedClient, tokenRequest } from "../support/worker.ts";
+import { accessTokenClaims, attackerKey, es256, forgeJWS, hs256, mintToken, publicKeyForms, testKey } from "../support/tokens.ts";
 import { CLOCK_TOLERANCE_SECONDS } from "../../src/policy.ts";
 import { revocationTtl, revokedKey } from "../../src/tokens/revocation.ts";
 import {
@@ -23,7 +23,7 @@ import {
   jtiOf,
   oversizedToken,
   tokenOf,
-} from "./lifecycle.ts";
+} from "../support/lifecycle.ts";
 
 afterEach(() => {
   vi.restoreAllMocks();

@@ -1,8 +1,8 @@
 /**
- * readBodyCapped (src/body.ts): the cap holds whatever the request claims, on both of its paths.
+ * readBodyCapped (src/http/body.ts): the cap holds whatever the request claims, on both of its paths.
  */
 import { describe, expect, it } from "vitest";
-import { readBodyCapped } from "../src/http/body.ts";
+import { readBodyCapped } from "../../src/http/body.ts";
 
 /** A POST whose body is `size` bytes streamed in 1 KiB chunks, declaring `contentLength` if given. */
 function streamed(size: number, contentLength?: string): Request {

@@ -4,10 +4,10 @@
  */
 import { env } from "cloudflare:workers";
 import { expect, vi } from "vitest";
-import { basic, tokenRequest, type FormBody } from "../helpers.ts";
+import { basic, tokenRequest, type FormBody } from "./worker.ts";
 import { revokedKey } from "../../src/tokens/revocation.ts";
 import { decodeJwt } from "jose";
-import { mintToken } from "../gateway/tokens.ts";
+import { mintToken } from "./tokens.ts";
 
 export const REVOKE_URL = `${env.ISSUER}/revoke`;
 export const INTROSPECT_URL = `${env.ISSUER}/introspect`;

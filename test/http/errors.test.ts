@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { BearerError, bearerErrorResponse, OAuthError, oauthErrorResponse } from "../src/http/errors.ts";
-import { basic, tokenRequest } from "./helpers.ts";
+import { BearerError, bearerErrorResponse, OAuthError, oauthErrorResponse } from "../../src/http/errors.ts";
+import { basic, tokenRequest } from "../support/worker.ts";
 
 describe("every error response is built in one place", () => {
   it("carries no-store, no-cache and nosniff on OAuth and Bearer errors", async () => {

@@ -1,10 +1,10 @@
 /**
- * The warm path of client authentication (src/clients/client-cache.ts): what it skips, what it
+ * The warm path of client authentication (src/client-auth/warm-records.ts): what it skips, what it
  * never skips, and how long it may use a record, against the real local KV.
  */
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { fetchWithEnv, nowSeconds, putClientRecord, seedClient, tokenRequestObject, verifyAccessToken } from "../helpers.ts";
+import { fetchWithEnv, nowSeconds, putClientRecord, seedClient, tokenRequestObject, verifyAccessToken } from "../support/worker.ts";
 import { CLIENT_CACHE_SECONDS } from "../../src/policy.ts";
 import { CLIENT_CACHE_MAX_ENTRIES, forgetClient, rememberClient, rememberedClient } from "../../src/client-auth/warm-records.ts";
 import { validateClientRecord } from "../../src/clients/record.ts";

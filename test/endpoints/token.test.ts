@@ -1,8 +1,8 @@
 import { env, exports } from "cloudflare:workers";
 import { decodeJwt } from "jose";
 import { describe, expect, it } from "vitest";
-import { basic, issueToken, requestToken, seedClient, tokenRequest, TOKEN_URL, verifyAccessToken } from "../helpers.ts";
-import { expectError } from "../helpers.ts";
+import { basic, issueToken, requestToken, seedClient, tokenRequest, TOKEN_URL, verifyAccessToken } from "../support/worker.ts";
+import { expectError } from "../support/worker.ts";
 
 const ORDERS = "https://api.tollgate.test/orders";
 const INVENTORY = "https://api.tollgate.test/inventory";

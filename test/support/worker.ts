@@ -6,9 +6,9 @@ import { createExecutionContext } from "cloudflare:test";
 import { expect } from "vitest";
 import { env, exports } from "cloudflare:workers";
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyOptions } from "jose";
-import app from "../src/index.ts";
-import { clientKey, validateClientRecord, type ClientRecord } from "../src/clients/record.ts";
-import { generateClientSecret, hashClientSecret, secretIdOf } from "../src/clients/secret.ts";
+import app from "../../src/index.ts";
+import { clientKey, validateClientRecord, type ClientRecord } from "../../src/clients/record.ts";
+import { generateClientSecret, hashClientSecret, secretIdOf } from "../../src/clients/secret.ts";
 
 export const TOKEN_URL = `${env.ISSUER}/token`;
 export const JWKS_URL = `${env.ISSUER}/.well-known/jwks.json`;

@@ -1,5 +1,5 @@
 /**
- * The bearer check on protected routes (src/gateway/bearer.ts), through the Worker's entry point:
+ * The bearer check on protected routes (src/tokens/verify.ts), through the Worker's entry point:
  * docs/security.md items 1-10 and 15. Every refusal is asserted with its status, RFC 6750 §3 challenge
  * and JSON error, and with the echo origin's log showing the request never reached it.
  */
@@ -10,8 +10,8 @@ import { CLOCK_TOLERANCE_SECONDS } from "../../src/policy.ts";
 import { checkScopes, extractBearerToken, MAX_TOKEN_LENGTH, verifyAccessToken } from "../../src/tokens/verify.ts";
 import { importSigningKeys } from "../../src/keys/signing.ts";
 import type { AccessTokenClaims } from "../../src/tokens/mint.ts";
-import { issueToken, seedClient } from "../helpers.ts";
-import { expectInactive, expectRevocationOK, introspect, introspection, revoke } from "../lifecycle/lifecycle.ts";
+import { issueToken, seedClient } from "../support/worker.ts";
+import { expectInactive, expectRevocationOK, introspect, introspection, revoke } from "../support/lifecycle.ts";
 import {
   expectBearerError,
   expectInvalidToken,
@@ -22,7 +22,7 @@ import {
   originRequestsWith,
   REALM,
   withBearer,
-} from "./gateway.ts";
+} from "../support/gateway.ts";
 import {
   accessTokenClaims,
   attackerKey,
@@ -41,7 +41,7 @@ import {
   signatureOf,
   testKey,
   withSignature,
-} from "./tokens.ts";
+} from "../support/tokens.ts";
 
 /** GET /api/<mark> with the token: the route needs orders:read, which accessTokenClaims grants. */
 function callAPI(token: string, mark: string, init: RequestInit = {}): Promise<Response> {

@@ -5,9 +5,9 @@
  */
 import { env, exports } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { CHECK_TURN_TIMEOUT_MS, oneCheckAtATime } from "../src/client-auth/failures.ts";
-import { basic, FORM, fetchWithEnv, seedClient, TOKEN_URL } from "./helpers.ts";
-import { marker, expectOriginNotContacted, gatewayFetch, withBearer } from "./gateway/gateway.ts";
+import { CHECK_TURN_TIMEOUT_MS, oneCheckAtATime } from "../../src/client-auth/failures.ts";
+import { basic, FORM, fetchWithEnv, seedClient, TOKEN_URL } from "../support/worker.ts";
+import { marker, expectOriginNotContacted, gatewayFetch, withBearer } from "../support/gateway.ts";
 
 const strict = (name: string) => ({ [name]: env.TEST_STRICT_LIMITER });
 /** TEST_STRICT_LIMITER's budget (vitest.config.ts). */
@@ -123,7 +123,7 @@ describe("per-client limit on a gateway route (rate_limit)", () => {
 
 describe("rate_limit in GATEWAY_ROUTES", () => {
   it("is refused on a public route and when it is not a binding name, naming the field", async () => {
-    const { parseGatewayRoutes } = await import("../src/gateway/route-table.ts");
+    const { parseGatewayRoutes } = await import("../../src/gateway/route-table.ts");
     const base = { prefix: "/x", origin: "https://o.example" };
     expect(() => parseGatewayRoutes([{ ...base, public: true, rate_limit: "L" }])).toThrow(/GATEWAY_ROUTES\[0\]\.rate_limit: needs a protected route/);
     expect(() => parseGatewayRoutes([{ ...base, audience: "https://a", rate_limit: "not a name" }])).toThrow(/GATEWAY_ROUTES\[0\]\.rate_limit/);

@@ -1,7 +1,7 @@
 import { env, exports } from "cloudflare:workers";
 import { decodeJwt } from "jose";
 import { describe, expect, it } from "vitest";
-import { issueToken, METADATA_URL, seedClient } from "./helpers.ts";
+import { issueToken, METADATA_URL, seedClient } from "../support/worker.ts";
 
 async function metadata(): Promise<Record<string, unknown>> {
   const res = await exports.default.fetch(METADATA_URL);
