@@ -1,5 +1,5 @@
 import { isValidAudience } from "./clients/record.ts";
-import { logEvent } from "./http/errors.ts";
+import { logEvent } from "./http/log.ts";
 import { parsePBKDF2Iterations } from "./clients/secret.ts";
 import { parseGatewayRoutes, RouteConfigError, type GatewayRoute } from "./gateway/route-table.ts";
 import { CLOCK_TOLERANCE_SECONDS, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_MAX_ACCESS_TOKEN_TTL, JWKS_MAX_AGE } from "./policy.ts";

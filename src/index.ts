@@ -2,9 +2,11 @@
  * Tollgate: the token service and the gateway in one Worker.
  */
 import { Hono } from "hono";
-import { auditEvent, type AppEnv } from "./http/audit.ts";
+import { auditEvent } from "./http/audit.ts";
+import type { AppEnv } from "./endpoints/app-env.ts";
 import { ConfigError, getConfig } from "./config.ts";
-import { BearerError, bearerErrorResponse, logEvent, OAuthError, oauthErrorResponse } from "./http/errors.ts";
+import { BearerError, bearerErrorResponse, OAuthError, oauthErrorResponse } from "./http/errors.ts";
+import { logEvent } from "./http/log.ts";
 import { jwks } from "./endpoints/jwks.ts";
 import { gateway } from "./endpoints/gateway.ts";
 import { introspection } from "./endpoints/introspect.ts";
@@ -38,21 +40,21 @@ app.route("*", gateway);
 app.onError((error, c) => {
   const path = new URL(c.req.url).pathname;
   const audit = c.get("audit") ?? {};
+  // The event names the refusal: the endpoint or middleware that refused said what it was (RefusalEvents).
+  const refusal = c.get("refusal") ?? {};
   if (error instanceof OAuthError) {
     const level = error.status >= 500 ? "error" : "refused";
-    const event = path === "/token" ? "token_refused" : audit.route !== undefined ? "gateway_denied" : "request_refused";
-    auditEvent(c.env, event, { level, path, ...audit, error: error.code, reason: error.reason ?? error.description });
+    auditEvent(c.env, refusal.oauth ?? "request_refused", { level, path, ...audit, error: error.code, reason: error.reason ?? error.description });
     return oauthErrorResponse(error);
   }
   if (error instanceof BearerError) {
-    const event = path === "/register" || path.startsWith("/register/") ? "admin_denied" : "gateway_denied";
-    auditEvent(c.env, event, { path, ...audit, error: error.code ?? "no_token", reason: error.reason ?? error.description });
+    auditEvent(c.env, refusal.bearer ?? "gateway_denied", { path, ...audit, error: error.code ?? "no_token", reason: error.reason ?? error.description });
     return bearerErrorResponse(error, realmOf(c.env));
   }
   if (error instanceof SigningKeyError) {
     // docs/security.md item 22: no key, no token and no verification; the cause goes to the log only.
     const unavailable = new OAuthError("temporarily_unavailable", "signing keys are unavailable, try again later", { reason: error.message });
-    auditEvent(c.env, path === "/token" ? "token_refused" : "request_refused", { level: "error", path, ...audit, error: unavailable.code, reason: error.message });
+    auditEvent(c.env, refusal.signingKey ?? "request_refused", { level: "error", path, ...audit, error: unavailable.code, reason: error.message });
     return oauthErrorResponse(unavailable);
   }
   // A bad configuration was logged once by getConfig; every request answers the same 500 until it is fixed.

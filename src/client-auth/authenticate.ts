@@ -7,7 +7,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc7009#section-2.1
  * @see https://www.rfc-editor.org/rfc/rfc7662#section-2.1
  */
-import type { AuditContext } from "../http/audit.ts";
+import type { AuditContext } from "../http/request-context.ts";
 import { getConfig } from "../config.ts";
 import { clientAddress, enforceLimit } from "../http/limits.ts";
 import { checkFailureBlock, countFailure, failureKey, oneCheckAtATime } from "./failures.ts";

@@ -2,19 +2,19 @@
  * The gateway: every path the Worker does not serve itself. A request on a configured route is
  * authorized (unless the route is explicitly public) and only then proxied to the route's origin.
  */
-import { Hono } from "hono";
-import { auditOf, countEvent, type AppEnv } from "../http/audit.ts";
+import { Hono, type Context, type MiddlewareHandler } from "hono";
+import { countEvent } from "../http/audit.ts";
+import { requireAccessToken, accessTokenOf } from "./access-token.ts";
+import { auditOf, type AppEnv } from "./app-env.ts";
 import { readBodyCapped } from "../http/body.ts";
 import { getConfig } from "../config.ts";
 import { BearerError, OAuthError } from "../http/errors.ts";
-import { getSigningKeys } from "../keys/signing.ts";
 import { enforceLimit } from "../http/limits.ts";
-import { checkScopes, extractBearerToken, verifyAccessToken } from "../tokens/verify.ts";
 import { IDENTITY_HEADERS } from "../gateway/headers.ts";
 import { checkBodyForOverride, hasMethodOverride, methodOverrideRefused, withoutOverrides } from "../gateway/method-override.ts";
 import { normalizePath, rawPathOf } from "../gateway/path.ts";
 import { proxyRequest, type TokenSession } from "../gateway/proxy.ts";
-import { findUnambiguousRoute, METHODS, normalizeHost, requiredScopes } from "../gateway/route-table.ts";
+import { findUnambiguousRoute, METHODS, normalizeHost, requiredScopes, type GatewayRoute } from "../gateway/route-table.ts";
 import { checkTokenStatus } from "../tokens/status.ts";
 import { REVOCATION_CHECK_SECONDS } from "../policy.ts";
 
@@ -27,8 +27,13 @@ function hasTokenParameter(params: URLSearchParams): boolean {
   return params.has("access_token");
 }
 
-// Mounted at "*" in src/index.ts: this handler serves every path no other endpoint serves.
-gateway.all("/", async (c) => {
+/** The route findRoute chose for this request, and its normalized path. */
+function routeOf(c: Context<AppEnv>): { route: GatewayRoute; path: string } {
+  return c.get("gatewayRoute")!;
+}
+
+/** The request's route, and the checks that come before its token. */
+const findRoute: MiddlewareHandler<AppEnv> = async (c, next) => {
   const config = getConfig(c.env);
   const request = c.req.raw;
   const url = new URL(request.url);
@@ -46,6 +51,33 @@ gateway.all("/", async (c) => {
   }
   const audit = auditOf(c);
   audit.route = route.prefix;
+  // From here on a refusal is the gateway's denial.
+  c.set("refusal", { oauth: "gateway_denied", bearer: "gateway_denied" });
+  c.set("gatewayRoute", { route, path });
+  // RFC 6750 §2: this gateway accepts the token only in the Authorization header.
+  if (!route.public && url.search.length > 1) {
+    if (hasTokenParameter(url.searchParams)) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the query");
+    if (hasMethodOverride(url.searchParams)) throw methodOverrideRefused();
+  }
+  await next();
+};
+
+// Mounted at "*" in src/index.ts: this handler serves every path no other endpoint serves.
+gateway.all(
+  "/",
+  findRoute,
+  requireAccessToken({
+    when: (c) => !routeOf(c).route.public,
+    audience: (c) => routeOf(c).route.audience!,
+    scopes: (c) => requiredScopes(routeOf(c).route, c.req.raw.method),
+    missing: "an access token is required",
+    audit: true,
+  }),
+  async (c) => {
+  const request = c.req.raw;
+  const url = new URL(request.url);
+  const { route, path } = routeOf(c);
+  const audit = auditOf(c);
 
   const set: Record<string, string> = {
     "X-Forwarded-Proto": url.protocol.slice(0, -1),
@@ -58,21 +90,8 @@ gateway.all("/", async (c) => {
   let session: TokenSession | undefined;
   let refused: BearerError | undefined;
   if (!route.public) {
-    // RFC 6750 §2: this gateway accepts the token only in the Authorization header.
-    if (url.search.length > 1) {
-      if (hasTokenParameter(url.searchParams)) throw new BearerError("invalid_request", "send the access token in the Authorization header, not the query");
-      if (hasMethodOverride(url.searchParams)) throw methodOverrideRefused();
-    }
-    const token = extractBearerToken(request.headers);
-    if (token === undefined) throw new BearerError(undefined, "an access token is required");
-    const keys = await getSigningKeys(c.env);
-    const claims = await verifyAccessToken(token, keys, { issuer: config.issuer, audience: route.audience!, maxLifetime: config.maxAccessTokenTtl });
-    audit.client_id = claims.client_id;
-    audit.jti = claims.jti;
-    audit.scope = claims.scope;
-    // Revoked, or its client disabled or deleted: the signature cannot say (src/tokens/status.ts).
-    await checkTokenStatus(c.env.CLIENTS, claims);
-    checkScopes(claims, requiredScopes(route, request.method));
+    // Verified, its status checked and its scopes granted by requireAccessToken.
+    const claims = accessTokenOf(c);
     const contentType = request.headers.get("Content-Type") ?? "";
     if (/^application\/x-www-form-urlencoded\b/i.test(contentType) && request.body) {
       // Read only once the token is known good (reading costs). Every form body is checked, chunked
@@ -117,4 +136,5 @@ gateway.all("/", async (c) => {
     // The upstream request failed because its body was cut for a _method part: the client's fault.
     throw refused ?? error;
   }
-});
+  },
+);

@@ -7,7 +7,8 @@
  * @see https://www.rfc-editor.org/rfc/rfc7662
  */
 import { Hono } from "hono";
-import { auditEvent, auditOf, type AppEnv } from "../http/audit.ts";
+import { auditEvent } from "../http/audit.ts";
+import { auditOf, type AppEnv } from "./app-env.ts";
 import { authenticateFormRequest } from "../client-auth/authenticate.ts";
 import type { ClientRecord } from "../clients/record.ts";
 import { loadClient } from "../clients/store.ts";

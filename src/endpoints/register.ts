@@ -11,9 +11,8 @@ import { readBodyCapped } from "../http/body.ts";
 import { getConfig } from "../config.ts";
 import { auditEvent } from "../http/audit.ts";
 import { BearerError, NO_STORE, OAuthError } from "../http/errors.ts";
-import { checkScopes, extractBearerToken, verifyAccessToken } from "../tokens/verify.ts";
-import { checkTokenStatus } from "../tokens/status.ts";
-import { getSigningKeys } from "../keys/signing.ts";
+import { accessTokenOf, requireAccessToken } from "./access-token.ts";
+import { refusalEvents, type AppEnv } from "./app-env.ts";
 import { clientKey, ClientRecordError, describeClient, isValidClientId, type ClientRecord } from "../clients/record.ts";
 import { createClientRecord, updateClientRecord, type ClientChanges } from "../clients/manage.ts";
 import { loadClient, storeUnavailable } from "../clients/store.ts";
@@ -24,19 +23,16 @@ import { ADMIN_SCOPE, adminAudience } from "../tokens/admin.ts";
 
 const MAX_BODY_BYTES = 16 * 1024;
 
-export const register = new Hono<{ Bindings: Env }>();
+export const register = new Hono<AppEnv>();
 
-async function authorize(c: Context<{ Bindings: Env }>): Promise<AccessTokenClaims> {
-  const config = getConfig(c.env);
-  const token = extractBearerToken(c.req.raw.headers);
-  if (token === undefined) throw new BearerError(undefined, "an access token with the tollgate:admin scope is required");
-  const keys = await getSigningKeys(c.env);
-  const claims = await verifyAccessToken(token, keys, { issuer: config.issuer, audience: adminAudience(config.issuer), maxLifetime: config.maxAccessTokenTtl });
-  // A revoked admin token, or one of a disabled or deleted client, is refused here as at the gateway.
-  await checkTokenStatus(c.env.CLIENTS, claims);
-  checkScopes(claims, [ADMIN_SCOPE]);
-  return claims;
-}
+/** A refused admin token is logged as admin_denied. */
+const adminRefusals = refusalEvents({ bearer: "admin_denied" });
+/** Every call: an admin token, refused here when revoked or its client disabled or deleted, as at the gateway. */
+const adminToken = requireAccessToken({
+  audience: (_c, config) => adminAudience(config.issuer),
+  scopes: () => [ADMIN_SCOPE],
+  missing: "an access token with the tollgate:admin scope is required",
+});
 
 function invalidMetadata(description: string): OAuthError {
   // RFC 7591 §3.2.2
@@ -144,8 +140,8 @@ async function writeRecord(kv: KVNamespace, record: ClientRecord): Promise<void>
   forgetClient(record.client_id);
 }
 
-register.post("/", async (c) => {
-  const claims = await authorize(c);
+register.post("/", adminRefusals, adminToken, async (c) => {
+  const claims = accessTokenOf(c);
   const { issuer, pbkdf2Iterations } = getConfig(c.env);
   const body = await readJSON(c.req.raw);
   const requestedId = body.client_id;
@@ -162,8 +158,8 @@ register.post("/", async (c) => {
 });
 
 /** The admin token's claims and the record the URL names; an unknown client is 401 (RFC 7592 §2.1). */
-async function authorizeForClient(c: Context<{ Bindings: Env }>): Promise<{ claims: AccessTokenClaims; record: ClientRecord }> {
-  const claims = await authorize(c);
+async function authorizeForClient(c: Context<AppEnv>): Promise<{ claims: AccessTokenClaims; record: ClientRecord }> {
+  const claims = accessTokenOf(c);
   const clientId = c.req.param("client_id")!;
   const record = await loadClient(c.env.CLIENTS, clientId, { cacheTtl: KV_CACHE_TTL_SECONDS });
   if (!record) throw new BearerError("invalid_token", "no such client for this token", { reason: `unknown client ${clientId}` });
@@ -172,12 +168,12 @@ async function authorizeForClient(c: Context<{ Bindings: Env }>): Promise<{ clai
 
 // One handler per method: HEAD is dispatched to the GET handler (Hono answers it without the body,
 // RFC 9110 §9.3.2), so it can never reach a handler that writes.
-register.get("/:client_id", async (c) => {
+register.get("/:client_id", adminRefusals, adminToken, async (c) => {
   const { record } = await authorizeForClient(c);
   return c.json(clientInformation(getConfig(c.env).issuer, record), 200, NO_STORE);
 });
 
-register.delete("/:client_id", async (c) => {
+register.delete("/:client_id", adminRefusals, adminToken, async (c) => {
   const { claims, record } = await authorizeForClient(c);
   const clientId = record.client_id;
   try {
@@ -190,7 +186,7 @@ register.delete("/:client_id", async (c) => {
   return c.body(null, 204, NO_STORE);
 });
 
-register.put("/:client_id", async (c) => {
+register.put("/:client_id", adminRefusals, adminToken, async (c) => {
   const { claims, record } = await authorizeForClient(c);
   const clientId = record.client_id;
   const body = await readJSON(c.req.raw);

@@ -5,7 +5,8 @@
  * @see https://www.rfc-editor.org/rfc/rfc7009
  */
 import { Hono } from "hono";
-import { auditEvent, auditOf, type AppEnv } from "../http/audit.ts";
+import { auditEvent } from "../http/audit.ts";
+import { auditOf, type AppEnv } from "./app-env.ts";
 import { authenticateFormRequest } from "../client-auth/authenticate.ts";
 import { getConfig } from "../config.ts";
 import { NO_STORE, OAuthError } from "../http/errors.ts";

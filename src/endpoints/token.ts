@@ -4,7 +4,8 @@
  */
 import { Hono } from "hono";
 import { getConfig } from "../config.ts";
-import { auditEvent, auditOf, type AppEnv } from "../http/audit.ts";
+import { auditEvent } from "../http/audit.ts";
+import { auditOf, refusalEvents, type AppEnv } from "./app-env.ts";
 import { NO_STORE, OAuthError } from "../http/errors.ts";
 import { authenticateFormRequest } from "../client-auth/authenticate.ts";
 import { isValidAudience, parseScope, type ClientRecord } from "../clients/record.ts";
@@ -15,6 +16,9 @@ import { adminAudience } from "../tokens/admin.ts";
 import { mintAccessToken } from "../tokens/mint.ts";
 
 export const token = new Hono<AppEnv>();
+
+// Every refusal at /token, a missing signing key included, is logged as token_refused.
+token.use("/", refusalEvents({ oauth: "token_refused", signingKey: "token_refused" }));
 
 /** RFC 6749 §3.3: the requested scopes, all allowed, or the client's defaults. */
 function grantScopes(record: ClientRecord, requested: string | undefined): string[] {

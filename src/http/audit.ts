@@ -4,28 +4,8 @@
  * in Workers Analytics Engine when a METRICS dataset is bound (none bound: no metrics, no error).
  * @see https://developers.cloudflare.com/analytics/analytics-engine/
  */
-import type { Context } from "hono";
-import { logEvent } from "./errors.ts";
-
-/** What is known about the request so far; filled in as the handlers learn it, read by onError. */
-export interface AuditContext {
-  client_id?: string;
-  jti?: string;
-  scope?: string;
-  route?: string;
-}
-
-export type AppEnv = { Bindings: Env; Variables: { audit?: AuditContext } };
-
-/** The request's audit context, created on first use. */
-export function auditOf(c: Context<AppEnv>): AuditContext {
-  let audit = c.get("audit");
-  if (!audit) {
-    audit = {};
-    c.set("audit", audit);
-  }
-  return audit;
-}
+import { logEvent } from "./log.ts";
+import type { AuditContext } from "./request-context.ts";
 
 /**
  * One data point per event: index = client_id (Analytics Engine samples per index), blobs =

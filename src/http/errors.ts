@@ -145,7 +145,3 @@ export function bearerErrorResponse(error: BearerError, realm: string): Response
   });
 }
 
-/** A structured log line; callers pass no secrets and no whole tokens. */
-export function logEvent(event: string, fields: Record<string, unknown>): void {
-  console.log(JSON.stringify({ event, ...fields }));
-}

@@ -1,7 +1,7 @@
 /**
  * The Worker's reading of KV `keys:generation` (generation-record.ts, docs/storage.md), cached per isolate.
  */
-import { logEvent } from "../http/errors.ts";
+import { logEvent } from "../http/log.ts";
 import { GENERATION_KEY, parseGenerationRecord } from "./generation-record.ts";
 import { NO_ROTATION, type GenerationRecord } from "./schedule.ts";
 

@@ -13,7 +13,8 @@
  * When KV fails, the last answer is kept for STALE_GRACE_SECONDS past its refresh time; after that,
  * or with no answer at all, the request fails closed: 503, never passed.
  */
-import { BearerError, logEvent, OAuthError } from "../http/errors.ts";
+import { BearerError, OAuthError } from "../http/errors.ts";
+import { logEvent } from "../http/log.ts";
 import { staleTokenReason, type ClientRecord } from "../clients/record.ts";
 import { loadClient } from "../clients/store.ts";
 import { isRevoked } from "./revocation.ts";
