@@ -5,7 +5,7 @@ import { Hono } from "hono";
 import { auditEvent } from "./http/audit.ts";
 import type { AppEnv } from "./endpoints/app-env.ts";
 import { ConfigError, getConfig } from "./config.ts";
-import { BearerError, bearerErrorResponse, OAuthError, oauthErrorResponse } from "./http/errors.ts";
+import { BearerError, bearerErrorResponse, OAuthError, oauthErrorResponse, StoreUnavailableError } from "./http/errors.ts";
 import { logEvent } from "./http/log.ts";
 import { jwks } from "./endpoints/jwks.ts";
 import { gateway } from "./endpoints/gateway.ts";
@@ -37,7 +37,9 @@ app.route("/register", register); // RFC 7591/7592 admin API: /register and /reg
 // Last: every other path is the gateway's.
 app.route("*", gateway);
 
-app.onError((error, c) => {
+app.onError((thrown, c) => {
+  // KV unreachable: 503 temporarily_unavailable, answered like any other OAuthError.
+  const error = thrown instanceof StoreUnavailableError ? thrown.toOAuthError() : thrown;
   const path = new URL(c.req.url).pathname;
   const audit = c.get("audit") ?? {};
   // The event names the refusal: the endpoint or middleware that refused said what it was (RefusalEvents).

@@ -1,22 +1,15 @@
 /**
  * Reads client records from Workers KV (docs/storage.md).
  */
-import { OAuthError } from "../http/errors.ts";
+import { OAuthError, StoreUnavailableError } from "../http/errors.ts";
 import { clientKey, isWellFormedClientId, validateClientRecord, type ClientRecord } from "./record.ts";
-
-/** KV unreachable: 503, nothing issued or changed; the cause goes to the log (docs/security.md item 22). */
-export function storeUnavailable(operation: string, error: unknown): OAuthError {
-  return new OAuthError("temporarily_unavailable", "the client store is unavailable, try again later", {
-    reason: `KV ${operation} failed: ${(error as Error).message}`,
-  });
-}
 
 /** Records validated in this isolate, by their exact stored text (bounded; read-only objects). */
 const parsed = new Map<string, ClientRecord>();
 const PARSED_MAX_ENTRIES = 1024;
 
 /**
- * The record for `clientId`, or null. KV unreachable → 503; a corrupt record → 500, both logged.
+ * The record for `clientId`, or null. KV unreachable → StoreUnavailableError (503); a corrupt record → 500, both logged.
  * `cacheTtl` bounds how long KV's edge cache may answer with an older value (default 60 s).
  */
 export async function loadClient(kv: KVNamespace, clientId: string, options: { cacheTtl?: number } = {}): Promise<ClientRecord | null> {
@@ -26,7 +19,7 @@ export async function loadClient(kv: KVNamespace, clientId: string, options: { c
   try {
     value = await kv.get(clientKey(clientId), options.cacheTtl === undefined ? { type: "text" } : { type: "text", cacheTtl: options.cacheTtl });
   } catch (error) {
-    throw storeUnavailable("read", error);
+    throw new StoreUnavailableError("client", "read", error);
   }
   if (value === null) return null;
   const known = parsed.get(value);

@@ -20,6 +20,27 @@ export type OAuthErrorCode =
   | "temporarily_unavailable";
 
 /**
+ * Workers KV could not be read or written: raised by the storage code, answered in one place (src/index.ts's
+ * onError) as 503 temporarily_unavailable, nothing issued or changed; the cause goes to the log only
+ * (docs/security.md item 22). Code that may bridge an outage (src/tokens/status.ts) catches this class.
+ */
+export class StoreUnavailableError extends Error {
+  override name = "StoreUnavailableError";
+  /** Which store: the client records, or the token state (revoked:{jti}). */
+  readonly store: "client" | "token";
+
+  constructor(store: "client" | "token", operation: string, cause: unknown) {
+    super(`KV ${operation} failed: ${(cause as Error).message}`);
+    this.store = store;
+  }
+
+  /** The answer: 503, with the cause as the log-only reason. */
+  toOAuthError(): OAuthError {
+    return new OAuthError("temporarily_unavailable", `the ${this.store} store is unavailable, try again later`, { reason: this.message });
+  }
+}
+
+/**
  * An error answered per RFC 6749 §5.2.
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-5.2
  */

@@ -3,7 +3,7 @@
  * /revoke, read by the gateway and by POST /introspect. An entry expires by itself once the token
  * could no longer be accepted anywhere.
  */
-import { OAuthError } from "../http/errors.ts";
+import { StoreUnavailableError } from "../http/errors.ts";
 import { CLOCK_TOLERANCE_SECONDS, REVOKED_ENTRY_MARGIN_SECONDS } from "../policy.ts";
 import type { AccessTokenClaims } from "./mint.ts";
 
@@ -35,14 +35,9 @@ export function isStillAcceptable(exp: number, now: number): boolean {
   return exp + CLOCK_TOLERANCE_SECONDS > now;
 }
 
-function storeUnavailable(what: string, error: unknown): OAuthError {
-  return new OAuthError("temporarily_unavailable", "the token store is unavailable, try again later", {
-    reason: `KV ${what} failed: ${(error as Error).message}`,
-  });
-}
 
 /**
- * Whether `revoked:{jti}` exists. KV unreachable → OAuthError 503. `cacheTtl` bounds how long
+ * Whether `revoked:{jti}` exists. KV unreachable → StoreUnavailableError (503). `cacheTtl` bounds how long
  * KV's edge cache may answer with an older result, a missing key included.
  */
 export async function isRevoked(kv: KVNamespace, jti: string, options: { cacheTtl?: number } = {}): Promise<boolean> {
@@ -50,14 +45,14 @@ export async function isRevoked(kv: KVNamespace, jti: string, options: { cacheTt
     const value = await kv.get(revokedKey(jti), options.cacheTtl === undefined ? { type: "text" } : { type: "text", cacheTtl: options.cacheTtl });
     return value !== null;
   } catch (error) {
-    throw storeUnavailable("read", error);
+    throw new StoreUnavailableError("token", "read", error);
   }
 }
 
 /**
  * Records the revocation of a token (its signature already verified). A token already revoked is
  * left as it is (the first `revoked_at` stays, and KV's one-write-per-second-per-key limit is never
- * hit by repeats). KV unreachable → OAuthError 503: RFC 7009 §2.2.1 lets the client retry.
+ * hit by repeats). KV unreachable → StoreUnavailableError (503): RFC 7009 §2.2.1 lets the client retry.
  * @see https://www.rfc-editor.org/rfc/rfc7009#section-2.2.1
  */
 export async function recordRevocation(
@@ -70,7 +65,7 @@ export async function recordRevocation(
   try {
     await kv.put(revokedKey(claims.jti), JSON.stringify(record), { expirationTtl: revocationTtl(claims.exp, now) });
   } catch (error) {
-    throw storeUnavailable("write", error);
+    throw new StoreUnavailableError("token", "write", error);
   }
   return "revoked";
 }

@@ -13,7 +13,7 @@
  * When KV fails, the last answer is kept for STALE_GRACE_SECONDS past its refresh time; after that,
  * or with no answer at all, the request fails closed: 503, never passed.
  */
-import { BearerError, OAuthError } from "../http/errors.ts";
+import { BearerError, OAuthError, StoreUnavailableError } from "../http/errors.ts";
 import { logEvent } from "../http/log.ts";
 import { staleTokenReason, type ClientRecord } from "../clients/record.ts";
 import { loadClient } from "../clients/store.ts";
@@ -66,15 +66,15 @@ async function lookUp<T>(cache: Map<string, Entry<T>>, key: string, now: number,
     remember(cache, key, { value, checkedAt: now });
     return value;
   } catch (error) {
-    // Only an unreachable store (503) may be bridged; a corrupt record stays the 500 it is.
-    if (!(error instanceof OAuthError) || error.status !== 503) throw error;
+    // Only an unreachable store may be bridged; a corrupt record stays the 500 it is.
+    if (!(error instanceof StoreUnavailableError)) throw error;
     const age = entry ? now - entry.checkedAt : Infinity;
     if (age < (REVOCATION_CHECK_SECONDS + STALE_GRACE_SECONDS) * 1000) {
-      logEvent("token_status_stale", { level: "error", key, age_ms: age, reason: error.reason });
+      logEvent("token_status_stale", { level: "error", key, age_ms: age, reason: error.message });
       return entry!.value;
     }
     throw new OAuthError("temporarily_unavailable", "the token's status cannot be checked right now, try again later", {
-      reason: `${error.reason ?? error.message}; no answer for ${key} within ${REVOCATION_CHECK_SECONDS + STALE_GRACE_SECONDS} s`,
+      reason: `${error.message}; no answer for ${key} within ${REVOCATION_CHECK_SECONDS + STALE_GRACE_SECONDS} s`,
     });
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BearerError, bearerErrorResponse, OAuthError, oauthErrorResponse } from "../../src/http/errors.ts";
+import { BearerError, bearerErrorResponse, OAuthError, oauthErrorResponse, StoreUnavailableError } from "../../src/http/errors.ts";
 import { basic, tokenRequest } from "../support/worker.ts";
 
 describe("every error response is built in one place", () => {
@@ -31,5 +31,16 @@ describe("a bare Basic scheme", () => {
       expect(res.status).toBe(400);
       expect(((await res.json()) as { error_description: string }).error_description).toBe("the Authorization header is not valid Basic credentials");
     }
+  });
+});
+
+describe("StoreUnavailableError", () => {
+  it("is answered as 503 temporarily_unavailable naming the store, the cause in the log-only reason", async () => {
+    const error = new StoreUnavailableError("token", "write", new Error("KV down"));
+    const oauth = error.toOAuthError();
+    expect(oauth).toMatchObject({ code: "temporarily_unavailable", status: 503, reason: "KV write failed: KV down" });
+    const res = oauthErrorResponse(oauth);
+    expect(res.status).toBe(503);
+    expect(await res.json()).toEqual({ error: "temporarily_unavailable", error_description: "the token store is unavailable, try again later" });
   });
 });
