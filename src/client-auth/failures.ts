@@ -5,6 +5,7 @@
  */
 import { isWellFormedClientId } from "../clients/record.ts";
 import { LIMIT_PERIOD_SECONDS, tooManyRequests } from "../http/limits.ts";
+import { BoundedCache } from "../bounded-cache.ts";
 
 /**
  * Failed authentications per client_id and address. Keyed by both, so an attacker elsewhere cannot
@@ -12,8 +13,8 @@ import { LIMIT_PERIOD_SECONDS, tooManyRequests } from "../http/limits.ts";
  * pair without the PBKDF2 work until the period ends; the binding only counts, it cannot be asked
  * without counting, so the block is remembered here.
  */
-const blocked = new Map<string, number>();
 const BLOCKED_MAX_ENTRIES = 10_000;
+const blocked = new BoundedCache<string, number>(BLOCKED_MAX_ENTRIES);
 
 export function failureKey(clientId: string, address: string): string {
   // Ids no client can have share one key, so junk cannot grow the map with 16 KiB keys.
@@ -40,7 +41,8 @@ interface Turn {
   since: number;
   done: Promise<void>;
 }
-const turns = new Map<string, Turn>();
+// Turns left by cancelled requests stay until their key is used again: bounded like `blocked`.
+const turns = new BoundedCache<string, Turn>(BLOCKED_MAX_ENTRIES);
 export const CHECK_TURN_TIMEOUT_MS = 5000;
 
 export async function oneCheckAtATime<T>(key: string, check: () => Promise<T>): Promise<T> {
@@ -55,8 +57,6 @@ export async function oneCheckAtATime<T>(key: string, check: () => Promise<T>): 
   let release!: () => void;
   const mine: Turn = { since: Date.now(), done: new Promise<void>((resolve) => (release = resolve)) };
   turns.set(key, mine);
-  // Turns left by cancelled requests stay until their key is used again: bounded like `blocked`.
-  if (turns.size > BLOCKED_MAX_ENTRIES) turns.delete(turns.keys().next().value!);
   try {
     return await check();
   } finally {
@@ -70,6 +70,5 @@ export async function countFailure(limiter: RateLimit | undefined, key: string, 
   const { success } = await limiter.limit({ key });
   if (success) return;
   blocked.set(key, now + LIMIT_PERIOD_SECONDS * 1000);
-  if (blocked.size > BLOCKED_MAX_ENTRIES) blocked.delete(blocked.keys().next().value!);
   throw tooManyRequests("failed authentications", key.replace("\u0000", " from "));
 }

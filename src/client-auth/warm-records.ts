@@ -20,13 +20,14 @@
  */
 import { activeSecret, type ClientRecord } from "../clients/record.ts";
 import { CLIENT_CACHE_SECONDS } from "../policy.ts";
+import { BoundedCache } from "../bounded-cache.ts";
 import { isKnownGoodSecret, secretCacheKey } from "./warm-secrets.ts";
 
 export const CLIENT_CACHE_MAX_ENTRIES = 1024;
 
-const records = new Map<string, { record: ClientRecord; until: number }>();
+const records = new BoundedCache<string, { record: ClientRecord; until: number }>(CLIENT_CACHE_MAX_ENTRIES);
 /** When this isolate last changed a client (epoch ms): a record read before then is not remembered. */
-const changedAt = new Map<string, number>();
+const changedAt = new BoundedCache<string, number>(CLIENT_CACHE_MAX_ENTRIES);
 
 /** Remembers a record that just authenticated a client (read from KV at `readAt`, epoch ms). */
 export function rememberClient(record: ClientRecord, readAt: number): void {
@@ -34,17 +35,13 @@ export function rememberClient(record: ClientRecord, readAt: number): void {
   // otherwise put the old record back.
   const changed = changedAt.get(record.client_id);
   if (changed !== undefined && readAt <= changed) return;
-  records.delete(record.client_id);
   records.set(record.client_id, { record, until: readAt + CLIENT_CACHE_SECONDS * 1000 });
-  if (records.size > CLIENT_CACHE_MAX_ENTRIES) records.delete(records.keys().next().value!);
 }
 
 /** Drops a client's entry: its record changed here (admin API). */
 export function forgetClient(clientId: string, now = Date.now()): void {
   records.delete(clientId);
-  changedAt.delete(clientId);
   changedAt.set(clientId, now);
-  if (changedAt.size > CLIENT_CACHE_MAX_ENTRIES) changedAt.delete(changedAt.keys().next().value!);
 }
 
 /**

@@ -6,6 +6,7 @@
  * used out) and in time; an entry is tied to the stored hash and the record's `updated_at`, so any
  * change to the client (rotation, revocation, update) drops it. docs/security.md weighs the trade-off.
  */
+import { BoundedCache } from "../bounded-cache.ts";
 import { timingSafeEqual } from "../clients/secret.ts";
 
 export const SECRET_CACHE_MAX_ENTRIES = 1024;
@@ -13,7 +14,7 @@ export const SECRET_CACHE_TTL_MS = 5 * 60 * 1000;
 
 const encoder = new TextEncoder();
 let isolateKey: Promise<CryptoKey> | undefined;
-const entries = new Map<string, { digest: Uint8Array; expires: number }>();
+const entries = new BoundedCache<string, { digest: Uint8Array; expires: number }>(SECRET_CACHE_MAX_ENTRIES);
 
 function key(): Promise<CryptoKey> {
   isolateKey ??= crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, ["sign"]) as Promise<CryptoKey>;
@@ -37,14 +38,11 @@ export async function isKnownGoodSecret(cacheKey: string, secret: string, now = 
     return false;
   }
   if (!timingSafeEqual(await digestOf(secret), entry.digest)) return false;
-  // Refresh its place in the LRU order (Map keeps insertion order).
-  entries.delete(cacheKey);
-  entries.set(cacheKey, entry);
+  // Served: the most recently used now, the last to be evicted.
+  entries.refresh(cacheKey);
   return true;
 }
 
 export async function rememberGoodSecret(cacheKey: string, secret: string, now = Date.now()): Promise<void> {
-  entries.delete(cacheKey);
   entries.set(cacheKey, { digest: await digestOf(secret), expires: now + SECRET_CACHE_TTL_MS });
-  while (entries.size > SECRET_CACHE_MAX_ENTRIES) entries.delete(entries.keys().next().value!);
 }

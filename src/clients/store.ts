@@ -2,11 +2,12 @@
  * Reads client records from Workers KV (docs/storage.md).
  */
 import { OAuthError, StoreUnavailableError } from "../http/errors.ts";
+import { BoundedCache } from "../bounded-cache.ts";
 import { clientKey, isWellFormedClientId, validateClientRecord, type ClientRecord } from "./record.ts";
 
 /** Records validated in this isolate, by their exact stored text (bounded; read-only objects). */
-const parsed = new Map<string, ClientRecord>();
 const PARSED_MAX_ENTRIES = 1024;
+const parsed = new BoundedCache<string, ClientRecord>(PARSED_MAX_ENTRIES);
 
 /**
  * The record for `clientId`, or null. KV unreachable → StoreUnavailableError (503); a corrupt record → 500, both logged.
@@ -27,7 +28,6 @@ export async function loadClient(kv: KVNamespace, clientId: string, options: { c
   try {
     const record = Object.freeze(validateClientRecord(JSON.parse(value)));
     parsed.set(value, record);
-    if (parsed.size > PARSED_MAX_ENTRIES) parsed.delete(parsed.keys().next().value!);
     return record;
   } catch (error) {
     throw new OAuthError("server_error", "the client record could not be read", {

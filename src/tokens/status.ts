@@ -15,6 +15,7 @@
  */
 import { BearerError, OAuthError, StoreUnavailableError } from "../http/errors.ts";
 import { logEvent } from "../http/log.ts";
+import { BoundedCache } from "../bounded-cache.ts";
 import { staleTokenReason, type ClientRecord } from "../clients/record.ts";
 import { loadClient } from "../clients/store.ts";
 import { isRevoked } from "./revocation.ts";
@@ -42,14 +43,12 @@ interface Entry<T> {
   checkedAt: number;
 }
 
-const revokedByJti = new Map<string, Entry<boolean>>();
-const clientsById = new Map<string, Entry<ClientStatus>>();
+const revokedByJti = new BoundedCache<string, Entry<boolean>>(STATUS_CACHE_MAX_ENTRIES);
+const clientsById = new BoundedCache<string, Entry<ClientStatus>>(STATUS_CACHE_MAX_ENTRIES);
 
-function remember<T>(cache: Map<string, Entry<T>>, key: string, entry: Entry<T>): void {
-  // Map keeps insertion order: a refreshed entry moves to the end, the bound drops the front.
-  cache.delete(key);
+function remember<T>(cache: BoundedCache<string, Entry<T>>, key: string, entry: Entry<T>): void {
+  // A refreshed entry is the newest; the bound drops the oldest.
   cache.set(key, entry);
-  while (cache.size > STATUS_CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value!);
 }
 
 /** Whether an answer is younger than REVOCATION_CHECK_SECONDS. */
@@ -58,7 +57,7 @@ function isFresh(entry: Entry<unknown>, now: number): boolean {
 }
 
 /** The cached answer while fresh; else KV's; else, while KV fails, the last one within the grace. */
-async function lookUp<T>(cache: Map<string, Entry<T>>, key: string, now: number, read: () => Promise<T>): Promise<T> {
+async function lookUp<T>(cache: BoundedCache<string, Entry<T>>, key: string, now: number, read: () => Promise<T>): Promise<T> {
   const entry = cache.get(key);
   if (entry && isFresh(entry, now)) return entry.value;
   try {

@@ -9,6 +9,7 @@
  */
 import { decodeProtectedHeader } from "jose";
 import type { SigningKeys } from "../keys/signing.ts";
+import { BoundedCache } from "../bounded-cache.ts";
 import type { AccessTokenClaims } from "./mint.ts";
 
 export const TOKEN_CACHE_MAX_ENTRIES = 4096;
@@ -20,7 +21,7 @@ interface Entry {
   key: CryptoKey;
 }
 
-const cache = new Map<string, Entry>();
+const cache = new BoundedCache<string, Entry>(TOKEN_CACHE_MAX_ENTRIES);
 
 /** Claims of a token verified before with a key still in `keys`, and not yet expired; or undefined. */
 export function getVerifiedToken(keys: SigningKeys, token: string, nowSeconds: number): AccessTokenClaims | undefined {
@@ -38,10 +39,8 @@ export function rememberVerifiedToken(keys: SigningKeys, token: string, claims: 
   const { kid } = decodeProtectedHeader(token);
   const key = typeof kid === "string" ? keys.verifiers.get(kid) : undefined;
   if (!key) return;
-  cache.delete(token);
+  // The newest entry; the bound drops the oldest.
   cache.set(token, { claims, kid: kid as string, key });
-  // Insertion order is age order: drop the oldest beyond the bound.
-  if (cache.size > TOKEN_CACHE_MAX_ENTRIES) cache.delete(cache.keys().next().value!);
 }
 
 /** RFC 7519 §4.1.3: the token is for this audience if `aud` is it or contains it. */

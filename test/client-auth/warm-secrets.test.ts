@@ -33,4 +33,26 @@ describe("per-isolate cache of verified secrets", () => {
     expect(await isKnownGoodSecret(first, "s")).toBe(false);
     expect(await isKnownGoodSecret(secretCacheKey(`cache-fill-${SECRET_CACHE_MAX_ENTRIES - 1}`, "h", 1), "s")).toBe(true);
   });
+
+  it("a secret served from the cache is the last to be evicted (LRU, not first in first out)", async () => {
+    const first = secretCacheKey("cache-refresh-first", "h", 1);
+    const second = secretCacheKey("cache-refresh-second", "h", 1);
+    await rememberGoodSecret(first, "s");
+    await rememberGoodSecret(second, "s");
+    for (let i = 0; i < SECRET_CACHE_MAX_ENTRIES - 2; i++) await rememberGoodSecret(secretCacheKey(`cache-refresh-fill-${i}`, "h", 1), "s");
+    // Full; serving `first` moves it to the back of the queue, so the next entry evicts `second`.
+    expect(await isKnownGoodSecret(first, "s")).toBe(true);
+    await rememberGoodSecret(secretCacheKey("cache-refresh-one-more", "h", 1), "s");
+    expect(await isKnownGoodSecret(first, "s")).toBe(true);
+    expect(await isKnownGoodSecret(second, "s")).toBe(false);
+  });
+
+  it("a wrong secret does not refresh an entry", async () => {
+    const first = secretCacheKey("cache-wrong-first", "h", 1);
+    await rememberGoodSecret(first, "s");
+    for (let i = 0; i < SECRET_CACHE_MAX_ENTRIES - 1; i++) await rememberGoodSecret(secretCacheKey(`cache-wrong-fill-${i}`, "h", 1), "s");
+    expect(await isKnownGoodSecret(first, "not-s")).toBe(false);
+    await rememberGoodSecret(secretCacheKey("cache-wrong-one-more", "h", 1), "s");
+    expect(await isKnownGoodSecret(first, "s")).toBe(false);
+  });
 });
