@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { base64, basic, formEncode, issueToken, seedClient, tokenRequest, verifyAccessToken } from "../support/worker.ts";
-import { expectError } from "../support/worker.ts";
+import { expectJSONError } from "../support/worker.ts";
 import { parseClientAuthentication } from "../../src/client-auth/credentials.ts";
 import type { TokenForm } from "../../src/client-auth/form.ts";
 
@@ -46,13 +46,13 @@ describe("RFC 6749 §2.3.1 client_secret_basic encoding", () => {
   it("fails a secret with '+' sent without form-urlencoding (it decodes to a space)", async () => {
     const client = await seedClient({ secrets: [{ secret: "s1.a+b" }] });
     const raw = `Basic ${base64(`${formEncode(client.client_id)}:s1.a+b`)}`;
-    await expectError(await tokenRequest(GRANT, { Authorization: raw }), 401, "invalid_client");
+    await expectJSONError(await tokenRequest(GRANT, { Authorization: raw }), 401, "invalid_client");
   });
 
   it("splits Basic credentials at the first ':' (RFC 7617), so a raw ':' in client_id fails", async () => {
     const client = await seedClient({ client_id: `svc:${crypto.randomUUID()}` });
     const raw = `Basic ${base64(`${client.client_id}:${formEncode(client.client_secret)}`)}`;
-    await expectError(await tokenRequest(GRANT, { Authorization: raw }), 401, "invalid_client");
+    await expectJSONError(await tokenRequest(GRANT, { Authorization: raw }), 401, "invalid_client");
   });
 
   it("accepts the scheme name in any case (RFC 9110 §11.1)", async () => {
@@ -80,13 +80,13 @@ describe("Malformed Basic credentials (docs/security.md item 20): 400 invalid_re
   ];
   for (const [what, header] of cases) {
     it(`answers invalid_request to ${what}`, async () => {
-      await expectError(await tokenRequest(GRANT, { Authorization: header }), 400, "invalid_request");
+      await expectJSONError(await tokenRequest(GRANT, { Authorization: header }), 400, "invalid_request");
     });
   }
 
   for (const header of ["Bearer abc.def.ghi", "Digest username=x", "Basicabc", "Negotiate YQ=="]) {
     it(`answers invalid_request to the ${header.split(" ")[0]} scheme`, async () => {
-      await expectError(await tokenRequest(GRANT, { Authorization: header }), 400, "invalid_request");
+      await expectJSONError(await tokenRequest(GRANT, { Authorization: header }), 400, "invalid_request");
     });
   }
 });
@@ -98,14 +98,14 @@ describe("Exactly one client authentication method (docs/security.md item 18)", 
       { ...GRANT, client_id: client.client_id, client_secret: client.client_secret },
       { Authorization: basic(client.client_id, client.client_secret) },
     );
-    await expectError(res, 400, "invalid_request");
+    await expectJSONError(res, 400, "invalid_request");
   });
 
   it("answers invalid_request to Basic plus a client_id in the body that does not match", async () => {
     const client = await seedClient();
     const other = await seedClient();
     const res = await tokenRequest({ ...GRANT, client_id: other.client_id }, { Authorization: basic(client.client_id, client.client_secret) });
-    await expectError(res, 400, "invalid_request");
+    await expectJSONError(res, 400, "invalid_request");
   });
 
   it("accepts Basic plus a matching client_id in the body", async () => {
@@ -118,32 +118,32 @@ describe("Exactly one client authentication method (docs/security.md item 18)", 
 describe("RFC 6749 §5.2 missing client credentials", () => {
   it("answers 401 invalid_client with WWW-Authenticate when no credentials are sent at all", async () => {
     const res = await tokenRequest(GRANT);
-    await expectError(res, 401, "invalid_client");
+    await expectJSONError(res, 401, "invalid_client");
     expect(res.headers.get("WWW-Authenticate")).toMatch(/^Basic realm="/);
   });
 
   it("answers 401 invalid_client without a challenge to a client_id without a secret (the client chose the body)", async () => {
     const client = await seedClient();
     const res = await tokenRequest({ ...GRANT, client_id: client.client_id });
-    await expectError(res, 401, "invalid_client");
+    await expectJSONError(res, 401, "invalid_client");
     expect(res.headers.get("WWW-Authenticate")).toBeNull();
   });
 
   it("answers 400 invalid_request to a client_secret without client_id", async () => {
     const client = await seedClient();
-    await expectError(await tokenRequest({ ...GRANT, client_secret: client.client_secret }), 400, "invalid_request");
+    await expectJSONError(await tokenRequest({ ...GRANT, client_secret: client.client_secret }), 400, "invalid_request");
   });
 
   it("answers 401 invalid_client to Basic credentials with an empty client_id", async () => {
     const client = await seedClient();
     const res = await tokenRequest(GRANT, { Authorization: basic("", client.client_secret) });
-    await expectError(res, 401, "invalid_client");
+    await expectJSONError(res, 401, "invalid_client");
   });
 
   it("answers 401 invalid_client to Basic credentials with an empty secret", async () => {
     const client = await seedClient();
     const res = await tokenRequest(GRANT, { Authorization: basic(client.client_id, "") });
-    await expectError(res, 401, "invalid_client");
+    await expectJSONError(res, 401, "invalid_client");
   });
 });
 
@@ -160,20 +160,20 @@ describe("RFC 6749 §5.2: WWW-Authenticate on invalid_client goes with Basic and
       const client = await seedClient();
       const res = await tokenRequest(params, { Authorization: basic(client.client_id, `${client.client_secret}x`) }, path);
       expect(res.headers.get("WWW-Authenticate")).toBe(CHALLENGE);
-      await expectError(res, 401, "invalid_client");
+      await expectJSONError(res, 401, "invalid_client");
     });
 
     it(`${path}: a wrong client_secret_post secret gets 401 invalid_client with no challenge`, async () => {
       const client = await seedClient();
       const res = await tokenRequest({ ...params, client_id: client.client_id, client_secret: `${client.client_secret}x` }, {}, path);
       expect(res.headers.get("WWW-Authenticate")).toBeNull();
-      await expectError(res, 401, "invalid_client");
+      await expectJSONError(res, 401, "invalid_client");
     });
 
     it(`${path}: no credentials at all get 401 with the Basic challenge, naming the scheme to use`, async () => {
       const res = await tokenRequest(params, {}, path);
       expect(res.headers.get("WWW-Authenticate")).toBe(CHALLENGE);
-      await expectError(res, 401, "invalid_client");
+      await expectJSONError(res, 401, "invalid_client");
     });
   }
 });

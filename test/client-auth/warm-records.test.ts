@@ -4,7 +4,8 @@
  */
 import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { fetchWithEnv, nowSeconds, putClientRecord, seedClient, tokenRequestObject, verifyAccessToken } from "../support/worker.ts";
+import { nowSeconds } from "../support/tokens.ts";
+import { fetchWithEnv, putClientRecord, seedClient, tokenRequestObject, verifyAccessToken } from "../support/worker.ts";
 import { CLIENT_CACHE_SECONDS } from "../../src/policy.ts";
 import { CLIENT_CACHE_MAX_ENTRIES, forgetClient, rememberClient, rememberedClient } from "../../src/client-auth/warm-records.ts";
 import { validateClientRecord } from "../../src/clients/record.ts";

@@ -4,8 +4,8 @@
 import { env, exports } from "cloudflare:workers";
 import { decodeJwt } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { basic, FORM, fetchWithEnv, issueToken, nowSeconds, putClientRecord, seedClient, tokenRequest } from "../support/worker.ts";
-import { accessTokenClaims, attackerKey, es256, forgeJWS, hs256, mintToken, publicKeyForms, testKey } from "../support/tokens.ts";
+import { basic, expectJSONError, fetchWithEnv, FORM, issueToken, putClientRecord, seedClient, tokenRequest } from "../support/worker.ts";
+import { accessTokenClaims, attackerKey, es256, forgeJWS, hs256, mintToken, nowSeconds, publicKeyForms, testKey } from "../support/tokens.ts";
 import { clientKey } from "../../src/clients/record.ts";
 import { expectInvalidToken, expectProxied, gatewayFetch, marker, withBearer } from "../support/gateway.ts";
 import { revokedKey } from "../../src/tokens/revocation.ts";
@@ -13,7 +13,6 @@ import {
   captureLogEvents,
   expectInactive,
   expectInvalidClient,
-  expectOAuthError,
   expectRevocationOK,
   failingKV,
   formPost,
@@ -246,29 +245,29 @@ describe("RFC 7662 §2.1 client authentication, as at /token", () => {
     const send = () =>
       fetchWithEnv(INTROSPECT_URL, { method: "POST", headers: { "Content-Type": FORM, Authorization: wrong, "CF-Connecting-IP": address }, body: "token=x" }, { TOKEN_FAILURE_LIMITER: env.TEST_STRICT_LIMITER });
     for (let i = 0; i < 3; i++) expect((await send()).status).toBe(401);
-    await expectOAuthError(await send(), 429, "temporarily_unavailable");
+    await expectJSONError(await send(), 429, "temporarily_unavailable");
   });
 });
 
 describe("Malformed introspection requests", () => {
   it("answers 400 invalid_request when token is missing", async () => {
     const client = await seedClient();
-    const body = await expectOAuthError(await formPost("/introspect", {}, { Authorization: basic(client.client_id, client.client_secret) }), 400, "invalid_request");
+    const body = await expectJSONError(await formPost("/introspect", {}, { Authorization: basic(client.client_id, client.client_secret) }), 400, "invalid_request");
     expect(body.error_description).toContain("token");
   });
 
   it("answers 400 invalid_request to a repeated token and to parameters in the query", async () => {
     const client = await seedClient();
     const auth = { Authorization: basic(client.client_id, client.client_secret) };
-    await expectOAuthError(await formPost("/introspect", [["token", "a"], ["token", "b"]], auth), 400, "invalid_request");
-    await expectOAuthError(await tokenRequest({ token: "a" }, auth, "/introspect?token=a"), 400, "invalid_request");
+    await expectJSONError(await formPost("/introspect", [["token", "a"], ["token", "b"]], auth), 400, "invalid_request");
+    await expectJSONError(await tokenRequest({ token: "a" }, auth, "/introspect?token=a"), 400, "invalid_request");
   });
 
   for (const method of ["GET", "PUT", "DELETE", "PATCH"]) {
     it(`answers ${method} /introspect with 405 and Allow: POST`, async () => {
       const res = await exports.default.fetch(INTROSPECT_URL, { method });
       expect(res.headers.get("Allow")).toBe("POST");
-      await expectOAuthError(res, 405, "invalid_request");
+      await expectJSONError(res, 405, "invalid_request");
     });
   }
 });
@@ -281,7 +280,7 @@ describe("Storage failures at /introspect: never active when the status is unkno
     const client = await seedClient();
     const { access_token } = await issueToken(client);
     captureLogEvents();
-    await expectOAuthError(await fetchWithEnv(request(client, access_token), undefined, { CLIENTS: failingKV }), 503, "temporarily_unavailable");
+    await expectJSONError(await fetchWithEnv(request(client, access_token), undefined, { CLIENTS: failingKV }), 503, "temporarily_unavailable");
   });
 
   it("answers 503, not active, when only the revocation lookup fails", async () => {
@@ -289,7 +288,7 @@ describe("Storage failures at /introspect: never active when the status is unkno
     const { access_token } = await issueToken(client);
     captureLogEvents();
     const kv = partlyFailingKV({ failGet: new RegExp(`^${revokedKey("")}`) });
-    await expectOAuthError(await fetchWithEnv(request(client, access_token), undefined, { CLIENTS: kv }), 503, "temporarily_unavailable");
+    await expectJSONError(await fetchWithEnv(request(client, access_token), undefined, { CLIENTS: kv }), 503, "temporarily_unavailable");
   });
 
   it("answers 503, not active, when only the owner's record cannot be read (introspect_any)", async () => {
@@ -298,6 +297,6 @@ describe("Storage failures at /introspect: never active when the status is unkno
     const { access_token } = await issueToken(owner);
     captureLogEvents();
     const kv = partlyFailingKV({ failGet: new RegExp(`^${clientKey(owner.client_id)}$`) });
-    await expectOAuthError(await fetchWithEnv(request(resourceServer, access_token), undefined, { CLIENTS: kv }), 503, "temporarily_unavailable");
+    await expectJSONError(await fetchWithEnv(request(resourceServer, access_token), undefined, { CLIENTS: kv }), 503, "temporarily_unavailable");
   });
 });

@@ -4,14 +4,13 @@
 import { env, exports } from "cloudflare:workers";
 import { decodeJwt } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { basic, FORM, fetchWithEnv, issueToken, nowSeconds, seedClient, tokenRequest } from "../support/worker.ts";
-import { accessTokenClaims, attackerKey, es256, forgeJWS, hs256, mintToken, publicKeyForms, testKey } from "../support/tokens.ts";
+import { basic, expectJSONError, fetchWithEnv, FORM, issueToken, seedClient, tokenRequest } from "../support/worker.ts";
+import { accessTokenClaims, attackerKey, es256, forgeJWS, hs256, mintToken, nowSeconds, publicKeyForms, testKey } from "../support/tokens.ts";
 import { CLOCK_TOLERANCE_SECONDS } from "../../src/policy.ts";
 import { revocationTtl, revokedKey } from "../../src/tokens/revocation.ts";
 import {
   captureLogEvents,
   expectInvalidClient,
-  expectOAuthError,
   expectRevocationOK,
   failingKV,
   formPost,
@@ -174,7 +173,7 @@ describe("RFC 7009 §2.1 a token issued to another client", () => {
     const other = await seedClient();
     const { access_token } = await issueToken(owner);
     const logs = captureLogEvents();
-    const body = await expectOAuthError(await revoke(other, access_token), 400, "unauthorized_client");
+    const body = await expectJSONError(await revoke(other, access_token), 400, "unauthorized_client");
     expect(body.error_description).toBe("the token was not issued to this client");
     expect(await storedRevocation(jtiOf(access_token))).toBeNull();
     const refusal = logs().find((e) => e.event === "request_refused");
@@ -226,50 +225,50 @@ describe("RFC 7009 §2.1 client authentication, as at /token", () => {
     const send = () =>
       fetchWithEnv(REVOKE_URL, { method: "POST", headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret), "CF-Connecting-IP": address }, body: "token=x" }, { TOKEN_IP_LIMITER: env.TEST_STRICT_LIMITER });
     for (let i = 0; i < 3; i++) expect((await send()).status).toBe(200);
-    await expectOAuthError(await send(), 429, "temporarily_unavailable");
+    await expectJSONError(await send(), 429, "temporarily_unavailable");
   });
 });
 
 describe("Malformed revocation requests", () => {
   it("answers 400 invalid_request when token is missing", async () => {
     const client = await seedClient();
-    const body = await expectOAuthError(await formPost("/revoke", { token_type_hint: "access_token" }, { Authorization: basic(client.client_id, client.client_secret) }), 400, "invalid_request");
+    const body = await expectJSONError(await formPost("/revoke", { token_type_hint: "access_token" }, { Authorization: basic(client.client_id, client.client_secret) }), 400, "invalid_request");
     expect(body.error_description).toContain("token");
   });
 
   it("answers 400 invalid_request when token is repeated", async () => {
     const client = await seedClient();
-    await expectOAuthError(await formPost("/revoke", [["token", "a"], ["token", "b"]], { Authorization: basic(client.client_id, client.client_secret) }), 400, "invalid_request");
+    await expectJSONError(await formPost("/revoke", [["token", "a"], ["token", "b"]], { Authorization: basic(client.client_id, client.client_secret) }), 400, "invalid_request");
   });
 
   it("answers 400 invalid_request to parameters in the query string", async () => {
     const client = await seedClient();
     const { access_token } = await issueToken(client);
     const res = await tokenRequest({ token: access_token }, { Authorization: basic(client.client_id, client.client_secret) }, "/revoke?token=x");
-    await expectOAuthError(res, 400, "invalid_request");
+    await expectJSONError(res, 400, "invalid_request");
     expect(await storedRevocation(jtiOf(access_token))).toBeNull();
   });
 
   it("answers 400 invalid_request to a JSON body", async () => {
     const client = await seedClient();
-    await expectOAuthError(await formPost("/revoke", JSON.stringify({ token: "x" }), { Authorization: basic(client.client_id, client.client_secret), "Content-Type": "application/json" }), 400, "invalid_request");
+    await expectJSONError(await formPost("/revoke", JSON.stringify({ token: "x" }), { Authorization: basic(client.client_id, client.client_secret), "Content-Type": "application/json" }), 400, "invalid_request");
   });
 
   it("answers 400 invalid_request to Basic and client_secret together", async () => {
     const client = await seedClient();
-    await expectOAuthError(await formPost("/revoke", { token: "x", client_secret: client.client_secret }, { Authorization: basic(client.client_id, client.client_secret) }), 400, "invalid_request");
+    await expectJSONError(await formPost("/revoke", { token: "x", client_secret: client.client_secret }, { Authorization: basic(client.client_id, client.client_secret) }), 400, "invalid_request");
   });
 
   it("answers 413 to a body over 8 KiB", async () => {
     const client = await seedClient();
-    await expectOAuthError(await formPost("/revoke", { token: "x".repeat(9000) }, { Authorization: basic(client.client_id, client.client_secret) }), 413, "invalid_request");
+    await expectJSONError(await formPost("/revoke", { token: "x".repeat(9000) }, { Authorization: basic(client.client_id, client.client_secret) }), 413, "invalid_request");
   });
 
   for (const method of ["GET", "PUT", "DELETE", "PATCH"]) {
     it(`answers ${method} /revoke with 405 and Allow: POST`, async () => {
       const res = await exports.default.fetch(REVOKE_URL, { method });
       expect(res.headers.get("Allow")).toBe("POST");
-      await expectOAuthError(res, 405, "invalid_request");
+      await expectJSONError(res, 405, "invalid_request");
     });
   }
 });
@@ -280,7 +279,7 @@ describe("Storage and key failures at /revoke", () => {
     const { access_token } = await issueToken(client);
     captureLogEvents();
     const res = await fetchWithEnv(REVOKE_URL, { method: "POST", headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret) }, body: `token=${access_token}` }, { CLIENTS: failingKV });
-    const body = await expectOAuthError(res, 503, "temporarily_unavailable");
+    const body = await expectJSONError(res, 503, "temporarily_unavailable");
     expect(JSON.stringify(body)).not.toContain("KV down");
     expect(await storedRevocation(jtiOf(access_token))).toBeNull();
   });
@@ -290,7 +289,7 @@ describe("Storage and key failures at /revoke", () => {
     const { access_token } = await issueToken(client);
     captureLogEvents();
     const res = await fetchWithEnv(REVOKE_URL, { method: "POST", headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret) }, body: `token=${access_token}` }, { CLIENTS: partlyFailingKV({ failPut: true }) });
-    await expectOAuthError(res, 503, "temporarily_unavailable");
+    await expectJSONError(res, 503, "temporarily_unavailable");
     expect(await storedRevocation(jtiOf(access_token))).toBeNull();
     // Once KV works again, the retry succeeds.
     await expectRevocationOK(await revoke(client, access_token));
@@ -301,6 +300,6 @@ describe("Storage and key failures at /revoke", () => {
     const client = await seedClient();
     captureLogEvents();
     const res = await fetchWithEnv(REVOKE_URL, { method: "POST", headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret) }, body: "token=x" }, { SIGNING_KEY: "not json" });
-    await expectOAuthError(res, 503, "temporarily_unavailable");
+    await expectJSONError(res, 503, "temporarily_unavailable");
   });
 });

@@ -2,7 +2,7 @@ import { env, exports } from "cloudflare:workers";
 import { decodeJwt } from "jose";
 import { describe, expect, it } from "vitest";
 import { basic, issueToken, requestToken, seedClient, tokenRequest, TOKEN_URL, verifyAccessToken } from "../support/worker.ts";
-import { expectError } from "../support/worker.ts";
+import { expectJSONError } from "../support/worker.ts";
 
 const ORDERS = "https://api.tollgate.test/orders";
 const INVENTORY = "https://api.tollgate.test/inventory";
@@ -75,19 +75,19 @@ describe("RFC 6749 §3.2 token endpoint methods", () => {
 describe("RFC 6749 §4.4.2 grant_type", () => {
   it("answers invalid_request when grant_type is missing", async () => {
     const client = await seedClient();
-    await expectError(await tokenRequest({ scope: "orders:read" }, { Authorization: basic(client.client_id, client.client_secret) }), 400, "invalid_request");
+    await expectJSONError(await tokenRequest({ scope: "orders:read" }, { Authorization: basic(client.client_id, client.client_secret) }), 400, "invalid_request");
   });
 
   for (const grant of ["password", "authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer"]) {
     it(`answers unsupported_grant_type for grant_type=${grant}`, async () => {
       const client = await seedClient();
-      await expectError(await tokenRequest({ grant_type: grant }, { Authorization: basic(client.client_id, client.client_secret) }), 400, "unsupported_grant_type");
+      await expectJSONError(await tokenRequest({ grant_type: grant }, { Authorization: basic(client.client_id, client.client_secret) }), 400, "unsupported_grant_type");
     });
   }
 
   it("answers unauthorized_client to a client whose record allows no grant types", async () => {
     const client = await seedClient({ grant_types: [] });
-    await expectError(await requestToken(client), 400, "unauthorized_client");
+    await expectJSONError(await requestToken(client), 400, "unauthorized_client");
   });
 
   it("ignores unknown parameters", async () => {
@@ -129,7 +129,7 @@ describe("RFC 6749 §3.3 scope", () => {
   ] as const) {
     it(`answers invalid_scope to ${what} (${JSON.stringify(scope)})`, async () => {
       const client = await seedClient(scopes);
-      await expectError(await requestToken(client, { scope }), 400, "invalid_scope");
+      await expectJSONError(await requestToken(client, { scope }), 400, "invalid_scope");
     });
   }
 
@@ -144,7 +144,7 @@ describe("RFC 6749 §3.3 scope", () => {
   ] as const) {
     it(`answers invalid_scope to a malformed scope with ${what}`, async () => {
       const client = await seedClient(scopes);
-      await expectError(await requestToken(client, { scope }), 400, "invalid_scope");
+      await expectJSONError(await requestToken(client, { scope }), 400, "invalid_scope");
     });
   }
 
@@ -180,18 +180,18 @@ describe("RFC 8707 resource indicators (token audience)", () => {
 
   it("answers invalid_target to a resource the client is not allowed", async () => {
     const client = await seedClient(audiences);
-    await expectError(await requestToken(client, { resource: BILLING }), 400, "invalid_target");
-    await expectError(await requestToken(client, { audience: BILLING }), 400, "invalid_target");
+    await expectJSONError(await requestToken(client, { resource: BILLING }), 400, "invalid_target");
+    await expectJSONError(await requestToken(client, { audience: BILLING }), 400, "invalid_target");
   });
 
   it("answers invalid_target to one disallowed resource among allowed ones", async () => {
     const client = await seedClient(audiences);
-    await expectError(await requestToken(client, [["resource", ORDERS], ["resource", BILLING]]), 400, "invalid_target");
+    await expectJSONError(await requestToken(client, [["resource", ORDERS], ["resource", BILLING]]), 400, "invalid_target");
   });
 
   it("answers invalid_target to env.DEFAULT_AUDIENCE when the client has audiences of its own", async () => {
     const client = await seedClient(audiences);
-    await expectError(await requestToken(client, { resource: env.DEFAULT_AUDIENCE }), 400, "invalid_target");
+    await expectJSONError(await requestToken(client, { resource: env.DEFAULT_AUDIENCE }), 400, "invalid_target");
   });
 
   for (const [what, resource] of [
@@ -201,13 +201,13 @@ describe("RFC 8707 resource indicators (token audience)", () => {
   ] as const) {
     it(`answers invalid_target to ${what}`, async () => {
       const client = await seedClient(audiences);
-      await expectError(await requestToken(client, { resource }), 400, "invalid_target");
+      await expectJSONError(await requestToken(client, { resource }), 400, "invalid_target");
     });
   }
 
   it("answers invalid_request when both resource and audience are sent", async () => {
     const client = await seedClient(audiences);
-    await expectError(await requestToken(client, { resource: ORDERS, audience: ORDERS }), 400, "invalid_request");
+    await expectJSONError(await requestToken(client, { resource: ORDERS, audience: ORDERS }), 400, "invalid_request");
   });
 
   it("issues a token with an aud array when two allowed resources are asked for", async () => {
@@ -245,7 +245,7 @@ describe("RFC 8707 resource indicators (token audience)", () => {
     const client = await seedClient({ allowed_audiences: [] });
     const body = await issueToken(client, { resource: env.DEFAULT_AUDIENCE });
     expect(decodeJwt(body.access_token).aud).toBe(env.DEFAULT_AUDIENCE);
-    await expectError(await requestToken(client, { resource: ORDERS }), 400, "invalid_target");
+    await expectJSONError(await requestToken(client, { resource: ORDERS }), 400, "invalid_target");
   });
 });
 

@@ -5,12 +5,12 @@
  * normalized before the Worker sees it (literal `\`, `.` segments); Worker tests cover the rest.
  */
 import { describe, expect, it } from "vitest";
+import { expectJSONError } from "../support/worker.ts";
 import { BearerError } from "../../src/http/errors.ts";
 import { checkBodyForOverride } from "../../src/gateway/method-override.ts";
 import { foldPath, normalizePath, rawPathOf } from "../../src/gateway/path.ts";
 import {
   expectBearerError,
-  expectJSONError,
   expectOriginNotContacted,
   expectProxied,
   gatewayFetch,

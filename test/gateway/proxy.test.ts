@@ -4,9 +4,10 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { expectJSONError } from "../support/worker.ts";
 import { upstreamURL } from "../../src/gateway/proxy.ts";
 import { parseGatewayRoutes } from "../../src/gateway/route-table.ts";
-import { expectJSONError, expectProxied, gatewayFetch, marker, originRequestsWith, rawHeaderValues, withBearer } from "../support/gateway.ts";
+import { expectProxied, gatewayFetch, marker, originRequestsWith, rawHeaderValues, withBearer } from "../support/gateway.ts";
 import { AUDIENCE, mintToken } from "../support/tokens.ts";
 
 const hex = (bytes: ArrayBuffer): string => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");

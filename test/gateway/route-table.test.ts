@@ -6,11 +6,11 @@
 import { createExecutionContext } from "cloudflare:test";
 import { env, exports } from "cloudflare:workers";
 import { describe, expect, it, vi } from "vitest";
+import { expectJSONError } from "../support/worker.ts";
 import app from "../../src/index.ts";
 import { findRoute, matchesPrefix, parseGatewayRoutes, requiredScopes, RouteConfigError } from "../../src/gateway/route-table.ts";
 import {
   expectBearerError,
-  expectJSONError,
   expectOriginNotContacted,
   expectProxied,
   gatewayFetch,

@@ -113,16 +113,6 @@ export async function expectInvalidToken(res: Response, mark: string, descriptio
   await expectOriginNotContacted(mark);
 }
 
-/** An RFC 6749 §5.2-style JSON error (404, 500, 502, 504) with no-store. */
-export async function expectJSONError(res: Response, status: number, error: string): Promise<Record<string, string>> {
-  expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
-  const body = (await res.json()) as Record<string, string>;
-  expect({ status: res.status, error: body.error }).toEqual({ status, error });
-  expect(res.headers.get("Cache-Control")).toBe("no-store");
-  expect(res.headers.get("WWW-Authenticate")).toBeNull();
-  return body;
-}
-
 /** A 200 from the echo origin: the record it made of the request it got. */
 export async function expectProxied(res: Response): Promise<EchoRecord> {
   const text = await res.text();

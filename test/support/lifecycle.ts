@@ -4,7 +4,7 @@
  */
 import { env } from "cloudflare:workers";
 import { expect, vi } from "vitest";
-import { basic, tokenRequest, type FormBody } from "./worker.ts";
+import { basic, expectJSONError, tokenRequest, type FormBody } from "./worker.ts";
 import { revokedKey } from "../../src/tokens/revocation.ts";
 import { decodeJwt } from "jose";
 import { mintToken } from "./tokens.ts";
@@ -49,20 +49,10 @@ export async function expectRevocationOK(res: Response): Promise<void> {
   expect(res.headers.get("Cache-Control")).toBe("no-store");
 }
 
-/** An RFC 6749 §5.2 JSON error with no-store. */
-export async function expectOAuthError(res: Response, status: number, error: string): Promise<Record<string, string>> {
-  const body = (await res.json()) as Record<string, string>;
-  expect({ status: res.status, error: body.error }).toEqual({ status, error });
-  expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
-  expect(res.headers.get("Cache-Control")).toBe("no-store");
-  expect(typeof body.error_description).toBe("string");
-  return body;
-}
-
 /** 401 invalid_client with the Basic challenge naming the issuer (RFC 6749 §5.2). */
 export async function expectInvalidClient(res: Response): Promise<void> {
   expect(res.headers.get("WWW-Authenticate")).toBe(`Basic realm="${env.ISSUER}", charset="UTF-8"`);
-  await expectOAuthError(res, 401, "invalid_client");
+  await expectJSONError(res, 401, "invalid_client");
 }
 
 /** The stored `revoked:{jti}` value, parsed, or null. */

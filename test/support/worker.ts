@@ -7,6 +7,7 @@ import { expect } from "vitest";
 import { env, exports } from "cloudflare:workers";
 import { createLocalJWKSet, jwtVerify, type JSONWebKeySet, type JWTPayload, type JWTVerifyOptions } from "jose";
 import app from "../../src/index.ts";
+import { nowSeconds } from "./tokens.ts";
 import { clientKey, validateClientRecord, type ClientRecord } from "../../src/clients/record.ts";
 import { generateClientSecret, hashClientSecret, secretIdOf } from "../../src/clients/secret.ts";
 
@@ -34,7 +35,6 @@ export interface SeededClient {
   record: Record<string, unknown>;
 }
 
-export const nowSeconds = (): number => Math.floor(Date.now() / 1000);
 
 /**
  * A client record as the CLI would write it, with secrets hashed by hashClientSecret; not validated
@@ -168,13 +168,18 @@ export function tokenRequestObject(client: { client_id: string; client_secret: s
   });
 }
 
-/** A token-endpoint error: status, JSON, no-store, the RFC 6749 §5.2 code, and never a token. */
-export async function expectError(res: Response, status: number, error: string): Promise<Record<string, unknown>> {
-  expect(res.status).toBe(status);
+/**
+ * Every JSON error Tollgate answers (RFC 6749 §5.2 and the gateway's HTTP-level ones: 400, 401
+ * invalid_client, 404, 413, 429, 500, 502, 503, 504): the status and code, JSON, no-store, a
+ * description, never a token, and no challenge but the Basic one of a 401.
+ */
+export async function expectJSONError(res: Response, status: number, error: string): Promise<Record<string, string>> {
   expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
+  const body = (await res.json()) as Record<string, string>;
+  expect({ status: res.status, error: body.error }).toEqual({ status, error });
   expect(res.headers.get("Cache-Control")).toBe("no-store");
-  const body = (await res.json()) as Record<string, unknown>;
-  expect(body.error).toBe(error);
+  expect(typeof body.error_description).toBe("string");
   expect(body).not.toHaveProperty("access_token");
+  if (status !== 401) expect(res.headers.get("WWW-Authenticate")).toBeNull();
   return body;
 }

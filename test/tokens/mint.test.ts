@@ -1,7 +1,8 @@
 import { env } from "cloudflare:workers";
 import { decodeJwt, decodeProtectedHeader, errors, type JWK } from "jose";
 import { describe, expect, it } from "vitest";
-import { issueToken, nowSeconds, seedClient, verifyAccessToken } from "../support/worker.ts";
+import { nowSeconds } from "../support/tokens.ts";
+import { issueToken, seedClient, verifyAccessToken } from "../support/worker.ts";
 import { generateInstanceId } from "../../src/clients/record.ts";
 
 const ORDERS = "https://api.tollgate.test/orders";

@@ -17,9 +17,9 @@ import {
   STALE_GRACE_SECONDS,
   STATUS_CACHE_MAX_ENTRIES,
 } from "../../src/tokens/status.ts";
-import { fetchWithEnv, issueToken, putClientRecord, seedClient, type SeedOverrides } from "../support/worker.ts";
+import { expectJSONError, fetchWithEnv, issueToken, putClientRecord, seedClient, type SeedOverrides } from "../support/worker.ts";
 import { captureLogEvents, expectInactive, expectRevocationOK, failingKV, introspect, introspection, revoke } from "../support/lifecycle.ts";
-import { expectInvalidToken, expectJSONError, expectOriginNotContacted, expectProxied, gatewayFetch, GATEWAY, marker, withBearer } from "../support/gateway.ts";
+import { expectInvalidToken, expectOriginNotContacted, expectProxied, gatewayFetch, GATEWAY, marker, withBearer } from "../support/gateway.ts";
 import { mintToken } from "../support/tokens.ts";
 
 afterEach(() => {
