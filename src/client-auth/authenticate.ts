@@ -3,6 +3,11 @@
  * the per-address limit, the form, the credentials, the failure block, the endpoint's own checks,
  * and only then the secret (one PBKDF2, one check at a time per client and address), counting a
  * failure against the client and address.
+ *
+ * Read top to bottom: authenticateFormRequest parses the credentials (form.ts, credentials.ts), tries
+ * the warm path (rememberedClient: warm-records.ts, warm-secrets.ts), then the cold path
+ * (authenticateClient: clients/store.ts, clients/secret.ts), then counts a failure (failures.ts).
+ * Every helper is called from here, none through another.
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1
  * @see https://www.rfc-editor.org/rfc/rfc7009#section-2.1
  * @see https://www.rfc-editor.org/rfc/rfc7662#section-2.1
@@ -18,7 +23,7 @@ import { dummySecretHash, verifyClientSecret } from "../clients/secret.ts";
 import { KV_CACHE_TTL_SECONDS } from "../policy.ts";
 import { loadClient } from "../clients/store.ts";
 import { isKnownGoodSecret, rememberGoodSecret, secretCacheKey } from "./warm-secrets.ts";
-import { rememberClient, rememberedClient } from "./warm-records.ts";
+import { rememberClient, rememberedRecord } from "./warm-records.ts";
 
 export interface AuthenticatedRequest<T> {
   /** The authenticated, enabled client. */
@@ -83,12 +88,26 @@ export async function authenticateFormRequest<T>(
   });
 }
 
+/**
+ * The warm path: the remembered record when `clientId` authenticated here within CLIENT_CACHE_SECONDS
+ * (warm-records.ts) and `secret` is the very secret verified then (warm-secrets.ts), still unexpired
+ * at `now` (epoch seconds); otherwise undefined, and the caller takes the cold path (KV and PBKDF2).
+ */
+export async function rememberedClient(clientId: string, secret: string, now: number, nowMs = Date.now()): Promise<ClientRecord | undefined> {
+  const record = rememberedRecord(clientId, nowMs);
+  if (!record) return undefined;
+  const stored = activeSecret(record, secret, now);
+  if (!stored || record.disabled) return undefined;
+  return (await isKnownGoodSecret(secretCacheKey(record.client_id, stored.hash, record.updated_at), secret)) ? record : undefined;
+}
+
+/** The cold path's verdict on a presented secret against the record read from KV. */
 export type AuthenticationResult =
   | { ok: true; record: ClientRecord }
   | { ok: false; reason: string };
 
 /**
- * Checks a presented secret. Every failing path pays exactly one PBKDF2: the stored hash's, or for
+ * The cold path: checks a presented secret against the record read from KV. Every failing path pays exactly one PBKDF2: the stored hash's, or for
  * an unknown client or secret id a dummy hash at `iterations` (PBKDF2_ITERATIONS, the count new
  * secrets are hashed with), so an unknown client, an unknown or expired secret, a wrong secret and a
  * disabled client take the same time and get the same answer (docs/security.md item 16, CWE-208).

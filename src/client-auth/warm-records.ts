@@ -1,7 +1,7 @@
 /**
  * The warm path of client authentication: a client that authenticated in this isolate within the
  * last CLIENT_CACHE_SECONDS is served from memory, its record as read then and its secret checked
- * against the HMAC digest warm-secrets.ts kept, with no KV read and no PBKDF2.
+ * against the HMAC digest warm-secrets.ts kept (both by authenticate.ts), with no KV read and no PBKDF2.
  *
  * Only successful authentications enter (so only clients holding a valid secret occupy it, and an
  * attacker's guesses cannot evict them), and only a presented secret this isolate already verified
@@ -18,10 +18,9 @@
  * secret it refuses that token too. A change made through the admin API drops the entry in the
  * isolate that made it at once. docs/security.md weighs the trade-off.
  */
-import { activeSecret, type ClientRecord } from "../clients/record.ts";
+import type { ClientRecord } from "../clients/record.ts";
 import { CLIENT_CACHE_SECONDS } from "../policy.ts";
 import { BoundedCache } from "../bounded-cache.ts";
-import { isKnownGoodSecret, secretCacheKey } from "./warm-secrets.ts";
 
 export const CLIENT_CACHE_MAX_ENTRIES = 1024;
 
@@ -44,20 +43,13 @@ export function forgetClient(clientId: string, now = Date.now()): void {
   changedAt.set(clientId, now);
 }
 
-/**
- * The remembered record when `clientId` authenticated here recently and `secret` is the very secret
- * verified then, still unexpired at `now` (epoch seconds); otherwise undefined, and the caller goes
- * to KV and PBKDF2.
- */
-export async function rememberedClient(clientId: string, secret: string, now: number, nowMs = Date.now()): Promise<ClientRecord | undefined> {
+/** The record remembered for `clientId` while younger than CLIENT_CACHE_SECONDS at `nowMs`; else undefined. */
+export function rememberedRecord(clientId: string, nowMs: number): ClientRecord | undefined {
   const entry = records.get(clientId);
   if (!entry) return undefined;
   if (entry.until <= nowMs) {
     records.delete(clientId);
     return undefined;
   }
-  const { record } = entry;
-  const stored = activeSecret(record, secret, now);
-  if (!stored || record.disabled) return undefined;
-  return (await isKnownGoodSecret(secretCacheKey(record.client_id, stored.hash, record.updated_at), secret)) ? record : undefined;
+  return entry.record;
 }

@@ -7,7 +7,8 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { nowSeconds } from "../support/tokens.ts";
 import { fetchWithEnv, putClientRecord, seedClient, tokenRequestObject, verifyAccessToken } from "../support/worker.ts";
 import { CLIENT_CACHE_SECONDS } from "../../src/policy.ts";
-import { CLIENT_CACHE_MAX_ENTRIES, forgetClient, rememberClient, rememberedClient } from "../../src/client-auth/warm-records.ts";
+import { CLIENT_CACHE_MAX_ENTRIES, forgetClient, rememberClient } from "../../src/client-auth/warm-records.ts";
+import { rememberedClient } from "../../src/client-auth/authenticate.ts";
 import { validateClientRecord } from "../../src/clients/record.ts";
 import { rememberGoodSecret, secretCacheKey } from "../../src/client-auth/warm-secrets.ts";
 
