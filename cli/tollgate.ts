@@ -12,6 +12,7 @@ import { createClientRecord, DEFAULT_SECRET_GRACE_SECONDS, revokeClientSecret, r
 import { parsePBKDF2Iterations } from "../src/clients/secret.ts";
 import { GENERATION_KEY, parseGenerationRecord, planRotation, validateGenerationRecord } from "../src/keys/generation-record.ts";
 import { DEFAULT_ROTATE_IN_SECONDS, GENERATION_PROPAGATION_SECONDS, generationRetention } from "../src/keys/schedule.ts";
+import { DEFAULT_MAX_ACCESS_TOKEN_TTL } from "../src/policy.ts";
 import { rotationTime } from "./clock.ts";
 import { changesOf, creationFields, diffRecords, formatClientsFile, parseClientsFile, type FieldChange } from "./clients-file.ts";
 import { configPath, readWranglerSettings } from "./config.ts";
@@ -300,10 +301,10 @@ async function setDisabled(disabled: boolean): Promise<void> {
   print(describeClient(record), `${record.client_id} ${disabled ? "disabled" : "enabled"}`);
 }
 
-/** MAX_ACCESS_TOKEN_TTL of the target environment in wrangler.toml (3600 when unset). */
+/** MAX_ACCESS_TOKEN_TTL of the target environment in wrangler.toml (DEFAULT_MAX_ACCESS_TOKEN_TTL when unset). */
 function configuredMaxAccessTokenTtl(): number {
   const raw = readWranglerSettings(configPath(target.config), target.env).maxAccessTokenTtl;
-  const value = raw === undefined ? 3600 : Number(raw);
+  const value = raw === undefined ? DEFAULT_MAX_ACCESS_TOKEN_TTL : Number(raw);
   if (!Number.isSafeInteger(value) || value < 1) throw new UsageError(`MAX_ACCESS_TOKEN_TTL in the wrangler config is not whole seconds: ${JSON.stringify(raw)}`);
   return value;
 }

@@ -75,8 +75,8 @@ export async function authenticateFormRequest<T>(
     if (justRemembered) return justRemembered;
     const readAt = Date.now();
     const now = Math.floor(readAt / 1000);
-    // KV's shortest edge cache: with the isolate's 10 s, a disabled client or a revoked secret stops
-    // working at every location within 40 s of the write (README, "Revocation and disabled clients").
+    // KV's shortest edge cache: with the isolate's CLIENT_CACHE_SECONDS, a disabled client or a revoked
+    // secret stops working at every location within REVOCATION_BOUND_SECONDS of the write (src/policy.ts).
     const record = await loadClient(env.CLIENTS, credentials.clientId, { cacheTtl: KV_CACHE_TTL_SECONDS });
     const auth = await authenticateClient(record, credentials.clientSecret, now, getConfig(env).pbkdf2Iterations);
     if (!auth.ok) {

@@ -12,10 +12,10 @@
  *
  * The price is staleness: a record changed elsewhere (disabled, secret revoked or rotated out) is
  * still used here for up to CLIENT_CACHE_SECONDS, the same window the gateway's status cache has
- * (src/tokens/status.ts), so /token and the gateway share one bound: KV's edge cache (30 s)
- * + 10 s = REVOCATION_BOUND_SECONDS, 40 s (src/policy.ts; README, "Revocation and disabled clients"). A token minted from a stale record
- * carries that record's instance_id (tg_inst), so once the gateway sees a disable or a revoked
- * secret it refuses that token too. A change made through the admin API drops the entry in the
+ * (src/tokens/status.ts), so /token and the gateway share one bound: KV's edge cache
+ * (KV_CACHE_TTL_SECONDS) + CLIENT_CACHE_SECONDS = REVOCATION_BOUND_SECONDS (src/policy.ts; README,
+ * "Revocation and disabled clients"). A token minted from a stale record carries that record's
+ * instance_id (tg_inst), so once the gateway sees a disable or a revoked secret it refuses that token too. A change made through the admin API drops the entry in the
  * isolate that made it at once. docs/security.md weighs the trade-off.
  */
 import type { ClientRecord } from "../clients/record.ts";

@@ -141,7 +141,7 @@ async function writeRecord(kv: KVNamespace, record: ClientRecord): Promise<void>
   } catch (error) {
     throw new StoreUnavailableError("client", "write", error);
   }
-  // Elsewhere the change reaches /token within 40 s; in this isolate, at once.
+  // Elsewhere the change reaches /token within REVOCATION_BOUND_SECONDS (src/policy.ts); in this isolate, at once.
   forgetClient(record.client_id);
 }
 
