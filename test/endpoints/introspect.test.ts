@@ -24,7 +24,7 @@ import {
   jtiOf,
   oversizedToken,
   tokenOf,
-} from "../support/lifecycle.ts";
+} from "../support/revocation.ts";
 
 afterEach(() => {
   vi.restoreAllMocks();

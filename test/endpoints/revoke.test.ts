@@ -22,7 +22,7 @@ import {
   jtiOf,
   oversizedToken,
   tokenOf,
-} from "../support/lifecycle.ts";
+} from "../support/revocation.ts";
 
 afterEach(() => {
   vi.restoreAllMocks();

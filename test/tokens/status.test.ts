@@ -18,7 +18,7 @@ import {
   STATUS_CACHE_MAX_ENTRIES,
 } from "../../src/tokens/status.ts";
 import { expectJSONError, fetchWithEnv, issueToken, putClientRecord, seedClient, type SeedOverrides } from "../support/worker.ts";
-import { captureLogEvents, expectInactive, expectRevocationOK, failingKV, introspect, introspection, revoke } from "../support/lifecycle.ts";
+import { captureLogEvents, expectInactive, expectRevocationOK, failingKV, introspect, introspection, revoke } from "../support/revocation.ts";
 import { expectInvalidToken, expectOriginNotContacted, expectProxied, gatewayFetch, GATEWAY, marker, withBearer } from "../support/gateway.ts";
 import { mintToken } from "../support/tokens.ts";
 

@@ -11,7 +11,7 @@ import { checkScopes, extractBearerToken, MAX_TOKEN_LENGTH, verifyAccessToken } 
 import { importSigningKeys } from "../../src/keys/signing.ts";
 import type { AccessTokenClaims } from "../../src/tokens/mint.ts";
 import { issueToken, seedClient } from "../support/worker.ts";
-import { expectInactive, expectRevocationOK, introspect, introspection, revoke } from "../support/lifecycle.ts";
+import { expectInactive, expectRevocationOK, introspect, introspection, revoke } from "../support/revocation.ts";
 import {
   expectBearerError,
   expectInvalidToken,

@@ -1,5 +1,5 @@
 /**
- * Driving /revoke and /introspect in the lifecycle tests: requests through the Worker's real entry
+ * Driving /revoke and /introspect in the tests: requests through the Worker's real entry
  * point, the log lines the Worker wrote, and a KV namespace that fails on purpose.
  */
 import { env } from "cloudflare:workers";
