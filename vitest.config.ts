@@ -1,7 +1,7 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { startEchoOrigin } from "./scripts/echo-origin.ts";
-import { generateSigningKey } from "./src/keys/generate.ts";
+import { generateSigningKey } from "./src/keys/new-key-pair.ts";
 
 // A fresh signing key per run, so no key ever lives in the repository.
 const testKeys = { keys: [await generateSigningKey(), await generateSigningKey()] };

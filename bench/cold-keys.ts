@@ -17,7 +17,7 @@ import { parseArgs } from "node:util";
 import { PROJECT_ROOT } from "../cli/kv.ts";
 import { createClientRecord } from "../src/clients/manage.ts";
 import { clientKey } from "../src/clients/record.ts";
-import { generateKeySeed, generateSigningKey } from "../src/keys/generate.ts";
+import { generateKeySeed, generateSigningKey } from "../src/keys/new-key-pair.ts";
 import { startRawWorkerd, tokenRequest } from "./workerd.ts";
 
 const { values } = parseArgs({ options: { processes: { type: "string", default: "10" }, keys: { type: "string", default: "seed" } } });

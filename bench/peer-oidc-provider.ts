@@ -4,7 +4,7 @@
  * Run as its own process: `node bench/peer-oidc-provider.ts <port> <client_id> <client_secret>`.
  */
 import Provider from "oidc-provider";
-import { generateSigningKey } from "../src/keys/generate.ts";
+import { generateSigningKey } from "../src/keys/new-key-pair.ts";
 
 const [port, clientId, clientSecret] = process.argv.slice(2) as [string, string, string];
 const audience = "https://api.bench.test";

@@ -14,7 +14,7 @@ import autocannon from "autocannon";
 import { PROJECT_ROOT } from "../cli/kv.ts";
 import { createClientRecord } from "../src/clients/manage.ts";
 import { clientKey, validateClientRecord } from "../src/clients/record.ts";
-import { generateSigningKey } from "../src/keys/generate.ts";
+import { generateSigningKey } from "../src/keys/new-key-pair.ts";
 import { freePort } from "../scripts/dev-server.ts";
 import { startEchoOrigin } from "../scripts/echo-origin.ts";
 import { basicAuth, startRawWorkerd, tokenRequest } from "./workerd.ts";

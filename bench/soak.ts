@@ -11,7 +11,7 @@ import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { createClientRecord } from "../src/clients/manage.ts";
 import { clientKey } from "../src/clients/record.ts";
-import { generateSigningKey } from "../src/keys/generate.ts";
+import { generateSigningKey } from "../src/keys/new-key-pair.ts";
 import { startEchoOrigin } from "../scripts/echo-origin.ts";
 import { startRawWorkerd, tokenRequest } from "./workerd.ts";
 

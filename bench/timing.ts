@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { createClientRecord, updateClientRecord } from "../src/clients/manage.ts";
 import { clientKey } from "../src/clients/record.ts";
-import { generateSigningKey } from "../src/keys/generate.ts";
+import { generateSigningKey } from "../src/keys/new-key-pair.ts";
 import { startRawWorkerd, tokenRequest } from "./workerd.ts";
 
 const { values } = parseArgs({ options: { samples: { type: "string", default: "300" } } });

@@ -8,7 +8,8 @@ import { execFile } from "node:child_process";
 import { relative, resolve } from "node:path";
 import type { Unstable_Config } from "wrangler";
 import { ConfigError, parseConfig } from "../src/config.ts";
-import { parseGatewayRoutes, RouteConfigError, type GatewayRoute } from "../src/gateway/routes.ts";
+import { parseGatewayRoutes, RouteConfigError, type GatewayRoute } from "../src/gateway/route-table.ts";
+import { DEFAULT_MAX_ACCESS_TOKEN_TTL } from "../src/policy.ts";
 import { PROJECT_ROOT, WRANGLER } from "./kv.ts";
 
 export interface Finding {
@@ -107,7 +108,7 @@ export function diagnose(input: DoctorInput): Finding[] {
   if (typeof raw.DEFAULT_AUDIENCE === "string" && isExampleHost(hostOf(raw.DEFAULT_AUDIENCE) ?? "")) {
     warn(`${vars} DEFAULT_AUDIENCE`, `${JSON.stringify(raw.DEFAULT_AUDIENCE)} is the shipped example: set your API's audience.`);
   }
-  const maxTtl = Number(raw.MAX_ACCESS_TOKEN_TTL ?? 3600);
+  const maxTtl = Number(raw.MAX_ACCESS_TOKEN_TTL ?? DEFAULT_MAX_ACCESS_TOKEN_TTL);
   if (maxTtl > 3600) warn(`${vars} MAX_ACCESS_TOKEN_TTL`, `${maxTtl} s: a leaked token works that long unless revoked; 3600 or less is usual for client credentials.`);
 
   // Secrets in plain-text vars are readable by anyone with dashboard access and in every deploy log.

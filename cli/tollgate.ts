@@ -10,8 +10,9 @@ import { parseArgs } from "node:util";
 import { CLIENT_KEY_PREFIX, ClientRecordError, clientKey, describeClient, isValidAudience, isValidClientId, isWellFormedClientId, validateClientRecord, type ClientRecord } from "../src/clients/record.ts";
 import { createClientRecord, DEFAULT_SECRET_GRACE_SECONDS, revokeClientSecret, rotateClientSecret, updateClientRecord, type ClientChanges } from "../src/clients/manage.ts";
 import { parsePBKDF2Iterations } from "../src/clients/secret.ts";
-import { GENERATION_KEY, parseGenerationRecord, planRotation, validateGenerationRecord } from "../src/keys/generation.ts";
+import { GENERATION_KEY, parseGenerationRecord, planRotation, validateGenerationRecord } from "../src/keys/generation-record.ts";
 import { DEFAULT_ROTATE_IN_SECONDS, GENERATION_PROPAGATION_SECONDS, generationRetention } from "../src/keys/schedule.ts";
+import { DEFAULT_MAX_ACCESS_TOKEN_TTL } from "../src/policy.ts";
 import { rotationTime } from "./clock.ts";
 import { changesOf, creationFields, diffRecords, formatClientsFile, parseClientsFile, type FieldChange } from "./clients-file.ts";
 import { configPath, readWranglerSettings } from "./config.ts";
@@ -300,10 +301,10 @@ async function setDisabled(disabled: boolean): Promise<void> {
   print(describeClient(record), `${record.client_id} ${disabled ? "disabled" : "enabled"}`);
 }
 
-/** MAX_ACCESS_TOKEN_TTL of the target environment in wrangler.toml (3600 when unset). */
+/** MAX_ACCESS_TOKEN_TTL of the target environment in wrangler.toml (DEFAULT_MAX_ACCESS_TOKEN_TTL when unset). */
 function configuredMaxAccessTokenTtl(): number {
   const raw = readWranglerSettings(configPath(target.config), target.env).maxAccessTokenTtl;
-  const value = raw === undefined ? 3600 : Number(raw);
+  const value = raw === undefined ? DEFAULT_MAX_ACCESS_TOKEN_TTL : Number(raw);
   if (!Number.isSafeInteger(value) || value < 1) throw new UsageError(`MAX_ACCESS_TOKEN_TTL in the wrangler config is not whole seconds: ${JSON.stringify(raw)}`);
   return value;
 }
@@ -423,7 +424,7 @@ const COMMANDS: Record<string, Command> = {
   apply: applyFile,
   export: exportFile,
   "keys seed": async () => {
-    const { generateKeySeed } = await import("../src/keys/generate.ts");
+    const { generateKeySeed } = await import("../src/keys/new-key-pair.ts");
     process.stdout.write(`${generateKeySeed()}\n`);
   },
   "keys rotate": rotateKeys,
@@ -432,7 +433,7 @@ const COMMANDS: Record<string, Command> = {
     process.exitCode = await doctor({ env: opts.env, config: opts.config });
   },
   "keys generate": async () => {
-    const { generateSigningKey } = await import("../src/keys/generate.ts");
+    const { generateSigningKey } = await import("../src/keys/new-key-pair.ts");
     process.stdout.write(`${JSON.stringify(await generateSigningKey())}\n`);
   },
 };

@@ -12,7 +12,7 @@ import { parseArgs } from "node:util";
 import { PROJECT_ROOT, kvPut } from "../cli/kv.ts";
 import { clientKey } from "../src/clients/record.ts";
 import { createClientRecord } from "../src/clients/manage.ts";
-import { generateKeySeed } from "../src/keys/generate.ts";
+import { generateKeySeed } from "../src/keys/new-key-pair.ts";
 import { checkDevVars, DEMO_PREFIX, moveToPort, parseVarOption, readDevVars } from "./dev-vars.ts";
 import { startWorker } from "./dev-server.ts";
 import { startEchoOrigin } from "./echo-origin.ts";

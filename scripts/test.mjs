@@ -1,7 +1,12 @@
 #!/usr/bin/env node
-// `npm test`: the whole suite (workerd and end-to-end), then one plain summary line for CI.
+// `npm test`: the dependency rule (scripts/check-imports.mjs), then the whole suite (workerd and
+// end-to-end), then one plain summary line for CI. The import check counts as one test.
 import { spawnSync } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
+
+const imports = spawnSync(process.execPath, [new URL("./check-imports.mjs", import.meta.url).pathname], { stdio: "inherit" });
+const importsOK = imports.status === 0;
+if (!importsOK) console.error("npm test: the import check failed (see above; docs/architecture.md, the dependency rule)");
 
 const results = ".vitest-results.json";
 rmSync(results, { force: true });
@@ -21,5 +26,7 @@ try {
 } catch {
   failed = 1; // no report: the run itself broke
 }
+if (importsOK) passed += 1;
+else failed += 1;
 console.log(`${passed} passed, ${failed} failed`);
 process.exit(run.status === 0 && failed === 0 ? 0 : 1);

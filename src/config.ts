@@ -1,8 +1,8 @@
 import { isValidAudience } from "./clients/record.ts";
-import { logEvent } from "./errors.ts";
+import { logEvent } from "./http/log.ts";
 import { parsePBKDF2Iterations } from "./clients/secret.ts";
-import { parseGatewayRoutes, RouteConfigError, type GatewayRoute } from "./gateway/routes.ts";
-import { CLOCK_TOLERANCE_SECONDS, JWKS_MAX_AGE } from "./keys/schedule.ts";
+import { parseGatewayRoutes, RouteConfigError, type GatewayRoute } from "./gateway/route-table.ts";
+import { CLOCK_TOLERANCE_SECONDS, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_MAX_ACCESS_TOKEN_TTL, JWKS_MAX_AGE } from "./policy.ts";
 
 /**
  * The Worker's settings, parsed and validated once per isolate from `env` into a typed object.
@@ -74,8 +74,8 @@ export function parseConfig(env: Record<string, unknown>): Config {
   if (!isValidAudience(defaultAudience)) {
     throw new ConfigError(`DEFAULT_AUDIENCE must be an absolute URI without a fragment, got ${JSON.stringify(defaultAudience)}`);
   }
-  const maxAccessTokenTtl = seconds(env, "MAX_ACCESS_TOKEN_TTL", 3600);
-  const accessTokenTtl = seconds(env, "ACCESS_TOKEN_TTL", 300);
+  const maxAccessTokenTtl = seconds(env, "MAX_ACCESS_TOKEN_TTL", DEFAULT_MAX_ACCESS_TOKEN_TTL);
+  const accessTokenTtl = seconds(env, "ACCESS_TOKEN_TTL", DEFAULT_ACCESS_TOKEN_TTL);
   if (accessTokenTtl > maxAccessTokenTtl) throw new ConfigError("ACCESS_TOKEN_TTL must not exceed MAX_ACCESS_TOKEN_TTL");
   let routes: GatewayRoute[];
   try {

@@ -2,17 +2,19 @@
  * Tollgate: the token service and the gateway in one Worker.
  */
 import { Hono } from "hono";
-import { auditEvent, type AppEnv } from "./audit.ts";
+import { auditEvent } from "./http/audit.ts";
+import type { AppEnv } from "./endpoints/app-env.ts";
 import { ConfigError, getConfig } from "./config.ts";
-import { BearerError, bearerErrorResponse, logEvent, OAuthError, oauthErrorResponse } from "./errors.ts";
-import { jwks } from "./keys/jwks.ts";
-import { gateway } from "./gateway/route.ts";
-import { introspection } from "./lifecycle/introspect.ts";
-import { revocation } from "./lifecycle/revoke.ts";
-import { admin } from "./admin/route.ts";
+import { BearerError, bearerErrorResponse, OAuthError, oauthErrorResponse, StoreUnavailableError } from "./http/errors.ts";
+import { logEvent } from "./http/log.ts";
+import { jwks } from "./endpoints/jwks.ts";
+import { gateway } from "./endpoints/gateway.ts";
+import { introspection } from "./endpoints/introspect.ts";
+import { revocation } from "./endpoints/revoke.ts";
+import { register } from "./endpoints/register.ts";
 import { SigningKeyError } from "./keys/signing.ts";
-import { metadata } from "./metadata.ts";
-import { token } from "./token/route.ts";
+import { metadata } from "./endpoints/metadata.ts";
+import { token } from "./endpoints/token.ts";
 
 const app = new Hono<AppEnv>();
 
@@ -25,33 +27,36 @@ function realmOf(env: Env): string {
   }
 }
 
-app.route("/", token);
-app.route("/", revocation);
-app.route("/", introspection);
-app.route("/", jwks);
-app.route("/", metadata);
-app.route("/", admin);
+// The map of the API: each endpoint is mounted at its real path.
+app.route("/token", token); // RFC 6749 §4.4: client credentials
+app.route("/revoke", revocation); // RFC 7009
+app.route("/introspect", introspection); // RFC 7662
+app.route("/.well-known/jwks.json", jwks); // RFC 7517
+app.route("/.well-known/oauth-authorization-server", metadata); // RFC 8414
+app.route("/register", register); // RFC 7591/7592 admin API: /register and /register/:client_id
 // Last: every other path is the gateway's.
-app.route("/", gateway);
+app.route("*", gateway);
 
-app.onError((error, c) => {
+app.onError((thrown, c) => {
+  // KV unreachable: 503 temporarily_unavailable, answered like any other OAuthError.
+  const error = thrown instanceof StoreUnavailableError ? thrown.toOAuthError() : thrown;
   const path = new URL(c.req.url).pathname;
   const audit = c.get("audit") ?? {};
+  // The event names the refusal: the endpoint or middleware that refused said what it was (RefusalEvents).
+  const refusal = c.get("refusal") ?? {};
   if (error instanceof OAuthError) {
     const level = error.status >= 500 ? "error" : "refused";
-    const event = path === "/token" ? "token_refused" : audit.route !== undefined ? "gateway_denied" : "request_refused";
-    auditEvent(c.env, event, { level, path, ...audit, error: error.code, reason: error.reason ?? error.description });
+    auditEvent(c.env, refusal.oauth ?? "request_refused", { level, path, ...audit, error: error.code, reason: error.reason ?? error.description });
     return oauthErrorResponse(error);
   }
   if (error instanceof BearerError) {
-    const event = path === "/register" || path.startsWith("/register/") ? "admin_denied" : "gateway_denied";
-    auditEvent(c.env, event, { path, ...audit, error: error.code ?? "no_token", reason: error.reason ?? error.description });
+    auditEvent(c.env, refusal.bearer ?? "gateway_denied", { path, ...audit, error: error.code ?? "no_token", reason: error.reason ?? error.description });
     return bearerErrorResponse(error, realmOf(c.env));
   }
   if (error instanceof SigningKeyError) {
     // docs/security.md item 22: no key, no token and no verification; the cause goes to the log only.
     const unavailable = new OAuthError("temporarily_unavailable", "signing keys are unavailable, try again later", { reason: error.message });
-    auditEvent(c.env, path === "/token" ? "token_refused" : "request_refused", { level: "error", path, ...audit, error: unavailable.code, reason: error.message });
+    auditEvent(c.env, refusal.signingKey ?? "request_refused", { level: "error", path, ...audit, error: unavailable.code, reason: error.message });
     return oauthErrorResponse(unavailable);
   }
   // A bad configuration was logged once by getConfig; every request answers the same 500 until it is fixed.

@@ -2,7 +2,7 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { createExecutionContext } from "cloudflare:test";
 import app from "../src/index.ts";
-import { fetchWithEnv, METADATA_URL, seedClient, TOKEN_URL, tokenRequestObject } from "./helpers.ts";
+import { fetchWithEnv, METADATA_URL, seedClient, TOKEN_URL, tokenRequestObject } from "./support/worker.ts";
 import { ConfigError, parseConfig } from "../src/config.ts";
 
 const base = { ISSUER: "https://auth.example.com", DEFAULT_AUDIENCE: "https://api.example.com" };

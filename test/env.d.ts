@@ -8,3 +8,9 @@ declare namespace Cloudflare {
     TEST_STRICT_LIMITER: RateLimit;
   }
 }
+
+// Vite's `?raw` import: a file's text (test/policy.test.ts reads README.md so).
+declare module "*?raw" {
+  const text: string;
+  export default text;
+}

@@ -92,7 +92,7 @@ export function isWellFormedClientId(id: string): boolean {
 
 /**
  * What a new client may be named: well-formed, and addressable as one URL path segment. Every other
- * id survives `encodeURIComponent` and URL normalization unchanged (test/admin.test.ts checks it
+ * id survives `encodeURIComponent` and URL normalization unchanged (test/endpoints/register.test.ts checks it
  * through the Worker); a dot segment is removed.
  * @see https://www.rfc-editor.org/rfc/rfc3986#section-5.2.4
  */

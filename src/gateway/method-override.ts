@@ -5,7 +5,7 @@
  * protected route the gateway authorized the method that came, so it refuses them all (the header
  * forms are dropped in headers.ts).
  */
-import { BearerError } from "../errors.ts";
+import { BearerError } from "../http/errors.ts";
 
 /**
  * `_method` in any letter case, as origins read the name: PHP turns a leading `.`, ` ` or an

@@ -3,7 +3,7 @@
  * origin receives exactly it, so the gateway and the origin can never disagree on which path was
  * authorized (docs/security.md item 11; CVE-2019-9901, CVE-2021-29492, CVE-2021-31920).
  */
-import { BearerError } from "../errors.ts";
+import { BearerError } from "../http/errors.ts";
 
 const UNRESERVED = /[A-Za-z0-9._~-]/;
 

@@ -3,9 +3,9 @@
  * buffered, redirects are passed back, not followed, and failures become JSON 502/504. A WebSocket
  * opened with a token is relayed and closed when the token ends.
  */
-import { BearerError, OAuthError } from "../errors.ts";
+import { BearerError, OAuthError } from "../http/errors.ts";
 import { forwardRequestHeaders, forwardResponseHeaders } from "./headers.ts";
-import type { GatewayRoute } from "./routes.ts";
+import type { GatewayRoute } from "./route-table.ts";
 
 export interface ProxyInput {
   method: string;

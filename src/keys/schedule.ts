@@ -15,22 +15,11 @@
  * may sign with generation g (and with that key, once an epoch boundary passes).
  */
 
-/**
- * Clock skew allowed between the edge that signed and the edge that checks: the gateway's
- * `clockTolerance` (src/gateway/bearer.ts), and part of ROTATION_PERIOD's minimum and of
- * generationRetention. Defined here so the CLI reads it without the Worker's modules.
- */
-export const CLOCK_TOLERANCE_SECONDS = 30;
-
-/**
- * Resource servers may cache the JWKS this long (its Cache-Control max-age). The schedule publishes
- * every key a whole ROTATION_PERIOD, at least this long, before it signs.
- */
-export const JWKS_MAX_AGE = 300;
+import { CLOCK_TOLERANCE_SECONDS, JWKS_MAX_AGE } from "../policy.ts";
 
 /**
  * The longest an isolate is assumed to go on with an older `keys:generation` record once KV holds a
- * newer one: 30 s in its own cache (generation-store.ts), 30 s in KV's edge cache (cacheTtl), and as
+ * newer one: 30 s in its own cache (generation-kv.ts), 30 s in KV's edge cache (cacheTtl), and as
  * much again for KV's propagation between locations. (An isolate whose KV reads fail keeps its record
  * longer, and logs it: README, "Rotate now".) Within it a stale isolate still signs with the previous
  * generation: see STALE_SIGNER_SECONDS.

@@ -7,11 +7,12 @@
  *   first key signs and whose others are published only (rotated by hand).
  * Keys are imported once per isolate.
  */
+import { BoundedCache } from "../bounded-cache.ts";
 import { base64url, importJWK, type JWK } from "jose";
 import { getConfig } from "../config.ts";
 import { deriveSigningKey, type DerivedKey } from "./derive.ts";
-import { GENERATION_KEY, GenerationRecordError } from "./generation.ts";
-import { GenerationUnavailableError, readGenerationRecord } from "./generation-store.ts";
+import { GENERATION_KEY, GenerationRecordError } from "./generation-record.ts";
+import { GenerationUnavailableError, readGenerationRecord } from "./generation-kv.ts";
 import { generationRetention, keyRefId, planKeys, type GenerationRecord, type KeyPlan, type KeyRef } from "./schedule.ts";
 
 export interface SigningKeys {
@@ -123,26 +124,31 @@ export function parseKeySeed(raw: string): Uint8Array {
  */
 const DERIVED_KEYS_KEPT = 16;
 const PLANS_KEPT = 4;
-let seeded: { raw: string; seed: Uint8Array; keys: Map<string, Promise<DerivedKey>>; plans: Map<string, Promise<SigningKeys>> } | undefined;
+const derivedKeys = new BoundedCache<string, Promise<DerivedKey>>(DERIVED_KEYS_KEPT);
+const keyPlans = new BoundedCache<string, Promise<SigningKeys>>(PLANS_KEPT);
+let seeded: { raw: string; seed: Uint8Array; keys: BoundedCache<string, Promise<DerivedKey>>; plans: BoundedCache<string, Promise<SigningKeys>> } | undefined;
 
 function seedState(raw: string): NonNullable<typeof seeded> {
-  if (seeded?.raw !== raw) seeded = { raw, seed: parseKeySeed(raw), keys: new Map(), plans: new Map() };
+  if (seeded?.raw !== raw) {
+    derivedKeys.clear();
+    keyPlans.clear();
+    seeded = { raw, seed: parseKeySeed(raw), keys: derivedKeys, plans: keyPlans };
+  }
   return seeded;
 }
 
-/** Adds `value` under `id`, forgetting it if it fails and the oldest entry beyond `limit`. */
-function remember<T>(map: Map<string, Promise<T>>, id: string, value: Promise<T>, limit: number): Promise<T> {
-  map.set(id, value);
+/** Adds `value` under `id` (the oldest entry beyond the bound goes), forgetting it if it fails. */
+function remember<T>(cache: BoundedCache<string, Promise<T>>, id: string, value: Promise<T>): Promise<T> {
+  cache.set(id, value);
   value.catch(() => {
-    if (map.get(id) === value) map.delete(id);
+    if (cache.get(id) === value) cache.delete(id);
   });
-  if (map.size > limit) map.delete(map.keys().next().value!);
   return value;
 }
 
 function getDerivedKey(state: NonNullable<typeof seeded>, ref: Extract<KeyRef, { kind: "derived" }>): Promise<DerivedKey> {
   const id = keyRefId(ref);
-  return state.keys.get(id) ?? remember(state.keys, id, deriveSigningKey(state.seed, ref.generation, ref.epoch), DERIVED_KEYS_KEPT);
+  return state.keys.get(id) ?? remember(state.keys, id, deriveSigningKey(state.seed, ref.generation, ref.epoch));
 }
 
 async function assembleKeys(plan: KeyPlan, state: NonNullable<typeof seeded>, rawStatic: string | undefined): Promise<SigningKeys> {
@@ -190,7 +196,7 @@ async function getScheduledKeys(env: Env, rawSeed: string, now: number): Promise
   });
   // The signer is the first published key, so the list names the plan.
   const id = `${plan.published.map(keyRefId).join(",")}|${rawStatic ?? ""}`;
-  return state.plans.get(id) ?? remember(state.plans, id, assembleKeys(plan, state, rawStatic), PLANS_KEPT);
+  return state.plans.get(id) ?? remember(state.plans, id, assembleKeys(plan, state, rawStatic));
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildClientRecord } from "../helpers.ts";
+import { buildClientRecord } from "../support/worker.ts";
 import {
   clientKey,
   ClientRecordError,

@@ -2,16 +2,16 @@ import { env } from "cloudflare:workers";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import {
   basic,
-  expectError,
+  expectJSONError,
   buildClientRecord,
   fetchWithEnv,
-  nowSeconds,
   putClientRecord,
   requestToken,
   seedClient,
   tokenRequest,
   tokenRequestObject,
-} from "../helpers.ts";
+} from "../support/worker.ts";
+import { nowSeconds } from "../support/tokens.ts";
 import { generateClientSecret, hashClientSecret } from "../../src/clients/secret.ts";
 
 afterEach(() => {
@@ -199,7 +199,7 @@ describe("Client store failure (docs/security.md item 22)", () => {
     vi.spyOn(console, "log").mockImplementation(() => {});
     const failingKV = { get: () => Promise.reject(new Error("down")) } as unknown as KVNamespace;
     const res = await fetchWithEnv(tokenRequestObject(client), undefined, { CLIENTS: failingKV });
-    const text = JSON.stringify(await expectError(res, 503, "temporarily_unavailable"));
+    const text = JSON.stringify(await expectJSONError(res, 503, "temporarily_unavailable"));
     expect(text).not.toContain("down");
   });
 

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openStore } from "../../cli/kv.ts";
 import { clientKey, validateClientRecord, type ClientRecord } from "../../src/clients/record.ts";
 import { verifyClientSecret } from "../../src/clients/secret.ts";
-import { runCLI } from "./cli.ts";
+import { runCLI } from "./support/cli.ts";
 
 let dir: string;
 let stateDir: string;

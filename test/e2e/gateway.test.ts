@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 import { startEchoOrigin, type EchoOrigin, type EchoRecord } from "../../scripts/echo-origin.ts";
-import { generateSigningKey } from "../../src/keys/generate.ts";
+import { generateSigningKey } from "../../src/keys/new-key-pair.ts";
 
 const run = promisify(execFile);
 const AUDIENCE = "https://orders.example";

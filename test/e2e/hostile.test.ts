@@ -23,7 +23,7 @@ import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 import { startEchoOrigin, type EchoOrigin, type EchoRecord } from "../../scripts/echo-origin.ts";
-import { generateSigningKey } from "../../src/keys/generate.ts";
+import { generateSigningKey } from "../../src/keys/new-key-pair.ts";
 
 const run = promisify(execFile);
 const AUDIENCE = "https://orders.example";
@@ -518,7 +518,7 @@ describe("request bodies that never end or trickle", () => {
   });
 
   // FINDING F2 (fixed): a /token body that stops arriving used to be waited for forever.
-  // readBodyCapped (src/body.ts) now gives up after BODY_DEADLINE_MS (10 s) with 408.
+  // readBodyCapped (src/http/body.ts) now gives up after BODY_DEADLINE_MS (10 s) with 408.
   it("F2: answers a /token body that stalls mid-way with 408 once the body deadline passes", async () => {
     const r = await sendRaw([`POST /token HTTP/1.1\r\n${host()}Content-Type: ${FORM}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\ngrant\r\n`], 15_000);
     expect(r.outcome).toBe("response");

@@ -7,17 +7,16 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as oauth from "oauth4webapi";
-import { runCLI } from "./cli.ts";
+import { runCLI } from "./support/cli.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 import { startEchoOrigin, type EchoOrigin } from "../../scripts/echo-origin.ts";
-import { generateSigningKey } from "../../src/keys/generate.ts";
+import { generateSigningKey } from "../../src/keys/new-key-pair.ts";
+import { REVOCATION_CHECK_SECONDS } from "../../src/policy.ts";
 
 const AUDIENCE = "https://orders.example";
 /** The longest this suite waits for a refusal; README promises at most 40 s (30 s KV cache + 10 s isolate cache). */
 const POLL_LIMIT_MS = 45_000;
-/** REVOCATION_CHECK_SECONDS of src/gateway/token-status.ts (restated: that module needs the Workers types). */
-const REVOCATION_CHECK_SECONDS = 10;
 /** Local KV has no edge cache: only the isolate's REVOCATION_CHECK_SECONDS remain, plus slack for a slow machine. */
 const LOCAL_BOUND_MS = (REVOCATION_CHECK_SECONDS + 5) * 1000;
 const insecure = { [oauth.allowInsecureRequests]: true };

@@ -1,5 +1,5 @@
 /**
- * The CLI's --remote path against a fake Cloudflare REST API on loopback (test/e2e/fake-cloudflare-api.ts):
+ * The CLI's --remote path against a fake Cloudflare REST API on loopback (test/e2e/support/fake-cloudflare-api.ts):
  * the requests it sends (auth header, paths, bodies, list cursors) and how it reads the answers.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -8,8 +8,8 @@ import { join } from "node:path";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { validateClientRecord } from "../../src/clients/record.ts";
 import { verifyClientSecret } from "../../src/clients/secret.ts";
-import { runTollgate } from "./cli.ts";
-import { startFakeCloudflareAPI, type FakeCloudflareAPI } from "./fake-cloudflare-api.ts";
+import { runTollgate } from "./support/cli.ts";
+import { startFakeCloudflareAPI, type FakeCloudflareAPI } from "./support/fake-cloudflare-api.ts";
 
 const ACCOUNT = "0123456789abcdef0123456789abcdef";
 const TOKEN = "test-api-token";

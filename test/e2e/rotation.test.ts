@@ -9,12 +9,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from "jose";
-import { runCLI, type CLIResult } from "./cli.ts";
+import { runCLI, type CLIResult } from "./support/cli.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 import { startEchoOrigin, type EchoOrigin, type EchoRecord } from "../../scripts/echo-origin.ts";
 import { deriveSigningKey } from "../../src/keys/derive.ts";
-import { generateKeySeed } from "../../src/keys/generate.ts";
+import { generateKeySeed } from "../../src/keys/new-key-pair.ts";
 
 const run = promisify(execFile);
 const AUDIENCE = "https://orders.example";

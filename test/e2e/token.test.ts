@@ -7,13 +7,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
 import * as oauth from "oauth4webapi";
-import { runCLI, type CLIResult } from "./cli.ts";
+import { runCLI, type CLIResult } from "./support/cli.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kvGet, kvPut } from "../../cli/kv.ts";
-import { CLIENT_CACHE_SECONDS } from "../../src/clients/client-cache.ts";
+import { CLIENT_CACHE_SECONDS } from "../../src/policy.ts";
 import { createClientRecord } from "../../src/clients/manage.ts";
 import { clientKey } from "../../src/clients/record.ts";
-import { generateSigningKey } from "../../src/keys/generate.ts";
+import { generateSigningKey } from "../../src/keys/new-key-pair.ts";
 import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 
 let worker: WorkerProcess;
@@ -94,7 +94,7 @@ describe("client-credentials grant end to end", () => {
     const as = await discover();
     const client: oauth.Client = { client_id: "orders-svc" };
     const request = () => oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(secret), new URLSearchParams(), insecure);
-    // Warm: the isolate now remembers this client and secret (src/clients/client-cache.ts).
+    // Warm: the isolate now remembers this client and secret (src/client-auth/warm-records.ts).
     expect((await request()).status).toBe(200);
     expect((await tollgate("clients", "disable", "orders-svc")).code).toBe(0);
     // Timed from the CLI's answer (the write is done by then), so a slow CLI cannot eat the window.

@@ -27,9 +27,9 @@ import { exports } from "cloudflare:workers";
 import fc from "fast-check";
 import { base64url } from "jose";
 import { describe, expect, it } from "vitest";
-import { GATEWAY, marker, originRequestsWith, parseBearerChallenge, rawHeaderValues, REALM, type EchoRecord } from "../gateway/gateway.ts";
-import { accessTokenClaims, attackerKey, AUDIENCE, b64, es256, forgeJWS, mintToken, nowSeconds, testKey } from "../gateway/tokens.ts";
-import { anyText, describeRequest, fcParams, headerAccepted, httpToken, huge, jwtShapes, latin1String, STACK_TRACE, streamOf } from "./arbitraries.ts";
+import { GATEWAY, marker, originRequestsWith, parseBearerChallenge, rawHeaderValues, REALM, type EchoRecord } from "../support/gateway.ts";
+import { accessTokenClaims, attackerKey, AUDIENCE, b64, es256, forgeJWS, mintToken, nowSeconds, testKey } from "../support/tokens.ts";
+import { anyText, describeRequest, fcParams, headerAccepted, httpToken, huge, jwtShapes, latin1String, STACK_TRACE, streamOf } from "../support/arbitraries.ts";
 
 const OTHER_AUDIENCE = "https://other.tollgate.test";
 const ALLOWED_STATUS = [200, 400, 401, 403, 404, 405, 413, 429];

@@ -15,8 +15,8 @@ import { env, exports } from "cloudflare:workers";
 import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generateClientSecret } from "../../src/clients/secret.ts";
-import { base64, basic, FORM, formEncode, seedClient, TOKEN_URL, verifyAccessToken } from "../helpers.ts";
-import { anyText, describeRequest, fcParams, headerAccepted, headerValue, httpToken, huge, jwtShapes, latin1, STACK_TRACE, streamOf, utf8Length } from "./arbitraries.ts";
+import { base64, basic, FORM, formEncode, seedClient, TOKEN_URL, verifyAccessToken } from "../support/worker.ts";
+import { anyText, describeRequest, fcParams, headerAccepted, headerValue, httpToken, huge, jwtShapes, latin1, STACK_TRACE, streamOf, utf8Length } from "../support/arbitraries.ts";
 
 /** The one real client: its credentials are known before the arbitraries are built. */
 const CLIENT_ID = `fuzz-${crypto.randomUUID()}`;

@@ -6,8 +6,8 @@
  */
 import { describe, expect, it } from "vitest";
 import { forwardRequestHeaders, forwardResponseHeaders, IDENTITY_HEADERS } from "../../src/gateway/headers.ts";
-import { expectProxied, gatewayFetch, marker, rawHeaderNames, rawHeaderValues, withBearer, type EchoRecord } from "./gateway.ts";
-import { accessTokenClaims, mintToken } from "./tokens.ts";
+import { expectProxied, gatewayFetch, marker, rawHeaderNames, rawHeaderValues, withBearer, type EchoRecord } from "../support/gateway.ts";
+import { accessTokenClaims, mintToken } from "../support/tokens.ts";
 
 /** Every request-header name the gateway owns, in the spellings an attacker tries. */
 const SPOOFS: [string, string][] = [

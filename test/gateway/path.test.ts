@@ -5,19 +5,19 @@
  * normalized before the Worker sees it (literal `\`, `.` segments); Worker tests cover the rest.
  */
 import { describe, expect, it } from "vitest";
-import { BearerError } from "../../src/errors.ts";
+import { expectJSONError } from "../support/worker.ts";
+import { BearerError } from "../../src/http/errors.ts";
 import { checkBodyForOverride } from "../../src/gateway/method-override.ts";
 import { foldPath, normalizePath, rawPathOf } from "../../src/gateway/path.ts";
 import {
   expectBearerError,
-  expectJSONError,
   expectOriginNotContacted,
   expectProxied,
   gatewayFetch,
   marker,
   withBearer,
-} from "./gateway.ts";
-import { mintToken } from "./tokens.ts";
+} from "../support/gateway.ts";
+import { mintToken } from "../support/tokens.ts";
 
 describe("normalizePath (RFC 3986 §6.2.2 and §5.2.4)", () => {
   it.each([

@@ -4,10 +4,11 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
+import { expectJSONError } from "../support/worker.ts";
 import { upstreamURL } from "../../src/gateway/proxy.ts";
-import { parseGatewayRoutes } from "../../src/gateway/routes.ts";
-import { expectJSONError, expectProxied, gatewayFetch, marker, originRequestsWith, rawHeaderValues, withBearer } from "./gateway.ts";
-import { AUDIENCE, mintToken } from "./tokens.ts";
+import { parseGatewayRoutes } from "../../src/gateway/route-table.ts";
+import { expectProxied, gatewayFetch, marker, originRequestsWith, rawHeaderValues, withBearer } from "../support/gateway.ts";
+import { AUDIENCE, mintToken } from "../support/tokens.ts";
 
 const hex = (bytes: ArrayBuffer): string => [...new Uint8Array(bytes)].map((b) => b.toString(16).padStart(2, "0")).join("");
 const sha256 = async (data: Uint8Array): Promise<string> => hex(await crypto.subtle.digest("SHA-256", data));

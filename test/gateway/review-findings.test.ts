@@ -6,9 +6,9 @@
 import { describe, expect, it } from "vitest";
 import { checkBodyForOverride, hasMethodOverride } from "../../src/gateway/method-override.ts";
 import { normalizePath } from "../../src/gateway/path.ts";
-import { findUnambiguousRoute, parseGatewayRoutes } from "../../src/gateway/routes.ts";
-import { expectBearerError, expectOriginNotContacted, gatewayFetch, marker, withBearer } from "./gateway.ts";
-import { mintToken } from "./tokens.ts";
+import { findUnambiguousRoute, parseGatewayRoutes } from "../../src/gateway/route-table.ts";
+import { expectBearerError, expectOriginNotContacted, gatewayFetch, marker, withBearer } from "../support/gateway.ts";
+import { mintToken } from "../support/tokens.ts";
 
 const bytes = (text: string) => new TextEncoder().encode(text);
 const refusal = expect.objectContaining({ code: "invalid_request", status: 400 });

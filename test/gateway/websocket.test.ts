@@ -5,10 +5,10 @@
  */
 import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
-import { recordRevocation } from "../../src/lifecycle/revoked.ts";
-import { REVOCATION_CHECK_SECONDS } from "../../src/gateway/token-status.ts";
-import { gatewayFetch, withBearer } from "./gateway.ts";
-import { accessTokenClaims, mintToken, nowSeconds } from "./tokens.ts";
+import { recordRevocation } from "../../src/tokens/revocation.ts";
+import { REVOCATION_CHECK_SECONDS } from "../../src/policy.ts";
+import { gatewayFetch, withBearer } from "../support/gateway.ts";
+import { accessTokenClaims, mintToken, nowSeconds } from "../support/tokens.ts";
 
 interface OpenSocket {
   socket: WebSocket;

@@ -3,7 +3,7 @@ import { p256 } from "@noble/curves/nist.js";
 import { base64url, calculateJwkThumbprint, compactVerify, importJWK, CompactSign } from "jose";
 import { describe, expect, it } from "vitest";
 import { deriveKeyMaterial, derivePrivateScalar, deriveSigningKey, publicCoordinates, scalarFromKeyMaterial } from "../../src/keys/derive.ts";
-import { generateKeySeed } from "../../src/keys/generate.ts";
+import { generateKeySeed } from "../../src/keys/new-key-pair.ts";
 import { parseKeySeed, SigningKeyError } from "../../src/keys/signing.ts";
 
 const N = p256.Point.Fn.ORDER;

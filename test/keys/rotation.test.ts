@@ -6,16 +6,17 @@
 import { env } from "cloudflare:workers";
 import { base64url, createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JWK } from "jose";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { BearerError } from "../../src/errors.ts";
-import { CLOCK_TOLERANCE_SECONDS, verifyAccessToken } from "../../src/gateway/bearer.ts";
-import { getVerifiedToken } from "../../src/gateway/token-cache.ts";
+import { BearerError } from "../../src/http/errors.ts";
+import { CLOCK_TOLERANCE_SECONDS } from "../../src/policy.ts";
+import { verifyAccessToken } from "../../src/tokens/verify.ts";
+import { getVerifiedToken } from "../../src/tokens/verified-cache.ts";
 import { derivePrivateScalar, deriveSigningKey } from "../../src/keys/derive.ts";
-import { generateKeySeed } from "../../src/keys/generate.ts";
-import { GENERATION_KEY } from "../../src/keys/generation.ts";
+import { generateKeySeed } from "../../src/keys/new-key-pair.ts";
+import { GENERATION_KEY } from "../../src/keys/generation-record.ts";
 import { generationRetention, type GenerationRecord } from "../../src/keys/schedule.ts";
 import { getSigningKeys, parseKeySeed, SigningKeyError, type SigningKeys } from "../../src/keys/signing.ts";
-import { mintAccessToken } from "../../src/token/mint.ts";
-import { fetchWithEnv, JWKS_URL, seedClient, tokenRequestObject, type SeededClient } from "../helpers.ts";
+import { mintAccessToken } from "../../src/tokens/mint.ts";
+import { fetchWithEnv, JWKS_URL, seedClient, tokenRequestObject, type SeededClient } from "../support/worker.ts";
 
 const P = 86_400;
 const MAX_TTL = 3600;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { planRotation } from "../../src/keys/generation.ts";
-import { CLOCK_TOLERANCE_SECONDS, DEFAULT_ROTATE_IN_SECONDS, epochOf, GENERATION_PROPAGATION_SECONDS, generationRetention, JWKS_MAX_AGE, keyRefId, NO_ROTATION, planKeys, ROTATE_WRITE_SECONDS, STALE_SIGNER_SECONDS, type GenerationRecord, type KeyRef, type ScheduleOptions } from "../../src/keys/schedule.ts";
+import { planRotation } from "../../src/keys/generation-record.ts";
+import { CLOCK_TOLERANCE_SECONDS, JWKS_MAX_AGE } from "../../src/policy.ts";
+import { DEFAULT_ROTATE_IN_SECONDS, epochOf, GENERATION_PROPAGATION_SECONDS, generationRetention, keyRefId, NO_ROTATION, planKeys, ROTATE_WRITE_SECONDS, STALE_SIGNER_SECONDS, type GenerationRecord, type KeyRef, type ScheduleOptions } from "../../src/keys/schedule.ts";
 
 const P = 86_400;
 const options: ScheduleOptions = { period: P, retention: generationRetention(3600), staticGenerationZero: false };

@@ -1,7 +1,7 @@
 import { env } from "cloudflare:workers";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
-import { expectError, fetchWithEnv, JWKS_URL, seedClient, tokenRequestObject, type SeededClient } from "../helpers.ts";
+import { expectJSONError, fetchWithEnv, JWKS_URL, seedClient, tokenRequestObject, type SeededClient } from "../support/worker.ts";
 import { importSigningKeys, SigningKeyError } from "../../src/keys/signing.ts";
 
 const configured = (JSON.parse(env.SIGNING_KEY) as { keys: JWK[] }).keys;
@@ -60,7 +60,7 @@ describe("Missing or malformed SIGNING_KEY (docs/security.md item 22)", () => {
       const raw = await make();
       captureLogs();
       const res = await fetchWithEnv(tokenRequestObject(client), undefined, { SIGNING_KEY: raw });
-      const text = JSON.stringify(await expectError(res, 503, "temporarily_unavailable"));
+      const text = JSON.stringify(await expectJSONError(res, 503, "temporarily_unavailable"));
       // Private key material reaches neither the wire nor the log (item 23).
       expect(text).not.toContain(first.d!);
       expect(lines.join("\n")).not.toContain(first.d!);

@@ -1,0 +1,86 @@
+/**
+ * Which client a token request claims to be, and the secret it presents: `client_secret_basic`
+ * or `client_secret_post`, exactly one of them.
+ * @see https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1
+ */
+import { basicChallenge, OAuthError } from "../http/errors.ts";
+import { utf8, type TokenForm } from "./form.ts";
+
+export type ClientAuthMethod = "client_secret_basic" | "client_secret_post";
+
+export interface ClientCredentials {
+  method: ClientAuthMethod;
+  clientId: string;
+  clientSecret: string;
+}
+
+/** RFC 6749 §2.3.1 / Appendix B: id and secret are form-urlencoded before Basic encoding. */
+function formDecode(value: string): string {
+  return decodeURIComponent(value.replace(/\+/g, " "));
+}
+
+function malformedBasic(): OAuthError {
+  return new OAuthError("invalid_request", "the Authorization header is not valid Basic credentials");
+}
+
+/**
+ * The 401 for every failed or missing client authentication. RFC 6749 §5.2 requires the Basic
+ * challenge when the client authenticated with the Authorization header; it also names the scheme to
+ * a request that sent no credentials at all (`method` undefined). A client that authenticated in the
+ * body (`client_secret_post`, or a client_id alone) gets none, as node-oidc-provider answers: with
+ * one, oauth4webapi reports a WWWAuthenticateChallengeError instead of the body's invalid_client.
+ * @see https://www.rfc-editor.org/rfc/rfc6749#section-5.2
+ */
+export function invalidClient(realm: string, reason: string, method: ClientAuthMethod | undefined): OAuthError {
+  return new OAuthError("invalid_client", "client authentication failed", {
+    headers: method === "client_secret_post" ? {} : { "WWW-Authenticate": basicChallenge(realm) },
+    reason,
+  });
+}
+
+function parseBasic(header: string): { clientId: string; clientSecret: string } {
+  const match = /^basic +([A-Za-z0-9+/]+={0,2}) *$/i.exec(header);
+  if (!match) throw malformedBasic();
+  let text: string;
+  try {
+    const binary = atob(match[1]!);
+    const bytes = new Uint8Array(binary.length);
+    for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+    text = utf8.decode(bytes);
+  } catch {
+    throw malformedBasic();
+  }
+  const colon = text.indexOf(":");
+  if (colon < 0) throw malformedBasic();
+  try {
+    return { clientId: formDecode(text.slice(0, colon)), clientSecret: formDecode(text.slice(colon + 1)) };
+  } catch {
+    throw new OAuthError("invalid_request", "client_id and client_secret in the Authorization header are not properly form-encoded");
+  }
+}
+
+export function parseClientAuthentication(headers: Headers, form: TokenForm, realm: string): ClientCredentials {
+  const authorization = headers.get("Authorization");
+  const postId = form.get("client_id");
+  const postSecret = form.get("client_secret");
+  if (authorization !== null) {
+    if (!/^basic(\s|$)/i.test(authorization)) {
+      throw new OAuthError("invalid_request", "the token endpoint accepts only Basic client authentication in the Authorization header");
+    }
+    const { clientId, clientSecret } = parseBasic(authorization);
+    if (postSecret !== undefined) {
+      throw new OAuthError("invalid_request", "use exactly one client authentication method, not Basic and client_secret together");
+    }
+    if (postId !== undefined && postId !== clientId) {
+      throw new OAuthError("invalid_request", "client_id in the body does not match the Authorization header");
+    }
+    if (clientId === "") throw invalidClient(realm, "empty client_id in Basic credentials", "client_secret_basic");
+    return { method: "client_secret_basic", clientId, clientSecret };
+  }
+  if (postSecret !== undefined && postId === undefined) {
+    throw new OAuthError("invalid_request", "client_secret was sent without client_id");
+  }
+  if (postId === undefined) throw invalidClient(realm, "no client authentication", undefined);
+  if (postSecret === undefined) throw invalidClient(realm, "client_id without client_secret", "client_secret_post");
+  return { method: "client_secret_post", clientId: postId, clientSecret: postSecret };
+}

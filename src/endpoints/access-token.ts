@@ -1,0 +1,62 @@
+/**
+ * The one access-token check of every protected endpoint (the gateway's routes, the admin API), as
+ * Hono middleware in the manner of hono's own `bearerAuth` and `jwt`: RFC 6750 extraction, RFC 9068
+ * §4 validation with the RFC 8725 rules (src/tokens/verify.ts), the token's status (revoked, client
+ * disabled or deleted: src/tokens/status.ts, which the signature cannot say), then the scopes. The
+ * verified claims are left in the context as `accessToken`; a refusal is a BearerError (401/403)
+ * that src/index.ts answers with the challenge.
+ */
+import type { Context, MiddlewareHandler } from "hono";
+import { getConfig, type Config } from "../config.ts";
+import { auditOf, type AppEnv } from "./app-env.ts";
+import { BearerError } from "../http/errors.ts";
+import { getSigningKeys } from "../keys/signing.ts";
+import type { AccessTokenClaims } from "../tokens/mint.ts";
+import { checkTokenStatus } from "../tokens/status.ts";
+import { checkScopes, extractBearerToken, verifyAccessToken } from "../tokens/verify.ts";
+
+export interface AccessTokenRequirement {
+  /** The audience the token must carry (RFC 8707). */
+  audience: (c: Context<AppEnv>, config: Config) => string;
+  /** The scopes it must grant, all of them. */
+  scopes: (c: Context<AppEnv>) => string[];
+  /** The description of the 401 when no token came. */
+  missing: string;
+  /** Fill the request's audit context with the token's client_id, jti and scope once verified. */
+  audit?: boolean;
+  /** When given and false for a request, it passes without a token (a public gateway route). */
+  when?: (c: Context<AppEnv>) => boolean;
+}
+
+export function requireAccessToken(requirement: AccessTokenRequirement): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    if (requirement.when && !requirement.when(c)) return next();
+    const config = getConfig(c.env);
+    const token = extractBearerToken(c.req.raw.headers);
+    if (token === undefined) throw new BearerError(undefined, requirement.missing);
+    const keys = await getSigningKeys(c.env);
+    const claims = await verifyAccessToken(token, keys, {
+      issuer: config.issuer,
+      audience: requirement.audience(c, config),
+      maxLifetime: config.maxAccessTokenTtl,
+    });
+    if (requirement.audit) {
+      const audit = auditOf(c);
+      audit.client_id = claims.client_id;
+      audit.jti = claims.jti;
+      audit.scope = claims.scope;
+    }
+    // Revoked, or its client disabled or deleted: the signature cannot say.
+    await checkTokenStatus(c.env.CLIENTS, claims);
+    checkScopes(claims, requirement.scopes(c));
+    c.set("accessToken", claims);
+    return next();
+  };
+}
+
+/** The claims requireAccessToken verified for this request. */
+export function accessTokenOf(c: Context<AppEnv>): AccessTokenClaims {
+  const claims = c.get("accessToken");
+  if (!claims) throw new Error("requireAccessToken did not run before this handler");
+  return claims;
+}

@@ -1,0 +1,41 @@
+/**
+ * GET /.well-known/oauth-authorization-server: RFC 8414 authorization server metadata.
+ * @see https://www.rfc-editor.org/rfc/rfc8414#section-2
+ */
+import { Hono } from "hono";
+import { getConfig } from "../config.ts";
+import { OAuthError } from "../http/errors.ts";
+import { METADATA_MAX_AGE } from "../policy.ts";
+
+export const metadata = new Hono<{ Bindings: Env }>();
+
+metadata.get("/", (c) => {
+  const { issuer } = getConfig(c.env);
+  return c.json(
+    {
+      issuer,
+      token_endpoint: `${issuer}/token`,
+      jwks_uri: `${issuer}/.well-known/jwks.json`,
+      grant_types_supported: ["client_credentials"],
+      token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      // RFC 8414 §2: revocation (RFC 7009) and introspection (RFC 7662) authenticate as /token does.
+      revocation_endpoint: `${issuer}/revoke`,
+      revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      introspection_endpoint: `${issuer}/introspect`,
+      introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      // RFC 8414 §2 / RFC 7591: the admin API (an access token with the tollgate:admin scope).
+      registration_endpoint: `${issuer}/register`,
+      // RFC 8414 §2 requires this member; there is no authorization endpoint, so no response types.
+      response_types_supported: [],
+      // The JWT access-token profile (RFC 9068) signs with ES256 only.
+      access_token_signing_alg_values_supported: ["ES256"],
+    },
+    200,
+    { "Cache-Control": `public, max-age=${METADATA_MAX_AGE}`, "Access-Control-Allow-Origin": "*" },
+  );
+});
+
+// HEAD is served by the GET handler; every other method is 405 here, not the gateway's 404.
+metadata.all("/", () => {
+  throw new OAuthError("invalid_request", "the metadata document accepts only GET and HEAD", { status: 405, headers: { Allow: "GET, HEAD" } });
+});

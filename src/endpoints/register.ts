@@ -1,0 +1,225 @@
+/**
+ * Client management over HTTP for automation, in the shape of RFC 7591 (dynamic registration) and
+ * RFC 7592 (management): POST /register, GET/PUT/DELETE /register/{client_id}. Every call needs an
+ * access token from this issuer for the audience `<issuer>/register` with the `tollgate:admin`
+ * scope; the first admin client comes from the CLI. The rules are the CLI's (src/clients/manage.ts).
+ * @see https://www.rfc-editor.org/rfc/rfc7591#section-3
+ * @see https://www.rfc-editor.org/rfc/rfc7592#section-2
+ */
+import { Hono, type Context } from "hono";
+import { readBodyCapped } from "../http/body.ts";
+import { getConfig } from "../config.ts";
+import { auditEvent } from "../http/audit.ts";
+import { BearerError, NO_STORE, OAuthError, StoreUnavailableError } from "../http/errors.ts";
+import { accessTokenOf, requireAccessToken } from "./access-token.ts";
+import { refusalEvents, type AppEnv } from "./app-env.ts";
+import { clientKey, ClientRecordError, describeClient, isValidClientId, type ClientRecord } from "../clients/record.ts";
+import { createClientRecord, updateClientRecord, type ClientChanges } from "../clients/manage.ts";
+import { loadClient } from "../clients/store.ts";
+import { KV_CACHE_TTL_SECONDS } from "../policy.ts";
+import { forgetClient } from "../client-auth/warm-records.ts";
+import type { AccessTokenClaims } from "../tokens/mint.ts";
+import { ADMIN_SCOPE, adminAudience } from "../tokens/admin.ts";
+
+const MAX_BODY_BYTES = 16 * 1024;
+
+export const register = new Hono<AppEnv>();
+
+/** A refused admin token is logged as admin_denied. */
+const adminRefusals = refusalEvents({ bearer: "admin_denied" });
+/** Every call: an admin token, refused here when revoked or its client disabled or deleted, as at the gateway. */
+const adminToken = requireAccessToken({
+  audience: (_c, config) => adminAudience(config.issuer),
+  scopes: () => [ADMIN_SCOPE],
+  missing: "an access token with the tollgate:admin scope is required",
+});
+
+function invalidMetadata(description: string): OAuthError {
+  // RFC 7591 §3.2.2
+  return new OAuthError("invalid_client_metadata", description);
+}
+
+/** RFC 7591 §2 metadata (plus Tollgate's own members) → the CLI's change set. */
+function changesFrom(body: Record<string, unknown>): ClientChanges {
+  // RFC 7591 §2: metadata the server does not understand is ignored (read-only members of a
+  // GET response included, so a RFC 7592 read-modify-write round trip works).
+  const changes: ClientChanges = {};
+  const string = (name: string): string | undefined => {
+    const v = body[name];
+    if (v === undefined) return undefined;
+    if (typeof v !== "string") throw invalidMetadata(`${name} must be a string`);
+    return v;
+  };
+  const name = string("client_name");
+  if (name !== undefined) changes.name = name;
+  const scope = string("scope");
+  if (scope !== undefined) changes.scope = scope;
+  const defaultScope = string("default_scope");
+  if (defaultScope !== undefined) changes.default_scope = defaultScope;
+  if (body.grant_types !== undefined) {
+    if (!Array.isArray(body.grant_types) || body.grant_types.some((g) => g !== "client_credentials")) {
+      throw invalidMetadata('grant_types may only be ["client_credentials"]');
+    }
+  }
+  const method = string("token_endpoint_auth_method");
+  if (method !== undefined && method !== "client_secret_basic" && method !== "client_secret_post") {
+    throw invalidMetadata("token_endpoint_auth_method must be client_secret_basic or client_secret_post");
+  }
+  if (body.audience !== undefined) {
+    if (!Array.isArray(body.audience) || !body.audience.every((a) => typeof a === "string")) throw invalidMetadata("audience must be an array of URIs");
+    changes.audiences = body.audience as string[];
+  }
+  if (body.default_audience !== undefined) {
+    if (body.default_audience !== null && typeof body.default_audience !== "string") throw invalidMetadata("default_audience must be a URI or null");
+    changes.default_audience = body.default_audience as string | null;
+  }
+  if (body.access_token_ttl !== undefined) {
+    if (body.access_token_ttl !== null && !Number.isSafeInteger(body.access_token_ttl)) throw invalidMetadata("access_token_ttl must be whole seconds or null");
+    changes.token_ttl = body.access_token_ttl as number | null;
+  }
+  for (const flag of ["disabled", "introspect_any"] as const) {
+    if (body[flag] !== undefined) {
+      if (typeof body[flag] !== "boolean") throw invalidMetadata(`${flag} must be true or false`);
+      changes[flag] = body[flag] as boolean;
+    }
+  }
+  return changes;
+}
+
+async function readJSON(request: Request): Promise<Record<string, unknown>> {
+  if (!/^application\/json\b/i.test(request.headers.get("Content-Type") ?? "")) {
+    throw new OAuthError("invalid_request", "the request body must be application/json");
+  }
+  const bytes = await readBodyCapped(request, MAX_BODY_BYTES);
+  if (!bytes) throw new OAuthError("invalid_request", `the request body exceeds ${MAX_BODY_BYTES} bytes`, { status: 413 });
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    throw new OAuthError("invalid_request", "the request body is not JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw invalidMetadata("the client metadata must be a JSON object");
+  return value as Record<string, unknown>;
+}
+
+/** RFC 7591 §3.2.1 / RFC 7592 §3: the client information response (never a stored hash). */
+function clientInformation(issuer: string, record: ClientRecord): Record<string, unknown> {
+  const { client_id, name, allowed_scopes, default_scopes, allowed_audiences, default_audience, grant_types, token_ttl, disabled, created_at, introspect_any } = record;
+  return {
+    client_id,
+    client_id_issued_at: created_at,
+    client_secret_expires_at: 0,
+    client_name: name,
+    scope: allowed_scopes.join(" "),
+    default_scope: default_scopes.join(" "),
+    grant_types,
+    token_endpoint_auth_method: "client_secret_basic",
+    audience: allowed_audiences,
+    default_audience,
+    access_token_ttl: token_ttl,
+    disabled,
+    introspect_any,
+    secrets: describeClient(record).secrets,
+    registration_client_uri: `${issuer}/register/${encodeURIComponent(client_id)}`,
+  };
+}
+
+
+/** A change under the CLI's rules (src/clients/manage.ts); a rule it breaks is 400 invalid_client_metadata. */
+async function underTheRules<T>(change: () => T | Promise<T>): Promise<T> {
+  try {
+    return await change();
+  } catch (error) {
+    if (error instanceof ClientRecordError) throw invalidMetadata(error.message);
+    throw error;
+  }
+}
+
+async function writeRecord(kv: KVNamespace, record: ClientRecord): Promise<void> {
+  try {
+    await kv.put(clientKey(record.client_id), JSON.stringify(record));
+  } catch (error) {
+    throw new StoreUnavailableError("client", "write", error);
+  }
+  // Elsewhere the change reaches /token within REVOCATION_BOUND_SECONDS (src/policy.ts); in this isolate, at once.
+  forgetClient(record.client_id);
+}
+
+register.post("/", adminRefusals, adminToken, async (c) => {
+  const claims = accessTokenOf(c);
+  const { issuer, pbkdf2Iterations } = getConfig(c.env);
+  const body = await readJSON(c.req.raw);
+  const requestedId = body.client_id;
+  if (requestedId !== undefined && (typeof requestedId !== "string" || !isValidClientId(requestedId))) {
+    throw invalidMetadata("client_id must be 1-128 visible ASCII characters without spaces, and not . or .. (nor either written with %2e)");
+  }
+  if (body.client_secret !== undefined) throw invalidMetadata("client_secret is generated by the server");
+  const clientId = (requestedId as string | undefined) ?? crypto.randomUUID();
+  if (await loadClient(c.env.CLIENTS, clientId, { cacheTtl: KV_CACHE_TTL_SECONDS })) throw invalidMetadata(`client ${clientId} already exists`);
+  const { record, clientSecret } = await underTheRules(() => createClientRecord(clientId, changesFrom(body), Math.floor(Date.now() / 1000), { iterations: pbkdf2Iterations }));
+  await writeRecord(c.env.CLIENTS, record);
+  auditEvent(c.env, "client_registered", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
+  return c.json({ ...clientInformation(issuer, record), client_secret: clientSecret }, 201, NO_STORE);
+});
+
+/** The admin token's claims and the record the URL names; an unknown client is 401 (RFC 7592 §2.1). */
+async function authorizeForClient(c: Context<AppEnv>): Promise<{ claims: AccessTokenClaims; record: ClientRecord }> {
+  const claims = accessTokenOf(c);
+  const clientId = c.req.param("client_id")!;
+  const record = await loadClient(c.env.CLIENTS, clientId, { cacheTtl: KV_CACHE_TTL_SECONDS });
+  if (!record) throw new BearerError("invalid_token", "no such client for this token", { reason: `unknown client ${clientId}` });
+  return { claims, record };
+}
+
+// One handler per method: HEAD is dispatched to the GET handler (Hono answers it without the body,
+// RFC 9110 §9.3.2), so it can never reach a handler that writes.
+register.get("/:client_id", adminRefusals, adminToken, async (c) => {
+  const { record } = await authorizeForClient(c);
+  return c.json(clientInformation(getConfig(c.env).issuer, record), 200, NO_STORE);
+});
+
+register.delete("/:client_id", adminRefusals, adminToken, async (c) => {
+  const { claims, record } = await authorizeForClient(c);
+  const clientId = record.client_id;
+  try {
+    await c.env.CLIENTS.delete(clientKey(clientId));
+  } catch (error) {
+    throw new StoreUnavailableError("client", "delete", error);
+  }
+  forgetClient(clientId);
+  auditEvent(c.env, "client_deleted", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
+  return c.body(null, 204, NO_STORE);
+});
+
+register.put("/:client_id", adminRefusals, adminToken, async (c) => {
+  const { claims, record } = await authorizeForClient(c);
+  const clientId = record.client_id;
+  const body = await readJSON(c.req.raw);
+  // RFC 7592 §2.2: the body carries the client_id, and may not choose a secret.
+  if (body.client_id !== clientId) throw invalidMetadata("client_id in the body must match the URL");
+  if (body.client_secret !== undefined) throw invalidMetadata("client_secret cannot be set; rotate it with the CLI");
+  // RFC 7592 §2.2: PUT replaces the metadata; a field left out goes back to its default.
+  // `disabled` is a security state, not metadata: it changes only when sent.
+  const changes: ClientChanges = {
+    name: clientId,
+    scope: "",
+    audiences: [],
+    default_audience: null,
+    token_ttl: null,
+    introspect_any: false,
+    ...changesFrom(body),
+  };
+  changes.default_scope ??= changes.scope;
+  const updated = await underTheRules(() => updateClientRecord(record, changes, Math.floor(Date.now() / 1000)));
+  await writeRecord(c.env.CLIENTS, updated);
+  auditEvent(c.env, "client_updated", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
+  return c.json(clientInformation(getConfig(c.env).issuer, updated), 200, NO_STORE);
+});
+
+// Every other method, OPTIONS included: 405 naming what the resource serves (RFC 9110 §15.5.6).
+register.all("/", () => {
+  throw new OAuthError("invalid_request", "registration accepts only POST", { status: 405, headers: { Allow: "POST" } });
+});
+register.all("/:client_id", () => {
+  throw new OAuthError("invalid_request", "client management accepts GET, HEAD, PUT and DELETE", { status: 405, headers: { Allow: "GET, HEAD, PUT, DELETE" } });
+});

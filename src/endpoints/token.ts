@@ -1,0 +1,92 @@
+/**
+ * POST /token: the OAuth 2.0 client-credentials grant.
+ * @see https://www.rfc-editor.org/rfc/rfc6749#section-4.4
+ */
+import { Hono } from "hono";
+import { getConfig } from "../config.ts";
+import { auditEvent } from "../http/audit.ts";
+import { auditOf, refusalEvents, type AppEnv } from "./app-env.ts";
+import { NO_STORE, OAuthError } from "../http/errors.ts";
+import { authenticateFormRequest } from "../client-auth/authenticate.ts";
+import { isValidAudience, parseScope, type ClientRecord } from "../clients/record.ts";
+import { getSigningKeys } from "../keys/signing.ts";
+import { enforceLimit } from "../http/limits.ts";
+import type { TokenForm } from "../client-auth/form.ts";
+import { adminAudience } from "../tokens/admin.ts";
+import { mintAccessToken } from "../tokens/mint.ts";
+
+export const token = new Hono<AppEnv>();
+
+// Every refusal at /token, a missing signing key included, is logged as token_refused.
+token.use("/", refusalEvents({ oauth: "token_refused", signingKey: "token_refused" }));
+
+/** RFC 6749 §3.3: the requested scopes, all allowed, or the client's defaults. */
+function grantScopes(record: ClientRecord, requested: string | undefined): string[] {
+  if (requested === undefined) return record.default_scopes;
+  const scopes = parseScope(requested);
+  if (!scopes) throw new OAuthError("invalid_scope", "the scope parameter is malformed");
+  const refused = scopes.filter((s) => !record.allowed_scopes.includes(s));
+  if (refused.length > 0) {
+    throw new OAuthError("invalid_scope", `scope not allowed for this client: ${refused.join(" ")}`);
+  }
+  return scopes;
+}
+
+/** RFC 8707 §2: the audiences asked for, each allowed to this client, or its default. */
+function chooseAudience(record: ClientRecord, form: TokenForm, fallback: string, adminAudience: string): string[] {
+  const resources = form.getAll("resource");
+  const alias = form.get("audience");
+  if (resources.length > 0 && alias !== undefined) {
+    throw new OAuthError("invalid_request", "send resource or audience, not both");
+  }
+  const requested = alias !== undefined ? [alias] : [...new Set(resources)];
+  const allowed = record.allowed_audiences.length > 0 ? record.allowed_audiences : [fallback];
+  if (requested.length === 0) return [record.default_audience ?? allowed[0]!];
+  for (const value of requested) {
+    if (!isValidAudience(value)) throw new OAuthError("invalid_target", "the resource must be an absolute URI without a fragment");
+    if (!allowed.includes(value)) throw new OAuthError("invalid_target", "the resource is not allowed for this client");
+  }
+  // An admin token goes to the admin API only: one also valid at an API could reach its origin.
+  if (requested.length > 1 && requested.includes(adminAudience)) {
+    throw new OAuthError("invalid_target", "a token for the admin API cannot name other resources");
+  }
+  return requested;
+}
+
+token.post("/", async (c) => {
+  const config = getConfig(c.env);
+  const audit = auditOf(c);
+  const { client, form, method, prepared: keys, now } = await authenticateFormRequest(c.req.raw, c.env, config.issuer, (form) => {
+    const grantType = form.get("grant_type");
+    if (grantType === undefined) throw new OAuthError("invalid_request", "grant_type is required");
+    if (grantType !== "client_credentials") {
+      throw new OAuthError("unsupported_grant_type", "only the client_credentials grant is supported");
+    }
+    // Fail before the PBKDF2 work if no token could be signed anyway.
+    return getSigningKeys(c.env);
+  }, audit);
+  await enforceLimit(c.env.TOKEN_CLIENT_LIMITER, client.client_id, "tokens issued per client");
+  if (!client.grant_types.includes("client_credentials")) {
+    throw new OAuthError("unauthorized_client", "this client may not use the client_credentials grant");
+  }
+  const scopes = grantScopes(client, form.get("scope"));
+  const audience = chooseAudience(client, form, config.defaultAudience, adminAudience(config.issuer));
+  const lifetime = Math.min(client.token_ttl ?? config.accessTokenTtl, config.maxAccessTokenTtl);
+  const { token: accessToken, claims } = await mintAccessToken(keys, {
+    issuer: config.issuer,
+    clientId: client.client_id,
+    instanceId: client.instance_id,
+    audience,
+    scopes,
+    lifetime,
+    now,
+  });
+  auditEvent(c.env, "token_issued", { client_id: client.client_id, auth_method: method, scope: claims.scope ?? "", aud: claims.aud, jti: claims.jti, exp: claims.exp });
+  const body: Record<string, unknown> = { access_token: accessToken, token_type: "Bearer", expires_in: lifetime };
+  if (claims.scope) body.scope = claims.scope;
+  return c.json(body, 200, NO_STORE);
+});
+
+token.all("/", () => {
+  throw new OAuthError("invalid_request", "the token endpoint accepts only POST", { status: 405, headers: { Allow: "POST" } });
+});
