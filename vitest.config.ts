@@ -12,10 +12,23 @@ const origin = await startEchoOrigin();
 origin.server.unref();
 const AUDIENCE = "https://api.tollgate.test";
 const gatewayRoutes = [
-  { prefix: "/api", origin: origin.url, audience: AUDIENCE, scopes: ["orders:read"], method_scopes: { POST: ["orders:write"], DELETE: ["orders:admin"] } },
+  {
+    prefix: "/api",
+    origin: origin.url,
+    audience: AUDIENCE,
+    scopes: ["orders:read"],
+    method_scopes: { POST: ["orders:write"], DELETE: ["orders:admin"] },
+  },
   { prefix: "/api/admin", origin: origin.url, audience: AUDIENCE, scopes: ["admin"] },
   { prefix: "/public", origin: origin.url, public: true },
-  { prefix: "/strip", origin: `${origin.url}/base`, audience: AUDIENCE, strip_prefix: true, keep_authorization: true, origin_auth: { header: "X-Origin-Auth", secret: "ORIGIN_SECRET" } },
+  {
+    prefix: "/strip",
+    origin: `${origin.url}/base`,
+    audience: AUDIENCE,
+    strip_prefix: true,
+    keep_authorization: true,
+    origin_auth: { header: "X-Origin-Auth", secret: "ORIGIN_SECRET" },
+  },
   { prefix: "/internal", host: "internal.tollgate.test", origin: origin.url, audience: AUDIENCE },
   { prefix: "/other-aud", origin: origin.url, audience: "https://other.tollgate.test" },
   { prefix: "/down", origin: "http://127.0.0.1:1", audience: AUDIENCE },
@@ -65,7 +78,11 @@ export default defineConfig({
               serviceBindings: {
                 // A service-binding origin: answers with the URL and headers it got.
                 ECHO_SERVICE: async (request: Request) =>
-                  Response.json({ via: "service", url: request.url, headers: Object.fromEntries(request.headers as unknown as Iterable<[string, string]>) }),
+                  Response.json({
+                    via: "service",
+                    url: request.url,
+                    headers: Object.fromEntries(request.headers as unknown as Iterable<[string, string]>),
+                  }),
               },
             },
           }),

@@ -40,10 +40,15 @@ function cpuMs(pid: number): number {
 const stateDir = mkdtempSync(join(tmpdir(), "tollgate-cold-keys-"));
 const now = Math.floor(Date.now() / 1000);
 const client = await createClientRecord("bench-cold", { scope: "bench:read", audiences: [AUDIENCE], token_ttl: 3600 }, now);
-const keys: Record<string, string> = values.keys === "static" ? { SIGNING_KEY: JSON.stringify(await generateSigningKey()) } : { KEY_SEED: generateKeySeed() };
+const keys: Record<string, string> =
+  values.keys === "static" ? { SIGNING_KEY: JSON.stringify(await generateSigningKey()) } : { KEY_SEED: generateKeySeed() };
 // Builds the bundle, writes the configs and starts the KV process; its own Worker process is
 // replaced by fresh ones below (it has served a JWKS already).
-const built = await startRawWorkerd(stateDir, { ISSUER: "http://localhost:8787", DEFAULT_AUDIENCE: AUDIENCE, ...keys }, { [clientKey("bench-cold")]: JSON.stringify(client.record) });
+const built = await startRawWorkerd(
+  stateDir,
+  { ISSUER: "http://localhost:8787", DEFAULT_AUDIENCE: AUDIENCE, ...keys },
+  { [clientKey("bench-cold")]: JSON.stringify(client.record) },
+);
 process.kill(-built.pid, "SIGKILL");
 const { url } = built;
 
@@ -93,7 +98,10 @@ const rows: Record<string, number[]> = {};
 const record = (name: string, ms: number) => (rows[name] ??= []).push(ms);
 try {
   for (let i = 0; i < Number(values.processes); i++) {
-    for (const [name, first] of [["jwks", jwks], ["token", token]] as const) {
+    for (const [name, first] of [
+      ["jwks", jwks],
+      ["token", token],
+    ] as const) {
       await new Promise((r) => setTimeout(r, 200)); // the port of the process before is free again
       const worker = await fresh();
       try {
@@ -114,7 +122,9 @@ const median = (list: number[]) => {
   const sorted = [...list].sort((a, b) => a - b);
   return sorted.length % 2 ? sorted[sorted.length >> 1]! : (sorted[sorted.length / 2 - 1]! + sorted[sorted.length / 2]!) / 2;
 };
-console.log(`${values.keys === "static" ? "SIGNING_KEY" : "KEY_SEED"}, ${values.processes} fresh workerd processes per request kind; whole-process CPU ms`);
+console.log(
+  `${values.keys === "static" ? "SIGNING_KEY" : "KEY_SEED"}, ${values.processes} fresh workerd processes per request kind; whole-process CPU ms`,
+);
 console.log("| request | median | min | max |");
 console.log("|---|---:|---:|---:|");
 for (const [name, list] of Object.entries(rows)) {

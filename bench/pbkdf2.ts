@@ -13,7 +13,9 @@ import { parseArgs } from "node:util";
 import { PROJECT_ROOT } from "../cli/kv.ts";
 import { freePort } from "../scripts/dev-server.ts";
 
-const { values } = parseArgs({ options: { samples: { type: "string", default: "200" }, counts: { type: "string", default: "1,10000,25000,50000,100000" } } });
+const { values } = parseArgs({
+  options: { samples: { type: "string", default: "200" }, counts: { type: "string", default: "1,10000,25000,50000,100000" } },
+});
 const samples = Number(values.samples);
 const counts = values.counts.split(",").map(Number);
 
@@ -47,7 +49,10 @@ const config :Workerd.Config = (
 );
 `,
   );
-  const workerd = spawn(join(PROJECT_ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/workerd"), ["serve", join(dir, "config.capnp")], { detached: true, stdio: ["ignore", "ignore", "inherit"] });
+  const workerd = spawn(join(PROJECT_ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/workerd"), ["serve", join(dir, "config.capnp")], {
+    detached: true,
+    stdio: ["ignore", "ignore", "inherit"],
+  });
   const stop = () => {
     try {
       process.kill(-workerd.pid!, "SIGKILL");
@@ -81,7 +86,8 @@ async function nodeCost(iterations: number): Promise<number> {
   const key = await crypto.subtle.importKey("raw", crypto.getRandomValues(new Uint8Array(48)), "PBKDF2", false, ["deriveBits"]);
   const runs = Math.max(5, Math.min(samples, Math.floor(2_000_000 / iterations)));
   const start = performance.now();
-  for (let i = 0; i < runs; i++) await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt: new Uint8Array(16), iterations }, key, 256);
+  for (let i = 0; i < runs; i++)
+    await crypto.subtle.deriveBits({ name: "PBKDF2", hash: "SHA-256", salt: new Uint8Array(16), iterations }, key, 256);
   return (performance.now() - start) / runs;
 }
 
@@ -90,6 +96,8 @@ console.log(`PBKDF2-HMAC-SHA256, 32-byte output, ${samples} sequential derivatio
 console.log("| iterations | workerd CPU ms | Node ms |");
 console.log("|---:|---:|---:|");
 for (const iterations of counts.filter((n) => n > 1)) {
-  console.log(`| ${iterations.toLocaleString("en")} | ${inWorkerd.get(iterations)!.toFixed(2)} | ${(await nodeCost(iterations)).toFixed(2)} |`);
+  console.log(
+    `| ${iterations.toLocaleString("en")} | ${inWorkerd.get(iterations)!.toFixed(2)} | ${(await nodeCost(iterations)).toFixed(2)} |`,
+  );
 }
 process.exit(0);

@@ -10,7 +10,17 @@ const [port, clientId, clientSecret] = process.argv.slice(2) as [string, string,
 const audience = "https://api.bench.test";
 
 const provider = new Provider(`http://127.0.0.1:${port}`, {
-  clients: [{ client_id: clientId, client_secret: clientSecret, grant_types: ["client_credentials"], redirect_uris: [], response_types: [], token_endpoint_auth_method: "client_secret_basic", id_token_signed_response_alg: "ES256" }],
+  clients: [
+    {
+      client_id: clientId,
+      client_secret: clientSecret,
+      grant_types: ["client_credentials"],
+      redirect_uris: [],
+      response_types: [],
+      token_endpoint_auth_method: "client_secret_basic",
+      id_token_signed_response_alg: "ES256",
+    },
+  ],
   jwks: { keys: [(await generateSigningKey()) as never] },
   scopes: ["bench:read"],
   features: {
@@ -20,7 +30,13 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
       enabled: true,
       defaultResource: () => audience,
       useGrantedResource: () => true,
-      getResourceServerInfo: () => ({ scope: "bench:read", audience, accessTokenTTL: 300, accessTokenFormat: "jwt", jwt: { sign: { alg: "ES256" } } }),
+      getResourceServerInfo: () => ({
+        scope: "bench:read",
+        audience,
+        accessTokenTTL: 300,
+        accessTokenFormat: "jwt",
+        jwt: { sign: { alg: "ES256" } },
+      }),
     },
   },
 });

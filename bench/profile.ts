@@ -20,7 +20,13 @@ import { freePort } from "../scripts/dev-server.ts";
 import { startEchoOrigin } from "../scripts/echo-origin.ts";
 import { basicAuth, startRawWorkerd, tokenRequest } from "./workerd.ts";
 
-const { values } = parseArgs({ options: { case: { type: "string", default: "token_warm" }, duration: { type: "string", default: "8" }, top: { type: "string", default: "30" } } });
+const { values } = parseArgs({
+  options: {
+    case: { type: "string", default: "token_warm" },
+    duration: { type: "string", default: "8" },
+    top: { type: "string", default: "30" },
+  },
+});
 const AUDIENCE = "https://api.bench.test";
 
 interface ProfileNode {
@@ -65,7 +71,8 @@ function summarize(profile: Profile, top: number, requests: number): void {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parent = new Map<number, number>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
-  const label = (n: ProfileNode) => `${n.callFrame.functionName || "(anonymous)"} ${n.callFrame.url.split("/").pop()}:${n.callFrame.lineNumber + 1}`;
+  const label = (n: ProfileNode) =>
+    `${n.callFrame.functionName || "(anonymous)"} ${n.callFrame.url.split("/").pop()}:${n.callFrame.lineNumber + 1}`;
   const self = new Map<string, number>();
   const total = new Map<string, number>();
   let all = 0;
@@ -123,7 +130,14 @@ try {
     token_warm: warmRequest,
     token_cold: {
       ...warmRequest,
-      requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, Authorization: basicAuth(`bench-cold-${cold++ % COLD_CLIENTS}`, warm.clientSecret) } }) }],
+      requests: [
+        {
+          setupRequest: (req) => ({
+            ...req,
+            headers: { ...req.headers, Authorization: basicAuth(`bench-cold-${cold++ % COLD_CLIENTS}`, warm.clientSecret) },
+          }),
+        },
+      ],
     },
     gateway_protected: { url: `${worker.url}/protected/item`, headers: { Authorization: `Bearer ${access_token}` } },
     gateway_passthrough: { url: `${worker.url}/open/item` },

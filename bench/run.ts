@@ -19,7 +19,16 @@ import { freePort } from "../scripts/dev-server.ts";
 import { startEchoOrigin } from "../scripts/echo-origin.ts";
 import { basicAuth, startRawWorkerd, tokenRequest } from "./workerd.ts";
 
-const { values } = parseArgs({ options: { duration: { type: "string", default: "8" }, rounds: { type: "string", default: "3" }, connections: { type: "string", default: "10" }, "cold-clients": { type: "string", default: "5000" }, cases: { type: "string" }, "no-pin": { type: "boolean", default: false } } });
+const { values } = parseArgs({
+  options: {
+    duration: { type: "string", default: "8" },
+    rounds: { type: "string", default: "3" },
+    connections: { type: "string", default: "10" },
+    "cold-clients": { type: "string", default: "5000" },
+    cases: { type: "string" },
+    "no-pin": { type: "boolean", default: false },
+  },
+});
 const only = values.cases?.split(",");
 /**
  * With 2 CPUs or more, the servers under test (Tollgate's workerd, node-oidc-provider) run on CPU 1
@@ -48,7 +57,6 @@ function cpuSeconds(pids: number[]): number {
   }
   return ticks / 100; // USER_HZ
 }
-
 
 interface CaseResult {
   name: string;
@@ -116,7 +124,13 @@ const stateDir = mkdtempSync(join(tmpdir(), "tollgate-bench-"));
 const origin = await startEchoOrigin();
 const peerPort = await freePort();
 const peerSecret = "peer-bench-secret-0123456789abcdef";
-const [peerCommand, ...peerArgs] = onServerCpu([process.execPath, join(PROJECT_ROOT, "bench/peer-oidc-provider.ts"), String(peerPort), "bench-peer", peerSecret]);
+const [peerCommand, ...peerArgs] = onServerCpu([
+  process.execPath,
+  join(PROJECT_ROOT, "bench/peer-oidc-provider.ts"),
+  String(peerPort),
+  "bench-peer",
+  peerSecret,
+]);
 const peer = spawn(peerCommand!, peerArgs, { detached: true, stdio: ["ignore", "pipe", "inherit"] });
 const stopPeer = () => {
   try {
@@ -161,7 +175,9 @@ try {
   const tokenRes = await fetch(warmRequest.url, warmRequest);
   const { access_token } = (await tokenRes.json()) as { access_token: string };
 
-  console.log(`Benchmark: ${connections} connections, ${rounds} interleaved rounds of ${duration} s per case, ${cpus().length} CPUs${pin ? " (servers on CPU 1, load on CPU 0)" : ""}, Node ${process.version}`);
+  console.log(
+    `Benchmark: ${connections} connections, ${rounds} interleaved rounds of ${duration} s per case, ${cpus().length} CPUs${pin ? " (servers on CPU 1, load on CPU 0)" : ""}, Node ${process.version}`,
+  );
   let n = 0;
   results.push(
     ...(await benchAll([
@@ -170,12 +186,32 @@ try {
         name: "token_cold",
         opts: {
           ...warmRequest,
-          requests: [{ setupRequest: (req) => ({ ...req, headers: { ...req.headers, Authorization: basicAuth(`bench-cold-${n++ % coldClients}`, cold.clientSecret) } }) }],
+          requests: [
+            {
+              setupRequest: (req) => ({
+                ...req,
+                headers: { ...req.headers, Authorization: basicAuth(`bench-cold-${n++ % coldClients}`, cold.clientSecret) },
+              }),
+            },
+          ],
         },
         cpuPids: workerd,
       },
-      { name: "peer_token", opts: tokenRequest(`http://127.0.0.1:${peerPort}/token`, "bench-peer", peerSecret, "grant_type=client_credentials&scope=bench%3Aread"), cpuPids: peerPids },
-      { name: "gateway_protected", opts: { url: `${worker.url}/protected/item`, headers: { Authorization: `Bearer ${access_token}` } }, cpuPids: workerd },
+      {
+        name: "peer_token",
+        opts: tokenRequest(
+          `http://127.0.0.1:${peerPort}/token`,
+          "bench-peer",
+          peerSecret,
+          "grant_type=client_credentials&scope=bench%3Aread",
+        ),
+        cpuPids: peerPids,
+      },
+      {
+        name: "gateway_protected",
+        opts: { url: `${worker.url}/protected/item`, headers: { Authorization: `Bearer ${access_token}` } },
+        cpuPids: workerd,
+      },
       { name: "gateway_passthrough", opts: { url: `${worker.url}/open/item` }, cpuPids: workerd },
       { name: "worker_floor", opts: { url: `${worker.url}/.well-known/jwks.json` }, cpuPids: workerd },
       { name: "origin_direct", opts: { url: `${origin.url}/item` }, cpuPids: [] },
@@ -206,11 +242,24 @@ console.log("\n| case | req/s | p50 ms | p99 ms | requests | non-2xx | errors | 
 console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
 for (const r of results) {
   const priced = r.name.startsWith("token") || r.name.startsWith("gateway") ? costPerMillion(r.cpuMsPerRequest) : "";
-  console.log(`| ${r.name} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.total} | ${r.non2xx} | ${r.errors} | ${r.cpuMsPerRequest ?? "n/a"} | ${priced} |`);
+  console.log(
+    `| ${r.name} | ${r.rps} | ${r.p50} | ${r.p99} | ${r.total} | ${r.non2xx} | ${r.errors} | ${r.cpuMsPerRequest ?? "n/a"} | ${priced} |`,
+  );
 }
 console.log("\nRatios (same run):");
 for (const [k, v] of Object.entries(ratios)) console.log(`  ${k}: ${v}`);
-const out = { date: new Date().toISOString(), pinned: pin, node: process.version, cpus: cpus().map((c) => c.model)[0], cpuCount: cpus().length, duration, rounds, connections, results, ratios };
+const out = {
+  date: new Date().toISOString(),
+  pinned: pin,
+  node: process.version,
+  cpus: cpus().map((c) => c.model)[0],
+  cpuCount: cpus().length,
+  duration,
+  rounds,
+  connections,
+  results,
+  ratios,
+};
 mkdirSync(join(PROJECT_ROOT, "bench/results"), { recursive: true });
 writeFileSync(join(PROJECT_ROOT, "bench/results/latest.json"), `${JSON.stringify(out, null, 2)}\n`);
 console.log("\nWrote bench/results/latest.json");

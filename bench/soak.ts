@@ -67,8 +67,15 @@ try {
   samples.push(rssMiB(worker.pid));
   for (const r of [token, bad, gw, anon]) count(r);
   const errors = [token, bad, gw, anon].reduce((n, r) => n + r.errors + r.timeouts, 0);
-  const expected = { token: token["2xx"] === token.requests.total, bad: bad["4xx"] === bad.requests.total, gw: gw["2xx"] === gw.requests.total, anon: anon["4xx"] === anon.requests.total };
-  const fivexx = Object.entries(statuses).filter(([k]) => k.startsWith("5")).reduce((n, [, v]) => n + v, 0);
+  const expected = {
+    token: token["2xx"] === token.requests.total,
+    bad: bad["4xx"] === bad.requests.total,
+    gw: gw["2xx"] === gw.requests.total,
+    anon: anon["4xx"] === anon.requests.total,
+  };
+  const fivexx = Object.entries(statuses)
+    .filter(([k]) => k.startsWith("5"))
+    .reduce((n, [, v]) => n + v, 0);
   // V8 sizes its heap up during the first tens of seconds; a leak keeps growing after that. So the
   // highest reading of the last third must not pass the highest of the middle third.
   const third = Math.max(1, Math.floor(samples.length / 3));
@@ -76,12 +83,16 @@ try {
   const growth = Math.max(...samples.slice(2 * third)) - middleMax;
   const maxRss = Math.max(...samples);
   console.log(`Soak: ${duration} s, ${connections} connections per good stream`);
-  console.log(`  /token good:     ${token.requests.total} requests, ${Math.round(token.requests.average)} req/s, p99 ${token.latency.p99} ms`);
+  console.log(
+    `  /token good:     ${token.requests.total} requests, ${Math.round(token.requests.average)} req/s, p99 ${token.latency.p99} ms`,
+  );
   console.log(`  /token wrong:    ${bad.requests.total} requests (401 expected)`);
   console.log(`  gateway good:    ${gw.requests.total} requests, ${Math.round(gw.requests.average)} req/s, p99 ${gw.latency.p99} ms`);
   console.log(`  gateway no token:${anon.requests.total} requests (401 expected)`);
   console.log(`  statuses: ${JSON.stringify(statuses)}; errors ${errors}; 5xx ${fivexx}`);
-  console.log(`  workerd RSS MiB: start ${samples[0]!.toFixed(1)}, max ${maxRss.toFixed(1)}, end ${samples[samples.length - 1]!.toFixed(1)} (samples ${samples.map((s) => s.toFixed(0)).join(" ")}); growth of the last third over the middle third ${growth.toFixed(1)}`);
+  console.log(
+    `  workerd RSS MiB: start ${samples[0]!.toFixed(1)}, max ${maxRss.toFixed(1)}, end ${samples[samples.length - 1]!.toFixed(1)} (samples ${samples.map((s) => s.toFixed(0)).join(" ")}); growth of the last third over the middle third ${growth.toFixed(1)}`,
+  );
   // Caches are bounded (1,024 secrets, 4,096 tokens, 1,024 records, 4,096 statuses): memory must plateau.
   const memoryOk = growth < 16;
   failed = errors > 0 || fivexx > 0 || !Object.values(expected).every(Boolean) || !memoryOk;

@@ -78,15 +78,23 @@ try {
     bodies.add(body);
     if (n >= 30) times[kind].push(elapsed); // the first requests warm the isolate up
   }
-  console.log(`Refusal latency, ms (${samples} requests of each kind, interleaved; ${bodies.size} distinct response bod${bodies.size === 1 ? "y" : "ies"})`);
+  console.log(
+    `Refusal latency, ms (${samples} requests of each kind, interleaved; ${bodies.size} distinct response bod${bodies.size === 1 ? "y" : "ies"})`,
+  );
   console.log("| kind | n | p10 | median | mean | p90 |");
   console.log("|---|---:|---:|---:|---:|---:|");
   for (const [kind, xs] of Object.entries(times)) {
     const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-    console.log(`| ${kind} | ${xs.length} | ${quantile(xs, 0.1).toFixed(2)} | ${quantile(xs, 0.5).toFixed(2)} | ${mean.toFixed(2)} | ${quantile(xs, 0.9).toFixed(2)} |`);
+    console.log(
+      `| ${kind} | ${xs.length} | ${quantile(xs, 0.1).toFixed(2)} | ${quantile(xs, 0.5).toFixed(2)} | ${mean.toFixed(2)} | ${quantile(xs, 0.9).toFixed(2)} |`,
+    );
   }
   console.log("\nKolmogorov-Smirnov, pairwise (p > 0.01: no evidence the distributions differ)");
-  const pairs: [Kind, Kind][] = [["unknown_client", "wrong_secret"], ["unknown_client", "disabled_client"], ["wrong_secret", "disabled_client"]];
+  const pairs: [Kind, Kind][] = [
+    ["unknown_client", "wrong_secret"],
+    ["unknown_client", "disabled_client"],
+    ["wrong_secret", "disabled_client"],
+  ];
   for (const [a, b] of pairs) {
     const { d, p } = ksTest(times[a], times[b]);
     console.log(`  ${a} vs ${b}: D = ${d.toFixed(3)}, p = ${p.toFixed(3)}`);

@@ -35,7 +35,12 @@ export function basicAuth(clientId: string, clientSecret: string): string {
 
 /** A client-credentials token request, in the shape both fetch (as init) and autocannon take. */
 export function tokenRequest(url: string, clientId: string, clientSecret: string, body = "grant_type=client_credentials") {
-  return { url, method: "POST" as const, headers: { "Content-Type": "application/x-www-form-urlencoded", Authorization: basicAuth(clientId, clientSecret) }, body };
+  return {
+    url,
+    method: "POST" as const,
+    headers: { "Content-Type": "application/x-www-form-urlencoded", Authorization: basicAuth(clientId, clientSecret) },
+    body,
+  };
 }
 
 export interface RawWorkerd {
@@ -44,10 +49,18 @@ export interface RawWorkerd {
   stop(): Promise<void>;
 }
 
-export async function startRawWorkerd(dir: string, vars: Record<string, string>, kv: Record<string, string>, options: { inspectorPort?: number; cpu?: number } = {}): Promise<RawWorkerd> {
+export async function startRawWorkerd(
+  dir: string,
+  vars: Record<string, string>,
+  kv: Record<string, string>,
+  options: { inspectorPort?: number; cpu?: number } = {},
+): Promise<RawWorkerd> {
   const dist = join(dir, "dist");
   mkdirSync(dist, { recursive: true });
-  await run(process.execPath, [WRANGLER, "deploy", "--dry-run", "--outdir", dist], { cwd: PROJECT_ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: "false" } });
+  await run(process.execPath, [WRANGLER, "deploy", "--dry-run", "--outdir", dist], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
+  });
   writeFileSync(join(dir, "kv.js"), KV_SERVICE);
   writeFileSync(join(dir, "data.json"), JSON.stringify(kv));
   const bindings: string[] = ['(name = "CLIENTS", kvNamespace = "kv")'];

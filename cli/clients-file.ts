@@ -29,7 +29,16 @@ export interface ClientSpec {
 }
 
 /** The fields a plan compares and an update may change, in the order they are shown. */
-const MANAGED_FIELDS = ["name", "allowed_scopes", "default_scopes", "allowed_audiences", "default_audience", "token_ttl", "disabled", "introspect_any"] as const;
+const MANAGED_FIELDS = [
+  "name",
+  "allowed_scopes",
+  "default_scopes",
+  "allowed_audiences",
+  "default_audience",
+  "token_ttl",
+  "disabled",
+  "introspect_any",
+] as const;
 type ManagedField = (typeof MANAGED_FIELDS)[number];
 
 export class ClientsFileError extends Error {
@@ -88,18 +97,22 @@ function renameField(message: string): string {
  */
 export function parseClientsFile(document: Record<string, unknown>, file: string): Map<string, ClientSpec> {
   for (const key of Object.keys(document)) {
-    if (key !== "clients") throw new ClientsFileError(`${file}: unknown top-level key ${JSON.stringify(key)} (the file has one table, [clients.<client_id>])`);
+    if (key !== "clients")
+      throw new ClientsFileError(`${file}: unknown top-level key ${JSON.stringify(key)} (the file has one table, [clients.<client_id>])`);
   }
   const clients = document.clients ?? {};
-  if (typeof clients !== "object" || clients === null || Array.isArray(clients)) throw new ClientsFileError(`${file}: clients must be a table of [clients.<client_id>] tables`);
+  if (typeof clients !== "object" || clients === null || Array.isArray(clients))
+    throw new ClientsFileError(`${file}: clients must be a table of [clients.<client_id>] tables`);
   const specs = new Map<string, ClientSpec>();
   for (const [clientId, value] of Object.entries(clients)) {
     const at = where(file, clientId);
     if (!isValidClientId(clientId)) throw new ClientsFileError(`${at}: client_id must be 1-128 visible ASCII characters without spaces`);
-    if (typeof value !== "object" || value === null || Array.isArray(value)) throw new ClientsFileError(`${at}: must be a table ([clients.${tomlKey(clientId)}])`);
+    if (typeof value !== "object" || value === null || Array.isArray(value))
+      throw new ClientsFileError(`${at}: must be a table ([clients.${tomlKey(clientId)}])`);
     const fields = value as Record<string, unknown>;
     for (const [field, v] of Object.entries(fields)) {
-      if (field === "client_secret" || field === "secrets" || field === "secret") throw new ClientsFileError(`${at}: ${field}: secrets never go in a clients file (apply prints new ones once)`);
+      if (field === "client_secret" || field === "secrets" || field === "secret")
+        throw new ClientsFileError(`${at}: ${field}: secrets never go in a clients file (apply prints new ones once)`);
       const check = FIELD_CHECKS[field as ManagedField];
       if (!check) throw new ClientsFileError(`${at}: unknown field ${JSON.stringify(field)} (fields: ${MANAGED_FIELDS.join(", ")})`);
       const problem = check(v);
@@ -138,12 +151,20 @@ export function creationFields(clientId: string, spec: ClientSpec): FieldChange[
 
 /** The fields that differ between two records, in MANAGED_FIELDS order. */
 export function diffRecords(current: ClientRecord, next: ClientRecord): FieldChange[] {
-  return MANAGED_FIELDS.filter((f) => JSON.stringify(current[f]) !== JSON.stringify(next[f])).map((f) => ({ field: f, from: current[f], to: next[f] }));
+  return MANAGED_FIELDS.filter((f) => JSON.stringify(current[f]) !== JSON.stringify(next[f])).map((f) => ({
+    field: f,
+    from: current[f],
+    to: next[f],
+  }));
 }
 
 /** The registry as a clients file: only what differs from `clients create`'s defaults, never a hash. */
 export function formatClientsFile(records: ClientRecord[]): string {
-  const lines = ["# Tollgate clients: `npx tollgate apply -f <this file>` makes the registry match it.", "# No secret is ever in this file.", ""];
+  const lines = [
+    "# Tollgate clients: `npx tollgate apply -f <this file>` makes the registry match it.",
+    "# No secret is ever in this file.",
+    "",
+  ];
   for (const r of [...records].sort((a, b) => (a.client_id < b.client_id ? -1 : 1))) {
     const fields: [string, TOMLValue][] = [];
     if (r.name !== r.client_id) fields.push(["name", r.name]);

@@ -62,7 +62,10 @@ export interface RotationTime {
 export function chooseRotationTime(localMs: number, skew: ClockSkew | ClockError): RotationTime {
   const local = Math.floor(localMs / 1000);
   if (skew instanceof ClockError) {
-    return { now: local, warning: `could not read Cloudflare's clock (${skew.message}); since counts from this machine's clock, unchecked` };
+    return {
+      now: local,
+      warning: `could not read Cloudflare's clock (${skew.message}); since counts from this machine's clock, unchecked`,
+    };
   }
   if (Math.abs(skew.skewMs) <= MAX_CLOCK_SKEW_SECONDS * 1000) return { now: local };
   const seconds = Math.round(Math.abs(skew.skewMs) / 1000);

@@ -59,7 +59,11 @@ function wranglerLoginToken(): Promise<string> {
       { cwd: PROJECT_ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: "false", FORCE_COLOR: "0" } },
       (error, stdout, stderr) => {
         if (error) {
-          reject(new CloudflareAPIError(`no Cloudflare credentials: set CLOUDFLARE_API_TOKEN, or log in with \`npx wrangler login\` (${(stderr || stdout).trim().split("\n").at(-1)})`));
+          reject(
+            new CloudflareAPIError(
+              `no Cloudflare credentials: set CLOUDFLARE_API_TOKEN, or log in with \`npx wrangler login\` (${(stderr || stdout).trim().split("\n").at(-1)})`,
+            ),
+          );
           return;
         }
         try {
@@ -114,7 +118,9 @@ export class CloudflareAPI {
     const { result } = await this.call<{ id: string; name: string }[]>("GET", "/accounts");
     if (result.length === 1) return result[0]!.id;
     const names = result.map((a) => `${a.name} (${a.id})`).join(", ");
-    throw new CloudflareAPIError(`set CLOUDFLARE_ACCOUNT_ID or account_id in the wrangler config: the credentials see ${result.length} accounts${names ? `: ${names}` : ""}`);
+    throw new CloudflareAPIError(
+      `set CLOUDFLARE_ACCOUNT_ID or account_id in the wrangler config: the credentials see ${result.length} accounts${names ? `: ${names}` : ""}`,
+    );
   }
 }
 

@@ -42,9 +42,15 @@ function readWithWrangler(path: string, env: string | undefined): WranglerSettin
   const config = unstable_readConfig({ config: path, env });
   const binding = config.kv_namespaces.find((ns: { binding: string }) => ns.binding === KV_BINDING);
   const namespaceId = binding?.id ?? binding?.preview_id;
-  if (!namespaceId) throw new ConfigError(`${path}${env ? ` [env.${env}]` : ""}: no kv_namespaces entry with binding = "${KV_BINDING}" and an id`);
+  if (!namespaceId)
+    throw new ConfigError(`${path}${env ? ` [env.${env}]` : ""}: no kv_namespaces entry with binding = "${KV_BINDING}" and an id`);
   const vars = config.vars as Record<string, unknown>;
-  return { namespaceId, accountId: config.account_id ?? null, maxAccessTokenTtl: vars.MAX_ACCESS_TOKEN_TTL, pbkdf2Iterations: vars.PBKDF2_ITERATIONS };
+  return {
+    namespaceId,
+    accountId: config.account_id ?? null,
+    maxAccessTokenTtl: vars.MAX_ACCESS_TOKEN_TTL,
+    pbkdf2Iterations: vars.PBKDF2_ITERATIONS,
+  };
 }
 
 /** The settings of `env` in the config at `path`, from the cache when the file is unchanged. */

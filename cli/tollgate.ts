@@ -7,8 +7,25 @@
 import { closeSync, openSync, unlinkSync, writeSync } from "node:fs";
 import { enableCompileCache } from "node:module";
 import { parseArgs } from "node:util";
-import { CLIENT_KEY_PREFIX, ClientRecordError, clientKey, describeClient, isValidAudience, isValidClientId, isWellFormedClientId, validateClientRecord, type ClientRecord } from "../src/clients/record.ts";
-import { createClientRecord, DEFAULT_SECRET_GRACE_SECONDS, revokeClientSecret, rotateClientSecret, updateClientRecord, type ClientChanges } from "../src/clients/manage.ts";
+import {
+  CLIENT_KEY_PREFIX,
+  ClientRecordError,
+  clientKey,
+  describeClient,
+  isValidAudience,
+  isValidClientId,
+  isWellFormedClientId,
+  validateClientRecord,
+  type ClientRecord,
+} from "../src/clients/record.ts";
+import {
+  createClientRecord,
+  DEFAULT_SECRET_GRACE_SECONDS,
+  revokeClientSecret,
+  rotateClientSecret,
+  updateClientRecord,
+  type ClientChanges,
+} from "../src/clients/manage.ts";
 import { parsePBKDF2Iterations } from "../src/clients/secret.ts";
 import { GENERATION_KEY, parseGenerationRecord, planRotation, validateGenerationRecord } from "../src/keys/generation-record.ts";
 import { DEFAULT_ROTATE_IN_SECONDS, GENERATION_PROPAGATION_SECONDS, generationRetention } from "../src/keys/schedule.ts";
@@ -153,7 +170,16 @@ function wholeSeconds(value: string, option: string): number {
 function scopeOption(option: "scope" | "default-scope"): string | undefined {
   const value = opts[option];
   // RFC 6749 §3.3: scopes are space-delimited, so "a,b" is one scope named "a,b".
-  if (value?.includes(",")) warn(`--${option} ${JSON.stringify(value)} is one scope token containing a comma; scopes are separated by spaces (--${option} ${JSON.stringify(value.split(",").map((s) => s.trim()).filter(Boolean).join(" "))})`);
+  if (value?.includes(","))
+    warn(
+      `--${option} ${JSON.stringify(value)} is one scope token containing a comma; scopes are separated by spaces (--${option} ${JSON.stringify(
+        value
+          .split(",")
+          .map((s) => s.trim())
+          .filter(Boolean)
+          .join(" "),
+      )})`,
+    );
   return value;
 }
 
@@ -165,7 +191,8 @@ function changesFromOptions(): ClientChanges {
   const defaultScope = scopeOption("default-scope");
   if (defaultScope !== undefined) changes.default_scope = defaultScope;
   if (opts.audience !== undefined) {
-    for (const a of opts.audience) if (!isValidAudience(a)) throw new UsageError(`--audience ${JSON.stringify(a)} is not an absolute URI without fragment`);
+    for (const a of opts.audience)
+      if (!isValidAudience(a)) throw new UsageError(`--audience ${JSON.stringify(a)} is not an absolute URI without fragment`);
     changes.audiences = opts.audience;
   }
   if (opts["default-audience"] !== undefined) {
@@ -173,7 +200,8 @@ function changesFromOptions(): ClientChanges {
     changes.default_audience = opts["default-audience"];
   }
   if (opts.ttl !== undefined) changes.token_ttl = opts.ttl === "default" ? null : wholeSeconds(opts.ttl, "ttl");
-  if (opts["introspect-any"] && opts["no-introspect-any"]) throw new UsageError("--introspect-any and --no-introspect-any exclude each other");
+  if (opts["introspect-any"] && opts["no-introspect-any"])
+    throw new UsageError("--introspect-any and --no-introspect-any exclude each other");
   if (opts["introspect-any"]) changes.introspect_any = true;
   if (opts["no-introspect-any"]) changes.introspect_any = false;
   return changes;
@@ -184,8 +212,12 @@ function clientIdArg(forNewClient = false): string {
   const id = positionals[2];
   if (id === undefined) throw new UsageError("a client_id is required");
   // A client stored under . or .. before that rule can still be shown, changed and deleted here.
-  if (!isWellFormedClientId(id)) throw new UsageError(`client_id ${JSON.stringify(id)} must be 1-128 visible ASCII characters without spaces`);
-  if (forNewClient && !isValidClientId(id)) throw new UsageError(`client_id ${JSON.stringify(id)} is a URL dot segment (. or .., or either with %2e): /register/${id} could not reach it`);
+  if (!isWellFormedClientId(id))
+    throw new UsageError(`client_id ${JSON.stringify(id)} must be 1-128 visible ASCII characters without spaces`);
+  if (forNewClient && !isValidClientId(id))
+    throw new UsageError(
+      `client_id ${JSON.stringify(id)} is a URL dot segment (. or .., or either with %2e): /register/${id} could not reach it`,
+    );
   return id;
 }
 
@@ -243,7 +275,8 @@ const clientCommands: Record<string, Command> = {
     if (opts.scope === undefined) throw new UsageError('--scope "a b" is required (use --scope "" for none)');
     // The record is made (and checked) before storage is opened: bad input fails fast.
     const { record, clientSecret } = await createClientRecord(id, changesFromOptions(), now(), configuredIterations());
-    if ((await (await store()).get(clientKey(id))) !== null) throw new ClientRecordError(`client ${JSON.stringify(id)} already exists (use update or rotate-secret)`);
+    if ((await (await store()).get(clientKey(id))) !== null)
+      throw new ClientRecordError(`client ${JSON.stringify(id)} already exists (use update or rotate-secret)`);
     await writeClient(record);
     print(
       { client_id: id, client_secret: clientSecret, ...describeClient(record) },
@@ -254,7 +287,9 @@ const clientCommands: Record<string, Command> = {
     const records = await readAllClients();
     if (opts.json) process.stdout.write(`${JSON.stringify(records.map(describeClient), null, 2)}\n`);
     else if (records.length === 0) process.stdout.write("no clients\n");
-    else for (const r of records) process.stdout.write(`${r.client_id}\t${r.disabled ? "disabled" : "enabled"}\t${r.allowed_scopes.join(" ")}\n`);
+    else
+      for (const r of records)
+        process.stdout.write(`${r.client_id}\t${r.disabled ? "disabled" : "enabled"}\t${r.allowed_scopes.join(" ")}\n`);
   },
   async show() {
     const record = await readClient(clientIdArg());
@@ -305,7 +340,8 @@ async function setDisabled(disabled: boolean): Promise<void> {
 function configuredMaxAccessTokenTtl(): number {
   const raw = readWranglerSettings(configPath(target.config), target.env).maxAccessTokenTtl;
   const value = raw === undefined ? DEFAULT_MAX_ACCESS_TOKEN_TTL : Number(raw);
-  if (!Number.isSafeInteger(value) || value < 1) throw new UsageError(`MAX_ACCESS_TOKEN_TTL in the wrangler config is not whole seconds: ${JSON.stringify(raw)}`);
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new UsageError(`MAX_ACCESS_TOKEN_TTL in the wrangler config is not whole seconds: ${JSON.stringify(raw)}`);
   return value;
 }
 
@@ -345,7 +381,9 @@ function showValue(value: unknown): string {
 }
 
 function planLines(changes: FieldChange[], sign: "+" | "~"): string[] {
-  return changes.map(({ field, from, to }) => `      ${field.padEnd(18)} ${sign === "+" ? showValue(to) : `${showValue(from)} → ${showValue(to)}`}`);
+  return changes.map(
+    ({ field, from, to }) => `      ${field.padEnd(18)} ${sign === "+" ? showValue(to) : `${showValue(from)} → ${showValue(to)}`}`,
+  );
 }
 
 /** Opens --secrets-out before anything is written, so a bad path fails before any change. */
@@ -354,7 +392,11 @@ function openSecretsOut(path: string): number {
     return openSync(path, "wx", 0o600);
   } catch (error) {
     const { code } = error as { code?: string };
-    throw new UsageError(code === "EEXIST" ? `--secrets-out ${path} exists: choose a new file (it would hold the only copy of the new secrets)` : `--secrets-out ${path}: ${(error as Error).message}`);
+    throw new UsageError(
+      code === "EEXIST"
+        ? `--secrets-out ${path} exists: choose a new file (it would hold the only copy of the new secrets)`
+        : `--secrets-out ${path}: ${(error as Error).message}`,
+    );
   }
 }
 
@@ -380,13 +422,18 @@ async function applyFile(): Promise<void> {
     const unlisted = [...current.keys()].filter((id) => !specs.has(id));
     const deletes = opts.prune ? unlisted : [];
 
-    const lines = [`Plan: ${file} → ${target.remote ? `remote namespace${target.env ? ` (env ${target.env})` : ""}` : `local state ${localStateDir(target)}`}`];
+    const lines = [
+      `Plan: ${file} → ${target.remote ? `remote namespace${target.env ? ` (env ${target.env})` : ""}` : `local state ${localStateDir(target)}`}`,
+    ];
     for (const [id, spec] of creates) lines.push(`  + create ${id}`, ...planLines(creationFields(id, spec), "+"));
     for (const { next, changes } of updates) lines.push(`  ~ update ${next.client_id}`, ...planLines(changes, "~"));
     for (const id of deletes) lines.push(`  - delete ${id}`);
     if (creates.length + updates.length + deletes.length === 0) lines.push("  No changes: the registry matches the file.");
     else lines.push(`  ${creates.length} to create, ${updates.length} to update, ${deletes.length} to delete.`);
-    if (!opts.prune && unlisted.length > 0) lines.push(`  (${unlisted.length} client${unlisted.length === 1 ? "" : "s"} not in the file, left as they are: ${unlisted.join(", ")}; --prune deletes them)`);
+    if (!opts.prune && unlisted.length > 0)
+      lines.push(
+        `  (${unlisted.length} client${unlisted.length === 1 ? "" : "s"} not in the file, left as they are: ${unlisted.join(", ")}; --prune deletes them)`,
+      );
     if (opts["dry-run"]) lines.push("  Dry run: nothing written.");
     process.stderr.write(`${lines.join("\n")}\n`);
     if (opts["dry-run"] || creates.length + updates.length + deletes.length === 0) return;
@@ -408,7 +455,10 @@ async function applyFile(): Promise<void> {
       closeSync(secretsFd);
       // No new secret: no file, so the same --secrets-out works on the next apply.
       if (created.length === 0) unlinkSync(opts["secrets-out"]!);
-      else process.stderr.write(`${created.length} new secret${created.length === 1 ? "" : "s"} written to ${opts["secrets-out"]} (mode 0600).\n`);
+      else
+        process.stderr.write(
+          `${created.length} new secret${created.length === 1 ? "" : "s"} written to ${opts["secrets-out"]} (mode 0600).\n`,
+        );
     } else if (created.length > 0) process.stdout.write(json);
   }
 }
@@ -457,7 +507,14 @@ async function main(): Promise<void> {
   }
 }
 
-const OPERATOR_ERRORS = new Set(["ClientRecordError", "GenerationRecordError", "ClientsFileError", "ConfigError", "TOMLError", "CloudflareAPIError"]);
+const OPERATOR_ERRORS = new Set([
+  "ClientRecordError",
+  "GenerationRecordError",
+  "ClientsFileError",
+  "ConfigError",
+  "TOMLError",
+  "CloudflareAPIError",
+]);
 
 main().catch((error: unknown) => {
   if (error instanceof UsageError) {

@@ -55,7 +55,19 @@ export async function startWorker(options: StartOptions): Promise<WorkerProcess>
   const port = options.port ?? (await freePort());
   const url = `http://localhost:${port}`;
   const vars = { ISSUER: url, DEFAULT_AUDIENCE: `${url}/demo`, ...options.vars };
-  const args = [WRANGLER, "dev", "--port", String(port), "--ip", "127.0.0.1", "--persist-to", options.persistTo, "--inspector-port", "0", "--show-interactive-dev-session=false"];
+  const args = [
+    WRANGLER,
+    "dev",
+    "--port",
+    String(port),
+    "--ip",
+    "127.0.0.1",
+    "--persist-to",
+    options.persistTo,
+    "--inspector-port",
+    "0",
+    "--show-interactive-dev-session=false",
+  ];
   for (const [name, value] of Object.entries(vars)) args.push("--var", `${name}:${value}`);
   args.push(...(options.extraArgs ?? []));
   const child = spawn(process.execPath, [LIFELINE, process.execPath, ...args], {

@@ -56,7 +56,8 @@ export function moveToPort(values: Record<string, unknown>, port: number, demoOr
   const audience = `${issuer}${DEMO_PREFIX}`;
   const moved: Record<string, string> = {
     ISSUER: values.ISSUER === undefined || values.ISSUER === SHIPPED.issuer ? issuer : String(values.ISSUER),
-    DEFAULT_AUDIENCE: values.DEFAULT_AUDIENCE === undefined || values.DEFAULT_AUDIENCE === SHIPPED.audience ? audience : String(values.DEFAULT_AUDIENCE),
+    DEFAULT_AUDIENCE:
+      values.DEFAULT_AUDIENCE === undefined || values.DEFAULT_AUDIENCE === SHIPPED.audience ? audience : String(values.DEFAULT_AUDIENCE),
   };
   let routes = values.GATEWAY_ROUTES;
   if (typeof routes === "string") {

@@ -52,7 +52,14 @@ export function startEchoOrigin(port = 0, host = "127.0.0.1"): Promise<EchoOrigi
     } catch {
       return; // the request was aborted mid-body: there is no whole request to log or answer
     }
-    const record: EchoRecord = { method: req.method ?? "", path: req.url ?? "", headers: req.headers, rawHeaders: req.rawHeaders, body_bytes: body.bytes, body_sha256: body.sha256 };
+    const record: EchoRecord = {
+      method: req.method ?? "",
+      path: req.url ?? "",
+      headers: req.headers,
+      rawHeaders: req.rawHeaders,
+      body_bytes: body.bytes,
+      body_sha256: body.sha256,
+    };
     log.push(record);
     if (log.length > 1000) log.shift();
     if (url.pathname.endsWith("/__slow")) {

@@ -30,7 +30,9 @@ if (!Number.isInteger(port) || port < 1 || port > 65535) {
 const persistTo = resolve(PROJECT_ROOT, (values["persist-to"] as string | undefined) ?? ".wrangler/state");
 const passThrough = tokens
   .filter((t) => !(t.kind === "option" && (t.name === "port" || t.name === "persist-to" || t.name === "var")))
-  .flatMap((t) => (t.kind === "option" ? (t.value === undefined ? [t.rawName] : [t.rawName, t.value]) : t.kind === "positional" ? [t.value] : []));
+  .flatMap((t) =>
+    t.kind === "option" ? (t.value === undefined ? [t.rawName] : [t.rawName, t.value]) : t.kind === "positional" ? [t.value] : [],
+  );
 
 // 1. The dev key seed, made once into .dev.vars (gitignored), which wrangler dev reads. Keys then
 // rotate as in production (ROTATION_PERIOD; `tollgate keys rotate` works locally). A .dev.vars from
@@ -63,7 +65,11 @@ const demoFile = join(persistTo, "tollgate-demo-client.json");
 if (!existsSync(demoFile)) {
   mkdirSync(persistTo, { recursive: true });
   const now = Math.floor(Date.now() / 1000);
-  const { record, clientSecret } = await createClientRecord("demo", { name: "Demo client", scope: "demo:read demo:write", default_scope: "demo:read" }, now);
+  const { record, clientSecret } = await createClientRecord(
+    "demo",
+    { name: "Demo client", scope: "demo:read demo:write", default_scope: "demo:read" },
+    now,
+  );
   await kvPut(clientKey("demo"), JSON.stringify(record), { remote: false, persistTo });
   writeFileSync(demoFile, JSON.stringify({ client_id: "demo", client_secret: clientSecret }, null, 2), { mode: 0o600 });
 }

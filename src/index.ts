@@ -46,17 +46,36 @@ app.onError((thrown, c) => {
   const refusal = c.get("refusal") ?? {};
   if (error instanceof OAuthError) {
     const level = error.status >= 500 ? "error" : "refused";
-    auditEvent(c.env, refusal.oauth ?? "request_refused", { level, path, ...audit, error: error.code, reason: error.reason ?? error.description });
+    auditEvent(c.env, refusal.oauth ?? "request_refused", {
+      level,
+      path,
+      ...audit,
+      error: error.code,
+      reason: error.reason ?? error.description,
+    });
     return oauthErrorResponse(error);
   }
   if (error instanceof BearerError) {
-    auditEvent(c.env, refusal.bearer ?? "gateway_denied", { path, ...audit, error: error.code ?? "no_token", reason: error.reason ?? error.description });
+    auditEvent(c.env, refusal.bearer ?? "gateway_denied", {
+      path,
+      ...audit,
+      error: error.code ?? "no_token",
+      reason: error.reason ?? error.description,
+    });
     return bearerErrorResponse(error, realmOf(c.env));
   }
   if (error instanceof SigningKeyError) {
     // docs/security.md item 22: no key, no token and no verification; the cause goes to the log only.
-    const unavailable = new OAuthError("temporarily_unavailable", "signing keys are unavailable, try again later", { reason: error.message });
-    auditEvent(c.env, refusal.signingKey ?? "request_refused", { level: "error", path, ...audit, error: unavailable.code, reason: error.message });
+    const unavailable = new OAuthError("temporarily_unavailable", "signing keys are unavailable, try again later", {
+      reason: error.message,
+    });
+    auditEvent(c.env, refusal.signingKey ?? "request_refused", {
+      level: "error",
+      path,
+      ...audit,
+      error: unavailable.code,
+      reason: error.message,
+    });
     return oauthErrorResponse(unavailable);
   }
   // A bad configuration was logged once by getConfig; every request answers the same 500 until it is fixed.

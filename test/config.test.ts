@@ -23,7 +23,12 @@ afterEach(() => {
 
 describe("parseConfig", () => {
   it("parses the vars into a typed config, with lifetimes 300 and 3600 by default", () => {
-    expect(parseConfig(base)).toMatchObject({ issuer: base.ISSUER, defaultAudience: base.DEFAULT_AUDIENCE, accessTokenTtl: 300, maxAccessTokenTtl: 3600 });
+    expect(parseConfig(base)).toMatchObject({
+      issuer: base.ISSUER,
+      defaultAudience: base.DEFAULT_AUDIENCE,
+      accessTokenTtl: 300,
+      maxAccessTokenTtl: 3600,
+    });
   });
 
   it("reads PBKDF2_ITERATIONS, 25,000 when unset", () => {
@@ -33,7 +38,10 @@ describe("parseConfig", () => {
   });
 
   it("reads ACCESS_TOKEN_TTL and MAX_ACCESS_TOKEN_TTL as whole seconds", () => {
-    expect(parseConfig({ ...base, ACCESS_TOKEN_TTL: "60", MAX_ACCESS_TOKEN_TTL: "600" })).toMatchObject({ accessTokenTtl: 60, maxAccessTokenTtl: 600 });
+    expect(parseConfig({ ...base, ACCESS_TOKEN_TTL: "60", MAX_ACCESS_TOKEN_TTL: "600" })).toMatchObject({
+      accessTokenTtl: 60,
+      maxAccessTokenTtl: 600,
+    });
   });
 
   it("drops a trailing slash from ISSUER, so iss and token_endpoint are built one way", () => {
@@ -68,7 +76,11 @@ describe("parseConfig", () => {
       ["ACCESS_TOKEN_TTL negative", { ...base, ACCESS_TOKEN_TTL: "-1" }, "ACCESS_TOKEN_TTL"],
       ["ACCESS_TOKEN_TTL over a day", { ...base, ACCESS_TOKEN_TTL: "86401" }, "ACCESS_TOKEN_TTL"],
       ["MAX_ACCESS_TOKEN_TTL not a number", { ...base, MAX_ACCESS_TOKEN_TTL: "1h" }, "MAX_ACCESS_TOKEN_TTL"],
-      ["ACCESS_TOKEN_TTL above MAX_ACCESS_TOKEN_TTL", { ...base, ACCESS_TOKEN_TTL: "600", MAX_ACCESS_TOKEN_TTL: "300" }, "ACCESS_TOKEN_TTL"],
+      [
+        "ACCESS_TOKEN_TTL above MAX_ACCESS_TOKEN_TTL",
+        { ...base, ACCESS_TOKEN_TTL: "600", MAX_ACCESS_TOKEN_TTL: "300" },
+        "ACCESS_TOKEN_TTL",
+      ],
       ["PBKDF2_ITERATIONS over the 100,000 Cloudflare's runtime accepts", { ...base, PBKDF2_ITERATIONS: "100001" }, "PBKDF2_ITERATIONS"],
       ["PBKDF2_ITERATIONS under the minimum of 10,000", { ...base, PBKDF2_ITERATIONS: "9999" }, "PBKDF2_ITERATIONS"],
       ["PBKDF2_ITERATIONS zero", { ...base, PBKDF2_ITERATIONS: "0" }, "PBKDF2_ITERATIONS"],
@@ -122,7 +134,11 @@ describe("A configuration error in the Worker", () => {
     const lines = logged.mock.calls.map((call) => String(call[0]));
     const configLines = lines.filter((line) => line.includes("GATEWAY_ROUTES"));
     expect(configLines).toHaveLength(1);
-    expect(JSON.parse(configLines[0]!)).toMatchObject({ event: "config_error", level: "error", message: "GATEWAY_ROUTES[0].audience: is required on a protected route (or set public = true)" });
+    expect(JSON.parse(configLines[0]!)).toMatchObject({
+      event: "config_error",
+      level: "error",
+      message: "GATEWAY_ROUTES[0].audience: is required on a protected route (or set public = true)",
+    });
     expect(lines.join("\n")).not.toContain("internal_error");
     expect(errors).not.toHaveBeenCalled();
   });

@@ -51,13 +51,16 @@ describe("RFC 9110 §9 methods on the built-in endpoints", () => {
     },
   );
 
-  it.each(postEndpoints.flatMap((path) => ["HEAD", "OPTIONS"].map((method) => [method, path])))("answers %s %s with 405 and Allow: POST", async (method, path) => {
-    const res = await exports.default.fetch(`${env.ISSUER}${path}`, { method });
-    expect(res.status).toBe(405);
-    expect(res.headers.get("Allow")).toBe("POST");
-    expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
-    if (method === "HEAD") expect(await res.text()).toBe("");
-  });
+  it.each(postEndpoints.flatMap((path) => ["HEAD", "OPTIONS"].map((method) => [method, path])))(
+    "answers %s %s with 405 and Allow: POST",
+    async (method, path) => {
+      const res = await exports.default.fetch(`${env.ISSUER}${path}`, { method });
+      expect(res.status).toBe(405);
+      expect(res.headers.get("Allow")).toBe("POST");
+      expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
+      if (method === "HEAD") expect(await res.text()).toBe("");
+    },
+  );
 
   it.each(["OPTIONS", "POST", "PATCH"])("answers %s /register/{client_id} with 405 and Allow: GET, HEAD, PUT, DELETE", async (method) => {
     const res = await exports.default.fetch(`${env.ISSUER}/register/someone`, { method });

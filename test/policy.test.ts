@@ -25,7 +25,9 @@ describe("src/policy.ts", () => {
 
   it("the README states the computed bound, from the same parts", () => {
     expect(section.length).toBeGreaterThan(0);
-    const table = section.match(/\| any location \| (\d+) s \(KV's edge cache[^|]*\) \+ (\d+) s \(the isolate's own cache\) = \*\*(\d+) s\*\* \|/);
+    const table = section.match(
+      /\| any location \| (\d+) s \(KV's edge cache[^|]*\) \+ (\d+) s \(the isolate's own cache\) = \*\*(\d+) s\*\* \|/,
+    );
     expect(table, "README: the 'any location' row of the revocation table").not.toBeNull();
     expect(Number(table![1])).toBe(KV_CACHE_TTL_SECONDS);
     expect(Number(table![2])).toBe(REVOCATION_CHECK_SECONDS);

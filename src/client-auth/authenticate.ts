@@ -93,7 +93,12 @@ export async function authenticateFormRequest<T>(
  * (warm-records.ts) and `secret` is the very secret verified then (warm-secrets.ts), still unexpired
  * at `now` (epoch seconds); otherwise undefined, and the caller takes the cold path (KV and PBKDF2).
  */
-export async function rememberedClient(clientId: string, secret: string, now: number, nowMs = Date.now()): Promise<ClientRecord | undefined> {
+export async function rememberedClient(
+  clientId: string,
+  secret: string,
+  now: number,
+  nowMs = Date.now(),
+): Promise<ClientRecord | undefined> {
   const record = rememberedRecord(clientId, nowMs);
   if (!record) return undefined;
   const stored = activeSecret(record, secret, now);
@@ -102,9 +107,7 @@ export async function rememberedClient(clientId: string, secret: string, now: nu
 }
 
 /** The cold path's verdict on a presented secret against the record read from KV. */
-export type AuthenticationResult =
-  | { ok: true; record: ClientRecord }
-  | { ok: false; reason: string };
+export type AuthenticationResult = { ok: true; record: ClientRecord } | { ok: false; reason: string };
 
 /**
  * The cold path: checks a presented secret against the record read from KV. Every failing path pays exactly one PBKDF2: the stored hash's, or for

@@ -24,7 +24,8 @@ export function failureKey(clientId: string, address: string): string {
 export function checkFailureBlock(key: string, now = Date.now()): void {
   const until = blocked.get(key);
   if (until === undefined) return;
-  if (until > now) throw tooManyRequests("failed authentications", `${key.replace("\u0000", " from ")}; refused without checking the secret`);
+  if (until > now)
+    throw tooManyRequests("failed authentications", `${key.replace("\u0000", " from ")}; refused without checking the secret`);
   blocked.delete(key);
 }
 

@@ -45,7 +45,10 @@ export async function readTokenForm(request: Request): Promise<TokenForm> {
   if (mediaType !== "application/x-www-form-urlencoded") {
     throw new OAuthError("invalid_request", "the request body must be application/x-www-form-urlencoded");
   }
-  const charset = mediaParams.find((p) => p.startsWith("charset="))?.slice(8).replace(/"/g, "");
+  const charset = mediaParams
+    .find((p) => p.startsWith("charset="))
+    ?.slice(8)
+    .replace(/"/g, "");
   if (charset !== undefined && charset !== "utf-8") {
     throw new OAuthError("invalid_request", "the request body must be UTF-8");
   }

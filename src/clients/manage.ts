@@ -30,7 +30,8 @@ export const DEFAULT_SECRET_GRACE_SECONDS = 24 * 3600;
 
 function scopes(value: string, field: string): string[] {
   const parsed = parseScope(value.trim().replace(/\s+/g, " "));
-  if (!parsed) throw new ClientRecordError(`${field}: ${JSON.stringify(value)} is not a space-delimited list of scope tokens (RFC 6749 §3.3)`);
+  if (!parsed)
+    throw new ClientRecordError(`${field}: ${JSON.stringify(value)} is not a space-delimited list of scope tokens (RFC 6749 §3.3)`);
   return parsed;
 }
 
@@ -89,7 +90,10 @@ export async function createClientRecord(
   now: number,
   { iterations = DEFAULT_PBKDF2_ITERATIONS }: SecretOptions = {},
 ): Promise<{ record: ClientRecord; clientSecret: string }> {
-  if (!isValidClientId(clientId)) throw new ClientRecordError("client_id: must be 1-128 visible ASCII characters without spaces, and not . or .. (nor either written with %2e)");
+  if (!isValidClientId(clientId))
+    throw new ClientRecordError(
+      "client_id: must be 1-128 visible ASCII characters without spaces, and not . or .. (nor either written with %2e)",
+    );
   const { id, secret } = generateClientSecret();
   const allowed = scopes(changes.scope ?? "", "scope");
   const draft = apply(
@@ -109,7 +113,10 @@ export async function createClientRecord(
  * isolate mints later from a stale copy of the record), and, for tokens from before instance ids,
  * the time cut-off: tokens of the current second on are the new ones.
  */
-const endTokens = (now: number): Pick<ClientRecord, "instance_id" | "tokens_not_before"> => ({ instance_id: generateInstanceId(), tokens_not_before: now + 1 });
+const endTokens = (now: number): Pick<ClientRecord, "instance_id" | "tokens_not_before"> => ({
+  instance_id: generateInstanceId(),
+  tokens_not_before: now + 1,
+});
 
 export function updateClientRecord(record: ClientRecord, changes: ClientChanges, now: number): ClientRecord {
   const next = apply(record, changes);
@@ -141,7 +148,8 @@ export async function rotateClientSecret(
 
 /** Ends one secret at once, by id, and every token issued before (it may have leaked). */
 export function revokeClientSecret(record: ClientRecord, secretId: string, now: number): ClientRecord {
-  if (!record.secrets.some((s) => s.id === secretId)) throw new ClientRecordError(`secret: ${secretId} is not a secret of ${record.client_id}`);
+  if (!record.secrets.some((s) => s.id === secretId))
+    throw new ClientRecordError(`secret: ${secretId} is not a secret of ${record.client_id}`);
   // A revoked secret may have leaked: the tokens minted so far go with it.
   return validateClientRecord({ ...record, secrets: record.secrets.filter((s) => s.id !== secretId), ...endTokens(now), updated_at: now });
 }

@@ -156,7 +156,12 @@ export function validateClientRecord(value: unknown): ClientRecord {
   if (defaultAudience !== null && (typeof defaultAudience !== "string" || !allowedAudiences.includes(defaultAudience))) {
     fail("default_audience", "must be null or one of allowed_audiences");
   }
-  const grantTypes = stringArray(v.grant_types, "grant_types", (g) => (GRANT_TYPES as readonly string[]).includes(g), `one of ${GRANT_TYPES.join(", ")}`);
+  const grantTypes = stringArray(
+    v.grant_types,
+    "grant_types",
+    (g) => (GRANT_TYPES as readonly string[]).includes(g),
+    `one of ${GRANT_TYPES.join(", ")}`,
+  );
   const ttl = v.token_ttl ?? null;
   if (ttl !== null && (!Number.isSafeInteger(ttl) || (ttl as number) < 1 || (ttl as number) > MAX_RECORD_TTL)) {
     fail("token_ttl", `must be null or whole seconds from 1 to ${MAX_RECORD_TTL}`);
@@ -241,8 +246,10 @@ export interface TokenBinding {
  */
 export function staleTokenReason(record: Pick<ClientRecord, "instance_id" | "tokens_not_before">, token: TokenBinding): string | undefined {
   const instance = token.tg_inst ?? LEGACY_INSTANCE_ID;
-  if (instance !== record.instance_id) return "issued under an earlier instance of the client's record (re-created, disabled, or a secret revoked since)";
+  if (instance !== record.instance_id)
+    return "issued under an earlier instance of the client's record (re-created, disabled, or a secret revoked since)";
   // A token and a record from before instance_id: the cut-off by time they had then.
-  if (instance === LEGACY_INSTANCE_ID && token.iat < record.tokens_not_before) return `issued before the client's tokens_not_before (${record.tokens_not_before})`;
+  if (instance === LEGACY_INSTANCE_ID && token.iat < record.tokens_not_before)
+    return `issued before the client's tokens_not_before (${record.tokens_not_before})`;
   return undefined;
 }

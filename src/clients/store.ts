@@ -18,7 +18,10 @@ export async function loadClient(kv: KVNamespace, clientId: string, options: { c
   if (!isWellFormedClientId(clientId)) return null;
   let value: string | null;
   try {
-    value = await kv.get(clientKey(clientId), options.cacheTtl === undefined ? { type: "text" } : { type: "text", cacheTtl: options.cacheTtl });
+    value = await kv.get(
+      clientKey(clientId),
+      options.cacheTtl === undefined ? { type: "text" } : { type: "text", cacheTtl: options.cacheTtl },
+    );
   } catch (error) {
     throw new StoreUnavailableError("client", "read", error);
   }

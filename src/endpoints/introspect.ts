@@ -8,21 +8,19 @@
  */
 import { Hono } from "hono";
 import { auditEvent } from "../http/audit.ts";
-import { auditOf, type AppEnv } from "./app-env.ts";
-import { authenticateFormRequest } from "../client-auth/authenticate.ts";
+import type { AppEnv } from "./app-env.ts";
+import { authenticateTokenHolder } from "./token-holder.ts";
 import type { ClientRecord } from "../clients/record.ts";
 import { loadClient } from "../clients/store.ts";
 import { getConfig } from "../config.ts";
 import { NO_STORE, OAuthError } from "../http/errors.ts";
 import type { AccessTokenClaims } from "../tokens/mint.ts";
-import { requireTokenParameter, verifyPresentedToken } from "../tokens/presented.ts";
-import { getSigningKeys } from "../keys/signing.ts";
+import { verifyPresentedToken } from "../tokens/presented.ts";
 import { clientRefusal, clientStatusOf } from "../tokens/status.ts";
 import { isRevoked } from "../tokens/revocation.ts";
 import { KV_CACHE_TTL_SECONDS } from "../policy.ts";
 
 export const introspection = new Hono<AppEnv>();
-
 
 /** RFC 7662 §2.2: the members of an active token's answer. */
 function activeResponse(claims: AccessTokenClaims): Record<string, unknown> {
@@ -44,28 +42,36 @@ function activeResponse(claims: AccessTokenClaims): Record<string, unknown> {
 introspection.post("/", async (c) => {
   const config = getConfig(c.env);
   // RFC 7662 §2.1: token_type_hint may be ignored; every token here is an access token.
-  const { client, prepared, now } = await authenticateFormRequest(c.req.raw, c.env, config.issuer, async (form) => ({
-    token: requireTokenParameter(form),
-    keys: await getSigningKeys(c.env),
-  }), auditOf(c));
+  const { client, token, keys, now } = await authenticateTokenHolder(c);
   // RFC 7662 §2.2: an inactive token gets "active": false and no other member, whatever the reason
   // (the reason goes to the log only, never to the caller).
   const inactive = (reason: string, claims?: AccessTokenClaims) => {
-    auditEvent(c.env, "introspection_inactive", { client_id: client.client_id, token_client_id: claims?.client_id, jti: claims?.jti, reason });
+    auditEvent(c.env, "introspection_inactive", {
+      client_id: client.client_id,
+      token_client_id: claims?.client_id,
+      jti: claims?.jti,
+      reason,
+    });
     return c.json({ active: false }, 200, NO_STORE);
   };
 
-  const presented = await verifyPresentedToken(prepared.token, prepared.keys, { issuer: config.issuer, maxLifetime: config.maxAccessTokenTtl });
+  const presented = await verifyPresentedToken(token, keys, {
+    issuer: config.issuer,
+    maxLifetime: config.maxAccessTokenTtl,
+  });
   if (!presented.ok) return inactive(`not a token of this issuer: ${presented.reason}`);
   const { claims } = presented;
   // RFC 7662 §4: the server may answer callers differently; one not entitled learns nothing more.
-  if (claims.client_id !== client.client_id && !client.introspect_any) return inactive("token of another client, and introspect_any is false", claims);
+  if (claims.client_id !== client.client_id && !client.introspect_any)
+    return inactive("token of another client, and introspect_any is false", claims);
   // RFC 7662 §2.2: not active once expired. No clock tolerance here: the issuer's own clock decides.
   if (claims.exp <= now) return inactive("expired", claims);
 
   // The caller was just authenticated, enabled; another client's record is read as the gateway reads it.
   const owner: Promise<ClientRecord | null> =
-    claims.client_id === client.client_id ? Promise.resolve(client) : loadClient(c.env.CLIENTS, claims.client_id, { cacheTtl: KV_CACHE_TTL_SECONDS });
+    claims.client_id === client.client_id
+      ? Promise.resolve(client)
+      : loadClient(c.env.CLIENTS, claims.client_id, { cacheTtl: KV_CACHE_TTL_SECONDS });
   const [record, revoked] = await Promise.all([owner, isRevoked(c.env.CLIENTS, claims.jti, { cacheTtl: KV_CACHE_TTL_SECONDS })]);
   if (revoked) return inactive("revoked", claims);
   // The gateway's rules (src/tokens/status.ts): deleted, disabled, or issued under an earlier instance.

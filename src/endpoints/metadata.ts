@@ -37,5 +37,8 @@ metadata.get("/", (c) => {
 
 // HEAD is served by the GET handler; every other method is 405 here, not the gateway's 404.
 metadata.all("/", () => {
-  throw new OAuthError("invalid_request", "the metadata document accepts only GET and HEAD", { status: 405, headers: { Allow: "GET, HEAD" } });
+  throw new OAuthError("invalid_request", "the metadata document accepts only GET and HEAD", {
+    status: 405,
+    headers: { Allow: "GET, HEAD" },
+  });
 });

@@ -6,32 +6,33 @@
  */
 import { Hono } from "hono";
 import { auditEvent } from "../http/audit.ts";
-import { auditOf, type AppEnv } from "./app-env.ts";
-import { authenticateFormRequest } from "../client-auth/authenticate.ts";
+import type { AppEnv } from "./app-env.ts";
+import { authenticateTokenHolder } from "./token-holder.ts";
 import { getConfig } from "../config.ts";
 import { NO_STORE, OAuthError } from "../http/errors.ts";
-import { requireTokenParameter, verifyPresentedToken } from "../tokens/presented.ts";
-import { getSigningKeys } from "../keys/signing.ts";
+import { verifyPresentedToken } from "../tokens/presented.ts";
 import { isStillAcceptable, recordRevocation } from "../tokens/revocation.ts";
 
 export const revocation = new Hono<AppEnv>();
-
 
 revocation.post("/", async (c) => {
   const config = getConfig(c.env);
   // RFC 7009 §2.1: token_type_hint is only a hint; every token here is an access token, so any
   // value (or none) is ignored rather than answered with unsupported_token_type.
-  const { client, prepared, now } = await authenticateFormRequest(c.req.raw, c.env, config.issuer, async (form) => ({
-    token: requireTokenParameter(form),
-    keys: await getSigningKeys(c.env),
-  }), auditOf(c));
+  const { client, token, keys, now } = await authenticateTokenHolder(c);
   // RFC 7009 §2.2: the body is ignored by the client; the status says it all.
   const revoked = () => c.body(null, 200, NO_STORE);
 
-  const presented = await verifyPresentedToken(prepared.token, prepared.keys, { issuer: config.issuer, maxLifetime: config.maxAccessTokenTtl });
+  const presented = await verifyPresentedToken(token, keys, {
+    issuer: config.issuer,
+    maxLifetime: config.maxAccessTokenTtl,
+  });
   if (!presented.ok) {
     // RFC 7009 §2.2: an invalid token causes no error; the client cannot act on one.
-    auditEvent(c.env, "token_revocation_ignored", { client_id: client.client_id, reason: `not a token of this issuer: ${presented.reason}` });
+    auditEvent(c.env, "token_revocation_ignored", {
+      client_id: client.client_id,
+      reason: `not a token of this issuer: ${presented.reason}`,
+    });
     return revoked();
   }
   const { claims } = presented;
@@ -44,7 +45,11 @@ revocation.post("/", async (c) => {
     });
   }
   if (!isStillAcceptable(claims.exp, now)) {
-    auditEvent(c.env, "token_revocation_ignored", { client_id: client.client_id, jti: claims.jti, reason: "expired: no gateway accepts it any more" });
+    auditEvent(c.env, "token_revocation_ignored", {
+      client_id: client.client_id,
+      jti: claims.jti,
+      reason: "expired: no gateway accepts it any more",
+    });
     return revoked();
   }
   const outcome = await recordRevocation(c.env.CLIENTS, claims, now);

@@ -56,15 +56,27 @@ function chooseAudience(record: ClientRecord, form: TokenForm, fallback: string,
 token.post("/", async (c) => {
   const config = getConfig(c.env);
   const audit = auditOf(c);
-  const { client, form, method, prepared: keys, now } = await authenticateFormRequest(c.req.raw, c.env, config.issuer, (form) => {
-    const grantType = form.get("grant_type");
-    if (grantType === undefined) throw new OAuthError("invalid_request", "grant_type is required");
-    if (grantType !== "client_credentials") {
-      throw new OAuthError("unsupported_grant_type", "only the client_credentials grant is supported");
-    }
-    // Fail before the PBKDF2 work if no token could be signed anyway.
-    return getSigningKeys(c.env);
-  }, audit);
+  const {
+    client,
+    form,
+    method,
+    prepared: keys,
+    now,
+  } = await authenticateFormRequest(
+    c.req.raw,
+    c.env,
+    config.issuer,
+    (form) => {
+      const grantType = form.get("grant_type");
+      if (grantType === undefined) throw new OAuthError("invalid_request", "grant_type is required");
+      if (grantType !== "client_credentials") {
+        throw new OAuthError("unsupported_grant_type", "only the client_credentials grant is supported");
+      }
+      // Fail before the PBKDF2 work if no token could be signed anyway.
+      return getSigningKeys(c.env);
+    },
+    audit,
+  );
   await enforceLimit(c.env.TOKEN_CLIENT_LIMITER, client.client_id, "tokens issued per client");
   if (!client.grant_types.includes("client_credentials")) {
     throw new OAuthError("unauthorized_client", "this client may not use the client_credentials grant");
@@ -81,7 +93,14 @@ token.post("/", async (c) => {
     lifetime,
     now,
   });
-  auditEvent(c.env, "token_issued", { client_id: client.client_id, auth_method: method, scope: claims.scope ?? "", aud: claims.aud, jti: claims.jti, exp: claims.exp });
+  auditEvent(c.env, "token_issued", {
+    client_id: client.client_id,
+    auth_method: method,
+    scope: claims.scope ?? "",
+    aud: claims.aud,
+    jti: claims.jti,
+    exp: claims.exp,
+  });
   const body: Record<string, unknown> = { access_token: accessToken, token_type: "Bearer", expires_in: lifetime };
   if (claims.scope) body.scope = claims.scope;
   return c.json(body, 200, NO_STORE);

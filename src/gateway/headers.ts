@@ -11,9 +11,24 @@ export const IDENTITY_HEADERS = {
   tokenId: "X-Tollgate-Token-Id",
 } as const;
 
-const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"];
+const HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "transfer-encoding",
+  "upgrade",
+];
 /** Set by the gateway: any copy from the client is a spoof. */
-const GATEWAY_SET = [...Object.values(IDENTITY_HEADERS).map((h) => h.toLowerCase()), "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+const GATEWAY_SET = [
+  ...Object.values(IDENTITY_HEADERS).map((h) => h.toLowerCase()),
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-forwarded-host",
+];
 /** Every `X-Forwarded-*` header (Ssl, Scheme, Server, Uri, Path, Prefix, Port, Client-Cert, …) is the gateway's to set. */
 const FORWARDED_FAMILY = "x-forwarded-";
 /**

@@ -39,7 +39,9 @@ export function overrideBodyKind(contentType: string, method: string): "urlencod
 
 /** The 400 for a method override: RFC 6750 §3.1 `invalid_request`, as for a token in the query. */
 export function methodOverrideRefused(): BearerError {
-  return new BearerError("invalid_request", "method overrides (_method) are not accepted on protected routes: send the method itself", { reason: "_method parameter" });
+  return new BearerError("invalid_request", "method overrides (_method) are not accepted on protected routes: send the method itself", {
+    reason: "_method parameter",
+  });
 }
 
 /** Whether query or form parameters name a method override. */
@@ -58,7 +60,10 @@ function partNames(headers: string): string[] {
   for (const line of headers.split(/\r?\n(?![ \t])/)) {
     if (!/^\s*content-disposition\s*:/i.test(line)) continue;
     for (const m of line.matchAll(/(?:^|[;:\s])name\s*\*?\s*=\s*("(?:[^"\\]|\\.)*"|'[^']*'|[^;\s]*)/gi)) {
-      let value = m[1]!.replace(/^(["'])(.*)\1$/s, "$2").replace(/\\/g, "").replace(/^[\w-]*'[\w-]*'/, "");
+      let value = m[1]!
+        .replace(/^(["'])(.*)\1$/s, "$2")
+        .replace(/\\/g, "")
+        .replace(/^[\w-]*'[\w-]*'/, "");
       try {
         value = decodeURIComponent(value);
       } catch {
@@ -99,7 +104,9 @@ function multipartBoundary(contentType: string): string {
     !/^[A-Za-z0-9'()+_\-./:=?]{1,70}$/.test(boundaries[0]!) ||
     phpBoundary(contentType) !== boundaries[0]
   ) {
-    throw new BearerError("invalid_request", "the multipart boundary is missing or not a plain token", { reason: `multipart boundary ${contentType.slice(0, 200)}` });
+    throw new BearerError("invalid_request", "the multipart boundary is missing or not a plain token", {
+      reason: `multipart boundary ${contentType.slice(0, 200)}`,
+    });
   }
   return boundaries[0]!;
 }
@@ -136,7 +143,8 @@ function createPartScanner(contentType: string): (chunk: Uint8Array) => void {
       }
       const end = /\r?\n\r?\n/.exec(buffer);
       if (!end) {
-        if (buffer.length > MAX_PART_HEADERS) throw new BearerError("invalid_request", "multipart part headers are too long", { reason: "multipart part headers over 16 KiB" });
+        if (buffer.length > MAX_PART_HEADERS)
+          throw new BearerError("invalid_request", "multipart part headers are too long", { reason: "multipart part headers over 16 KiB" });
         return;
       }
       if (partNames(buffer.slice(0, end.index)).some(isOverrideName)) throw methodOverrideRefused();
@@ -160,28 +168,29 @@ const NAME_PADDING = /^(?:[+\s[\]]|%(?:20|5[BD]|0[9A-D]))$/i;
 function createFormScanner(): (chunk: Uint8Array) => void {
   const decoder = new TextDecoder("latin1");
   let pad = ""; // the last of the name's leading padding: any length of it reads as one
-  let escape = ""; // a leading %-escape still being read, padding or not
+  let pendingEscape = ""; // a leading %-escape still being read, padding or not
   let name = ""; // the rest of the current parameter's name so far, while it could still be _method
   let inName = true;
   return (chunk) => {
     for (const ch of decoder.decode(chunk, { stream: true })) {
       if (ch === "&" || ch === ";") {
-        if (inName) checkName(pad + escape + name);
-        pad = escape = name = "";
+        if (inName) checkName(pad + pendingEscape + name);
+        pad = pendingEscape = name = "";
         inName = true;
       } else if (inName) {
         if (ch === "=") {
-          checkName(pad + escape + name);
+          checkName(pad + pendingEscape + name);
           inName = false;
         } else if (name !== "") {
-          if (name.length < 64) name += ch; // "_method[]" with every character escaped is shorter
+          if (name.length < 64)
+            name += ch; // "_method[]" with every character escaped is shorter
           else inName = false;
-        } else if (escape !== "" || ch === "%") {
-          escape += ch;
-          if (escape.length === 3) {
-            if (NAME_PADDING.test(escape)) pad = escape;
-            else name = escape;
-            escape = "";
+        } else if (pendingEscape !== "" || ch === "%") {
+          pendingEscape += ch;
+          if (pendingEscape.length === 3) {
+            if (NAME_PADDING.test(pendingEscape)) pad = pendingEscape;
+            else name = pendingEscape;
+            pendingEscape = "";
           }
         } else if (NAME_PADDING.test(ch)) pad = ch;
         else name = ch;
@@ -290,7 +299,11 @@ export function checkBodyForOverride(bytes: Uint8Array, contentType: string): vo
  * and the request ends when the route's timeout aborts it. `onRefused` learns the error for the
  * client.
  */
-export function withoutOverrides(body: ReadableStream<Uint8Array>, contentType: string, onRefused: (error: BearerError) => void): ReadableStream<Uint8Array> {
+export function withoutOverrides(
+  body: ReadableStream<Uint8Array>,
+  contentType: string,
+  onRefused: (error: BearerError) => void,
+): ReadableStream<Uint8Array> {
   const scan = scannerFor(contentType);
   let refused = false;
   return body.pipeThrough(

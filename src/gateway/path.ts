@@ -90,7 +90,15 @@ export function foldPath(path: string): string {
       throw badPath("percent-encoded bytes that are not UTF-8");
     }
     // İ lowers to "i̇" in Unicode's mapping but to "i" in Java's per-character one: take the latter.
-    folded = NON_ASCII.test(decoded) ? decoded.replace(/\u0130/g, "i").normalize("NFKC").toUpperCase().toLowerCase().normalize("NFKC").replace(IGNORABLE, "") : decoded.toLowerCase();
+    folded = NON_ASCII.test(decoded)
+      ? decoded
+          .replace(/\u0130/g, "i")
+          .normalize("NFKC")
+          .toUpperCase()
+          .toLowerCase()
+          .normalize("NFKC")
+          .replace(IGNORABLE, "")
+      : decoded.toLowerCase();
   }
   if (!NEEDS_SEGMENTS.test(folded)) return folded;
   const out: string[] = [];

@@ -39,7 +39,11 @@ const CLOSE_INTERNAL_ERROR = 1011;
 
 /** A close code received that may be sent on (RFC 6455 §7.4.1: 1005, 1006, 1015 are never sent). */
 function relayableCode(code: number): number {
-  return code === 1000 || (code >= 1001 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) || (code >= 3000 && code <= 4999) ? code : 1000;
+  return code === 1000 ||
+    (code >= 1001 && code <= 1014 && code !== 1004 && code !== 1005 && code !== 1006) ||
+    (code >= 3000 && code <= 4999)
+    ? code
+    : 1000;
 }
 
 /**
@@ -107,7 +111,9 @@ export async function proxyRequest({ method, body, route, path, query, env, set,
   if (route.originAuth) {
     const value = env[route.originAuth.secret];
     if (typeof value !== "string" || value === "") {
-      throw new OAuthError("server_error", "the gateway is misconfigured", { reason: `Worker secret ${route.originAuth.secret} (origin_auth) is not set` });
+      throw new OAuthError("server_error", "the gateway is misconfigured", {
+        reason: `Worker secret ${route.originAuth.secret} (origin_auth) is not set`,
+      });
     }
     headers.set(route.originAuth.header, value);
   }
@@ -137,7 +143,9 @@ export async function proxyRequest({ method, body, route, path, query, env, set,
   } catch (error) {
     if (error instanceof OAuthError) throw error;
     if (abort.signal.aborted) {
-      throw new OAuthError("gateway_timeout", "the origin did not answer in time", { reason: `${url.split("?")[0]}: no response in ${route.timeoutMs} ms` });
+      throw new OAuthError("gateway_timeout", "the origin did not answer in time", {
+        reason: `${url.split("?")[0]}: no response in ${route.timeoutMs} ms`,
+      });
     }
     throw new OAuthError("bad_gateway", "the origin could not be reached", { reason: `${url.split("?")[0]}: ${(error as Error).message}` });
   } finally {

@@ -36,7 +36,22 @@ export interface GatewayRoute {
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 const MAX_TIMEOUT_MS = 300_000;
-const FIELDS = new Set(["prefix", "host", "origin", "service", "public", "audience", "scopes", "method_scopes", "strip_prefix", "timeout_ms", "keep_authorization", "websocket", "origin_auth", "rate_limit"]);
+const FIELDS = new Set([
+  "prefix",
+  "host",
+  "origin",
+  "service",
+  "public",
+  "audience",
+  "scopes",
+  "method_scopes",
+  "strip_prefix",
+  "timeout_ms",
+  "keep_authorization",
+  "websocket",
+  "origin_auth",
+  "rate_limit",
+]);
 /** The methods the gateway forwards; anything else (TRACE, CONNECT, WebDAV, PURGE…) is 405. */
 export const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
 /** Paths the Worker serves itself; a route may not shadow them, nor an origin receive them. */
@@ -70,10 +85,12 @@ function scopeList(value: unknown, where: string): string[] {
 
 function parsePrefix(value: unknown, where: string): string {
   if (typeof value !== "string" || !value.startsWith("/")) fail(where, 'must be a path starting with "/"');
-  if (/[?#;\\%\s]|\/\.{1,2}(\/|$)|\/\//.test(value)) fail(where, "must be a plain normalized path (no query, %, ;, \\, dot segments or //)");
+  if (/[?#;\\%\s]|\/\.{1,2}(\/|$)|\/\//.test(value))
+    fail(where, "must be a plain normalized path (no query, %, ;, \\, dot segments or //)");
   // What a normalized request path keeps literally (RFC 3986 pchar): anything else, non-ASCII
   // included, arrives percent-encoded and could never match.
-  if (/[^A-Za-z0-9._~!$&'()*+,=:@/-]/.test(value)) fail(where, "must use only letters, digits and -._~!$&'()*+,=:@ (a request's other characters arrive percent-encoded)");
+  if (/[^A-Za-z0-9._~!$&'()*+,=:@/-]/.test(value))
+    fail(where, "must use only letters, digits and -._~!$&'()*+,=:@ (a request's other characters arrive percent-encoded)");
   const prefix = value.length > 1 ? value.replace(/\/$/, "") : value;
   if (prefix === "/") return prefix;
   // Compared as foldPath reads it: /TOKEN or /token. would be /token to a folding origin.
@@ -108,7 +125,8 @@ function parseRoute(raw: unknown, index: number): GatewayRoute {
       fail(`${at}.origin`, "must be an absolute URL");
     }
     if (origin.protocol !== "http:" && origin.protocol !== "https:") fail(`${at}.origin`, "must be http or https");
-    if (origin.search || origin.hash || origin.username || origin.password) fail(`${at}.origin`, "must not have a query, fragment or credentials");
+    if (origin.search || origin.hash || origin.username || origin.password)
+      fail(`${at}.origin`, "must not have a query, fragment or credentials");
   } else if (typeof r.service !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(r.service)) {
     fail(`${at}.service`, "must be the name of a service binding");
   } else {
@@ -124,7 +142,8 @@ function parseRoute(raw: unknown, index: number): GatewayRoute {
   const scopes = scopeList(r.scopes, `${at}.scopes`);
   const methodScopes: Record<string, string[]> = {};
   if (r.method_scopes !== undefined) {
-    if (typeof r.method_scopes !== "object" || r.method_scopes === null || Array.isArray(r.method_scopes)) fail(`${at}.method_scopes`, "must be a table of METHOD = [scopes]");
+    if (typeof r.method_scopes !== "object" || r.method_scopes === null || Array.isArray(r.method_scopes))
+      fail(`${at}.method_scopes`, "must be a table of METHOD = [scopes]");
     for (const [method, list] of Object.entries(r.method_scopes)) {
       if (!METHODS.has(method)) fail(`${at}.method_scopes.${method}`, `is not one of ${[...METHODS].join(", ")}`);
       methodScopes[method] = scopeList(list, `${at}.method_scopes.${method}`);
@@ -143,15 +162,24 @@ function parseRoute(raw: unknown, index: number): GatewayRoute {
   let originAuth: GatewayRoute["originAuth"];
   if (r.origin_auth !== undefined) {
     const oa = r.origin_auth as Record<string, unknown>;
-    if (typeof oa !== "object" || oa === null || typeof oa.header !== "string" || !TOKEN.test(oa.header) || typeof oa.secret !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(oa.secret)) {
+    if (
+      typeof oa !== "object" ||
+      oa === null ||
+      typeof oa.header !== "string" ||
+      !TOKEN.test(oa.header) ||
+      typeof oa.secret !== "string" ||
+      !/^[A-Za-z_][A-Za-z0-9_]*$/.test(oa.secret)
+    ) {
       fail(`${at}.origin_auth`, 'must be { header = "X-Name", secret = "WORKER_SECRET_NAME" }');
     }
-    for (const key of Object.keys(oa)) if (key !== "header" && key !== "secret") fail(`${at}.origin_auth.${key}`, "is not a field (header, secret)");
+    for (const key of Object.keys(oa))
+      if (key !== "header" && key !== "secret") fail(`${at}.origin_auth.${key}`, "is not a field (header, secret)");
     originAuth = { header: oa.header as string, secret: oa.secret as string };
   }
   let rateLimit: string | undefined;
   if (r.rate_limit !== undefined) {
-    if (typeof r.rate_limit !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(r.rate_limit)) fail(`${at}.rate_limit`, "must be the name of a Rate Limiting binding");
+    if (typeof r.rate_limit !== "string" || !/^[A-Za-z_][A-Za-z0-9_]*$/.test(r.rate_limit))
+      fail(`${at}.rate_limit`, "must be the name of a Rate Limiting binding");
     if (isPublic) fail(`${at}.rate_limit`, "needs a protected route (the limit is per client)");
     rateLimit = r.rate_limit;
   }
@@ -190,7 +218,8 @@ export function parseGatewayRoutes(raw: unknown): GatewayRoute[] {
   for (const [i, route] of routes.entries()) {
     // Two prefixes that fold alike would make every path under them ambiguous (findUnambiguousRoute).
     const key = `${route.host ?? "*"} ${foldedPrefix(route)}`;
-    if (seen.has(key)) fail(`[${i}]`, `repeats prefix ${route.prefix}${route.host ? ` on ${route.host}` : ""} (letter case and trailing dots aside)`);
+    if (seen.has(key))
+      fail(`[${i}]`, `repeats prefix ${route.prefix}${route.host ? ` on ${route.host}` : ""} (letter case and trailing dots aside)`);
     seen.add(key);
   }
   return routes.sort((a, b) => b.prefix.length - a.prefix.length || Number(b.host !== undefined) - Number(a.host !== undefined));
@@ -236,7 +265,11 @@ export function normalizeHost(hostname: string): string | undefined {
  * it is never an origin's. "ambiguous": the route would change under foldPath, so an origin that
  * folds could serve `/api/ADMIN` or `/api/admın` as `/api/admin` after `/api`'s weaker check.
  */
-export function findUnambiguousRoute(routes: GatewayRoute[], host: string, path: string): GatewayRoute | undefined | "ambiguous" | "reserved" {
+export function findUnambiguousRoute(
+  routes: GatewayRoute[],
+  host: string,
+  path: string,
+): GatewayRoute | undefined | "ambiguous" | "reserved" {
   const foldedPath = foldPath(path);
   if (RESERVED_PATH.test(foldedPath)) return "reserved";
   const route = findRoute(routes, host, path);

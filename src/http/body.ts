@@ -14,7 +14,10 @@ export async function readBodyCapped(request: Request, limit: number, deadlineMs
   if (!request.body) return new Uint8Array(0);
   let timer: ReturnType<typeof setTimeout> | null = null;
   const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new OAuthError("invalid_request", "the request body did not arrive in time", { status: 408 })), deadlineMs);
+    timer = setTimeout(
+      () => reject(new OAuthError("invalid_request", "the request body did not arrive in time", { status: 408 })),
+      deadlineMs,
+    );
   });
   if (declared !== null && /^\d+$/.test(declared)) {
     // The HTTP layer delivers exactly the declared length (RFC 9112 §6.3), which is within the

@@ -101,11 +101,7 @@ export class BearerError extends Error {
   readonly scope: string | undefined;
   readonly reason: string | undefined;
 
-  constructor(
-    code: BearerErrorCode | undefined,
-    description: string,
-    options: { scope?: string; reason?: string } = {},
-  ) {
+  constructor(code: BearerErrorCode | undefined, description: string, options: { scope?: string; reason?: string } = {}) {
     super(`${code ?? "no_token"}: ${description}`);
     this.name = "BearerError";
     this.code = code;
@@ -165,4 +161,3 @@ export function bearerErrorResponse(error: BearerError, realm: string): Response
     headers: { ...noStore, "WWW-Authenticate": `Bearer ${params.join(", ")}` },
   });
 }
-

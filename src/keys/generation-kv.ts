@@ -40,7 +40,13 @@ export async function readGenerationRecord(kv: KVNamespace, nowMs = Date.now()):
   try {
     raw = await kv.get(GENERATION_KEY, { cacheTtl: GENERATION_CACHE_SECONDS });
   } catch (error) {
-    logEvent("key_generation_unreadable", { level: "error", reason: (error as Error).message, generation: cached.record.generation, since: cached.record.since, known: cached.known });
+    logEvent("key_generation_unreadable", {
+      level: "error",
+      reason: (error as Error).message,
+      generation: cached.record.generation,
+      since: cached.record.since,
+      known: cached.known,
+    });
     // Never read in this isolate: guessing generation 0 could sign with, publish and accept keys the
     // other isolates have left behind, so refuse (503) and try again on the next request.
     if (!cached.known) throw new GenerationUnavailableError(`keys:generation could not be read yet: ${(error as Error).message}`);

@@ -17,9 +17,11 @@ const MAX_SINCE = 253_402_300_799; // 9999-12-31T23:59:59Z
 
 /** The record as stored, checked: `{"generation": g >= 1, "since": epoch seconds}` and nothing else. */
 export function validateGenerationRecord(value: unknown): GenerationRecord {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new GenerationRecordError(`${GENERATION_KEY} is not a JSON object`);
+  if (typeof value !== "object" || value === null || Array.isArray(value))
+    throw new GenerationRecordError(`${GENERATION_KEY} is not a JSON object`);
   const { generation, since, ...extra } = value as Record<string, unknown>;
-  if (Object.keys(extra).length > 0) throw new GenerationRecordError(`${GENERATION_KEY} has unknown fields: ${Object.keys(extra).join(", ")}`);
+  if (Object.keys(extra).length > 0)
+    throw new GenerationRecordError(`${GENERATION_KEY} has unknown fields: ${Object.keys(extra).join(", ")}`);
   if (!Number.isSafeInteger(generation) || (generation as number) < 1 || (generation as number) > MAX_GENERATION) {
     throw new GenerationRecordError(`${GENERATION_KEY}.generation must be a whole number from 1 to ${MAX_GENERATION}`);
   }
@@ -67,7 +69,10 @@ export function planRotation(current: GenerationRecord | null, now: number, opti
   const since = now + options.inSeconds;
   const record = current ?? NO_ROTATION;
   if (current !== null && now < current.since) {
-    return { record: { generation: current.generation, since }, note: `generation ${current.generation}, due at ${isoTime(current.since)}, now signs from ${isoTime(since)}` };
+    return {
+      record: { generation: current.generation, since },
+      note: `generation ${current.generation}, due at ${isoTime(current.since)}, now signs from ${isoTime(since)}`,
+    };
   }
   const retainedUntil = record.since + generationRetention(options.maxAccessTokenTtl);
   if (current !== null && now < retainedUntil && !options.force) {
@@ -77,5 +82,8 @@ export function planRotation(current: GenerationRecord | null, now: number, opti
     );
   }
   const next = record.generation + 1;
-  return { record: { generation: next, since }, note: `generation ${next} signs from ${isoTime(since)}; generation ${record.generation} signs until then` };
+  return {
+    record: { generation: next, since },
+    note: `generation ${next} signs from ${isoTime(since)}; generation ${record.generation} signs until then`,
+  };
 }

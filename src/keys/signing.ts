@@ -113,7 +113,8 @@ export function parseKeySeed(raw: string): Uint8Array {
     }
   }
   if (!seed) throw new SigningKeyError("KEY_SEED is not base64url (make one with `tollgate keys seed`)");
-  if (seed.length < KEY_SEED_MIN_BYTES) throw new SigningKeyError(`KEY_SEED has ${seed.length} bytes, fewer than ${KEY_SEED_MIN_BYTES} (make one with \`tollgate keys seed\`)`);
+  if (seed.length < KEY_SEED_MIN_BYTES)
+    throw new SigningKeyError(`KEY_SEED has ${seed.length} bytes, fewer than ${KEY_SEED_MIN_BYTES} (make one with \`tollgate keys seed\`)`);
   return seed;
 }
 
@@ -126,7 +127,9 @@ const DERIVED_KEYS_KEPT = 16;
 const PLANS_KEPT = 4;
 const derivedKeys = new BoundedCache<string, Promise<DerivedKey>>(DERIVED_KEYS_KEPT);
 const keyPlans = new BoundedCache<string, Promise<SigningKeys>>(PLANS_KEPT);
-let seeded: { raw: string; seed: Uint8Array; keys: BoundedCache<string, Promise<DerivedKey>>; plans: BoundedCache<string, Promise<SigningKeys>> } | undefined;
+let seeded:
+  | { raw: string; seed: Uint8Array; keys: BoundedCache<string, Promise<DerivedKey>>; plans: BoundedCache<string, Promise<SigningKeys>> }
+  | undefined;
 
 function seedState(raw: string): NonNullable<typeof seeded> {
   if (seeded?.raw !== raw) {
@@ -185,7 +188,8 @@ async function getScheduledKeys(env: Env, rawSeed: string, now: number): Promise
   try {
     record = await readGenerationRecord(env.CLIENTS);
   } catch (error) {
-    if (error instanceof GenerationRecordError) throw new SigningKeyError(`${error.message}: rewrite it with \`tollgate keys rotate\` (docs/storage.md, ${GENERATION_KEY})`);
+    if (error instanceof GenerationRecordError)
+      throw new SigningKeyError(`${error.message}: rewrite it with \`tollgate keys rotate\` (docs/storage.md, ${GENERATION_KEY})`);
     if (error instanceof GenerationUnavailableError) throw new SigningKeyError(error.message);
     throw error;
   }

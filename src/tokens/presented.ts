@@ -23,7 +23,11 @@ export function requireTokenParameter(form: { get(name: string): string | undefi
 }
 
 /** Verifies `token` as an access token of `issuer`, expired or not; never throws for a bad token. */
-export async function verifyPresentedToken(token: string, keys: SigningKeys, options: { issuer: string; maxLifetime: number }): Promise<PresentedToken> {
+export async function verifyPresentedToken(
+  token: string,
+  keys: SigningKeys,
+  options: { issuer: string; maxLifetime: number },
+): Promise<PresentedToken> {
   try {
     return { ok: true, claims: await verifyAccessToken(token, keys, { ...options, allowExpired: true }) };
   } catch (error) {

@@ -35,14 +35,16 @@ export function isStillAcceptable(exp: number, now: number): boolean {
   return exp + CLOCK_TOLERANCE_SECONDS > now;
 }
 
-
 /**
  * Whether `revoked:{jti}` exists. KV unreachable → StoreUnavailableError (503). `cacheTtl` bounds how long
  * KV's edge cache may answer with an older result, a missing key included.
  */
 export async function isRevoked(kv: KVNamespace, jti: string, options: { cacheTtl?: number } = {}): Promise<boolean> {
   try {
-    const value = await kv.get(revokedKey(jti), options.cacheTtl === undefined ? { type: "text" } : { type: "text", cacheTtl: options.cacheTtl });
+    const value = await kv.get(
+      revokedKey(jti),
+      options.cacheTtl === undefined ? { type: "text" } : { type: "text", cacheTtl: options.cacheTtl },
+    );
     return value !== null;
   } catch (error) {
     throw new StoreUnavailableError("token", "read", error);

@@ -32,7 +32,11 @@ export type ClientStatus = "disabled" | "deleted" | Pick<ClientRecord, "instance
 
 /** What a token's status depends on in its client's record (null: deleted). */
 export function clientStatusOf(record: ClientRecord | null): ClientStatus {
-  return record === null ? "deleted" : record.disabled ? "disabled" : { instance_id: record.instance_id, tokens_not_before: record.tokens_not_before };
+  return record === null
+    ? "deleted"
+    : record.disabled
+      ? "disabled"
+      : { instance_id: record.instance_id, tokens_not_before: record.tokens_not_before };
 }
 
 type StatusClaims = Pick<AccessTokenClaims, "jti" | "client_id" | "iat" | "tg_inst">;
@@ -109,7 +113,11 @@ export async function checkTokenStatus(kv: KVNamespace, claims: StatusClaims, no
     lookUp(clientsById, clientKey, now, () => readClientStatus(kv, claims.client_id)),
   ]);
   // A known refusal wins over an unknown answer: the request fails either way, this one says why.
-  refuseIfRevoked(claims, revoked.status === "fulfilled" ? revoked.value : undefined, client.status === "fulfilled" ? client.value : undefined);
+  refuseIfRevoked(
+    claims,
+    revoked.status === "fulfilled" ? revoked.value : undefined,
+    client.status === "fulfilled" ? client.value : undefined,
+  );
   if (revoked.status === "rejected") throw revoked.reason;
   if (client.status === "rejected") throw client.reason;
 }

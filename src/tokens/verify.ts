@@ -26,7 +26,8 @@ export function extractBearerToken(headers: Headers): string | undefined {
   // Several Authorization headers arrive joined by ", ", which a b64token cannot contain.
   const match = BEARER.exec(authorization);
   if (!match) throw new BearerError("invalid_request", "the Authorization header is not a single Bearer token");
-  if (match[1]!.length > MAX_TOKEN_LENGTH) throw new BearerError("invalid_token", "the access token is too large", { reason: `token of ${match[1]!.length} characters` });
+  if (match[1]!.length > MAX_TOKEN_LENGTH)
+    throw new BearerError("invalid_token", "the access token is too large", { reason: `token of ${match[1]!.length} characters` });
   return match[1];
 }
 
@@ -63,7 +64,8 @@ export async function verifyAccessToken(token: string, keys: SigningKeys, option
   const now = Math.floor((options.currentDate ?? new Date()).getTime() / 1000);
   const cached = getVerifiedToken(keys, token, now);
   if (cached) {
-    if (options.audience !== undefined && !hasAudience(cached, options.audience)) throw invalid(`aud ${JSON.stringify(cached.aud)} does not include ${options.audience}`);
+    if (options.audience !== undefined && !hasAudience(cached, options.audience))
+      throw invalid(`aud ${JSON.stringify(cached.aud)} does not include ${options.audience}`);
     return cached;
   }
   const { claims, expired } = await verifyUncached(token, keys, options, now);
@@ -88,7 +90,12 @@ export function keyResolver(keys: SigningKeys): (header: JWSHeaderParameters) =>
   };
 }
 
-async function verifyUncached(token: string, keys: SigningKeys, options: VerifyOptions, now: number): Promise<{ claims: AccessTokenClaims; expired: boolean }> {
+async function verifyUncached(
+  token: string,
+  keys: SigningKeys,
+  options: VerifyOptions,
+  now: number,
+): Promise<{ claims: AccessTokenClaims; expired: boolean }> {
   let payload: JWTPayload;
   let expired = false;
   try {

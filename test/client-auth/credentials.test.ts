@@ -18,7 +18,7 @@ describe("RFC 6749 §2.3.1 client_secret_basic encoding", () => {
     ["a '+'", "a+b+c"],
     ["a space", "two words here"],
     ["non-ASCII characters", "café-日本"],
-    ["every special character at once", ":%+ é日本&=?#/\\\""],
+    ["every special character at once", ':%+ é日本&=?#/\\"'],
   ] as const) {
     it(`authenticates a secret containing ${what} when form-urlencoded before base64`, async () => {
       const secret = `s1.${tail}`;
@@ -104,13 +104,19 @@ describe("Exactly one client authentication method (docs/security.md item 18)", 
   it("answers invalid_request to Basic plus a client_id in the body that does not match", async () => {
     const client = await seedClient();
     const other = await seedClient();
-    const res = await tokenRequest({ ...GRANT, client_id: other.client_id }, { Authorization: basic(client.client_id, client.client_secret) });
+    const res = await tokenRequest(
+      { ...GRANT, client_id: other.client_id },
+      { Authorization: basic(client.client_id, client.client_secret) },
+    );
     await expectJSONError(res, 400, "invalid_request");
   });
 
   it("accepts Basic plus a matching client_id in the body", async () => {
     const client = await seedClient({ client_id: `svc:match%${crypto.randomUUID()}` });
-    const res = await tokenRequest({ ...GRANT, client_id: client.client_id }, { Authorization: basic(client.client_id, client.client_secret) });
+    const res = await tokenRequest(
+      { ...GRANT, client_id: client.client_id },
+      { Authorization: basic(client.client_id, client.client_secret) },
+    );
     expect(res.status).toBe(200);
   });
 });
@@ -200,7 +206,11 @@ describe("parseClientAuthentication", () => {
 
   it("throws invalid_client carrying a Basic challenge with the issuer as realm when nothing is sent", () => {
     expect(() => parseClientAuthentication(new Headers(), form({}), realm)).toThrow(
-      expect.objectContaining({ code: "invalid_client", status: 401, headers: { "WWW-Authenticate": `Basic realm="${realm}", charset="UTF-8"` } }),
+      expect.objectContaining({
+        code: "invalid_client",
+        status: 401,
+        headers: { "WWW-Authenticate": `Basic realm="${realm}", charset="UTF-8"` },
+      }),
     );
   });
 

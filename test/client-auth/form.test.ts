@@ -25,7 +25,11 @@ describe("Query string parameters (RFC 6749 §3.2, docs/security.md item 18)", (
   for (const query of ["?client_secret=x", "?foo=1", "?grant_type=client_credentials", "?scope=orders:read"]) {
     it(`answers invalid_request to POST /token${query}, even with valid credentials`, async () => {
       const client = await seedClient();
-      const res = await tokenRequest({ grant_type: "client_credentials" }, { Authorization: basic(client.client_id, client.client_secret) }, `/token${query}`);
+      const res = await tokenRequest(
+        { grant_type: "client_credentials" },
+        { Authorization: basic(client.client_id, client.client_secret) },
+        `/token${query}`,
+      );
       await expectInvalidRequest(res);
     });
   }
@@ -49,7 +53,11 @@ describe("RFC 6749 §3.2 parameters sent at most once", () => {
   ] as const) {
     it(`answers invalid_request when ${name} is repeated, even with the same value`, async () => {
       const client = await seedClient({ allowed_audiences: ["https://api.tollgate.test/orders"] });
-      const params: [string, string][] = [["grant_type", "client_credentials"], [name, value], [name, value]];
+      const params: [string, string][] = [
+        ["grant_type", "client_credentials"],
+        [name, value],
+        [name, value],
+      ];
       if (name === "grant_type") params.shift();
       await expectInvalidRequest(await tokenRequest(params, { Authorization: basic(client.client_id, client.client_secret) }));
     });
@@ -83,7 +91,13 @@ describe("RFC 6749 §3.2 parameters sent at most once", () => {
 describe("RFC 6749 §3.1 parameters sent without a value are treated as omitted", () => {
   it("does not count an empty grant_type as a repeat", async () => {
     const client = await seedClient();
-    const res = await tokenRequest([["grant_type", ""], ["grant_type", "client_credentials"]], { Authorization: basic(client.client_id, client.client_secret) });
+    const res = await tokenRequest(
+      [
+        ["grant_type", ""],
+        ["grant_type", "client_credentials"],
+      ],
+      { Authorization: basic(client.client_id, client.client_secret) },
+    );
     expect(res.status).toBe(200);
   });
 
@@ -113,11 +127,19 @@ describe("RFC 6749 §3.1 parameters sent without a value are treated as omitted"
 });
 
 describe("RFC 6749 §3.2 Content-Type", () => {
-  for (const contentType of ["application/json", "text/plain", "multipart/form-data; boundary=x", "application/x-www-form-urlencoded-foo"]) {
+  for (const contentType of [
+    "application/json",
+    "text/plain",
+    "multipart/form-data; boundary=x",
+    "application/x-www-form-urlencoded-foo",
+  ]) {
     it(`answers invalid_request to ${contentType}`, async () => {
       const client = await seedClient();
       await expectInvalidRequest(
-        await tokenRequest("grant_type=client_credentials", { Authorization: basic(client.client_id, client.client_secret), "Content-Type": contentType }),
+        await tokenRequest("grant_type=client_credentials", {
+          Authorization: basic(client.client_id, client.client_secret),
+          "Content-Type": contentType,
+        }),
       );
     });
   }
@@ -146,7 +168,10 @@ describe("RFC 6749 §3.2 Content-Type", () => {
   it("answers invalid_request to a charset other than UTF-8", async () => {
     const client = await seedClient();
     await expectInvalidRequest(
-      await tokenRequest("grant_type=client_credentials", { Authorization: basic(client.client_id, client.client_secret), "Content-Type": `${FORM}; charset=iso-8859-1` }),
+      await tokenRequest("grant_type=client_credentials", {
+        Authorization: basic(client.client_id, client.client_secret),
+        "Content-Type": `${FORM}; charset=iso-8859-1`,
+      }),
     );
   });
 
@@ -160,10 +185,18 @@ describe("RFC 6749 §3.2 Content-Type", () => {
     await expectInvalidRequest(res);
   });
 
-  for (const contentType of [`${FORM}; charset=utf-8`, `${FORM};charset=UTF-8`, `${FORM}; charset="utf-8"`, "Application/X-WWW-Form-URLEncoded"]) {
+  for (const contentType of [
+    `${FORM}; charset=utf-8`,
+    `${FORM};charset=UTF-8`,
+    `${FORM}; charset="utf-8"`,
+    "Application/X-WWW-Form-URLEncoded",
+  ]) {
     it(`accepts ${contentType}`, async () => {
       const client = await seedClient();
-      const res = await tokenRequest("grant_type=client_credentials", { Authorization: basic(client.client_id, client.client_secret), "Content-Type": contentType });
+      const res = await tokenRequest("grant_type=client_credentials", {
+        Authorization: basic(client.client_id, client.client_secret),
+        "Content-Type": contentType,
+      });
       expect(res.status).toBe(200);
     });
   }
@@ -197,14 +230,18 @@ describe("Request body size (docs/security.md item 21)", () => {
   it("answers 413 from a declared Content-Length over 8 KiB before reading the body", async () => {
     // A body that never ends: only the declared length can answer in time.
     const body = new ReadableStream<Uint8Array>({ pull: () => new Promise(() => {}) });
-    const request = new Request(TOKEN_URL, { method: "POST", headers: { "Content-Type": FORM, "Content-Length": String(MAX_TOKEN_BODY_BYTES + 1) }, body });
+    const request = new Request(TOKEN_URL, {
+      method: "POST",
+      headers: { "Content-Type": FORM, "Content-Length": String(MAX_TOKEN_BODY_BYTES + 1) },
+      body,
+    });
     const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error("the Worker waited for the body")), 2000));
     await expectTooLarge(await Promise.race([fetchWithEnv(request, undefined, {}), timeout]));
   });
 
   it("answers 413 to a streamed body over 8 KiB sent without Content-Length", async () => {
     const client = await seedClient();
-    const chunk = new TextEncoder().encode("&pad=" + "a".repeat(1019));
+    const chunk = new TextEncoder().encode(`&pad=${"a".repeat(1019)}`);
     let sent = 0;
     const body = new ReadableStream<Uint8Array>({
       start(controller) {

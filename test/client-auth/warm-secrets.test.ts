@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { isKnownGoodSecret, rememberGoodSecret, SECRET_CACHE_MAX_ENTRIES, SECRET_CACHE_TTL_MS, secretCacheKey } from "../../src/client-auth/warm-secrets.ts";
+import {
+  isKnownGoodSecret,
+  rememberGoodSecret,
+  SECRET_CACHE_MAX_ENTRIES,
+  SECRET_CACHE_TTL_MS,
+  secretCacheKey,
+} from "../../src/client-auth/warm-secrets.ts";
 
 describe("per-isolate cache of verified secrets", () => {
   it("knows a remembered secret and nothing else", async () => {

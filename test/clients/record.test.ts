@@ -20,7 +20,8 @@ const ORDERS = "https://api.tollgate.test/orders";
 
 /** A valid record as stored, to break one field at a time. */
 async function validRecord(): Promise<Record<string, unknown>> {
-  return (await buildClientRecord({ client_id: "svc-orders", allowed_audiences: [ORDERS], default_audience: ORDERS, token_ttl: 600 })).record;
+  return (await buildClientRecord({ client_id: "svc-orders", allowed_audiences: [ORDERS], default_audience: ORDERS, token_ttl: 600 }))
+    .record;
 }
 
 async function expectFieldError(mutate: (record: Record<string, unknown>) => void, field: string): Promise<void> {
@@ -77,7 +78,8 @@ describe("validateClientRecord", () => {
     }
 
     it("name not a string", () => expectFieldError((r) => (r.name = 1), "name"));
-    it("allowed_scopes with a malformed scope token", () => expectFieldError((r) => (r.allowed_scopes = ['orders"read']), "allowed_scopes"));
+    it("allowed_scopes with a malformed scope token", () =>
+      expectFieldError((r) => (r.allowed_scopes = ['orders"read']), "allowed_scopes"));
     it("allowed_scopes not an array", () => expectFieldError((r) => (r.allowed_scopes = "orders:read"), "allowed_scopes"));
     it("default_scopes not in allowed_scopes", () =>
       expectFieldError((r) => {
@@ -112,7 +114,8 @@ describe("validateClientRecord", () => {
       it(`instance_id ${what}`, () => expectFieldError((r) => (r.instance_id = value), "instance_id"));
     }
     it("secrets not an array", () => expectFieldError((r) => (r.secrets = {}), "secrets"));
-    it("secrets[0].id not base64url", () => expectFieldError((r) => ((r.secrets as Record<string, unknown>[])[0]!.id = "a.b"), "secrets[0].id"));
+    it("secrets[0].id not base64url", () =>
+      expectFieldError((r) => ((r.secrets as Record<string, unknown>[])[0]!.id = "a.b"), "secrets[0].id"));
     it("secrets[1].id a duplicate", () =>
       expectFieldError((r) => {
         const secrets = r.secrets as Record<string, unknown>[];
@@ -246,14 +249,17 @@ describe("updateClientRecord: --default-audience keeps the other allowed audienc
     const updated = updateClientRecord(record, { default_audience: "https://c.example" }, now);
     expect(updated.allowed_audiences).toEqual(["https://a.example", "https://b.example", "https://c.example"]);
     expect(updated.default_audience).toBe("https://c.example");
-    expect(updateClientRecord(record, { default_audience: "https://b.example" }, now).allowed_audiences).toEqual(["https://a.example", "https://b.example"]);
+    expect(updateClientRecord(record, { default_audience: "https://b.example" }, now).allowed_audiences).toEqual([
+      "https://a.example",
+      "https://b.example",
+    ]);
   });
 });
 
 describe("instance_id: which record a token was issued under", () => {
   const NOW = 1_800_000_000;
 
-  it("is the legacy instance (\"\") for a record written before the field existed, and kept as stored otherwise", async () => {
+  it('is the legacy instance ("") for a record written before the field existed, and kept as stored otherwise', async () => {
     const record = await validRecord();
     expect(validateClientRecord(record).instance_id).toBe(LEGACY_INSTANCE_ID);
     const id = generateInstanceId();

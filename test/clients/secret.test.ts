@@ -104,8 +104,18 @@ describe("hashClientSecret (self-describing PBKDF2-HMAC-SHA256)", () => {
 describe("PBKDF2-HMAC-SHA256 known answers (RFC 7914 §11)", () => {
   // The RFC derives 64 bytes; a 32-byte PBKDF2-HMAC-SHA256 output is the first block of the same derivation.
   const vectors = [
-    { password: "passwd", salt: "salt", iterations: 1, dk: "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc49ca9cccf179b645991664b39d77ef317c71b845b1e30bd509112041d3a19783" },
-    { password: "Password", salt: "NaCl", iterations: 80_000, dk: "4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56a1d425a1225833549adb841b51c9b3176a272bdebba1d078478f62b397f33c8d" },
+    {
+      password: "passwd",
+      salt: "salt",
+      iterations: 1,
+      dk: "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc49ca9cccf179b645991664b39d77ef317c71b845b1e30bd509112041d3a19783",
+    },
+    {
+      password: "Password",
+      salt: "NaCl",
+      iterations: 80_000,
+      dk: "4ddcd8f60b98be21830cee5ef22701f9641a4418d04c0414aeff08876b34ab56a1d425a1225833549adb841b51c9b3176a272bdebba1d078478f62b397f33c8d",
+    },
   ];
 
   for (const { password, salt, iterations, dk } of vectors) {
@@ -130,9 +140,12 @@ describe("PBKDF2_ITERATIONS (the work factor of new secrets)", () => {
     expect(parsePBKDF2Iterations(50_000)).toBe(50_000);
   });
 
-  it.each([["9999"], ["100001"], ["0"], ["-25000"], ["25000.5"], ["25e3"], ["25,000"], ["many"], [" 25000"]])("refuses %j, naming PBKDF2_ITERATIONS", (raw) => {
-    expect(() => parsePBKDF2Iterations(raw)).toThrow(/^PBKDF2_ITERATIONS must be/);
-  });
+  it.each([["9999"], ["100001"], ["0"], ["-25000"], ["25000.5"], ["25e3"], ["25,000"], ["many"], [" 25000"]])(
+    "refuses %j, naming PBKDF2_ITERATIONS",
+    (raw) => {
+      expect(() => parsePBKDF2Iterations(raw)).toThrow(/^PBKDF2_ITERATIONS must be/);
+    },
+  );
 
   it("keeps verifying a hash made at 100,000 iterations when the setting is lower (hashes carry their count)", async () => {
     const old = await hashClientSecret("s1.old", 100_000);
@@ -167,7 +180,14 @@ describe("PBKDF2 iteration cap (docs/security.md item 24)", () => {
   });
 
   it("refuses stored hashes of another format", () => {
-    for (const stored of ["", "plain", "pbkdf2-sha512$1000$AAAA$AAAA", "pbkdf2-sha256$1000$AAAA", "pbkdf2-sha256$1000$AAAA$AAAA$AAAA", "bcrypt$10$x$y"]) {
+    for (const stored of [
+      "",
+      "plain",
+      "pbkdf2-sha512$1000$AAAA$AAAA",
+      "pbkdf2-sha256$1000$AAAA",
+      "pbkdf2-sha256$1000$AAAA$AAAA$AAAA",
+      "bcrypt$10$x$y",
+    ]) {
       expect(() => parseSecretHash(stored), stored).toThrow();
     }
   });
@@ -201,7 +221,8 @@ describe("dummySecretHash (docs/security.md item 16)", () => {
   });
 
   it("matches no secret", async () => {
-    for (const secret of ["", "s1.x", "AAAA.AAAA"]) expect(await verifyClientSecret(secret, dummySecretHash(MIN_PBKDF2_ITERATIONS))).toBe(false);
+    for (const secret of ["", "s1.x", "AAAA.AAAA"])
+      expect(await verifyClientSecret(secret, dummySecretHash(MIN_PBKDF2_ITERATIONS))).toBe(false);
   });
 });
 

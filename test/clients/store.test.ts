@@ -53,7 +53,10 @@ async function pbkdf2Counts(send: () => Promise<Response>): Promise<{ status: nu
 describe("RFC 6749 §5.2 invalid_client, indistinguishable failures (docs/security.md item 16)", () => {
   it("answers invalid_client with WWW-Authenticate when Basic was used", async () => {
     const client = await seedClient();
-    const res = await tokenRequest({ grant_type: "client_credentials" }, { Authorization: basic(client.client_id, `${client.client_secret}x`) });
+    const res = await tokenRequest(
+      { grant_type: "client_credentials" },
+      { Authorization: basic(client.client_id, `${client.client_secret}x`) },
+    );
     expect(res.status).toBe(401);
     expect(res.headers.get("WWW-Authenticate")).toBe('Basic realm="https://auth.tollgate.test", charset="UTF-8"');
     expect(res.headers.get("Cache-Control")).toBe("no-store");
@@ -68,7 +71,9 @@ describe("RFC 6749 §5.2 invalid_client, indistinguishable failures (docs/securi
     const unknownSecretId = `${generateClientSecret().id}.${active.client_secret.split(".")[1]}`;
 
     const failures: Record<string, Snapshot> = {
-      "unknown client": await snapshot(await requestToken({ client_id: `unknown-${crypto.randomUUID()}`, client_secret: active.client_secret })),
+      "unknown client": await snapshot(
+        await requestToken({ client_id: `unknown-${crypto.randomUUID()}`, client_secret: active.client_secret }),
+      ),
       "wrong secret": await snapshot(await requestToken({ client_id: active.client_id, client_secret: wrongSecret })),
       "disabled client": await snapshot(await requestToken(disabled)),
       "expired secret": await snapshot(await requestToken(expired)),
@@ -151,11 +156,16 @@ describe("PBKDF2_ITERATIONS: the work factor moves, stored hashes keep theirs", 
     const secrets = seeded.record.secrets as { hash: string }[];
     secrets[0]!.hash = await hashClientSecret(seeded.client_secret, 100_000);
     await putClientRecord(seeded.record as { client_id: string });
-    const { status, iterations } = await pbkdf2Counts(() => fetchWithEnv(tokenRequestObject(seeded), undefined, { PBKDF2_ITERATIONS: "10000" }));
+    const { status, iterations } = await pbkdf2Counts(() =>
+      fetchWithEnv(tokenRequestObject(seeded), undefined, { PBKDF2_ITERATIONS: "10000" }),
+    );
     expect({ status, iterations }).toEqual({ status: 200, iterations: [100_000] });
     // A wrong secret for that client pays its stored count too (the dummy hash is only for unknown ids).
     const wrong = { client_id: seeded.client_id, client_secret: `${seeded.client_secret}x` };
-    expect(await pbkdf2Counts(() => fetchWithEnv(tokenRequestObject(wrong), undefined, { PBKDF2_ITERATIONS: "10000" }))).toEqual({ status: 401, iterations: [100_000] });
+    expect(await pbkdf2Counts(() => fetchWithEnv(tokenRequestObject(wrong), undefined, { PBKDF2_ITERATIONS: "10000" }))).toEqual({
+      status: 401,
+      iterations: [100_000],
+    });
   });
 });
 
@@ -253,7 +263,8 @@ describe("Secrets never appear in logs (docs/security.md item 23)", () => {
     const client = await seedClient();
     const hash = (client.record.secrets as { hash: string }[])[0]!.hash;
     const lines: string[] = [];
-    const capture = (...args: unknown[]) => void lines.push(args.map((a) => (typeof a === "string" ? a : JSON.stringify(a) ?? String(a))).join(" "));
+    const capture = (...args: unknown[]) =>
+      void lines.push(args.map((a) => (typeof a === "string" ? a : (JSON.stringify(a) ?? String(a)))).join(" "));
     vi.spyOn(console, "log").mockImplementation(capture);
     vi.spyOn(console, "error").mockImplementation(capture);
     vi.spyOn(console, "warn").mockImplementation(capture);

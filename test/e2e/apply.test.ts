@@ -72,7 +72,14 @@ describe("tollgate apply", { timeout: 300_000 }, () => {
     const secrets = JSON.parse(result.stdout) as { client_id: string; client_secret: string }[];
     expect(secrets.map((s) => s.client_id).sort()).toEqual(["billing", "orders-svc"]);
     const orders = (await stored("orders-svc"))!;
-    expect(orders).toMatchObject({ name: "Orders service", allowed_scopes: ["orders:read", "orders:write"], default_scopes: ["orders:read"], allowed_audiences: ["https://api.example.com"], token_ttl: 600, disabled: false });
+    expect(orders).toMatchObject({
+      name: "Orders service",
+      allowed_scopes: ["orders:read", "orders:write"],
+      default_scopes: ["orders:read"],
+      allowed_audiences: ["https://api.example.com"],
+      token_ttl: 600,
+      disabled: false,
+    });
     // The printed secret is the one whose hash is stored.
     const secret = secrets.find((s) => s.client_id === "orders-svc")!.client_secret;
     expect(await verifyClientSecret(secret, orders.secrets[0]!.hash)).toBe(true);
@@ -130,7 +137,13 @@ describe("tollgate apply", { timeout: 300_000 }, () => {
     expect(secret!.client_id).toBe("reports");
     expect(await verifyClientSecret(secret!.client_secret, (await stored("reports"))!.secrets[0]!.hash)).toBe(true);
 
-    const again = await tollgate("apply", "-f", file("again.toml", `${CHANGED}\n[clients.reports]\nallowed_scopes = []\n[clients.audit]\nallowed_scopes = []\n`), "--secrets-out", out);
+    const again = await tollgate(
+      "apply",
+      "-f",
+      file("again.toml", `${CHANGED}\n[clients.reports]\nallowed_scopes = []\n[clients.audit]\nallowed_scopes = []\n`),
+      "--secrets-out",
+      out,
+    );
     expect(again.code).toBe(2);
     expect(again.stderr).toContain(`--secrets-out ${out} exists`);
     expect(await stored("audit")).toBeNull();
@@ -158,7 +171,7 @@ describe("tollgate apply", { timeout: 300_000 }, () => {
       ['[clients.svc]\nallowed_scopes = ["a"]\ntoken_ttl = 100000\n', ['client "svc"', "token_ttl"]],
       ['[clients.svc]\nallowed_scopes = ["a"]\nallowed_audiences = ["not a uri"]\n', ['client "svc"', "allowed_audiences"]],
       ['[clients.svc]\nallowed_scopes = ["a"]\nclient_secret = "x"\n', ['client "svc"', "client_secret", "never go in a clients file"]],
-      ["[clients.svc]\nname = \"x\"\n", ['client "svc"', "allowed_scopes: required"]],
+      ['[clients.svc]\nname = "x"\n', ['client "svc"', "allowed_scopes: required"]],
       ['[clients.svc]\nallowed_scopes = ["a"\n', [":3:"]],
     ];
     for (const [text, expected] of cases) {

@@ -15,7 +15,9 @@ const env = { ...process.env, WRANGLER_SEND_METRICS: "false", FORCE_COLOR: "0" }
 
 describe("build and deploy", () => {
   it("worker-configuration.d.ts matches wrangler.toml (wrangler types --check)", async () => {
-    await expect(run(process.execPath, [WRANGLER, "types", "--include-runtime=false", "--strict-vars=false", "--check"], { env })).resolves.toBeDefined();
+    await expect(
+      run(process.execPath, [WRANGLER, "types", "--include-runtime=false", "--strict-vars=false", "--check"], { env }),
+    ).resolves.toBeDefined();
   });
 
   it("type-checks the Worker, the CLI and the tests", async () => {

@@ -73,8 +73,10 @@ describe("scripts/check-imports.mjs", () => {
 
   it("allows endpoints to import hono and the domain", () => {
     const root = fixture({
-      "src/index.ts": 'import { Hono } from "hono";\nimport { token } from "./endpoints/token.ts";\nexport default new Hono().route("/token", token);\n',
-      "src/endpoints/token.ts": 'import { Hono } from "hono";\nimport { mint } from "../tokens/mint.ts";\nexport const token = new Hono();\nexport { mint };\n',
+      "src/index.ts":
+        'import { Hono } from "hono";\nimport { token } from "./endpoints/token.ts";\nexport default new Hono().route("/token", token);\n',
+      "src/endpoints/token.ts":
+        'import { Hono } from "hono";\nimport { mint } from "../tokens/mint.ts";\nexport const token = new Hono();\nexport { mint };\n',
       "src/tokens/mint.ts": "export const mint = 1;\n",
     });
     expect(check(root).status).toBe(0);

@@ -60,7 +60,10 @@ describe("keys rotate counts since from Cloudflare's clock when this machine's i
     const missing = await measureClockSkew(url).catch((error: unknown) => error);
     expect(missing).toBeInstanceOf(ClockError);
     const local = Date.now();
-    expect(chooseRotationTime(local, missing as ClockError)).toEqual({ now: Math.floor(local / 1000), warning: expect.stringMatching(/could not read Cloudflare's clock .*without a Date header.*unchecked/) });
+    expect(chooseRotationTime(local, missing as ClockError)).toEqual({
+      now: Math.floor(local / 1000),
+      warning: expect.stringMatching(/could not read Cloudflare's clock .*without a Date header.*unchecked/),
+    });
     const refused = await measureClockSkew("http://127.0.0.1:1/").catch((error: unknown) => error);
     expect(refused).toBeInstanceOf(ClockError);
     expect((refused as Error).message).toMatch(/did not answer/);

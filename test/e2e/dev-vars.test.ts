@@ -54,14 +54,21 @@ describe("npm start's vars", () => {
     const moved = moveToPort(values, 9000, "http://127.0.0.1:9001");
     expect(moved.ISSUER).toBe("http://localhost:9000");
     expect(moved.DEFAULT_AUDIENCE).toBe("http://localhost:9000/demo");
-    expect(JSON.parse(moved.GATEWAY_ROUTES!)).toEqual([{ prefix: "/demo", origin: "http://127.0.0.1:9001", audience: "http://localhost:9000/demo" }, devRoutes[1]]);
+    expect(JSON.parse(moved.GATEWAY_ROUTES!)).toEqual([
+      { prefix: "/demo", origin: "http://127.0.0.1:9001", audience: "http://localhost:9000/demo" },
+      devRoutes[1],
+    ]);
     expect(moveToPort({ ...values, ISSUER: "http://127.0.0.1:5555" }, 9000, "http://127.0.0.1:9001").ISSUER).toBe("http://127.0.0.1:5555");
     expect(checkDevVars({ ...values, ...moved })).toBeUndefined();
   });
 
   it("checks them with the Worker's own parser", () => {
-    expect(checkDevVars({ ISSUER: "http://localhost:8787", DEFAULT_AUDIENCE: "http://localhost:8787/demo", GATEWAY_ROUTES: '[{"prefix":"/x","origin":"https://o.example"}]' })).toBe(
-      "GATEWAY_ROUTES[0].audience: is required on a protected route (or set public = true)",
-    );
+    expect(
+      checkDevVars({
+        ISSUER: "http://localhost:8787",
+        DEFAULT_AUDIENCE: "http://localhost:8787/demo",
+        GATEWAY_ROUTES: '[{"prefix":"/x","origin":"https://o.example"}]',
+      }),
+    ).toBe("GATEWAY_ROUTES[0].audience: is required on a protected route (or set public = true)");
   });
 });

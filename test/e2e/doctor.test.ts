@@ -93,57 +93,101 @@ describe("tollgate doctor's checks", () => {
   });
 
   it("reports the placeholder KV namespace id and how to get a real one", () => {
-    expectOneError(check(GOOD.replace("4f1e0c9a2b3d4e5f60718293a4b5c6d7", "00000000000000000000000000000000")), "wrangler.toml [[env.production.kv_namespaces]] id", /placeholder.*npx wrangler kv namespace create CLIENTS --env production/);
+    expectOneError(
+      check(GOOD.replace("4f1e0c9a2b3d4e5f60718293a4b5c6d7", "00000000000000000000000000000000")),
+      "wrangler.toml [[env.production.kv_namespaces]] id",
+      /placeholder.*npx wrangler kv namespace create CLIENTS --env production/,
+    );
   });
 
   it("reports an ISSUER that is not https, and one no custom domain serves", () => {
-    expectOneError(check(GOOD.replace('ISSUER = "https://auth.acme.test"', 'ISSUER = "http://localhost:8787"')), "wrangler.toml [env.production.vars] ISSUER", /not https/);
-    expectOneError(check(GOOD.replace('pattern = "auth.acme.test"', 'pattern = "login.acme.test"')), "wrangler.toml [env.production] routes", /none serves ISSUER's host auth\.acme\.test/);
+    expectOneError(
+      check(GOOD.replace('ISSUER = "https://auth.acme.test"', 'ISSUER = "http://localhost:8787"')),
+      "wrangler.toml [env.production.vars] ISSUER",
+      /not https/,
+    );
+    expectOneError(
+      check(GOOD.replace('pattern = "auth.acme.test"', 'pattern = "login.acme.test"')),
+      "wrangler.toml [env.production] routes",
+      /none serves ISSUER's host auth\.acme\.test/,
+    );
     expectOneError(check(GOOD.replace(/^routes = .*$/m, "")), "wrangler.toml [env.production]", /no routes.*custom_domain = true/);
   });
 
   it("reports the shipped example route and its leftovers", () => {
-    const example = `${GOOD.replace(/\[\[env\.production\.vars\.GATEWAY_ROUTES\]\][^]*$/, "")}
+    const example = `${GOOD.replace(/\[\[env\.production\.vars\.GATEWAY_ROUTES\]\][\s\S]*$/, "")}
 [[env.production.vars.GATEWAY_ROUTES]]
 prefix = "/orders"
 origin = "https://orders.internal.example.com"
 audience = "https://api.acme.test"
 `;
-    expectOneError(check(example.replace('"API_ORIGIN_SECRET"]', '"ORDERS_ORIGIN_SECRET"]')), 'wrangler.toml [[env.production.vars.GATEWAY_ROUTES]] prefix = "/orders"', /shipped example route/);
-    expect(only(check(example.replace('"API_ORIGIN_SECRET"]', '"ORDERS_ORIGIN_SECRET"]')), "warning").join("\n")).toMatch(/"ORDERS_ORIGIN_SECRET" is named by no route's origin_auth \(the shipped example's\)/);
+    expectOneError(
+      check(example.replace('"API_ORIGIN_SECRET"]', '"ORDERS_ORIGIN_SECRET"]')),
+      'wrangler.toml [[env.production.vars.GATEWAY_ROUTES]] prefix = "/orders"',
+      /shipped example route/,
+    );
+    expect(only(check(example.replace('"API_ORIGIN_SECRET"]', '"ORDERS_ORIGIN_SECRET"]')), "warning").join("\n")).toMatch(
+      /"ORDERS_ORIGIN_SECRET" is named by no route's origin_auth \(the shipped example's\)/,
+    );
   });
 
   it("reports required secrets that are not set, and skips that check when they cannot be listed", () => {
-    expectOneError(check(GOOD, ["API_ORIGIN_SECRET"]), "secret KEY_SEED", /npx tollgate keys seed \| npx wrangler secret put KEY_SEED --env production/);
+    expectOneError(
+      check(GOOD, ["API_ORIGIN_SECRET"]),
+      "secret KEY_SEED",
+      /npx tollgate keys seed \| npx wrangler secret put KEY_SEED --env production/,
+    );
     expectOneError(check(GOOD, ["KEY_SEED"]), "secret API_ORIGIN_SECRET", /npx wrangler secret put API_ORIGIN_SECRET --env production/);
     expect(check(GOOD, undefined)).toEqual([]);
   });
 
   it("warns about SIGNING_KEY without KEY_SEED, and refuses either as a plain var", () => {
     expect(only(check(GOOD, ["SIGNING_KEY", "API_ORIGIN_SECRET"]), "warning").join("\n")).toMatch(/only SIGNING_KEY is set/);
-    expectOneError(check(GOOD.replace('ROTATION_PERIOD = "86400"', 'ROTATION_PERIOD = "86400"\nSIGNING_KEY = "{}"')), "wrangler.toml [env.production.vars] SIGNING_KEY", /is a secret: remove it from vars/);
+    expectOneError(
+      check(GOOD.replace('ROTATION_PERIOD = "86400"', 'ROTATION_PERIOD = "86400"\nSIGNING_KEY = "{}"')),
+      "wrangler.toml [env.production.vars] SIGNING_KEY",
+      /is a secret: remove it from vars/,
+    );
   });
 
   it("holds ROTATION_PERIOD to its minimum through the Worker's own parser", () => {
-    expectOneError(check(GOOD.replace('ROTATION_PERIOD = "86400"', 'ROTATION_PERIOD = "3900"')), "wrangler.toml [env.production.vars] ROTATION_PERIOD", /must be at least .* = 3930 s/);
+    expectOneError(
+      check(GOOD.replace('ROTATION_PERIOD = "86400"', 'ROTATION_PERIOD = "3900"')),
+      "wrangler.toml [env.production.vars] ROTATION_PERIOD",
+      /must be at least .* = 3930 s/,
+    );
   });
 
   it("reports a GATEWAY_ROUTES parse error with the Worker's message", () => {
-    expectOneError(check(GOOD.replace('audience = "https://api.acme.test"\nrate_limit', "rate_limit")), "wrangler.toml [env.production.vars] GATEWAY_ROUTES", /^GATEWAY_ROUTES\[0\]\.audience: is required on a protected route/);
+    expectOneError(
+      check(GOOD.replace('audience = "https://api.acme.test"\nrate_limit', "rate_limit")),
+      "wrangler.toml [env.production.vars] GATEWAY_ROUTES",
+      /^GATEWAY_ROUTES\[0\]\.audience: is required on a protected route/,
+    );
   });
 
   it("reports an origin that is not https", () => {
-    expectOneError(check(GOOD.replace("https://api.internal.acme.test", "http://api.internal.acme.test")), 'wrangler.toml [[env.production.vars.GATEWAY_ROUTES]] prefix = "/api" origin', /not https.*origin_auth secret/);
+    expectOneError(
+      check(GOOD.replace("https://api.internal.acme.test", "http://api.internal.acme.test")),
+      'wrangler.toml [[env.production.vars.GATEWAY_ROUTES]] prefix = "/api" origin',
+      /not https.*origin_auth secret/,
+    );
   });
 
   it("reports a rate_limit binding a route names but nothing declares", () => {
-    expectOneError(check(GOOD.replace('name = "API_LIMITER"', 'name = "OTHER_LIMITER"')), 'wrangler.toml [[env.production.vars.GATEWAY_ROUTES]] prefix = "/api" rate_limit', /API_LIMITER is not declared/);
+    expectOneError(
+      check(GOOD.replace('name = "API_LIMITER"', 'name = "OTHER_LIMITER"')),
+      'wrangler.toml [[env.production.vars.GATEWAY_ROUTES]] prefix = "/api" rate_limit',
+      /API_LIMITER is not declared/,
+    );
   });
 
   it("warns about an origin_auth secret missing from [secrets] required", () => {
     const findings = check(GOOD.replace('required = ["KEY_SEED", "API_ORIGIN_SECRET"]', 'required = ["KEY_SEED"]'));
     expect(only(findings, "error")).toEqual([]);
-    expect(only(findings, "warning")).toEqual([expect.stringMatching(/^wrangler.toml \[env.production.secrets\] required: add "API_ORIGIN_SECRET"/)]);
+    expect(only(findings, "warning")).toEqual([
+      expect.stringMatching(/^wrangler.toml \[env.production.secrets\] required: add "API_ORIGIN_SECRET"/),
+    ]);
   });
 
   it("reports a missing or future compatibility_date", () => {
@@ -177,8 +221,12 @@ describe("npx tollgate doctor", () => {
       );
       expect(result.code, result.stdout).toBe(1);
       expect(result.stdout).toMatch(/^error +wrangler\.toml \[\[env\.production\.kv_namespaces\]\] id: "0{32}" is the placeholder/m);
-      expect(result.stdout).toMatch(/^error +wrangler\.toml \[\[env\.production\.vars\.GATEWAY_ROUTES\]\] prefix = "\/orders": is the shipped example route/m);
-      expect(result.stdout).toMatch(/^note +secrets: not checked \(not logged in or offline: .+\)\. Check by hand: `npx wrangler secret list --env production`/m);
+      expect(result.stdout).toMatch(
+        /^error +wrangler\.toml \[\[env\.production\.vars\.GATEWAY_ROUTES\]\] prefix = "\/orders": is the shipped example route/m,
+      );
+      expect(result.stdout).toMatch(
+        /^note +secrets: not checked \(not logged in or offline: .+\)\. Check by hand: `npx wrangler secret list --env production`/m,
+      );
       expect(result.stdout).toMatch(/\d+ errors?, \d+ warnings?: fix the errors before deploying\.$/m);
     } finally {
       rmSync(home, { recursive: true, force: true });

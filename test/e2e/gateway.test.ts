@@ -35,7 +35,19 @@ beforeAll(async () => {
     persistTo: stateDir,
     vars: { SIGNING_KEY: JSON.stringify(await generateSigningKey()), GATEWAY_ROUTES: JSON.stringify(routes) },
   });
-  const { stdout } = await run(process.execPath, ["cli/tollgate.ts", "clients", "create", "shop", "--scope", "orders:read orders:write", "--audience", AUDIENCE, "--json", "--persist-to", stateDir]);
+  const { stdout } = await run(process.execPath, [
+    "cli/tollgate.ts",
+    "clients",
+    "create",
+    "shop",
+    "--scope",
+    "orders:read orders:write",
+    "--audience",
+    AUDIENCE,
+    "--json",
+    "--persist-to",
+    stateDir,
+  ]);
   secret = (JSON.parse(stdout) as { client_secret: string }).client_secret;
   const res = await fetch(`${worker.url}/token`, {
     method: "POST",
@@ -63,7 +75,9 @@ describe("gateway end to end", () => {
   });
 
   it("forwards an authorized request with the normalized path, identity headers and no Authorization", async () => {
-    const res = await fetch(`${worker.url}/orders/%7Ea//b/./c?x=1&y=%2F`, { headers: { ...auth(), "X-Tollgate-Client-Id": "spoofed", "X-Forwarded-For": "6.6.6.6" } });
+    const res = await fetch(`${worker.url}/orders/%7Ea//b/./c?x=1&y=%2F`, {
+      headers: { ...auth(), "X-Tollgate-Client-Id": "spoofed", "X-Forwarded-For": "6.6.6.6" },
+    });
     expect(res.status).toBe(200);
     const seen = (await res.json()) as EchoRecord;
     expect(seen.path).toBe("/orders/~a/b/c?x=1&y=%2F");
@@ -79,7 +93,11 @@ describe("gateway end to end", () => {
     const size = 8 * 1024 * 1024;
     const body = Buffer.alloc(size);
     for (let i = 0; i < size; i++) body[i] = (i * 31) & 0xff;
-    const res = await fetch(`${worker.url}/orders/upload`, { method: "POST", headers: { ...auth(), "Content-Type": "application/octet-stream" }, body });
+    const res = await fetch(`${worker.url}/orders/upload`, {
+      method: "POST",
+      headers: { ...auth(), "Content-Type": "application/octet-stream" },
+      body,
+    });
     expect(res.status).toBe(200);
     const seen = (await res.json()) as EchoRecord;
     expect(seen.body_bytes).toBe(size);
@@ -115,9 +133,15 @@ describe("gateway end to end", () => {
     });
     const { access_token } = (await narrow.json()) as { access_token: string };
     const before = origin.log.length;
-    const post = await fetch(`${worker.url}/orders/1`, { method: "POST", headers: { Authorization: `Bearer ${access_token}` }, body: "{}" });
+    const post = await fetch(`${worker.url}/orders/1`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${access_token}` },
+      body: "{}",
+    });
     expect(post.status).toBe(403);
-    expect(post.headers.get("www-authenticate")).toBe(`Bearer realm="${worker.url}", error="insufficient_scope", error_description="the access token lacks a scope this request needs", scope="orders:read orders:write"`);
+    expect(post.headers.get("www-authenticate")).toBe(
+      `Bearer realm="${worker.url}", error="insufficient_scope", error_description="the access token lacks a scope this request needs", scope="orders:read orders:write"`,
+    );
     const bad = await fetch(`${worker.url}/orders/1`, { headers: { Authorization: "Bearer a.b.c" } });
     expect(bad.status).toBe(401);
     expect(bad.headers.get("www-authenticate")).toContain('error="invalid_token"');

@@ -57,11 +57,27 @@ beforeAll(async () => {
       persistTo: stateDir,
       vars: { SIGNING_KEY: JSON.stringify(await generateSigningKey()), GATEWAY_ROUTES: JSON.stringify(routes) },
     });
-    const { stdout } = await run(process.execPath, ["cli/tollgate.ts", "clients", "create", "shop", "--scope", "orders:read orders:write", "--audience", AUDIENCE, "--json", "--persist-to", stateDir]);
+    const { stdout } = await run(process.execPath, [
+      "cli/tollgate.ts",
+      "clients",
+      "create",
+      "shop",
+      "--scope",
+      "orders:read orders:write",
+      "--audience",
+      AUDIENCE,
+      "--json",
+      "--persist-to",
+      stateDir,
+    ]);
     secret = (JSON.parse(stdout) as { client_secret: string }).client_secret;
     basicAuth = `Basic ${btoa(`shop:${secret}`)}`;
     const issue = async (scope: string) => {
-      const res = await fetch(`${worker!.url}/token`, { method: "POST", headers: { Authorization: basicAuth, "Content-Type": FORM }, body: `grant_type=client_credentials&scope=${encodeURIComponent(scope)}` });
+      const res = await fetch(`${worker!.url}/token`, {
+        method: "POST",
+        headers: { Authorization: basicAuth, "Content-Type": FORM },
+        body: `grant_type=client_credentials&scope=${encodeURIComponent(scope)}`,
+      });
       expect(res.status).toBe(200);
       return ((await res.json()) as { access_token: string }).access_token;
     };
@@ -156,7 +172,13 @@ function sendRaw(parts: Part[], deadlineMs = DEADLINE_MS): Promise<RawResult> {
       clearTimeout(timer);
       socket.destroy();
       const parsed = parseResponse(data, true, head);
-      resolve({ outcome: parsed ? "response" : outcome, status: parsed?.status, headers: parsed?.headers ?? {}, body: parsed?.body ?? data.toString("latin1"), ms: Date.now() - started });
+      resolve({
+        outcome: parsed ? "response" : outcome,
+        status: parsed?.status,
+        headers: parsed?.headers ?? {},
+        body: parsed?.body ?? data.toString("latin1"),
+        ms: Date.now() - started,
+      });
     };
     const timer = setTimeout(() => finish("timeout"), deadlineMs);
     socket.on("data", (chunk: Buffer) => {
@@ -192,7 +214,8 @@ function sendRaw(parts: Part[], deadlineMs = DEADLINE_MS): Promise<RawResult> {
  */
 async function sendRawPastDevProxy(parts: Part[], deadlineMs = DEADLINE_MS): Promise<RawResult> {
   const r = await sendRaw(parts, deadlineMs);
-  const devProxyLost = r.outcome === "response" && r.status === 500 && r.body.includes("Network connection lost") && r.body.includes("miniflare");
+  const devProxyLost =
+    r.outcome === "response" && r.status === 500 && r.body.includes("Network connection lost") && r.body.includes("miniflare");
   return devProxyLost ? sendRaw(parts, deadlineMs) : r;
 }
 
@@ -240,7 +263,9 @@ describe("duplicated Authorization headers", () => {
     ];
     for (const [a, b] of pairs) {
       const m = mark("dup-auth");
-      const r = await sendRaw([`GET /api/${m} HTTP/1.1\r\n${host()}Authorization: ${a}\r\nAuthorization: ${b}\r\nConnection: close\r\n\r\n`]);
+      const r = await sendRaw([
+        `GET /api/${m} HTTP/1.1\r\n${host()}Authorization: ${a}\r\nAuthorization: ${b}\r\nConnection: close\r\n\r\n`,
+      ]);
       // Basic first: the gateway finds no Bearer token at all (401); otherwise two values (400).
       const body = expectTollgate(r, [400, 401]);
       expect(header(r, "www-authenticate")).toMatch(/^Bearer realm="/);
@@ -252,7 +277,9 @@ describe("duplicated Authorization headers", () => {
 
   it("are refused by /token with 400 invalid_request: never a token", async () => {
     for (const second of [basicAuth, `Basic ${btoa("other:x.y")}`, `Bearer ${fullToken}`]) {
-      const r = await sendRaw([`POST /token HTTP/1.1\r\n${host()}Authorization: ${basicAuth}\r\nAuthorization: ${second}\r\nContent-Type: ${FORM}\r\nContent-Length: 29\r\nConnection: close\r\n\r\ngrant_type=client_credentials`]);
+      const r = await sendRaw([
+        `POST /token HTTP/1.1\r\n${host()}Authorization: ${basicAuth}\r\nAuthorization: ${second}\r\nContent-Type: ${FORM}\r\nContent-Length: 29\r\nConnection: close\r\n\r\ngrant_type=client_credentials`,
+      ]);
       expect(expectTollgate(r, [400]).error).toBe("invalid_request");
     }
   });
@@ -260,14 +287,18 @@ describe("duplicated Authorization headers", () => {
 
 describe("message framing: two Content-Length headers, Content-Length with chunked", () => {
   it("never issues a token for a /token request with two different Content-Length headers", async () => {
-    const r = await sendRaw([`POST /token HTTP/1.1\r\n${host()}Authorization: ${basicAuth}\r\nContent-Type: ${FORM}\r\nContent-Length: 29\r\nContent-Length: 5\r\nConnection: close\r\n\r\ngrant_type=client_credentials`]);
+    const r = await sendRaw([
+      `POST /token HTTP/1.1\r\n${host()}Authorization: ${basicAuth}\r\nContent-Type: ${FORM}\r\nContent-Length: 29\r\nContent-Length: 5\r\nConnection: close\r\n\r\ngrant_type=client_credentials`,
+    ]);
     // workerd's parser refuses it before the Worker runs.
     expectRuntimeRefusal(r);
     expect(r.status).toBe(400);
   });
 
   it("treats two identical Content-Length headers as one (RFC 9112 §6.3): a normal answer, not a 5xx", async () => {
-    const r = await sendRaw([`POST /token HTTP/1.1\r\n${host()}Authorization: ${basicAuth}\r\nContent-Type: ${FORM}\r\nContent-Length: 29\r\nContent-Length: 29\r\nConnection: close\r\n\r\ngrant_type=client_credentials`]);
+    const r = await sendRaw([
+      `POST /token HTTP/1.1\r\n${host()}Authorization: ${basicAuth}\r\nContent-Type: ${FORM}\r\nContent-Length: 29\r\nContent-Length: 29\r\nConnection: close\r\n\r\ngrant_type=client_credentials`,
+    ]);
     expect(r.outcome).toBe("response");
     expect([200, 400]).toContain(r.status);
   });
@@ -298,11 +329,14 @@ describe("Latin-1 (non-ASCII) bytes in header values", () => {
     const r = await sendRaw([
       Buffer.concat([
         latin1(`GET /api/${m} HTTP/1.1\r\n${host()}Authorization: Bearer ${fullToken}\r\n`),
-        latin1("X-Tollgate-Client-Id: caf\u00e9\u00ff\r\nX_Tollgate_Scope: admin \u00e9\r\nX-Forwarded-For: 6.6.6.6\u00a0\r\nConnection: close\r\n\r\n"),
+        latin1(
+          "X-Tollgate-Client-Id: caf\u00e9\u00ff\r\nX_Tollgate_Scope: admin \u00e9\r\nX-Forwarded-For: 6.6.6.6\u00a0\r\nConnection: close\r\n\r\n",
+        ),
       ]),
     ]);
     const seen = expectProxied(r);
-    const values = (name: string) => seen.rawHeaders.filter((_, i) => i % 2 === 1 && seen.rawHeaders[i - 1]!.toLowerCase().replace(/_/g, "-") === name);
+    const values = (name: string) =>
+      seen.rawHeaders.filter((_, i) => i % 2 === 1 && seen.rawHeaders[i - 1]!.toLowerCase().replace(/_/g, "-") === name);
     expect(values("x-tollgate-client-id")).toEqual(["shop"]);
     expect(values("x-tollgate-scope")).toEqual(["orders:read orders:write"]);
     expect(values("x-forwarded-for").join()).not.toContain("6.6.6.6");
@@ -311,20 +345,49 @@ describe("Latin-1 (non-ASCII) bytes in header values", () => {
 
   it("refuses Latin-1 bytes in a Bearer credential (400) and in Basic credentials (400), never 5xx", async () => {
     const m = mark("latin1-bearer");
-    const bearer = await sendRaw([Buffer.concat([latin1(`GET /api/${m} HTTP/1.1\r\n${host()}Authorization: Bearer `), Buffer.from([0xe9, 0xff, 0x80]), latin1("\r\nConnection: close\r\n\r\n")])]);
+    const bearer = await sendRaw([
+      Buffer.concat([
+        latin1(`GET /api/${m} HTTP/1.1\r\n${host()}Authorization: Bearer `),
+        Buffer.from([0xe9, 0xff, 0x80]),
+        latin1("\r\nConnection: close\r\n\r\n"),
+      ]),
+    ]);
     expect(expectTollgate(bearer, [400]).error).toBe("invalid_request");
     expect(originSaw(m)).toEqual([]);
-    for (const bytes of [Buffer.from([0xe9, 0xff, 0x80]), Buffer.concat([latin1(btoa("shop:")), Buffer.from([0xe9])]), latin1(`${btoa(`sh\u00f6p:${"x"}`)}`)]) {
-      const basic = await sendRaw([Buffer.concat([latin1(`POST /token HTTP/1.1\r\n${host()}Authorization: Basic `), bytes, latin1(`\r\nContent-Type: ${FORM}\r\nContent-Length: 29\r\nConnection: close\r\n\r\ngrant_type=client_credentials`)])]);
+    for (const bytes of [
+      Buffer.from([0xe9, 0xff, 0x80]),
+      Buffer.concat([latin1(btoa("shop:")), Buffer.from([0xe9])]),
+      latin1(`${btoa(`sh\u00f6p:${"x"}`)}`),
+    ]) {
+      const basic = await sendRaw([
+        Buffer.concat([
+          latin1(`POST /token HTTP/1.1\r\n${host()}Authorization: Basic `),
+          bytes,
+          latin1(`\r\nContent-Type: ${FORM}\r\nContent-Length: 29\r\nConnection: close\r\n\r\ngrant_type=client_credentials`),
+        ]),
+      ]);
       expectTollgate(basic, [400, 401]);
     }
   });
 
   it("refuses Latin-1 bytes in /token's Content-Type and in a form body", async () => {
-    const ct = await sendRaw([Buffer.concat([latin1(`POST /token HTTP/1.1\r\n${host()}Authorization: ${basicAuth}\r\nContent-Type: application/x-www-form-urlencoded; charset=\u00e9\r\nContent-Length: 29\r\nConnection: close\r\n\r\ngrant_type=client_credentials`)])]);
+    const ct = await sendRaw([
+      Buffer.concat([
+        latin1(
+          `POST /token HTTP/1.1\r\n${host()}Authorization: ${basicAuth}\r\nContent-Type: application/x-www-form-urlencoded; charset=\u00e9\r\nContent-Length: 29\r\nConnection: close\r\n\r\ngrant_type=client_credentials`,
+        ),
+      ]),
+    ]);
     expect(expectTollgate(ct, [400]).error).toBe("invalid_request");
     const body = Buffer.concat([latin1("grant_type=client_credentials&x="), Buffer.from([0xe9, 0xff])]);
-    const form = await sendRaw([Buffer.concat([latin1(`POST /token HTTP/1.1\r\n${host()}Authorization: ${basicAuth}\r\nContent-Type: ${FORM}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`), body])]);
+    const form = await sendRaw([
+      Buffer.concat([
+        latin1(
+          `POST /token HTTP/1.1\r\n${host()}Authorization: ${basicAuth}\r\nContent-Type: ${FORM}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+        ),
+        body,
+      ]),
+    ]);
     expect(expectTollgate(form, [400]).error).toBe("invalid_request");
   });
 });
@@ -336,9 +399,13 @@ describe("a header line over 32 KiB", () => {
 
   it("is refused in Authorization: 400 on /token, 401 on a protected route, without reaching the origin", async () => {
     const m = mark("big-auth");
-    const basic = await sendRaw([`POST /token HTTP/1.1\r\n${host()}Authorization: Basic ${"QUFB".repeat(8 * 1024 + 64)}\r\nContent-Type: ${FORM}\r\nContent-Length: 29\r\nConnection: close\r\n\r\ngrant_type=client_credentials`]);
+    const basic = await sendRaw([
+      `POST /token HTTP/1.1\r\n${host()}Authorization: Basic ${"QUFB".repeat(8 * 1024 + 64)}\r\nContent-Type: ${FORM}\r\nContent-Length: 29\r\nConnection: close\r\n\r\ngrant_type=client_credentials`,
+    ]);
     expect(expectTollgate(basic, [400, 401]).error).toMatch(/^invalid_(request|client)$/);
-    const bearer = await sendRaw([`GET /api/${m} HTTP/1.1\r\n${host()}Authorization: Bearer ${"A".repeat(33 * 1024)}\r\nConnection: close\r\n\r\n`]);
+    const bearer = await sendRaw([
+      `GET /api/${m} HTTP/1.1\r\n${host()}Authorization: Bearer ${"A".repeat(33 * 1024)}\r\nConnection: close\r\n\r\n`,
+    ]);
     expect(expectTollgate(bearer, [401]).error).toBe("invalid_token");
     expect(header(bearer, "www-authenticate")).toMatch(/^Bearer realm=".*", error="invalid_token"/);
     expect(originSaw(m)).toEqual([]);
@@ -346,13 +413,18 @@ describe("a header line over 32 KiB", () => {
 
   it("in any other header: no 5xx anywhere, no forwarding without a token, the origin's own refusal passed back", async () => {
     const m = mark("big-header");
-    const token = await sendRaw([`POST /token HTTP/1.1\r\n${host()}${big}Authorization: ${basicAuth}\r\nContent-Type: ${FORM}\r\nContent-Length: 29\r\nConnection: close\r\n\r\ngrant_type=client_credentials`]);
+    const token = await sendRaw([
+      `POST /token HTTP/1.1\r\n${host()}${big}Authorization: ${basicAuth}\r\nContent-Type: ${FORM}\r\nContent-Length: 29\r\nConnection: close\r\n\r\ngrant_type=client_credentials`,
+    ]);
     // An unrelated header does not change the outcome: the real credentials get their token.
     expect(token.status, JSON.stringify(token)).toBe(200);
     const unauthorized = await sendRaw([`GET /api/${m} HTTP/1.1\r\n${host()}${big}Connection: close\r\n\r\n`]);
     expectTollgate(unauthorized, [401]);
     expect(originSaw(m)).toEqual([]);
-    for (const request of [`GET /api/${m}-ok HTTP/1.1\r\n${host()}Authorization: Bearer ${fullToken}\r\n${big}Connection: close\r\n\r\n`, `GET /public/${m}-pub HTTP/1.1\r\n${host()}${big}Connection: close\r\n\r\n`]) {
+    for (const request of [
+      `GET /api/${m}-ok HTTP/1.1\r\n${host()}Authorization: Bearer ${fullToken}\r\n${big}Connection: close\r\n\r\n`,
+      `GET /public/${m}-pub HTTP/1.1\r\n${host()}${big}Connection: close\r\n\r\n`,
+    ]) {
       const r = await sendRaw([request]);
       expect(r.outcome, JSON.stringify(r)).toBe("response");
       expect(r.status! >= 200 && r.status! < 500, JSON.stringify(r)).toBe(true);
@@ -361,7 +433,9 @@ describe("a header line over 32 KiB", () => {
 
   it("is answered in time when the headers exceed what the runtime takes (256 KiB)", async () => {
     const m = mark("huge-header");
-    const r = await sendRaw([`GET /api/${m} HTTP/1.1\r\n${host()}Authorization: Bearer ${fullToken}\r\nX-Huge: ${"a".repeat(256 * 1024)}\r\nConnection: close\r\n\r\n`]);
+    const r = await sendRaw([
+      `GET /api/${m} HTTP/1.1\r\n${host()}Authorization: Bearer ${fullToken}\r\nX-Huge: ${"a".repeat(256 * 1024)}\r\nConnection: close\r\n\r\n`,
+    ]);
     expect(r.outcome, JSON.stringify(r).slice(0, 500)).not.toBe("timeout");
     if (r.outcome === "response") expect(r.status! < 500, JSON.stringify(r).slice(0, 500)).toBe(true);
   });
@@ -375,13 +449,17 @@ describe("absolute-form request targets and a Host of another site (docs/securit
     expect(header(refused, "www-authenticate")).toBe(`Bearer realm="${worker!.url}"`);
     expect(originSaw(m)).toEqual([]);
 
-    const allowed = await sendRaw([`GET http://evil.example/api/${m}?q=1 HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer ${fullToken}\r\nConnection: close\r\n\r\n`]);
+    const allowed = await sendRaw([
+      `GET http://evil.example/api/${m}?q=1 HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer ${fullToken}\r\nConnection: close\r\n\r\n`,
+    ]);
     const seen = expectProxied(allowed);
     // It arrived at our echo origin (this process's log), at the path that was authorized.
     expect(originSaw(m).map((r) => r.path)).toEqual([`/api/${m}?q=1`]);
     expect(seen.headers["x-tollgate-client-id"]).toBe("shop");
 
-    const viaPublic = await sendRaw([`GET https://evil.example:8443/public/${m}-p HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n`]);
+    const viaPublic = await sendRaw([
+      `GET https://evil.example:8443/public/${m}-p HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n`,
+    ]);
     expectProxied(viaPublic);
     expect(originSaw(`${m}-p`)).toHaveLength(1);
   });
@@ -399,16 +477,28 @@ describe("absolute-form request targets and a Host of another site (docs/securit
       expectTollgate(await sendRaw([request]), [401, 404]);
     }
     // With a token, on its host, it is served.
-    expectProxied(await sendRaw([`GET /internal/${m}-ok HTTP/1.1\r\nHost: internal.example\r\nAuthorization: Bearer ${fullToken}\r\nConnection: close\r\n\r\n`]));
+    expectProxied(
+      await sendRaw([
+        `GET /internal/${m}-ok HTTP/1.1\r\nHost: internal.example\r\nAuthorization: Bearer ${fullToken}\r\nConnection: close\r\n\r\n`,
+      ]),
+    );
     expect(originSaw(`${m}-ok`)).toHaveLength(1);
     // Off its host the route does not exist.
-    expectTollgate(await sendRaw([`GET /internal/${m} HTTP/1.1\r\n${host()}Authorization: Bearer ${fullToken}\r\nConnection: close\r\n\r\n`]), [404]);
+    expectTollgate(
+      await sendRaw([`GET /internal/${m} HTTP/1.1\r\n${host()}Authorization: Bearer ${fullToken}\r\nConnection: close\r\n\r\n`]),
+      [404],
+    );
     expect(originSaw(m).filter((r) => !r.path.includes(`${m}-ok`))).toEqual([]);
   });
 
   it("issues tokens and metadata for the configured issuer whatever the Host or target says", async () => {
-    for (const start of [`POST /token HTTP/1.1\r\nHost: evil.example\r\n`, `POST http://evil.example/token HTTP/1.1\r\nHost: evil.example\r\n`]) {
-      const r = await sendRaw([`${start}Authorization: ${basicAuth}\r\nContent-Type: ${FORM}\r\nContent-Length: 29\r\nConnection: close\r\n\r\ngrant_type=client_credentials`]);
+    for (const start of [
+      `POST /token HTTP/1.1\r\nHost: evil.example\r\n`,
+      `POST http://evil.example/token HTTP/1.1\r\nHost: evil.example\r\n`,
+    ]) {
+      const r = await sendRaw([
+        `${start}Authorization: ${basicAuth}\r\nContent-Type: ${FORM}\r\nContent-Length: 29\r\nConnection: close\r\n\r\ngrant_type=client_credentials`,
+      ]);
       expect(r.status, JSON.stringify(r)).toBe(200);
       expect(decodeJwt((JSON.parse(r.body) as { access_token: string }).access_token).iss).toBe(worker!.url);
     }
@@ -425,7 +515,9 @@ describe("a catch-all route and a Host with a trailing dot, in raw requests", ()
     for (const target of ["//token", "//register", "//introspect", "//revoke", "/.well-known//jwks.json", "/token/", "/TOKEN"]) {
       const m = mark("reserved");
       const body = `grant_type=client_credentials&client_id=shop&client_secret=${encodeURIComponent(secret)}`;
-      const r = await sendRaw([`POST ${target}?m=${m} HTTP/1.1\r\nHost: catchall.example\r\nContent-Type: ${FORM}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`]);
+      const r = await sendRaw([
+        `POST ${target}?m=${m} HTTP/1.1\r\nHost: catchall.example\r\nContent-Type: ${FORM}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+      ]);
       expectTollgate(r, [400, 401, 404, 405]);
       expect(originSaw(m), target).toEqual([]);
     }
@@ -438,12 +530,16 @@ describe("a catch-all route and a Host with a trailing dot, in raw requests", ()
   it("gives Host: internal.example. (any case, with a port) the host-bound route's check", async () => {
     for (const hostHeader of ["internal.example.", "INTERNAL.EXAMPLE.", `internal.example.:${worker!.port}`]) {
       const m = mark("host-dot");
-      const r = await sendRaw([`GET /hostbound/${m} HTTP/1.1\r\nHost: ${hostHeader}\r\nAuthorization: Bearer ${fullToken}\r\nConnection: close\r\n\r\n`]);
+      const r = await sendRaw([
+        `GET /hostbound/${m} HTTP/1.1\r\nHost: ${hostHeader}\r\nAuthorization: Bearer ${fullToken}\r\nConnection: close\r\n\r\n`,
+      ]);
       expect(expectTollgate(r, [403]).error, hostHeader).toBe("insufficient_scope");
       expect(originSaw(m)).toEqual([]);
     }
     const m = mark("host-any");
-    expectProxied(await sendRaw([`GET /hostbound/${m} HTTP/1.1\r\n${host()}Authorization: Bearer ${fullToken}\r\nConnection: close\r\n\r\n`]));
+    expectProxied(
+      await sendRaw([`GET /hostbound/${m} HTTP/1.1\r\n${host()}Authorization: Bearer ${fullToken}\r\nConnection: close\r\n\r\n`]),
+    );
   });
 });
 
@@ -479,17 +575,50 @@ describe("path tricks in the raw request line (docs/security.md item 11)", () =>
 
 describe("HEAD with a body on the admin API (RFC 9110 §9.3.2)", () => {
   it("is answered as GET: 200 without a body, and the record it names is unchanged", async () => {
-    const admin = await run(process.execPath, ["cli/tollgate.ts", "clients", "create", "hostile-admin", "--scope", "tollgate:admin", "--audience", `${worker!.url}/register`, "--json", "--persist-to", stateDir]);
+    const admin = await run(process.execPath, [
+      "cli/tollgate.ts",
+      "clients",
+      "create",
+      "hostile-admin",
+      "--scope",
+      "tollgate:admin",
+      "--audience",
+      `${worker!.url}/register`,
+      "--json",
+      "--persist-to",
+      stateDir,
+    ]);
     const adminSecret = (JSON.parse(admin.stdout) as { client_secret: string }).client_secret;
-    const tokenRes = await fetch(`${worker!.url}/token`, { method: "POST", headers: { Authorization: `Basic ${btoa(`hostile-admin:${adminSecret}`)}`, "Content-Type": FORM }, body: `grant_type=client_credentials&resource=${encodeURIComponent(`${worker!.url}/register`)}` });
+    const tokenRes = await fetch(`${worker!.url}/token`, {
+      method: "POST",
+      headers: { Authorization: `Basic ${btoa(`hostile-admin:${adminSecret}`)}`, "Content-Type": FORM },
+      body: `grant_type=client_credentials&resource=${encodeURIComponent(`${worker!.url}/register`)}`,
+    });
     expect(tokenRes.status).toBe(200);
-    await run(process.execPath, ["cli/tollgate.ts", "clients", "create", "head-target", "--scope", "orders:read orders:write", "--audience", AUDIENCE, "--persist-to", stateDir]);
+    await run(process.execPath, [
+      "cli/tollgate.ts",
+      "clients",
+      "create",
+      "head-target",
+      "--scope",
+      "orders:read orders:write",
+      "--audience",
+      AUDIENCE,
+      "--persist-to",
+      stateDir,
+    ]);
     const bearer = `Bearer ${((await tokenRes.json()) as { access_token: string }).access_token}`;
-    const read = async () => (await (await fetch(`${worker!.url}/register/head-target`, { headers: { Authorization: bearer } })).json()) as Record<string, unknown>;
+    const read = async () =>
+      (await (await fetch(`${worker!.url}/register/head-target`, { headers: { Authorization: bearer } })).json()) as Record<
+        string,
+        unknown
+      >;
     const before = await read();
     expect(before).toMatchObject({ client_id: "head-target", scope: "orders:read orders:write" });
     const body = JSON.stringify({ client_id: "head-target", client_name: "hijacked", scope: "orders:read" });
-    const r = await sendRaw([`HEAD /register/head-target HTTP/1.1\r\n${host()}Authorization: ${bearer}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`]);
+    const r = await sendRaw([
+      `HEAD /register/head-target HTTP/1.1\r\n${host()}Authorization: ${bearer}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+    ]);
     expect(r.outcome, JSON.stringify(r)).toBe("response");
     expect(r.status, JSON.stringify(r)).toBe(200);
     expect(r.body).toBe("");
@@ -500,7 +629,9 @@ describe("HEAD with a body on the admin API (RFC 9110 §9.3.2)", () => {
 describe("request bodies that never end or trickle", () => {
   it("answers 413 to a chunked /token body that never ends, within a few seconds", async () => {
     const chunk = `400\r\n${"a".repeat(1024)}\r\n`;
-    const parts: Part[] = [`POST /token HTTP/1.1\r\n${host()}Content-Type: ${FORM}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`];
+    const parts: Part[] = [
+      `POST /token HTTP/1.1\r\n${host()}Content-Type: ${FORM}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`,
+    ];
     for (let i = 0; i < 2000; i++) parts.push(chunk, { wait: 5 });
     const r = await sendRawPastDevProxy(parts);
     expect(expectTollgate(r, [413]).error).toBe("invalid_request");
@@ -510,7 +641,9 @@ describe("request bodies that never end or trickle", () => {
   it("answers 413 to a chunked gateway form body that never ends, without reaching the origin", async () => {
     const m = mark("endless-form");
     const chunk = `400\r\n${"a".repeat(1024)}\r\n`;
-    const parts: Part[] = [`POST /api/${m} HTTP/1.1\r\n${host()}Authorization: Bearer ${fullToken}\r\nContent-Type: ${FORM}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`];
+    const parts: Part[] = [
+      `POST /api/${m} HTTP/1.1\r\n${host()}Authorization: Bearer ${fullToken}\r\nContent-Type: ${FORM}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n`,
+    ];
     for (let i = 0; i < 2000; i++) parts.push(chunk, { wait: 2 });
     const r = await sendRawPastDevProxy(parts, 10_000);
     expectTollgate(r, [413]);
@@ -520,7 +653,10 @@ describe("request bodies that never end or trickle", () => {
   // FINDING F2 (fixed): a /token body that stops arriving used to be waited for forever.
   // readBodyCapped (src/http/body.ts) now gives up after BODY_DEADLINE_MS (10 s) with 408.
   it("F2: answers a /token body that stalls mid-way with 408 once the body deadline passes", async () => {
-    const r = await sendRaw([`POST /token HTTP/1.1\r\n${host()}Content-Type: ${FORM}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\ngrant\r\n`], 15_000);
+    const r = await sendRaw(
+      [`POST /token HTTP/1.1\r\n${host()}Content-Type: ${FORM}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\ngrant\r\n`],
+      15_000,
+    );
     expect(r.outcome).toBe("response");
     expect(expectTollgate(r, [408]).error).toBe("invalid_request");
   });
@@ -533,13 +669,25 @@ describe("request bodies that never end or trickle", () => {
     const track = (p: Promise<RawResult>) => slow.push(p.finally(() => settled++));
     for (let i = 0; i < 8; i++) {
       // Bodies: one byte every 100 ms, all of Content-Length in the end.
-      track(sendRaw([`POST /token HTTP/1.1\r\n${host()}Content-Type: ${FORM}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`, { trickle: body, everyMs: 100 }], 30_000));
+      track(
+        sendRaw(
+          [
+            `POST /token HTTP/1.1\r\n${host()}Content-Type: ${FORM}\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`,
+            { trickle: body, everyMs: 100 },
+          ],
+          30_000,
+        ),
+      );
       // Headers: one byte every 100 ms, never finished within the deadline.
       track(sendRaw([{ trickle: `GET /public/${mark("slow-headers")} HTTP/1.1\r\nX-Slow: ${"s".repeat(200)}`, everyMs: 100 }], 8000));
     }
     await new Promise((r) => setTimeout(r, 300));
     for (let i = 0; i < 3; i++) {
-      const token = await fetch(`${worker!.url}/token`, { method: "POST", headers: { Authorization: basicAuth, "Content-Type": FORM }, body: "grant_type=client_credentials" });
+      const token = await fetch(`${worker!.url}/token`, {
+        method: "POST",
+        headers: { Authorization: basicAuth, "Content-Type": FORM },
+        body: "grant_type=client_credentials",
+      });
       expect(token.status).toBe(200);
       const m = mark("during-loris");
       const proxied = await fetch(`${worker!.url}/api/${m}`, { headers: { Authorization: `Bearer ${readToken}` } });
@@ -569,11 +717,23 @@ describe("requests the runtime answers before Tollgate runs", () => {
       [`GET /public/${m} HTTP/1.1\r\n${host()}X-A: a\r\n b\r\nConnection: close\r\n\r\n`],
       [`GET /public/${m} HTTP/1.1\r\n${host()}X-A: a\u0000b\r\nConnection: close\r\n\r\n`],
       [`POST /public/${m} HTTP/1.1\r\n${host()}Transfer-Encoding: xchunked\r\nConnection: close\r\n\r\n`],
-      [Buffer.concat([Buffer.from(`GET /public/${m}/`), Buffer.from([0xff, 0xfe]), Buffer.from(` HTTP/1.1\r\n${host()}Connection: close\r\n\r\n`)])],
+      [
+        Buffer.concat([
+          Buffer.from(`GET /public/${m}/`),
+          Buffer.from([0xff, 0xfe]),
+          Buffer.from(` HTTP/1.1\r\n${host()}Connection: close\r\n\r\n`),
+        ]),
+      ],
       [`GET /public/${m} HTTP/1.0\r\n\r\n`],
       [`GET /public/${m} HTTP/9.9\r\n${host()}\r\n\r\n`],
-      [`POST /token HTTP/1.1\r\n${host()}Authorization: ${basicAuth}\r\nContent-Type: ${FORM}\r\nContent-Length: 100\r\nConnection: close\r\n\r\ngrant_type=client_credentials`, { end: true }],
-      [`POST /token HTTP/1.1\r\n${host()}Authorization: ${basicAuth}\r\nContent-Type: ${FORM}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1d\r\ngrant_type=client_credentials\r\n`, { end: true }],
+      [
+        `POST /token HTTP/1.1\r\n${host()}Authorization: ${basicAuth}\r\nContent-Type: ${FORM}\r\nContent-Length: 100\r\nConnection: close\r\n\r\ngrant_type=client_credentials`,
+        { end: true },
+      ],
+      [
+        `POST /token HTTP/1.1\r\n${host()}Authorization: ${basicAuth}\r\nContent-Type: ${FORM}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n1d\r\ngrant_type=client_credentials\r\n`,
+        { end: true },
+      ],
     ];
     for (const parts of requests) expectRuntimeRefusal(await sendRaw(parts));
     expect(originSaw(m)).toEqual([]);
@@ -581,10 +741,33 @@ describe("requests the runtime answers before Tollgate runs", () => {
 });
 
 describe("raw requests, property-based (fast-check)", () => {
-  const latin1Value = fc.array(fc.integer({ min: 0x20, max: 0xff }).filter((b) => b !== 0x7f), { maxLength: 40 }).map((bytes) => Buffer.from(bytes));
+  const latin1Value = fc
+    .array(
+      fc.integer({ min: 0x20, max: 0xff }).filter((b) => b !== 0x7f),
+      { maxLength: 40 },
+    )
+    .map((bytes) => Buffer.from(bytes));
   const headerLine = fc.oneof(
-    fc.tuple(fc.constantFrom("Authorization", "authorization", "X-Tollgate-Client-Id", "X_Tollgate_Scope", "X-Forwarded-Host", "Forwarded", "Connection", "Host", "Content-Type", "CF-Connecting-IP", "X-Fuzz"), latin1Value),
-    fc.tuple(fc.constantFrom("Authorization"), fc.constantFrom("Bearer", "Bearer a.b.c", "Basic", "Basic Og==", `Bearer ${"x".repeat(5000)}`).map((s) => Buffer.from(s))),
+    fc.tuple(
+      fc.constantFrom(
+        "Authorization",
+        "authorization",
+        "X-Tollgate-Client-Id",
+        "X_Tollgate_Scope",
+        "X-Forwarded-Host",
+        "Forwarded",
+        "Connection",
+        "Host",
+        "Content-Type",
+        "CF-Connecting-IP",
+        "X-Fuzz",
+      ),
+      latin1Value,
+    ),
+    fc.tuple(
+      fc.constantFrom("Authorization"),
+      fc.constantFrom("Bearer", "Bearer a.b.c", "Basic", "Basic Og==", `Bearer ${"x".repeat(5000)}`).map((s) => Buffer.from(s)),
+    ),
   );
   const target = fc.tuple(
     fc.constantFrom("", "http://evil.example", "https://internal.example", "http://127.0.0.1:1"),
@@ -594,23 +777,34 @@ describe("raw requests, property-based (fast-check)", () => {
 
   it("answers every raw request in time, never 5xx from Tollgate, and never forwards to /api without a token", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"), target, fc.array(headerLine, { maxLength: 5 }), fc.boolean(), async (method, [authority, prefix, segments], headers, withBody) => {
-        const m = mark("rawfc");
-        const path = `${prefix}/${[...segments, m].join("/")}`;
-        const head = Buffer.concat([
-          Buffer.from(`${method} ${authority}${path} HTTP/1.1\r\n${host()}`),
-          ...headers.filter(([name]) => name.toLowerCase() !== "host").map(([name, value]) => Buffer.concat([Buffer.from(`${name}: `), value, Buffer.from("\r\n")])),
-          Buffer.from(withBody ? `Content-Type: ${FORM}\r\nContent-Length: 3\r\nConnection: close\r\n\r\na=1` : "Connection: close\r\n\r\n"),
-        ]);
-        const r = await sendRaw([head], 3000);
-        expect(r.outcome, JSON.stringify(r)).not.toBe("timeout");
-        const fromTollgate = /^application\/json/.test(header(r, "content-type") ?? "") && header(r, "cache-control") === "no-store";
-        if (fromTollgate) expect(r.status! < 500, JSON.stringify(r)).toBe(true);
-        if (r.status === 401 || r.status === 403) expect(header(r, "www-authenticate"), JSON.stringify(r)).toMatch(/^(Bearer|Basic) realm="/);
-        expect(r.body).not.toContain("access_token");
-        // No valid token was ever sent: only /public may reach the origin.
-        for (const seen of originSaw(m)) expect(seen.path, JSON.stringify(r)).toMatch(/^\/public\//);
-      }),
+      fc.asyncProperty(
+        fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"),
+        target,
+        fc.array(headerLine, { maxLength: 5 }),
+        fc.boolean(),
+        async (method, [authority, prefix, segments], headers, withBody) => {
+          const m = mark("rawfc");
+          const path = `${prefix}/${[...segments, m].join("/")}`;
+          const head = Buffer.concat([
+            Buffer.from(`${method} ${authority}${path} HTTP/1.1\r\n${host()}`),
+            ...headers
+              .filter(([name]) => name.toLowerCase() !== "host")
+              .map(([name, value]) => Buffer.concat([Buffer.from(`${name}: `), value, Buffer.from("\r\n")])),
+            Buffer.from(
+              withBody ? `Content-Type: ${FORM}\r\nContent-Length: 3\r\nConnection: close\r\n\r\na=1` : "Connection: close\r\n\r\n",
+            ),
+          ]);
+          const r = await sendRaw([head], 3000);
+          expect(r.outcome, JSON.stringify(r)).not.toBe("timeout");
+          const fromTollgate = /^application\/json/.test(header(r, "content-type") ?? "") && header(r, "cache-control") === "no-store";
+          if (fromTollgate) expect(r.status! < 500, JSON.stringify(r)).toBe(true);
+          if (r.status === 401 || r.status === 403)
+            expect(header(r, "www-authenticate"), JSON.stringify(r)).toMatch(/^(Bearer|Basic) realm="/);
+          expect(r.body).not.toContain("access_token");
+          // No valid token was ever sent: only /public may reach the origin.
+          for (const seen of originSaw(m)) expect(seen.path, JSON.stringify(r)).toMatch(/^\/public\//);
+        },
+      ),
       { numRuns: 60 },
     );
   });

@@ -34,7 +34,10 @@ async function tollgate(...args: string[]): Promise<string> {
 }
 
 async function createClient(id: string, ...options: string[]): Promise<void> {
-  const created = JSON.parse(await tollgate("clients", "create", id, ...options, "--json")) as { client_secret: string; introspect_any: boolean };
+  const created = JSON.parse(await tollgate("clients", "create", id, ...options, "--json")) as {
+    client_secret: string;
+    introspect_any: boolean;
+  };
   secrets[id] = created.client_secret;
 }
 
@@ -65,7 +68,13 @@ async function discover(): Promise<oauth.AuthorizationServer> {
 async function tokenFor(id: string): Promise<string> {
   const as = await discover();
   const client: oauth.Client = { client_id: id };
-  const response = await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(secrets[id]!), new URLSearchParams(), insecure);
+  const response = await oauth.clientCredentialsGrantRequest(
+    as,
+    client,
+    oauth.ClientSecretBasic(secrets[id]!),
+    new URLSearchParams(),
+    insecure,
+  );
   return (await oauth.processClientCredentialsResponse(as, client, response)).access_token;
 }
 
@@ -93,7 +102,8 @@ async function pollUntil(token: string, status: number): Promise<number> {
     const res = await gatewayGet(token);
     await res.body?.cancel();
     if (res.status === status) return Date.now() - start;
-    if (Date.now() - start > POLL_LIMIT_MS) throw new Error(`the gateway still answered ${res.status}, not ${status}, after ${POLL_LIMIT_MS} ms`);
+    if (Date.now() - start > POLL_LIMIT_MS)
+      throw new Error(`the gateway still answered ${res.status}, not ${status}, after ${POLL_LIMIT_MS} ms`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }
@@ -110,7 +120,15 @@ describe("revocation and introspection end to end", () => {
   it("introspects with oauth4webapi: active to its owner and to an introspect_any client, inactive to another client", async () => {
     const token = await tokenFor("shop");
     const own = await introspectAs("shop", token);
-    expect(own).toMatchObject({ active: true, client_id: "shop", sub: "shop", scope: "orders:read", aud: AUDIENCE, iss: worker.url, token_type: "Bearer" });
+    expect(own).toMatchObject({
+      active: true,
+      client_id: "shop",
+      sub: "shop",
+      scope: "orders:read",
+      aud: AUDIENCE,
+      iss: worker.url,
+      token_type: "Bearer",
+    });
     expect(typeof own.jti).toBe("string");
     expect(own.exp! - own.iat!).toBe(300);
     expect(await introspectAs("resource-server", token)).toMatchObject({ active: true, client_id: "shop", jti: own.jti });

@@ -21,7 +21,12 @@ let api: FakeCloudflareAPI;
 let dir: string;
 
 beforeAll(async () => {
-  api = await startFakeCloudflareAPI({ token: TOKEN, accounts: [{ id: ACCOUNT, name: "Test account" }], namespaceIds: [NAMESPACE], pageSize: 2 });
+  api = await startFakeCloudflareAPI({
+    token: TOKEN,
+    accounts: [{ id: ACCOUNT, name: "Test account" }],
+    namespaceIds: [NAMESPACE],
+    pageSize: 2,
+  });
   dir = mkdtempSync(join(tmpdir(), "tollgate-remote-"));
 });
 
@@ -44,7 +49,10 @@ describe("tollgate --remote through Cloudflare's REST API", () => {
     const result = await remote(["clients", "create", "orders-svc", "--scope", "orders:read", "--json"]);
     expect(result.code, result.stderr).toBe(0);
     const { client_secret } = JSON.parse(result.stdout) as { client_secret: string };
-    expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual([`GET ${NS_PATH}/values/client%3Aorders-svc`, `PUT ${NS_PATH}/values/client%3Aorders-svc`]);
+    expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      `GET ${NS_PATH}/values/client%3Aorders-svc`,
+      `PUT ${NS_PATH}/values/client%3Aorders-svc`,
+    ]);
     expect(api.requests.every((r) => r.authorization === `Bearer ${TOKEN}`)).toBe(true);
     const put = api.requests[1]!;
     expect(put.contentType).toMatch(/^text\/plain/);
@@ -66,7 +74,12 @@ describe("tollgate --remote through Cloudflare's REST API", () => {
     api.requests.length = 0;
     const result = await remote(["clients", "list"]);
     expect(result.code, result.stderr).toBe(0);
-    expect(result.stdout.trim().split("\n").map((l) => l.split("\t")[0])).toEqual(["a", "b", "c", "d", "orders-svc"]);
+    expect(
+      result.stdout
+        .trim()
+        .split("\n")
+        .map((l) => l.split("\t")[0]),
+    ).toEqual(["a", "b", "c", "d", "orders-svc"]);
     const lists = api.requests.filter((r) => r.path === `${NS_PATH}/keys`);
     expect(lists.map((r) => r.query.get("prefix"))).toEqual(["client:", "client:", "client:"]);
     expect(lists[0]!.query.get("cursor")).toBeNull();
@@ -75,7 +88,10 @@ describe("tollgate --remote through Cloudflare's REST API", () => {
 
   it("applies a clients file and exports it back as a no-op plan", async () => {
     const path = join(dir, "clients.toml");
-    writeFileSync(path, '[clients.orders-svc]\nallowed_scopes = ["orders:read", "orders:write"]\n\n[clients.new-svc]\nallowed_scopes = ["x"]\n');
+    writeFileSync(
+      path,
+      '[clients.orders-svc]\nallowed_scopes = ["orders:read", "orders:write"]\n\n[clients.new-svc]\nallowed_scopes = ["x"]\n',
+    );
     const applied = await remote(["apply", "-f", path, "--prune"]);
     expect(applied.code, applied.stderr).toBe(0);
     expect(applied.stderr).toContain("→ remote namespace (env production)");
@@ -83,7 +99,9 @@ describe("tollgate --remote through Cloudflare's REST API", () => {
     expect(applied.stderr).toContain("~ update orders-svc");
     expect(applied.stderr).toContain("- delete a");
     expect([...kv().keys()].sort()).toEqual(["client:new-svc", "client:orders-svc", "keys:generation"]);
-    expect(api.requests.filter((r) => r.method === "DELETE").map((r) => r.path)).toEqual(["a", "b", "c", "d"].map((id) => `${NS_PATH}/values/client%3A${id}`));
+    expect(api.requests.filter((r) => r.method === "DELETE").map((r) => r.path)).toEqual(
+      ["a", "b", "c", "d"].map((id) => `${NS_PATH}/values/client%3A${id}`),
+    );
 
     const exported = await remote(["export"]);
     writeFileSync(path, exported.stdout);
@@ -98,7 +116,10 @@ describe("tollgate --remote through Cloudflare's REST API", () => {
     const result = await remote(["keys", "rotate", "--json"]);
     expect(result.code, result.stderr).toBe(0);
     expect(JSON.parse(kv().get("keys:generation")!)).toMatchObject({ generation: 1 });
-    expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual([`GET ${NS_PATH}/values/keys%3Ageneration`, `PUT ${NS_PATH}/values/keys%3Ageneration`]);
+    expect(api.requests.map((r) => `${r.method} ${r.path}`)).toEqual([
+      `GET ${NS_PATH}/values/keys%3Ageneration`,
+      `PUT ${NS_PATH}/values/keys%3Ageneration`,
+    ]);
   });
 
   it("deletes a client with one DELETE", async () => {
@@ -123,7 +144,10 @@ describe("tollgate --remote through Cloudflare's REST API", () => {
   it("uses wrangler's stored login when CLOUDFLARE_API_TOKEN is not set", async () => {
     const config = join(dir, "xdg");
     mkdirSync(join(config, ".wrangler", "config"), { recursive: true });
-    writeFileSync(join(config, ".wrangler", "config", "default.toml"), `oauth_token = "${TOKEN}"\nrefresh_token = "unused"\nexpiration_time = "2099-01-01T00:00:00.000Z"\n`);
+    writeFileSync(
+      join(config, ".wrangler", "config", "default.toml"),
+      `oauth_token = "${TOKEN}"\nrefresh_token = "unused"\nexpiration_time = "2099-01-01T00:00:00.000Z"\n`,
+    );
     const result = await remote(["clients", "show", "orders-svc"], { CLOUDFLARE_API_TOKEN: "", HOME: dir, XDG_CONFIG_HOME: config });
     expect(result.code, result.stderr).toBe(0);
     expect(api.requests[0]!.authorization).toBe(`Bearer ${TOKEN}`);

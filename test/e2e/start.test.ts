@@ -104,7 +104,8 @@ afterEach(() => {
     for (const pid of processesNaming(stateDir)) {
       pids.add(pid);
       const pgid = pgidOf(pid);
-      if (pgid !== undefined && pgid !== process.pid && pgid !== pgidOf(process.pid)) for (const member of groupMembers(pgid)) pids.add(member);
+      if (pgid !== undefined && pgid !== process.pid && pgid !== pgidOf(process.pid))
+        for (const member of groupMembers(pgid)) pids.add(member);
     }
   }
   for (const pid of pids) killPid(pid);
@@ -116,10 +117,17 @@ afterEach(() => {
 describe("npm start", () => {
   it("refuses a protected route without audience at once, printing the Worker's one error, and starts nothing", async () => {
     const port = await freePortPair();
-    const { child, output } = npmStart(["--port", String(port), "--var", 'GATEWAY_ROUTES:[{"prefix":"/x","origin":"https://origin.example"}]']);
+    const { child, output } = npmStart([
+      "--port",
+      String(port),
+      "--var",
+      'GATEWAY_ROUTES:[{"prefix":"/x","origin":"https://origin.example"}]',
+    ]);
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
     expect(code, output()).not.toBe(0);
-    expect(output()).toContain("npm start: GATEWAY_ROUTES[0].audience: is required on a protected route (or set public = true) (GATEWAY_ROUTES from --var)");
+    expect(output()).toContain(
+      "npm start: GATEWAY_ROUTES[0].audience: is required on a protected route (or set public = true) (GATEWAY_ROUTES from --var)",
+    );
     expect(output()).not.toMatch(/^\s+at /m); // no stack trace
     expect(await listening(port)).toBe(false);
   }, 120_000);
@@ -127,7 +135,13 @@ describe("npm start", () => {
   it("serves GATEWAY_ROUTES given with --var next to --port (the /demo route moved to the port), and leaves no server after a kill -9 of its process group", async () => {
     const port = await freePortPair();
     const routes = [
-      { prefix: "/demo", origin: "http://127.0.0.1:8788", audience: "http://localhost:8787/demo", scopes: ["demo:read"], strip_prefix: true },
+      {
+        prefix: "/demo",
+        origin: "http://127.0.0.1:8788",
+        audience: "http://localhost:8787/demo",
+        scopes: ["demo:read"],
+        strip_prefix: true,
+      },
       { prefix: "/open", origin: `http://127.0.0.1:${port + 1}`, public: true },
     ];
     const { child, output } = npmStart(["--port", String(port), "--var", `GATEWAY_ROUTES:${JSON.stringify(routes)}`]);
@@ -137,10 +151,16 @@ describe("npm start", () => {
     });
     const base = `http://localhost:${port}`;
     // The /demo route, moved with --port to the echo server on port+1, needs a token for the moved audience.
-    const demo = JSON.parse(readFileSync(join(stateDir!, "tollgate-demo-client.json"), "utf8")) as { client_id: string; client_secret: string };
+    const demo = JSON.parse(readFileSync(join(stateDir!, "tollgate-demo-client.json"), "utf8")) as {
+      client_id: string;
+      client_secret: string;
+    };
     const tokenRes = await fetch(`${base}/token`, {
       method: "POST",
-      headers: { Authorization: `Basic ${btoa(`${demo.client_id}:${demo.client_secret}`)}`, "Content-Type": "application/x-www-form-urlencoded" },
+      headers: {
+        Authorization: `Basic ${btoa(`${demo.client_id}:${demo.client_secret}`)}`,
+        "Content-Type": "application/x-www-form-urlencoded",
+      },
       body: "grant_type=client_credentials",
     });
     expect(tokenRes.status, output()).toBe(200);

@@ -48,7 +48,16 @@ describe("client-credentials grant end to end", () => {
   let secret: string;
 
   it("creates a client with the CLI while the Worker runs", async () => {
-    const created = await tollgate("clients", "create", "orders-svc", "--scope", "orders:read orders:write", "--audience", "https://orders.example", "--json");
+    const created = await tollgate(
+      "clients",
+      "create",
+      "orders-svc",
+      "--scope",
+      "orders:read orders:write",
+      "--audience",
+      "https://orders.example",
+      "--json",
+    );
     expect(created.code).toBe(0);
     const body = JSON.parse(created.stdout) as { client_id: string; client_secret: string; secrets: object[] };
     expect(body.client_id).toBe("orders-svc");
@@ -61,7 +70,13 @@ describe("client-credentials grant end to end", () => {
     const as = await discover();
     expect(as.issuer).toBe(worker.url);
     const client: oauth.Client = { client_id: "orders-svc" };
-    const response = await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(secret), new URLSearchParams({ scope: "orders:read" }), insecure);
+    const response = await oauth.clientCredentialsGrantRequest(
+      as,
+      client,
+      oauth.ClientSecretBasic(secret),
+      new URLSearchParams({ scope: "orders:read" }),
+      insecure,
+    );
     const result = await oauth.processClientCredentialsResponse(as, client, response);
     expect(result.token_type).toBe("bearer");
     expect(result.scope).toBe("orders:read");
@@ -82,7 +97,13 @@ describe("client-credentials grant end to end", () => {
   it("passes oauth4webapi's RFC 9068 resource-server validation (client_secret_post)", async () => {
     const as = await discover();
     const client: oauth.Client = { client_id: "orders-svc" };
-    const response = await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretPost(secret), new URLSearchParams({ resource: "https://orders.example" }), insecure);
+    const response = await oauth.clientCredentialsGrantRequest(
+      as,
+      client,
+      oauth.ClientSecretPost(secret),
+      new URLSearchParams({ resource: "https://orders.example" }),
+      insecure,
+    );
     const { access_token } = await oauth.processClientCredentialsResponse(as, client, response);
     const request = new Request("https://orders.example/orders", { headers: { Authorization: `Bearer ${access_token}` } });
     const claims = await oauth.validateJwtAccessToken(as, request, "https://orders.example", insecure);
@@ -130,7 +151,10 @@ describe("client-credentials grant end to end", () => {
   it("rotates with a grace: both secrets work until the old one's expiry, then only the new one", async () => {
     const rotated = await tollgate("clients", "rotate-secret", "orders-svc", "--grace", String(GRACE_SECONDS), "--json");
     expect(rotated.code).toBe(0);
-    const body = JSON.parse(rotated.stdout) as { client_secret: string; secrets: { id: string; created_at: number; expires_at: number | null }[] };
+    const body = JSON.parse(rotated.stdout) as {
+      client_secret: string;
+      secrets: { id: string; created_at: number; expires_at: number | null }[];
+    };
     const oldId = secret.split(".")[0]!;
     const newId = body.client_secret.split(".")[0]!;
     const expiresAt = body.secrets.find((s) => s.id === oldId)!.expires_at!;
@@ -138,7 +162,8 @@ describe("client-credentials grant end to end", () => {
     expect(expiresAt).toBe(body.secrets.find((s) => s.id === newId)!.created_at + GRACE_SECONDS);
     const as = await discover();
     const client: oauth.Client = { client_id: "orders-svc" };
-    const request = (s: string) => oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(s), new URLSearchParams(), insecure);
+    const request = (s: string) =>
+      oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(s), new URLSearchParams(), insecure);
     // Polls the old secret until it is refused: it works until expires_at, the refusal
     // cannot come before expires_at, and must come soon after it.
     let accepted = 0;
@@ -185,7 +210,9 @@ describe("tollgate CLI", () => {
     expect(audience.stderr).toContain("--audience");
   });
 
-  it("refuses to create a client named .. (a URL dot segment), yet shows and deletes one stored so before the rule", { timeout: 240_000 }, async () => {
+  it("refuses to create a client named .. (a URL dot segment), yet shows and deletes one stored so before the rule", {
+    timeout: 240_000,
+  }, async () => {
     const created = await tollgate("clients", "create", "..", "--scope", "x");
     expect(created.code).toBe(2);
     expect(created.stderr).toContain("dot segment");

@@ -24,7 +24,12 @@ function protectedApp(scopes: string[]): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   app.get(
     "/thing",
-    requireAccessToken({ audience: (_c, config) => config.defaultAudience, scopes: () => scopes, missing: "a token is required", audit: true }),
+    requireAccessToken({
+      audience: (_c, config) => config.defaultAudience,
+      scopes: () => scopes,
+      missing: "a token is required",
+      audit: true,
+    }),
     (c) => c.json({ client: accessTokenOf(c).client_id, audit: c.get("audit") }),
   );
   app.onError((error) => {
@@ -54,7 +59,10 @@ describe("requireAccessToken", () => {
     expect(await scoped.json()).toMatchObject({ code: "insufficient_scope" });
     const disabled = await seedClient();
     const { access_token: stale } = await issueToken(disabled, { scope: "orders:read" });
-    await env.CLIENTS.put(`client:${disabled.client_id}`, JSON.stringify({ ...JSON.parse((await env.CLIENTS.get(`client:${disabled.client_id}`))!), disabled: true }));
+    await env.CLIENTS.put(
+      `client:${disabled.client_id}`,
+      JSON.stringify({ ...JSON.parse((await env.CLIENTS.get(`client:${disabled.client_id}`))!), disabled: true }),
+    );
     const res = await protectedApp(["orders:read"]).request("/thing", { headers: { Authorization: `Bearer ${stale}` } }, env);
     expect(res.status).toBe(401);
     expect(await res.json()).toMatchObject({ code: "invalid_token" });

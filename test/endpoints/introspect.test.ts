@@ -5,7 +5,17 @@ import { env, exports } from "cloudflare:workers";
 import { decodeJwt } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { basic, expectJSONError, fetchWithEnv, FORM, issueToken, putClientRecord, seedClient, tokenRequest } from "../support/worker.ts";
-import { accessTokenClaims, attackerKey, es256, forgeJWS, hs256, mintToken, nowSeconds, publicKeyForms, testKey } from "../support/tokens.ts";
+import {
+  accessTokenClaims,
+  attackerKey,
+  es256,
+  forgeJWS,
+  hs256,
+  mintToken,
+  nowSeconds,
+  publicKeyForms,
+  testKey,
+} from "../support/tokens.ts";
 import { clientKey } from "../../src/clients/record.ts";
 import { expectInvalidToken, expectProxied, gatewayFetch, marker, withBearer } from "../support/gateway.ts";
 import { revokedKey } from "../../src/tokens/revocation.ts";
@@ -29,7 +39,6 @@ import {
 afterEach(() => {
   vi.restoreAllMocks();
 });
-
 
 describe("RFC 7662 §2.2 an active token", () => {
   it("is described to its own client: active, scope, client_id, sub, aud, iss, exp, iat, jti, token_type", async () => {
@@ -56,7 +65,10 @@ describe("RFC 7662 §2.2 an active token", () => {
     const orders = "https://api.tollgate.test/orders";
     const billing = "https://api.tollgate.test/billing";
     const client = await seedClient({ default_scopes: [], allowed_audiences: [orders, billing] });
-    const { access_token } = await issueToken(client, [["resource", orders], ["resource", billing]]);
+    const { access_token } = await issueToken(client, [
+      ["resource", orders],
+      ["resource", billing],
+    ]);
     const body = await introspection(await introspect(client, access_token));
     expect(body).not.toHaveProperty("scope");
     expect(body.active).toBe(true);
@@ -66,7 +78,13 @@ describe("RFC 7662 §2.2 an active token", () => {
   it("accepts client_secret_post and ignores token_type_hint, whatever its value", async () => {
     const client = await seedClient();
     const { access_token } = await issueToken(client);
-    expect((await introspection(await formPost("/introspect", { token: access_token, client_id: client.client_id, client_secret: client.client_secret }))).active).toBe(true);
+    expect(
+      (
+        await introspection(
+          await formPost("/introspect", { token: access_token, client_id: client.client_id, client_secret: client.client_secret }),
+        )
+      ).active,
+    ).toBe(true);
     for (const hint of ["access_token", "refresh_token", "unknown"]) {
       expect((await introspection(await introspect(client, access_token, { token_type_hint: hint }))).active).toBe(true);
     }
@@ -91,7 +109,9 @@ describe("One set of claim rules with the gateway (RFC 9068 §4, RFC 8725 §3.11
       await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(token)), mark);
       const logs = captureLogEvents();
       await expectInactive(await introspect(client, token));
-      expect(logs().find((e) => e.event === "introspection_inactive")).toMatchObject({ reason: expect.stringMatching(/^not a token of this issuer: /) });
+      expect(logs().find((e) => e.event === "introspection_inactive")).toMatchObject({
+        reason: expect.stringMatching(/^not a token of this issuer: /),
+      });
     });
   }
 
@@ -103,23 +123,44 @@ describe("One set of claim rules with the gateway (RFC 9068 §4, RFC 8725 §3.11
   });
 });
 
-describe("RFC 7662 §2.2 inactive tokens: exactly {\"active\": false}", () => {
+describe('RFC 7662 §2.2 inactive tokens: exactly {"active": false}', () => {
   const malformed: [string, (clientId: string) => Promise<string>][] = [
     ["an unknown string", async () => "not-a-token"],
     ["three segments of garbage", async () => "a.b.c"],
-    ["a token of another issuer (signed with another key)", async (id) => forgeJWS({ alg: "ES256", typ: "at+jwt", kid: "elsewhere" }, accessTokenClaims({ client_id: id, sub: id, iss: "https://elsewhere.example" }), async (input) => es256((await attackerKey()).privateKey, input))],
-    ["a forged signature under this issuer's kid", async (id) => forgeJWS({ alg: "ES256", typ: "at+jwt", kid: (await testKey()).kid }, accessTokenClaims({ client_id: id, sub: id }), async (input) => es256((await attackerKey()).privateKey, input))],
+    [
+      "a token of another issuer (signed with another key)",
+      async (id) =>
+        forgeJWS(
+          { alg: "ES256", typ: "at+jwt", kid: "elsewhere" },
+          accessTokenClaims({ client_id: id, sub: id, iss: "https://elsewhere.example" }),
+          async (input) => es256((await attackerKey()).privateKey, input),
+        ),
+    ],
+    [
+      "a forged signature under this issuer's kid",
+      async (id) =>
+        forgeJWS(
+          { alg: "ES256", typ: "at+jwt", kid: (await testKey()).kid },
+          accessTokenClaims({ client_id: id, sub: id }),
+          async (input) => es256((await attackerKey()).privateKey, input),
+        ),
+    ],
     ["this issuer's key with another iss", (id) => tokenOf(id, { iss: "https://elsewhere.example" })],
     ["typed JWT instead of at+jwt", (id) => mintToken({ claims: { client_id: id, sub: id }, header: { typ: "JWT" } })],
     ["alg none", async (id) => forgeJWS({ alg: "none", typ: "at+jwt" }, accessTokenClaims({ client_id: id, sub: id }), "")],
     ["an unknown crit header", (id) => mintToken({ claims: { client_id: id, sub: id }, header: { crit: ["urn:x"], "urn:x": 1 } })],
     ["a non-numeric exp", (id) => tokenOf(id, { exp: "soon" })],
     ["over 4096 characters, even if rightly signed", (id) => oversizedToken(id)],
-    ["HS256 keyed with the issuer's public key (algorithm confusion)", async (id) => {
-      const key = await testKey();
-      const { pem } = await publicKeyForms(key.jwk);
-      return forgeJWS({ alg: "HS256", typ: "at+jwt", kid: key.kid }, accessTokenClaims({ client_id: id, sub: id }), (input) => hs256(pem, input));
-    }],
+    [
+      "HS256 keyed with the issuer's public key (algorithm confusion)",
+      async (id) => {
+        const key = await testKey();
+        const { pem } = await publicKeyForms(key.jwk);
+        return forgeJWS({ alg: "HS256", typ: "at+jwt", kid: key.kid }, accessTokenClaims({ client_id: id, sub: id }), (input) =>
+          hs256(pem, input),
+        );
+      },
+    ],
   ];
   for (const [what, make] of malformed) {
     it(`for ${what}`, async () => {
@@ -141,7 +182,9 @@ describe("RFC 7662 §2.2 inactive tokens: exactly {\"active\": false}", () => {
     await expectInactive(await introspect(client, token));
     expect(logs().find((e) => e.event === "introspection_inactive")).toMatchObject({ jti: jtiOf(token), reason: "expired" });
     // The same claims one minute later are active: only exp made the difference.
-    expect((await introspection(await introspect(client, await tokenOf(client.client_id, { iat: now - 300, exp: now + 60 })))).active).toBe(true);
+    expect((await introspection(await introspect(client, await tokenOf(client.client_id, { iat: now - 300, exp: now + 60 })))).active).toBe(
+      true,
+    );
   });
 
   it("for a token revoked through /revoke", async () => {
@@ -151,7 +194,11 @@ describe("RFC 7662 §2.2 inactive tokens: exactly {\"active\": false}", () => {
     await expectRevocationOK(await revoke(client, access_token));
     const logs = captureLogEvents();
     await expectInactive(await introspect(client, access_token));
-    expect(logs().find((e) => e.event === "introspection_inactive")).toMatchObject({ client_id: client.client_id, jti: jtiOf(access_token), reason: "revoked" });
+    expect(logs().find((e) => e.event === "introspection_inactive")).toMatchObject({
+      client_id: client.client_id,
+      jti: jtiOf(access_token),
+      reason: "revoked",
+    });
   });
 
   it("for a token whose client was disabled, and again active once it is enabled", async () => {
@@ -173,12 +220,15 @@ describe("RFC 7662 §2.2 inactive tokens: exactly {\"active\": false}", () => {
     await env.CLIENTS.delete(clientKey(owner.client_id));
     const logs = captureLogEvents();
     await expectInactive(await introspect(resourceServer, access_token));
-    expect(logs().find((e) => e.event === "introspection_inactive")).toMatchObject({ reason: "client deleted", token_client_id: owner.client_id });
+    expect(logs().find((e) => e.event === "introspection_inactive")).toMatchObject({
+      reason: "client deleted",
+      token_client_id: owner.client_id,
+    });
   });
 });
 
 describe("Who may introspect what (RFC 7662 §2.1, §4)", () => {
-  it("answers {\"active\": false} to a client asking about another client's token, and logs the refusal", async () => {
+  it('answers {"active": false} to a client asking about another client\'s token, and logs the refusal', async () => {
     const owner = await seedClient();
     const other = await seedClient();
     const { access_token } = await issueToken(owner);
@@ -203,7 +253,13 @@ describe("Who may introspect what (RFC 7662 §2.1, §4)", () => {
     const owner = await seedClient();
     const { access_token } = await issueToken(owner);
     const body = await introspection(await introspect(resourceServer, access_token));
-    expect(body).toMatchObject({ active: true, client_id: owner.client_id, sub: owner.client_id, jti: jtiOf(access_token), token_type: "Bearer" });
+    expect(body).toMatchObject({
+      active: true,
+      client_id: owner.client_id,
+      sub: owner.client_id,
+      jti: jtiOf(access_token),
+      token_type: "Bearer",
+    });
   });
 
   it("treats a record without introspect_any (written before the field) as false", async () => {
@@ -233,7 +289,9 @@ describe("RFC 7662 §2.1 client authentication, as at /token", () => {
     const client = await seedClient();
     const disabled = await seedClient({ disabled: true, introspect_any: true });
     const { access_token } = await issueToken(client);
-    await expectInvalidClient(await introspect({ client_id: client.client_id, client_secret: `${client.client_secret.split(".")[0]}.wrong` }, access_token));
+    await expectInvalidClient(
+      await introspect({ client_id: client.client_id, client_secret: `${client.client_secret.split(".")[0]}.wrong` }, access_token),
+    );
     await expectInvalidClient(await introspect({ client_id: `nobody-${crypto.randomUUID()}`, client_secret: "x.y" }, access_token));
     await expectInvalidClient(await introspect(disabled, access_token));
   });
@@ -243,7 +301,11 @@ describe("RFC 7662 §2.1 client authentication, as at /token", () => {
     const address = `introspect-attacker-${crypto.randomUUID()}`;
     const wrong = basic(client.client_id, `${client.client_secret.split(".")[0]}.wrong`);
     const send = () =>
-      fetchWithEnv(INTROSPECT_URL, { method: "POST", headers: { "Content-Type": FORM, Authorization: wrong, "CF-Connecting-IP": address }, body: "token=x" }, { TOKEN_FAILURE_LIMITER: env.TEST_STRICT_LIMITER });
+      fetchWithEnv(
+        INTROSPECT_URL,
+        { method: "POST", headers: { "Content-Type": FORM, Authorization: wrong, "CF-Connecting-IP": address }, body: "token=x" },
+        { TOKEN_FAILURE_LIMITER: env.TEST_STRICT_LIMITER },
+      );
     for (let i = 0; i < 3; i++) expect((await send()).status).toBe(401);
     await expectJSONError(await send(), 429, "temporarily_unavailable");
   });
@@ -252,14 +314,29 @@ describe("RFC 7662 §2.1 client authentication, as at /token", () => {
 describe("Malformed introspection requests", () => {
   it("answers 400 invalid_request when token is missing", async () => {
     const client = await seedClient();
-    const body = await expectJSONError(await formPost("/introspect", {}, { Authorization: basic(client.client_id, client.client_secret) }), 400, "invalid_request");
+    const body = await expectJSONError(
+      await formPost("/introspect", {}, { Authorization: basic(client.client_id, client.client_secret) }),
+      400,
+      "invalid_request",
+    );
     expect(body.error_description).toContain("token");
   });
 
   it("answers 400 invalid_request to a repeated token and to parameters in the query", async () => {
     const client = await seedClient();
     const auth = { Authorization: basic(client.client_id, client.client_secret) };
-    await expectJSONError(await formPost("/introspect", [["token", "a"], ["token", "b"]], auth), 400, "invalid_request");
+    await expectJSONError(
+      await formPost(
+        "/introspect",
+        [
+          ["token", "a"],
+          ["token", "b"],
+        ],
+        auth,
+      ),
+      400,
+      "invalid_request",
+    );
     await expectJSONError(await tokenRequest({ token: "a" }, auth, "/introspect?token=a"), 400, "invalid_request");
   });
 
@@ -274,13 +351,21 @@ describe("Malformed introspection requests", () => {
 
 describe("Storage failures at /introspect: never active when the status is unknown", () => {
   const request = (client: { client_id: string; client_secret: string }, token: string) =>
-    new Request(INTROSPECT_URL, { method: "POST", headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret) }, body: `token=${token}` });
+    new Request(INTROSPECT_URL, {
+      method: "POST",
+      headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret) },
+      body: `token=${token}`,
+    });
 
   it("answers 503 temporarily_unavailable when KV is down", async () => {
     const client = await seedClient();
     const { access_token } = await issueToken(client);
     captureLogEvents();
-    await expectJSONError(await fetchWithEnv(request(client, access_token), undefined, { CLIENTS: failingKV }), 503, "temporarily_unavailable");
+    await expectJSONError(
+      await fetchWithEnv(request(client, access_token), undefined, { CLIENTS: failingKV }),
+      503,
+      "temporarily_unavailable",
+    );
   });
 
   it("answers 503, not active, when only the revocation lookup fails", async () => {
@@ -297,6 +382,10 @@ describe("Storage failures at /introspect: never active when the status is unkno
     const { access_token } = await issueToken(owner);
     captureLogEvents();
     const kv = partlyFailingKV({ failGet: new RegExp(`^${clientKey(owner.client_id)}$`) });
-    await expectJSONError(await fetchWithEnv(request(resourceServer, access_token), undefined, { CLIENTS: kv }), 503, "temporarily_unavailable");
+    await expectJSONError(
+      await fetchWithEnv(request(resourceServer, access_token), undefined, { CLIENTS: kv }),
+      503,
+      "temporarily_unavailable",
+    );
   });
 });

@@ -49,7 +49,10 @@ describe("oauth4webapi reads a refused client_secret_post client as invalid_clie
     const auth = oauth.ClientSecretPost(`${seeded.client_secret}x`);
     const revocation = await oauth.revocationRequest(as, client, auth, "not-a-token", options);
     const introspection = await oauth.introspectionRequest(as, client, auth, "not-a-token", options);
-    for (const error of [await thrown(() => oauth.processRevocationResponse(revocation)), await thrown(() => oauth.processIntrospectionResponse(as, client, introspection))]) {
+    for (const error of [
+      await thrown(() => oauth.processRevocationResponse(revocation)),
+      await thrown(() => oauth.processIntrospectionResponse(as, client, introspection)),
+    ]) {
       expect(error).toBeInstanceOf(oauth.ResponseBodyError);
       expect(error).toMatchObject({ error: "invalid_client", status: 401 });
     }

@@ -13,7 +13,11 @@ import { fetchWithEnv, issueToken, requestToken, seedClient } from "../support/w
 const REGISTER = `${env.ISSUER}/register`;
 
 async function adminToken(scope = "tollgate:admin"): Promise<string> {
-  const admin = await seedClient({ allowed_scopes: ["tollgate:admin", "orders:read"], default_scopes: [scope], allowed_audiences: [REGISTER, env.DEFAULT_AUDIENCE] });
+  const admin = await seedClient({
+    allowed_scopes: ["tollgate:admin", "orders:read"],
+    default_scopes: [scope],
+    allowed_audiences: [REGISTER, env.DEFAULT_AUDIENCE],
+  });
   return (await issueToken(admin, { resource: REGISTER, scope })).access_token;
 }
 
@@ -28,11 +32,27 @@ describe("RFC 7591 §3 client registration (POST /register)", () => {
   it("registers a client and returns its secret once; the secret works at /token", async () => {
     const token = await adminToken();
     const id = `reg-${crypto.randomUUID()}`;
-    const res = await call("POST", "/register", token, { client_id: id, client_name: "Orders", scope: "orders:read orders:write", default_scope: "orders:read", audience: [env.DEFAULT_AUDIENCE], grant_types: ["client_credentials"], token_endpoint_auth_method: "client_secret_basic" });
+    const res = await call("POST", "/register", token, {
+      client_id: id,
+      client_name: "Orders",
+      scope: "orders:read orders:write",
+      default_scope: "orders:read",
+      audience: [env.DEFAULT_AUDIENCE],
+      grant_types: ["client_credentials"],
+      token_endpoint_auth_method: "client_secret_basic",
+    });
     expect(res.status).toBe(201);
     expect(res.headers.get("Cache-Control")).toBe("no-store");
     const info = (await res.json()) as Record<string, unknown>;
-    expect(info).toMatchObject({ client_id: id, client_name: "Orders", scope: "orders:read orders:write", default_scope: "orders:read", grant_types: ["client_credentials"], client_secret_expires_at: 0, registration_client_uri: `${REGISTER}/${id}` });
+    expect(info).toMatchObject({
+      client_id: id,
+      client_name: "Orders",
+      scope: "orders:read orders:write",
+      default_scope: "orders:read",
+      grant_types: ["client_credentials"],
+      client_secret_expires_at: 0,
+      registration_client_uri: `${REGISTER}/${id}`,
+    });
     expect(typeof info.client_id_issued_at).toBe("number");
     expect(info.client_secret).toMatch(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{43}$/);
     expect(JSON.stringify(info)).not.toContain("pbkdf2");
@@ -46,7 +66,11 @@ describe("RFC 7591 §3 client registration (POST /register)", () => {
   it("hashes the new secret at the Worker's PBKDF2_ITERATIONS", async () => {
     const token = await adminToken();
     const id = `reg-${crypto.randomUUID()}`;
-    const request = new Request(REGISTER, { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: JSON.stringify({ client_id: id, scope: "orders:read" }) });
+    const request = new Request(REGISTER, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ client_id: id, scope: "orders:read" }),
+    });
     const res = await fetchWithEnv(request, undefined, { PBKDF2_ITERATIONS: "40000" });
     expect(res.status).toBe(201);
     const record = JSON.parse((await env.CLIENTS.get(clientKey(id)))!) as { secrets: { hash: string }[] };
@@ -54,14 +78,25 @@ describe("RFC 7591 §3 client registration (POST /register)", () => {
   });
 
   it("ignores metadata it does not understand (RFC 7591 §2)", async () => {
-    const res = await call("POST", "/register", await adminToken(), { scope: "orders:read", software_id: "x", redirect_uris: ["https://x"] });
+    const res = await call("POST", "/register", await adminToken(), {
+      scope: "orders:read",
+      software_id: "x",
+      redirect_uris: ["https://x"],
+    });
     expect(res.status).toBe(201);
     expect(await res.json()).not.toHaveProperty("software_id");
   });
 
   it("refuses a token request that names the admin API together with another resource", async () => {
-    const admin = await seedClient({ allowed_scopes: ["tollgate:admin"], default_scopes: ["tollgate:admin"], allowed_audiences: [REGISTER, env.DEFAULT_AUDIENCE] });
-    const res = await requestToken(admin, [["resource", REGISTER], ["resource", env.DEFAULT_AUDIENCE]]);
+    const admin = await seedClient({
+      allowed_scopes: ["tollgate:admin"],
+      default_scopes: ["tollgate:admin"],
+      allowed_audiences: [REGISTER, env.DEFAULT_AUDIENCE],
+    });
+    const res = await requestToken(admin, [
+      ["resource", REGISTER],
+      ["resource", env.DEFAULT_AUDIENCE],
+    ]);
     expect(res.status).toBe(400);
     expect(((await res.json()) as { error: string }).error).toBe("invalid_target");
   });
@@ -103,7 +138,11 @@ describe("RFC 7591 §3 client registration (POST /register)", () => {
 
   it("refuses non-JSON bodies and oversized bodies", async () => {
     const token = await adminToken();
-    const form = await exports.default.fetch(REGISTER, { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/x-www-form-urlencoded" }, body: "scope=x" });
+    const form = await exports.default.fetch(REGISTER, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/x-www-form-urlencoded" },
+      body: "scope=x",
+    });
     expect(form.status).toBe(400);
     const big = await call("POST", "/register", token, { client_name: "x".repeat(20_000) });
     expect(big.status).toBe(413);
@@ -176,10 +215,20 @@ describe("RFC 7592 §2 client management (GET, PUT, DELETE /register/{client_id}
   it("replaces the metadata on PUT, resetting what is left out, and keeps the secret working", async () => {
     const token = await adminToken();
     const client = await seedClient({ token_ttl: 600 });
-    const res = await call("PUT", `/register/${client.client_id}`, token, { client_id: client.client_id, client_name: "Renamed", scope: "orders:read" });
+    const res = await call("PUT", `/register/${client.client_id}`, token, {
+      client_id: client.client_id,
+      client_name: "Renamed",
+      scope: "orders:read",
+    });
     expect(res.status).toBe(200);
     const info = (await res.json()) as Record<string, unknown>;
-    expect(info).toMatchObject({ client_name: "Renamed", scope: "orders:read", default_scope: "orders:read", access_token_ttl: null, disabled: false });
+    expect(info).toMatchObject({
+      client_name: "Renamed",
+      scope: "orders:read",
+      default_scope: "orders:read",
+      access_token_ttl: null,
+      disabled: false,
+    });
     const tokenRes = await requestToken(client, { scope: "orders:write" });
     expect(tokenRes.status).toBe(400);
     expect(((await tokenRes.json()) as { error: string }).error).toBe("invalid_scope");
@@ -198,7 +247,11 @@ describe("RFC 7592 §2 client management (GET, PUT, DELETE /register/{client_id}
   it("never re-enables a disabled client by leaving `disabled` out of a PUT", async () => {
     const token = await adminToken();
     const client = await seedClient({ disabled: true });
-    const res = await call("PUT", `/register/${client.client_id}`, token, { client_id: client.client_id, client_name: "renamed", scope: "orders:read" });
+    const res = await call("PUT", `/register/${client.client_id}`, token, {
+      client_id: client.client_id,
+      client_name: "renamed",
+      scope: "orders:read",
+    });
     expect(res.status).toBe(200);
     expect(((await res.json()) as { disabled: boolean }).disabled).toBe(true);
     expect((await requestToken(client)).status).toBe(401);
@@ -208,14 +261,20 @@ describe("RFC 7592 §2 client management (GET, PUT, DELETE /register/{client_id}
     const token = await adminToken();
     const client = await seedClient();
     expect((await call("PUT", `/register/${client.client_id}`, token, { client_id: "other", scope: "x" })).status).toBe(400);
-    expect((await call("PUT", `/register/${client.client_id}`, token, { client_id: client.client_id, client_secret: "x" })).status).toBe(400);
+    expect((await call("PUT", `/register/${client.client_id}`, token, { client_id: client.client_id, client_secret: "x" })).status).toBe(
+      400,
+    );
   });
 
   it("disables a client through PUT: it can no longer get tokens, at once in this isolate even when it was warm", async () => {
     const token = await adminToken();
     const client = await seedClient();
     expect((await requestToken(client)).status).toBe(200);
-    const res = await call("PUT", `/register/${client.client_id}`, token, { client_id: client.client_id, scope: "orders:read", disabled: true });
+    const res = await call("PUT", `/register/${client.client_id}`, token, {
+      client_id: client.client_id,
+      scope: "orders:read",
+      disabled: true,
+    });
     expect(res.status).toBe(200);
     expect((await requestToken(client)).status).toBe(401);
   });
@@ -233,10 +292,18 @@ describe("RFC 7592 §2 client management (GET, PUT, DELETE /register/{client_id}
 
 describe("client ids the admin API can address", () => {
   // Printable ASCII, biased towards dots, %2e and the characters URLs treat specially.
-  const idChar = fc.oneof(fc.constantFrom(".", "%2e", "%2E", "%", "/", "?", "#", "\\", ";", "%25", "%2f", "a"), fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)));
-  const clientIds = fc.array(idChar, { minLength: 1, maxLength: 4 }).map((parts) => parts.join("")).filter((id) => id.length <= 128);
+  const idChar = fc.oneof(
+    fc.constantFrom(".", "%2e", "%2E", "%", "/", "?", "#", "\\", ";", "%25", "%2f", "a"),
+    fc.integer({ min: 0x21, max: 0x7e }).map((c) => String.fromCharCode(c)),
+  );
+  const clientIds = fc
+    .array(idChar, { minLength: 1, maxLength: 4 })
+    .map((parts) => parts.join(""))
+    .filter((id) => id.length <= 128);
 
-  it("registers exactly the ids isValidClientId allows, and each is read back at its registration_client_uri", { timeout: 120_000 }, async () => {
+  it("registers exactly the ids isValidClientId allows, and each is read back at its registration_client_uri", {
+    timeout: 120_000,
+  }, async () => {
     const token = await adminToken();
     const seen = new Set<string>();
     await fc.assert(

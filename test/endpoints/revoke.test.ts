@@ -5,7 +5,17 @@ import { env, exports } from "cloudflare:workers";
 import { decodeJwt } from "jose";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import { basic, expectJSONError, fetchWithEnv, FORM, issueToken, seedClient, tokenRequest } from "../support/worker.ts";
-import { accessTokenClaims, attackerKey, es256, forgeJWS, hs256, mintToken, nowSeconds, publicKeyForms, testKey } from "../support/tokens.ts";
+import {
+  accessTokenClaims,
+  attackerKey,
+  es256,
+  forgeJWS,
+  hs256,
+  mintToken,
+  nowSeconds,
+  publicKeyForms,
+  testKey,
+} from "../support/tokens.ts";
 import { CLOCK_TOLERANCE_SECONDS } from "../../src/policy.ts";
 import { revocationTtl, revokedKey } from "../../src/tokens/revocation.ts";
 import {
@@ -27,7 +37,6 @@ import {
 afterEach(() => {
   vi.restoreAllMocks();
 });
-
 
 describe("RFC 7009 §2.1 revoking an access token", () => {
   it("answers 200 with an empty body and no-store, and records revoked:{jti} with client_id, exp and revoked_at", async () => {
@@ -88,7 +97,9 @@ describe("RFC 7009 §2.1 revoking an access token", () => {
   it("accepts client_secret_post as well as Basic", async () => {
     const client = await seedClient();
     const { access_token } = await issueToken(client);
-    await expectRevocationOK(await formPost("/revoke", { token: access_token, client_id: client.client_id, client_secret: client.client_secret }));
+    await expectRevocationOK(
+      await formPost("/revoke", { token: access_token, client_id: client.client_id, client_secret: client.client_secret }),
+    );
     expect(await storedRevocation(jtiOf(access_token))).not.toBeNull();
   });
 
@@ -117,7 +128,15 @@ describe("RFC 7009 §2.1 revoking an access token", () => {
     const logs = captureLogEvents();
     await expectRevocationOK(await revoke(client, access_token));
     const lines = logs().filter((e) => String(e.event).startsWith("token_revo"));
-    expect(lines).toEqual([{ event: "token_revoked", client_id: client.client_id, jti: jtiOf(access_token), exp: decodeJwt(access_token).exp, reason: "revoked by its client" }]);
+    expect(lines).toEqual([
+      {
+        event: "token_revoked",
+        client_id: client.client_id,
+        jti: jtiOf(access_token),
+        exp: decodeJwt(access_token).exp,
+        reason: "revoked by its client",
+      },
+    ]);
     const all = JSON.stringify(logs());
     expect(all).not.toContain(access_token.split(".")[2]);
     expect(all).not.toContain(client.client_secret);
@@ -128,7 +147,15 @@ describe("RFC 7009 §2.2 invalid tokens cause no error", () => {
   const cases: [string, (clientId: string) => Promise<string>][] = [
     ["not a JWT at all", async () => "not-a-token"],
     ["three segments of garbage", async () => "a.b.c"],
-    ["signed by a key this issuer does not have", async (id) => forgeJWS({ alg: "ES256", typ: "at+jwt", kid: (await testKey()).kid }, accessTokenClaims({ client_id: id, sub: id }), async (input) => es256((await attackerKey()).privateKey, input))],
+    [
+      "signed by a key this issuer does not have",
+      async (id) =>
+        forgeJWS(
+          { alg: "ES256", typ: "at+jwt", kid: (await testKey()).kid },
+          accessTokenClaims({ client_id: id, sub: id }),
+          async (input) => es256((await attackerKey()).privateKey, input),
+        ),
+    ],
     ["of another issuer (right key, wrong iss)", (id) => tokenOf(id, { iss: "https://elsewhere.example" })],
     ["typed JWT instead of at+jwt", async (id) => mintToken({ claims: { client_id: id, sub: id }, header: { typ: "JWT" } })],
     ["with alg none", async (id) => forgeJWS({ alg: "none", typ: "at+jwt" }, accessTokenClaims({ client_id: id, sub: id }), "")],
@@ -137,13 +164,21 @@ describe("RFC 7009 §2.2 invalid tokens cause no error", () => {
     // The gateway's claim rules (one verifier): a token it refuses is not one of this issuer's here either.
     ["with nbf 120 s ahead", (id) => tokenOf(id, { nbf: nowSeconds() + 120 })],
     ["with iat 120 s ahead", (id) => tokenOf(id, { iat: nowSeconds() + 120, exp: nowSeconds() + 300 })],
-    ["with a lifetime over MAX_ACCESS_TOKEN_TTL", (id) => tokenOf(id, { iat: nowSeconds(), exp: nowSeconds() + Number(env.MAX_ACCESS_TOKEN_TTL) + 1 })],
+    [
+      "with a lifetime over MAX_ACCESS_TOKEN_TTL",
+      (id) => tokenOf(id, { iat: nowSeconds(), exp: nowSeconds() + Number(env.MAX_ACCESS_TOKEN_TTL) + 1 }),
+    ],
     ["over 4096 characters, even if rightly signed", (id) => oversizedToken(id)],
-    ["HS256 keyed with the issuer's public key (algorithm confusion)", async (id) => {
-      const key = await testKey();
-      const { pem } = await publicKeyForms(key.jwk);
-      return forgeJWS({ alg: "HS256", typ: "at+jwt", kid: key.kid }, accessTokenClaims({ client_id: id, sub: id }), (input) => hs256(pem, input));
-    }],
+    [
+      "HS256 keyed with the issuer's public key (algorithm confusion)",
+      async (id) => {
+        const key = await testKey();
+        const { pem } = await publicKeyForms(key.jwk);
+        return forgeJWS({ alg: "HS256", typ: "at+jwt", kid: key.kid }, accessTokenClaims({ client_id: id, sub: id }), (input) =>
+          hs256(pem, input),
+        );
+      },
+    ],
   ];
   for (const [what, make] of cases) {
     it(`answers 200 and writes nothing for a token ${what}`, async () => {
@@ -198,7 +233,9 @@ describe("RFC 7009 §2.1 client authentication, as at /token", () => {
     const client = await seedClient();
     const disabled = await seedClient({ disabled: true });
     const { access_token } = await issueToken(client);
-    await expectInvalidClient(await revoke({ client_id: client.client_id, client_secret: `${client.client_secret.split(".")[0]}.wrong` }, access_token));
+    await expectInvalidClient(
+      await revoke({ client_id: client.client_id, client_secret: `${client.client_secret.split(".")[0]}.wrong` }, access_token),
+    );
     await expectInvalidClient(await revoke({ client_id: `nobody-${crypto.randomUUID()}`, client_secret: "x.y" }, access_token));
     await expectInvalidClient(await revoke(disabled, await tokenOf(disabled.client_id)));
     expect(await storedRevocation(jtiOf(access_token))).toBeNull();
@@ -210,20 +247,34 @@ describe("RFC 7009 §2.1 client authentication, as at /token", () => {
     const strict = { TOKEN_FAILURE_LIMITER: env.TEST_STRICT_LIMITER };
     const wrong = basic(client.client_id, `${client.client_secret.split(".")[0]}.wrong`);
     const attempt = (url: string, body: string, auth: string) =>
-      fetchWithEnv(url, { method: "POST", headers: { "Content-Type": FORM, Authorization: auth, "CF-Connecting-IP": address }, body }, strict);
+      fetchWithEnv(
+        url,
+        { method: "POST", headers: { "Content-Type": FORM, Authorization: auth, "CF-Connecting-IP": address }, body },
+        strict,
+      );
     for (let i = 0; i < 3; i++) expect((await attempt(REVOKE_URL, "token=x", wrong)).status).toBe(401);
     const blocked = await attempt(REVOKE_URL, "token=x", wrong);
     expect(blocked.status).toBe(429);
     expect(blocked.headers.get("Retry-After")).toBe("60");
     // The block is shared: the right secret at /token from that address is refused too.
-    expect((await attempt(`${env.ISSUER}/token`, "grant_type=client_credentials", basic(client.client_id, client.client_secret))).status).toBe(429);
+    expect(
+      (await attempt(`${env.ISSUER}/token`, "grant_type=client_credentials", basic(client.client_id, client.client_secret))).status,
+    ).toBe(429);
   });
 
   it("limits requests per address with /token's per-address limiter", async () => {
     const client = await seedClient();
     const address = `revoke-flood-${crypto.randomUUID()}`;
     const send = () =>
-      fetchWithEnv(REVOKE_URL, { method: "POST", headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret), "CF-Connecting-IP": address }, body: "token=x" }, { TOKEN_IP_LIMITER: env.TEST_STRICT_LIMITER });
+      fetchWithEnv(
+        REVOKE_URL,
+        {
+          method: "POST",
+          headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret), "CF-Connecting-IP": address },
+          body: "token=x",
+        },
+        { TOKEN_IP_LIMITER: env.TEST_STRICT_LIMITER },
+      );
     for (let i = 0; i < 3; i++) expect((await send()).status).toBe(200);
     await expectJSONError(await send(), 429, "temporarily_unavailable");
   });
@@ -232,36 +283,74 @@ describe("RFC 7009 §2.1 client authentication, as at /token", () => {
 describe("Malformed revocation requests", () => {
   it("answers 400 invalid_request when token is missing", async () => {
     const client = await seedClient();
-    const body = await expectJSONError(await formPost("/revoke", { token_type_hint: "access_token" }, { Authorization: basic(client.client_id, client.client_secret) }), 400, "invalid_request");
+    const body = await expectJSONError(
+      await formPost("/revoke", { token_type_hint: "access_token" }, { Authorization: basic(client.client_id, client.client_secret) }),
+      400,
+      "invalid_request",
+    );
     expect(body.error_description).toContain("token");
   });
 
   it("answers 400 invalid_request when token is repeated", async () => {
     const client = await seedClient();
-    await expectJSONError(await formPost("/revoke", [["token", "a"], ["token", "b"]], { Authorization: basic(client.client_id, client.client_secret) }), 400, "invalid_request");
+    await expectJSONError(
+      await formPost(
+        "/revoke",
+        [
+          ["token", "a"],
+          ["token", "b"],
+        ],
+        { Authorization: basic(client.client_id, client.client_secret) },
+      ),
+      400,
+      "invalid_request",
+    );
   });
 
   it("answers 400 invalid_request to parameters in the query string", async () => {
     const client = await seedClient();
     const { access_token } = await issueToken(client);
-    const res = await tokenRequest({ token: access_token }, { Authorization: basic(client.client_id, client.client_secret) }, "/revoke?token=x");
+    const res = await tokenRequest(
+      { token: access_token },
+      { Authorization: basic(client.client_id, client.client_secret) },
+      "/revoke?token=x",
+    );
     await expectJSONError(res, 400, "invalid_request");
     expect(await storedRevocation(jtiOf(access_token))).toBeNull();
   });
 
   it("answers 400 invalid_request to a JSON body", async () => {
     const client = await seedClient();
-    await expectJSONError(await formPost("/revoke", JSON.stringify({ token: "x" }), { Authorization: basic(client.client_id, client.client_secret), "Content-Type": "application/json" }), 400, "invalid_request");
+    await expectJSONError(
+      await formPost("/revoke", JSON.stringify({ token: "x" }), {
+        Authorization: basic(client.client_id, client.client_secret),
+        "Content-Type": "application/json",
+      }),
+      400,
+      "invalid_request",
+    );
   });
 
   it("answers 400 invalid_request to Basic and client_secret together", async () => {
     const client = await seedClient();
-    await expectJSONError(await formPost("/revoke", { token: "x", client_secret: client.client_secret }, { Authorization: basic(client.client_id, client.client_secret) }), 400, "invalid_request");
+    await expectJSONError(
+      await formPost(
+        "/revoke",
+        { token: "x", client_secret: client.client_secret },
+        { Authorization: basic(client.client_id, client.client_secret) },
+      ),
+      400,
+      "invalid_request",
+    );
   });
 
   it("answers 413 to a body over 8 KiB", async () => {
     const client = await seedClient();
-    await expectJSONError(await formPost("/revoke", { token: "x".repeat(9000) }, { Authorization: basic(client.client_id, client.client_secret) }), 413, "invalid_request");
+    await expectJSONError(
+      await formPost("/revoke", { token: "x".repeat(9000) }, { Authorization: basic(client.client_id, client.client_secret) }),
+      413,
+      "invalid_request",
+    );
   });
 
   for (const method of ["GET", "PUT", "DELETE", "PATCH"]) {
@@ -278,7 +367,15 @@ describe("Storage and key failures at /revoke", () => {
     const client = await seedClient();
     const { access_token } = await issueToken(client);
     captureLogEvents();
-    const res = await fetchWithEnv(REVOKE_URL, { method: "POST", headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret) }, body: `token=${access_token}` }, { CLIENTS: failingKV });
+    const res = await fetchWithEnv(
+      REVOKE_URL,
+      {
+        method: "POST",
+        headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret) },
+        body: `token=${access_token}`,
+      },
+      { CLIENTS: failingKV },
+    );
     const body = await expectJSONError(res, 503, "temporarily_unavailable");
     expect(JSON.stringify(body)).not.toContain("KV down");
     expect(await storedRevocation(jtiOf(access_token))).toBeNull();
@@ -288,7 +385,15 @@ describe("Storage and key failures at /revoke", () => {
     const client = await seedClient();
     const { access_token } = await issueToken(client);
     captureLogEvents();
-    const res = await fetchWithEnv(REVOKE_URL, { method: "POST", headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret) }, body: `token=${access_token}` }, { CLIENTS: partlyFailingKV({ failPut: true }) });
+    const res = await fetchWithEnv(
+      REVOKE_URL,
+      {
+        method: "POST",
+        headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret) },
+        body: `token=${access_token}`,
+      },
+      { CLIENTS: partlyFailingKV({ failPut: true }) },
+    );
     await expectJSONError(res, 503, "temporarily_unavailable");
     expect(await storedRevocation(jtiOf(access_token))).toBeNull();
     // Once KV works again, the retry succeeds.
@@ -299,7 +404,11 @@ describe("Storage and key failures at /revoke", () => {
   it("answers 503 when the signing keys are unusable (nothing can be verified)", async () => {
     const client = await seedClient();
     captureLogEvents();
-    const res = await fetchWithEnv(REVOKE_URL, { method: "POST", headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret) }, body: "token=x" }, { SIGNING_KEY: "not json" });
+    const res = await fetchWithEnv(
+      REVOKE_URL,
+      { method: "POST", headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret) }, body: "token=x" },
+      { SIGNING_KEY: "not json" },
+    );
     await expectJSONError(res, 503, "temporarily_unavailable");
   });
 });

@@ -75,13 +75,21 @@ describe("RFC 6749 §3.2 token endpoint methods", () => {
 describe("RFC 6749 §4.4.2 grant_type", () => {
   it("answers invalid_request when grant_type is missing", async () => {
     const client = await seedClient();
-    await expectJSONError(await tokenRequest({ scope: "orders:read" }, { Authorization: basic(client.client_id, client.client_secret) }), 400, "invalid_request");
+    await expectJSONError(
+      await tokenRequest({ scope: "orders:read" }, { Authorization: basic(client.client_id, client.client_secret) }),
+      400,
+      "invalid_request",
+    );
   });
 
   for (const grant of ["password", "authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:jwt-bearer"]) {
     it(`answers unsupported_grant_type for grant_type=${grant}`, async () => {
       const client = await seedClient();
-      await expectJSONError(await tokenRequest({ grant_type: grant }, { Authorization: basic(client.client_id, client.client_secret) }), 400, "unsupported_grant_type");
+      await expectJSONError(
+        await tokenRequest({ grant_type: grant }, { Authorization: basic(client.client_id, client.client_secret) }),
+        400,
+        "unsupported_grant_type",
+      );
     });
   }
 
@@ -186,7 +194,14 @@ describe("RFC 8707 resource indicators (token audience)", () => {
 
   it("answers invalid_target to one disallowed resource among allowed ones", async () => {
     const client = await seedClient(audiences);
-    await expectJSONError(await requestToken(client, [["resource", ORDERS], ["resource", BILLING]]), 400, "invalid_target");
+    await expectJSONError(
+      await requestToken(client, [
+        ["resource", ORDERS],
+        ["resource", BILLING],
+      ]),
+      400,
+      "invalid_target",
+    );
   });
 
   it("answers invalid_target to env.DEFAULT_AUDIENCE when the client has audiences of its own", async () => {
@@ -212,14 +227,20 @@ describe("RFC 8707 resource indicators (token audience)", () => {
 
   it("issues a token with an aud array when two allowed resources are asked for", async () => {
     const client = await seedClient(audiences);
-    const body = await issueToken(client, [["resource", INVENTORY], ["resource", ORDERS]]);
+    const body = await issueToken(client, [
+      ["resource", INVENTORY],
+      ["resource", ORDERS],
+    ]);
     const claims = await verifyAccessToken(body.access_token, { audience: ORDERS });
     expect(claims.aud).toEqual([INVENTORY, ORDERS]);
   });
 
   it("collapses a resource repeated with the same value into a single aud", async () => {
     const client = await seedClient(audiences);
-    const body = await issueToken(client, [["resource", ORDERS], ["resource", ORDERS]]);
+    const body = await issueToken(client, [
+      ["resource", ORDERS],
+      ["resource", ORDERS],
+    ]);
     expect(decodeJwt(body.access_token).aud).toBe(ORDERS);
   });
 

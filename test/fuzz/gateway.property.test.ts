@@ -29,7 +29,18 @@ import { base64url } from "jose";
 import { describe, expect, it } from "vitest";
 import { GATEWAY, marker, originRequestsWith, parseBearerChallenge, rawHeaderValues, REALM, type EchoRecord } from "../support/gateway.ts";
 import { accessTokenClaims, attackerKey, AUDIENCE, b64, es256, forgeJWS, mintToken, nowSeconds, testKey } from "../support/tokens.ts";
-import { anyText, describeRequest, fcParams, headerAccepted, httpToken, huge, jwtShapes, latin1String, STACK_TRACE, streamOf } from "../support/arbitraries.ts";
+import {
+  anyText,
+  describeRequest,
+  fcParams,
+  headerAccepted,
+  httpToken,
+  huge,
+  jwtShapes,
+  latin1String,
+  STACK_TRACE,
+  streamOf,
+} from "../support/arbitraries.ts";
 
 const OTHER_AUDIENCE = "https://other.tollgate.test";
 const ALLOWED_STATUS = [200, 400, 401, 403, 404, 405, 413, 429];
@@ -71,13 +82,29 @@ const matches = (path: string, prefix: string) => prefix === "/" || path === pre
 /** The route an origin-side path belongs to (echo origin: /base/... is /strip's), or undefined. */
 function routeOfOriginPath(path: string, host: string): RouteModel | undefined {
   if (matches(path, "/base")) return byPrefix("/strip");
-  return ROUTES.filter((r) => !r.strip && !r.service && (r.host === undefined || r.host === host)).sort((a, b) => b.prefix.length - a.prefix.length).find((r) => matches(path, r.prefix));
+  return ROUTES.filter((r) => !r.strip && !r.service && (r.host === undefined || r.host === host))
+    .sort((a, b) => b.prefix.length - a.prefix.length)
+    .find((r) => matches(path, r.prefix));
 }
 
 // ---------------------------------------------------------------------------------------------
 // Paths
 
-const ROUTE_WORDS = ["api", "admin", "public", "strip", "internal", "other-aud", "svc", "limited", "API", "Api", "base", ".well-known", "jwks.json"];
+const ROUTE_WORDS = [
+  "api",
+  "admin",
+  "public",
+  "strip",
+  "internal",
+  "other-aud",
+  "svc",
+  "limited",
+  "API",
+  "Api",
+  "base",
+  ".well-known",
+  "jwks.json",
+];
 
 const percentByte = fc.integer({ min: 0, max: 255 }).chain((b) => {
   const hex = b.toString(16).padStart(2, "0");
@@ -93,7 +120,31 @@ const segment: fc.Arbitrary<string> = fc.oneof(
   { weight: 2, arbitrary: percentByte },
   {
     weight: 2,
-    arbitrary: fc.constantFrom("%2f", "%2F", "%5c", "%5C", "%00", "..%2f", "%2e%2e%2f", "..%5c", ";x=1", "a;b", "%3b", "\\", "..\\", "%", "%g0", "%2", "%252e%252e", "%25", "%7e", "%41%50%49", "a%2fb", "%c0%ae", "%e2%80%ae"),
+    arbitrary: fc.constantFrom(
+      "%2f",
+      "%2F",
+      "%5c",
+      "%5C",
+      "%00",
+      "..%2f",
+      "%2e%2e%2f",
+      "..%5c",
+      ";x=1",
+      "a;b",
+      "%3b",
+      "\\",
+      "..\\",
+      "%",
+      "%g0",
+      "%2",
+      "%252e%252e",
+      "%25",
+      "%7e",
+      "%41%50%49",
+      "a%2fb",
+      "%c0%ae",
+      "%e2%80%ae",
+    ),
   },
   { weight: 1, arbitrary: fc.string({ unit: "grapheme", maxLength: 6 }).map(stripHash) },
   { weight: 1, arbitrary: fc.string({ maxLength: 8 }).map(stripHash) },
@@ -113,7 +164,18 @@ interface PathSpec {
 
 const pathSpec: fc.Arbitrary<PathSpec> = fc.record({
   leadingSlashes: fc.oneof({ weight: 5, arbitrary: fc.constant(1) }, { weight: 1, arbitrary: fc.integer({ min: 2, max: 4 }) }),
-  head: fc.constantFrom(["api"], ["api", "admin"], ["public"], ["strip"], ["internal"], ["other-aud"], ["svc"], ["limited"], ["nowhere"], []),
+  head: fc.constantFrom(
+    ["api"],
+    ["api", "admin"],
+    ["public"],
+    ["strip"],
+    ["internal"],
+    ["other-aud"],
+    ["svc"],
+    ["limited"],
+    ["nowhere"],
+    [],
+  ),
   segments: fc.array(segment, { maxLength: 6 }),
   markerAt: fc.nat(),
   trailingSlash: fc.boolean(),
@@ -124,7 +186,7 @@ function buildPath(p: PathSpec, mark: string): string {
   segments.splice(p.markerAt % (segments.length + 1), 0, mark);
   const path = `${"/".repeat(p.leadingSlashes)}${[...p.head, ...segments].join("/")}${p.trailingSlash ? "/" : ""}`;
   // Keep the whole target within ~8 KiB (the origin's header limit is 16 KiB).
-  return path.length > 8 * 1024 ? path.slice(0, 8 * 1024 - mark.length - 1) + "/" + mark : path;
+  return path.length > 8 * 1024 ? `${path.slice(0, 8 * 1024 - mark.length - 1)}/${mark}` : path;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -141,12 +203,26 @@ interface ValidTokenSpec {
 
 const validTokenSpec: fc.Arbitrary<ValidTokenSpec> = fc.record({
   scope: fc.oneof(
-    { weight: 6, arbitrary: fc.subarray(["orders:read", "orders:write", "orders:admin", "admin"]).map((scopes): ScopeSpec => ({ kind: "string", scopes })) },
+    {
+      weight: 6,
+      arbitrary: fc
+        .subarray(["orders:read", "orders:write", "orders:admin", "admin"])
+        .map((scopes): ScopeSpec => ({ kind: "string", scopes })),
+    },
     // A scope claim of the wrong type grants nothing (docs/security.md item 10).
-    { weight: 1, arbitrary: fc.subarray(["orders:read", "admin"], { minLength: 1 }).map((scopes): ScopeSpec => ({ kind: "array", scopes })) },
+    {
+      weight: 1,
+      arbitrary: fc.subarray(["orders:read", "admin"], { minLength: 1 }).map((scopes): ScopeSpec => ({ kind: "array", scopes })),
+    },
     { weight: 1, arbitrary: fc.constant<ScopeSpec>({ kind: "absent" }) },
   ),
-  aud: fc.oneof({ weight: 5, arbitrary: fc.constant<string | string[]>(AUDIENCE) }, { weight: 1, arbitrary: fc.constantFrom<string | string[]>([AUDIENCE, OTHER_AUDIENCE], OTHER_AUDIENCE, [OTHER_AUDIENCE], "https://evil.example") }),
+  aud: fc.oneof(
+    { weight: 5, arbitrary: fc.constant<string | string[]>(AUDIENCE) },
+    {
+      weight: 1,
+      arbitrary: fc.constantFrom<string | string[]>([AUDIENCE, OTHER_AUDIENCE], OTHER_AUDIENCE, [OTHER_AUDIENCE], "https://evil.example"),
+    },
+  ),
   // What the token service can issue: client ids are 1-128 visible ASCII (record.ts).
   clientId: fc.stringMatching(/^[\x21-\x7e]{1,40}$/),
   // Key 1 is published only (a retired signer): its tokens are still valid.
@@ -197,15 +273,47 @@ const tokenSpec: fc.Arbitrary<TokenSpec> = fc.oneof(
   {
     weight: 3,
     arbitrary: fc
-      .record({ spec: validTokenSpec, claims: fc.subarray(Object.keys(INVALIDATORS) as (keyof typeof INVALIDATORS)[]), header: fc.subarray(Object.keys(HEADER_INVALIDATORS) as (keyof typeof HEADER_INVALIDATORS)[]) })
+      .record({
+        spec: validTokenSpec,
+        claims: fc.subarray(Object.keys(INVALIDATORS) as (keyof typeof INVALIDATORS)[]),
+        header: fc.subarray(Object.keys(HEADER_INVALIDATORS) as (keyof typeof HEADER_INVALIDATORS)[]),
+      })
       .filter((t) => t.claims.length + t.header.length > 0)
       .map((t): TokenSpec => ({ kind: "signed-invalid", ...t })),
   },
-  { weight: 2, arbitrary: fc.record({ spec: validTokenSpec, part: fc.integer({ min: 0, max: 2 }), index: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }).map((t): TokenSpec => ({ kind: "flip-byte", ...t })) },
-  { weight: 2, arbitrary: fc.record({ spec: validTokenSpec, index: fc.nat(), char: fc.stringMatching(/^[A-Za-z0-9_-]$/) }).map((t): TokenSpec => ({ kind: "mutate-char", ...t })) },
-  { weight: 2, arbitrary: fc.record({ payload: fc.oneof(fc.uint8Array({ maxLength: 200 }), anyText, fc.constantFrom("{}", "[]", "null", '"x"', "1e999", '{"exp":"x"}', '{"__proto__":{"scope":"admin"}}')), signed: fc.boolean() }).map((t): TokenSpec => ({ kind: "garbage-payload", ...t })) },
-  { weight: 2, arbitrary: fc.array(b64urlChars, { minLength: 1, maxLength: 5 }).map((parts): TokenSpec => ({ kind: "random-jwt", parts })) },
-  { weight: 1, arbitrary: huge(64 * 1024, fc.constantFrom("a", "eyJ", ".", "A-_", "=")).map((text): TokenSpec => ({ kind: "huge", text })) },
+  {
+    weight: 2,
+    arbitrary: fc
+      .record({ spec: validTokenSpec, part: fc.integer({ min: 0, max: 2 }), index: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) })
+      .map((t): TokenSpec => ({ kind: "flip-byte", ...t })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .record({ spec: validTokenSpec, index: fc.nat(), char: fc.stringMatching(/^[A-Za-z0-9_-]$/) })
+      .map((t): TokenSpec => ({ kind: "mutate-char", ...t })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .record({
+        payload: fc.oneof(
+          fc.uint8Array({ maxLength: 200 }),
+          anyText,
+          fc.constantFrom("{}", "[]", "null", '"x"', "1e999", '{"exp":"x"}', '{"__proto__":{"scope":"admin"}}'),
+        ),
+        signed: fc.boolean(),
+      })
+      .map((t): TokenSpec => ({ kind: "garbage-payload", ...t })),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.array(b64urlChars, { minLength: 1, maxLength: 5 }).map((parts): TokenSpec => ({ kind: "random-jwt", parts })),
+  },
+  {
+    weight: 1,
+    arbitrary: huge(64 * 1024, fc.constantFrom("a", "eyJ", ".", "A-_", "=")).map((text): TokenSpec => ({ kind: "huge", text })),
+  },
   { weight: 1, arbitrary: validTokenSpec.map((spec): TokenSpec => ({ kind: "alg-none", spec })) },
   { weight: 1, arbitrary: validTokenSpec.map((spec): TokenSpec => ({ kind: "stranger-key", spec })) },
 );
@@ -289,7 +397,12 @@ async function mint(t: TokenSpec): Promise<Minted> {
     case "stranger-key": {
       const key = await testKey(0);
       const stranger = await attackerKey();
-      return { token: await forgeJWS({ alg: "ES256", typ: "at+jwt", kid: key.kid }, claimsOf(t.spec), (input) => es256(stranger.privateKey, input)), valid: undefined };
+      return {
+        token: await forgeJWS({ alg: "ES256", typ: "at+jwt", kid: key.kid }, claimsOf(t.spec), (input) =>
+          es256(stranger.privateKey, input),
+        ),
+        valid: undefined,
+      };
     }
   }
 }
@@ -297,7 +410,14 @@ async function mint(t: TokenSpec): Promise<Minted> {
 /** How the token goes into Authorization: canonical, other spellings, duplicated, other schemes. */
 const authForm = fc.oneof(
   { weight: 6, arbitrary: fc.constant((t: string) => `Bearer ${t}`) },
-  { weight: 2, arbitrary: fc.constantFrom((t: string) => `bearer ${t}`, (t: string) => `BEARER  ${t}  `, (t: string) => `bEaReR ${t}`) },
+  {
+    weight: 2,
+    arbitrary: fc.constantFrom(
+      (t: string) => `bearer ${t}`,
+      (t: string) => `BEARER  ${t}  `,
+      (t: string) => `bEaReR ${t}`,
+    ),
+  },
   {
     weight: 2,
     arbitrary: fc.constantFrom(
@@ -320,31 +440,82 @@ const authForm = fc.oneof(
 // Headers, bodies, the whole request
 
 const IDENTITY = ["x-tollgate-client-id", "x-tollgate-scope", "x-tollgate-token-id"];
-const FORWARDING = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix", "forwarded", "x-real-ip"];
-const HOP_BY_HOP = ["connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer", "upgrade"];
+const FORWARDING = [
+  "x-forwarded-for",
+  "x-forwarded-proto",
+  "x-forwarded-host",
+  "x-forwarded-port",
+  "x-forwarded-prefix",
+  "forwarded",
+  "x-real-ip",
+];
+const HOP_BY_HOP = [
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "proxy-authenticate",
+  "proxy-authorization",
+  "te",
+  "trailer",
+  "upgrade",
+];
 const canonical = (name: string) => name.toLowerCase().replace(/_/g, "-");
 /** A header value as Node's parser hands it over: UTF-8 bytes read as Latin-1, surrounding SP/HTAB trimmed. */
 const wire = (value: string) => String.fromCharCode(...new TextEncoder().encode(value)).replace(/^[ \t]+|[ \t]+$/g, "");
 
 /** A header name in the spellings an attacker tries: any case, `_` for `-`. */
 const spelled = (name: string) =>
-  fc.tuple(fc.array(fc.boolean(), { minLength: name.length, maxLength: name.length }), fc.boolean()).map(([upper, underscore]) =>
-    [...name].map((ch, i) => (ch === "-" && underscore ? "_" : upper[i] ? ch.toUpperCase() : ch)).join(""),
-  );
+  fc
+    .tuple(fc.array(fc.boolean(), { minLength: name.length, maxLength: name.length }), fc.boolean())
+    .map(([upper, underscore]) => [...name].map((ch, i) => (ch === "-" && underscore ? "_" : upper[i] ? ch.toUpperCase() : ch)).join(""));
 
 const spoofName = fc.oneof(
   fc.constantFrom(...IDENTITY, ...FORWARDING, "x-origin-auth").chain(spelled),
-  fc.constantFrom("CF-Connecting-IP", "Proxy-Authorization", "Cookie", "Keep-Alive", "TE", "Trailer", "Upgrade", "Proxy-Connection", "X-Hop", "Host"),
+  fc.constantFrom(
+    "CF-Connecting-IP",
+    "Proxy-Authorization",
+    "Cookie",
+    "Keep-Alive",
+    "TE",
+    "Trailer",
+    "Upgrade",
+    "Proxy-Connection",
+    "X-Hop",
+    "Host",
+  ),
 );
 const spoofValue = fc.oneof(
-  { weight: 6, arbitrary: fc.constantFrom("admin", "orders:admin admin", "spoofed-client", "127.0.0.1", "evil.example", "for=1.2.3.4;host=evil.example", "https", "trailers", "websocket", "", "a, b") },
+  {
+    weight: 6,
+    arbitrary: fc.constantFrom(
+      "admin",
+      "orders:admin admin",
+      "spoofed-client",
+      "127.0.0.1",
+      "evil.example",
+      "for=1.2.3.4;host=evil.example",
+      "https",
+      "trailers",
+      "websocket",
+      "",
+      "a, b",
+    ),
+  },
   { weight: 2, arbitrary: fc.string({ maxLength: 30 }) },
   { weight: 1, arbitrary: latin1String.map((s) => s.slice(0, 8)) },
   { weight: 1, arbitrary: huge(256, fc.constantFrom("A", "x, ")) },
 );
 /** A Connection header naming identity, forwarding and other headers (CVE-2022-1388). */
 const connectionList = fc
-  .array(fc.oneof(fc.constantFrom(...IDENTITY, ...FORWARDING, "x-origin-auth", "x-fuzz-hop", "authorization", "content-type", "keep-alive", "close").chain(spelled), httpToken), { minLength: 1, maxLength: 6 })
+  .array(
+    fc.oneof(
+      fc
+        .constantFrom(...IDENTITY, ...FORWARDING, "x-origin-auth", "x-fuzz-hop", "authorization", "content-type", "keep-alive", "close")
+        .chain(spelled),
+      httpToken,
+    ),
+    { minLength: 1, maxLength: 6 },
+  )
   .map((names) => names.join(", "));
 
 const headerSet = fc
@@ -375,18 +546,36 @@ const bodySpec: fc.Arbitrary<BodySpec> = fc.oneof(
     arbitrary: fc
       .record({
         withToken: fc.boolean(),
-        size: fc.oneof({ weight: 5, arbitrary: fc.integer({ min: 0, max: 512 }) }, { weight: 1, arbitrary: fc.integer({ min: 64 * 1024 - 64, max: 66 * 1024 }) }),
+        size: fc.oneof(
+          { weight: 5, arbitrary: fc.integer({ min: 0, max: 512 }) },
+          { weight: 1, arbitrary: fc.integer({ min: 64 * 1024 - 64, max: 66 * 1024 }) },
+        ),
         stream: fc.boolean(),
         chunks: chunkSizes,
-        contentType: fc.constantFrom("application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=utf-8", "APPLICATION/X-WWW-FORM-URLENCODED"),
+        contentType: fc.constantFrom(
+          "application/x-www-form-urlencoded",
+          "application/x-www-form-urlencoded; charset=utf-8",
+          "APPLICATION/X-WWW-FORM-URLENCODED",
+        ),
       })
       .map((b): BodySpec => ({ kind: "form", ...b })),
   },
   { weight: 1, arbitrary: fc.constant<BodySpec>({ kind: "json" }) },
-  { weight: 1, arbitrary: fc.record({ bytes: fc.uint8Array({ maxLength: 2048 }), stream: fc.boolean(), chunks: chunkSizes }).map((b): BodySpec => ({ kind: "binary", ...b })) },
+  {
+    weight: 1,
+    arbitrary: fc
+      .record({ bytes: fc.uint8Array({ maxLength: 2048 }), stream: fc.boolean(), chunks: chunkSizes })
+      .map((b): BodySpec => ({ kind: "binary", ...b })),
+  },
 );
 
-const BASES = [GATEWAY, "https://internal.tollgate.test", "https://AUTH.tollgate.test", "http://auth.tollgate.test", "https://evil.example"];
+const BASES = [
+  GATEWAY,
+  "https://internal.tollgate.test",
+  "https://AUTH.tollgate.test",
+  "http://auth.tollgate.test",
+  "https://evil.example",
+];
 
 interface GatewayCase {
   base: string;
@@ -411,7 +600,18 @@ const hostileCase: fc.Arbitrary<GatewayCase> = fc.record({
   path: pathSpec,
   query: fc.oneof(
     { weight: 5, arbitrary: fc.constant("") },
-    { weight: 2, arbitrary: fc.constantFrom("&x=/api/admin", "&access_token=abc", "&ACCESS_TOKEN=abc", "&access%5Ftoken=abc", "&%2e%2e=1", "&a=%2F..%2F", "&x=1&x=2") },
+    {
+      weight: 2,
+      arbitrary: fc.constantFrom(
+        "&x=/api/admin",
+        "&access_token=abc",
+        "&ACCESS_TOKEN=abc",
+        "&access%5Ftoken=abc",
+        "&%2e%2e=1",
+        "&a=%2F..%2F",
+        "&x=1&x=2",
+      ),
+    },
     { weight: 1, arbitrary: anyText.map((t) => `&${stripHash(t)}`) },
   ),
   method,
@@ -428,7 +628,9 @@ const cleanCase: fc.Arbitrary<GatewayCase> = fc
     prefix: fc.constantFrom("/api", "/api/admin", "/public", "/strip", "/svc", "/other-aud"),
     words: fc.array(fc.stringMatching(/^[A-Za-z0-9_-]{1,10}$/), { maxLength: 4 }),
     method: fc.constantFrom("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"),
-    headers: headerSet.map((list) => list.filter(([n]) => !["host", "authorization", "content-length", "transfer-encoding"].includes(n.toLowerCase()))),
+    headers: headerSet.map((list) =>
+      list.filter(([n]) => !["host", "authorization", "content-length", "transfer-encoding"].includes(n.toLowerCase())),
+    ),
     spec: validTokenSpec,
     body: bodySpec.filter((b) => b.kind !== "form" || (!b.withToken && b.size < 60 * 1024)),
     query: fc.constantFrom("", "&x=/api/admin", "&a=%2F..%2F"),
@@ -445,7 +647,10 @@ const cleanCase: fc.Arbitrary<GatewayCase> = fc
       query,
       method,
       headers,
-      token: { kind: "valid", spec: { ...spec, scope: { kind: "string", scopes }, aud: Array.isArray(spec.aud) ? [aud, ...spec.aud] : aud } } as TokenSpec,
+      token: {
+        kind: "valid",
+        spec: { ...spec, scope: { kind: "string", scopes }, aud: Array.isArray(spec.aud) ? [aud, ...spec.aud] : aud },
+      } as TokenSpec,
       form: (t: string) => `Bearer ${t}`,
       body,
       clean: true,
@@ -510,7 +715,19 @@ function expectNormalized(path: string, where: string): void {
   expect(new URL(path, "http://origin.test").pathname, where).toBe(path);
 }
 
-function checkEchoHeaders(record: EchoRecord, route: RouteModel, expected: { claims?: Record<string, unknown>; host: string; proto: string; clientIP: string | null; authorization: string | null; connectionNames: string[] }, where: string): void {
+function checkEchoHeaders(
+  record: EchoRecord,
+  route: RouteModel,
+  expected: {
+    claims?: Record<string, unknown>;
+    host: string;
+    proto: string;
+    clientIP: string | null;
+    authorization: string | null;
+    connectionNames: string[];
+  },
+  where: string,
+): void {
   const names = record.rawHeaders.filter((_, i) => i % 2 === 0).map(canonical);
   const count = (name: string) => names.filter((n) => n === name).length;
   const identity: Record<string, string> | undefined = expected.claims && {
@@ -542,8 +759,19 @@ function checkEchoHeaders(record: EchoRecord, route: RouteModel, expected: { cla
     expect({ copies: count("authorization") }, where).toEqual({ copies: 0 });
   }
   // A header the client named in Connection is hop-by-hop: gone, unless the gateway sets it itself.
-  const gatewaySet = new Set([...IDENTITY, "x-forwarded-host", "x-forwarded-proto", "x-forwarded-for", ...(route.strip ? ["x-origin-auth", "authorization"] : []), "host", "content-length", "transfer-encoding", "content-type"]);
-  for (const name of expected.connectionNames) if (!gatewaySet.has(name)) expect({ named: name, copies: count(name) }, where).toEqual({ named: name, copies: 0 });
+  const gatewaySet = new Set([
+    ...IDENTITY,
+    "x-forwarded-host",
+    "x-forwarded-proto",
+    "x-forwarded-for",
+    ...(route.strip ? ["x-origin-auth", "authorization"] : []),
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "content-type",
+  ]);
+  for (const name of expected.connectionNames)
+    if (!gatewaySet.has(name)) expect({ named: name, copies: count(name) }, where).toEqual({ named: name, copies: 0 });
 }
 
 function checkServiceHeaders(seen: Record<string, string>, route: RouteModel, claims: Record<string, unknown>, where: string): void {
@@ -612,7 +840,8 @@ async function checkGateway(c: GatewayCase): Promise<void> {
       expect(typeof error.error, where).toBe(challenge && challenge.error === undefined ? "undefined" : "string");
       expect(typeof error.error_description, where).toBe("string");
       expect(res.headers.get("Cache-Control"), where).toBe("no-store");
-      if (minted.token !== undefined && minted.token.length >= 16) expect(text.includes(minted.token), `token echoed in an error: ${where}`).toBe(false);
+      if (minted.token !== undefined && minted.token.length >= 16)
+        expect(text.includes(minted.token), `token echoed in an error: ${where}`).toBe(false);
       for (const jwt of jwtShapes(text)) expect(request.url.includes(jwt), `JWT in an error body: ${where}`).toBe(true);
     }
     if (c.clean) throw new Error(`a correct request was not proxied: ${where}`);
@@ -639,19 +868,41 @@ async function checkGateway(c: GatewayCase): Promise<void> {
   // A naive origin that decodes the path before routing reaches the same route.
   expect(routeOfOriginPath(safeDecode(originPath), url.hostname.toLowerCase())?.prefix, where).toBe(route!.prefix);
   // What the origin will do is what it received: that method must be one the token allows.
-  expect(authorizes(route!, record.method, claims), `origin reached without a valid token for ${route!.prefix} ${record.method}: ${where}`).toBe(true);
+  expect(
+    authorizes(route!, record.method, claims),
+    `origin reached without a valid token for ${route!.prefix} ${record.method}: ${where}`,
+  ).toBe(true);
   expect(record.method, where).toBe(effectiveMethod);
   // The query arrives as sent.
   expect(record.path.slice(originPath.length), where).toBe(url.search);
-  const connectionNames = (request.headers.get("Connection") ?? "").split(",").map((n) => canonical(n.trim())).filter(Boolean);
-  checkEchoHeaders(record, route!, { claims, host: url.host, proto: url.protocol.slice(0, -1), clientIP: request.headers.get("CF-Connecting-IP") || null, authorization, connectionNames }, where);
+  const connectionNames = (request.headers.get("Connection") ?? "")
+    .split(",")
+    .map((n) => canonical(n.trim()))
+    .filter(Boolean);
+  checkEchoHeaders(
+    record,
+    route!,
+    {
+      claims,
+      host: url.host,
+      proto: url.protocol.slice(0, -1),
+      clientIP: request.headers.get("CF-Connecting-IP") || null,
+      authorization,
+      connectionNames,
+    },
+    where,
+  );
 }
 
 describe("the gateway under hostile input (fast-check)", () => {
   it("never answers 5xx, refuses in RFC 6750 shape, and reaches an origin only with a valid token for the route", async () => {
-    await fc.assert(fc.asyncProperty(fc.oneof({ weight: 1, arbitrary: cleanCase }, { weight: 3, arbitrary: hostileCase }), checkGateway), fcParams());
+    await fc.assert(
+      fc.asyncProperty(fc.oneof({ weight: 1, arbitrary: cleanCase }, { weight: 3, arbitrary: hostileCase }), checkGateway),
+      fcParams(),
+    );
     // The generators reached the answers that matter.
-    for (const status of [200, 400, 401, 403, 404]) expect([...statuses.keys()], `no ${status} in ${JSON.stringify([...statuses])}`).toContain(status);
+    for (const status of [200, 400, 401, 403, 404])
+      expect([...statuses.keys()], `no ${status} in ${JSON.stringify([...statuses])}`).toContain(status);
     expect(contacted).toBeGreaterThan(10);
   }, 120_000);
 

@@ -16,7 +16,20 @@ import fc from "fast-check";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generateClientSecret } from "../../src/clients/secret.ts";
 import { base64, basic, FORM, formEncode, seedClient, TOKEN_URL, verifyAccessToken } from "../support/worker.ts";
-import { anyText, describeRequest, fcParams, headerAccepted, headerValue, httpToken, huge, jwtShapes, latin1, STACK_TRACE, streamOf, utf8Length } from "../support/arbitraries.ts";
+import {
+  anyText,
+  describeRequest,
+  fcParams,
+  headerAccepted,
+  headerValue,
+  httpToken,
+  huge,
+  jwtShapes,
+  latin1,
+  STACK_TRACE,
+  streamOf,
+  utf8Length,
+} from "../support/arbitraries.ts";
 
 /** The one real client: its credentials are known before the arbitraries are built. */
 const CLIENT_ID = `fuzz-${crypto.randomUUID()}`;
@@ -25,7 +38,16 @@ const SECRET = generateClientSecret().secret;
 const SECRET_ID = SECRET.slice(0, SECRET.indexOf("."));
 const MAX_BODY = 8 * 1024;
 const ALLOWED_STATUS = [200, 400, 401, 405, 413, 429];
-const OAUTH_ERRORS = ["invalid_request", "invalid_client", "invalid_grant", "unauthorized_client", "unsupported_grant_type", "invalid_scope", "invalid_target", "temporarily_unavailable"];
+const OAUTH_ERRORS = [
+  "invalid_request",
+  "invalid_client",
+  "invalid_grant",
+  "unauthorized_client",
+  "unsupported_grant_type",
+  "invalid_scope",
+  "invalid_target",
+  "temporarily_unavailable",
+];
 
 /**
  * FINDING F1 (see the it.fails test below): a client_id longer than KV's 512-byte key limit
@@ -39,8 +61,14 @@ const KV_KEY_LIMIT = 512 - "client:".length;
 // ---------------------------------------------------------------------------------------------
 // Credentials
 
-const basicScheme = fc.tuple(fc.constantFrom("Basic", "basic", "BASIC", "bAsIc"), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 0, max: 2 }));
-const realBasic = basicScheme.map(([scheme, sp, trail]) => `${scheme}${" ".repeat(sp)}${base64(`${formEncode(CLIENT_ID)}:${formEncode(SECRET)}`)}${" ".repeat(trail)}`);
+const basicScheme = fc.tuple(
+  fc.constantFrom("Basic", "basic", "BASIC", "bAsIc"),
+  fc.integer({ min: 1, max: 3 }),
+  fc.integer({ min: 0, max: 2 }),
+);
+const realBasic = basicScheme.map(
+  ([scheme, sp, trail]) => `${scheme}${" ".repeat(sp)}${base64(`${formEncode(CLIENT_ID)}:${formEncode(SECRET)}`)}${" ".repeat(trail)}`,
+);
 
 const wrongSecret = fc
   .oneof(
@@ -65,7 +93,7 @@ const randomBytes = (max: number) => fc.uint8Array({ maxLength: max });
 const concat = (...parts: Uint8Array[]): Uint8Array => {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
   let offset = 0;
-  for (const p of parts) (out.set(p, offset), (offset += p.byteLength));
+  for (const p of parts) out.set(p, offset), (offset += p.byteLength);
   return out;
 };
 
@@ -74,7 +102,17 @@ const malformedBasic = fc.oneof(
   randomBytes(256).map((b) => `Basic ${base64(b)}`),
   fc.tuple(randomBytes(64), randomBytes(64)).map(([a, b]) => `Basic ${base64(concat(a, Uint8Array.of(0x3a), b))}`),
   fc.tuple(fc.constantFrom("Basic ", "Basic", "basic  "), anyText).map(([s, t]) => s + t),
-  fc.constantFrom("Basic", "Basic ", "Basic =", "Basic ===", "Basic abcde", "Basic Og==", `Basic ${base64("a:b")}, Basic ${base64("c:d")}`, `Basic ${base64(":")}`, `Basic ${base64("%zz:%zz")}`),
+  fc.constantFrom(
+    "Basic",
+    "Basic ",
+    "Basic =",
+    "Basic ===",
+    "Basic abcde",
+    "Basic Og==",
+    `Basic ${base64("a:b")}, Basic ${base64("c:d")}`,
+    `Basic ${base64(":")}`,
+    `Basic ${base64("%zz:%zz")}`,
+  ),
   huge(16 * 1024, fc.constantFrom("A", "QUFB", "=", "+/")).map((s) => `Basic ${s}`),
 );
 
@@ -94,17 +132,71 @@ interface Credentials {
 
 const credentials: fc.Arbitrary<Credentials> = fc.oneof(
   { weight: 5, arbitrary: realBasic.map((authorization) => ({ authorization, form: [], clean: true })) },
-  { weight: 3, arbitrary: fc.constant<Credentials>({ form: [["client_id", CLIENT_ID], ["client_secret", SECRET]], clean: true }) },
-  { weight: 1, arbitrary: realBasic.map((authorization): Credentials => ({ authorization, form: [["client_id", CLIENT_ID]], clean: true })) },
-  { weight: 1, arbitrary: realBasic.map((authorization): Credentials => ({ authorization, form: [["client_secret", SECRET]], clean: false })) },
-  { weight: 1, arbitrary: fc.tuple(realBasic, unknownId).map(([authorization, id]): Credentials => ({ authorization, form: [["client_id", id]], clean: false })) },
+  {
+    weight: 3,
+    arbitrary: fc.constant<Credentials>({
+      form: [
+        ["client_id", CLIENT_ID],
+        ["client_secret", SECRET],
+      ],
+      clean: true,
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: realBasic.map((authorization): Credentials => ({ authorization, form: [["client_id", CLIENT_ID]], clean: true })),
+  },
+  {
+    weight: 1,
+    arbitrary: realBasic.map((authorization): Credentials => ({ authorization, form: [["client_secret", SECRET]], clean: false })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc
+      .tuple(realBasic, unknownId)
+      .map(([authorization, id]): Credentials => ({ authorization, form: [["client_id", id]], clean: false })),
+  },
   { weight: 2, arbitrary: wrongSecret.map((s): Credentials => ({ authorization: basic(CLIENT_ID, s), form: [], clean: false })) },
-  { weight: 2, arbitrary: wrongSecret.map((s): Credentials => ({ form: [["client_id", CLIENT_ID], ["client_secret", s]], clean: false })) },
-  { weight: 2, arbitrary: fc.tuple(unknownId, fc.oneof(fc.constant(SECRET), wrongSecret)).map(([id, s]): Credentials => ({ authorization: basic(id, s), form: [], clean: false })) },
-  { weight: 1, arbitrary: fc.tuple(unknownId, fc.oneof(fc.constant(SECRET), wrongSecret)).map(([id, s]): Credentials => ({ form: [["client_id", id], ["client_secret", s]], clean: false })) },
+  {
+    weight: 2,
+    arbitrary: wrongSecret.map(
+      (s): Credentials => ({
+        form: [
+          ["client_id", CLIENT_ID],
+          ["client_secret", s],
+        ],
+        clean: false,
+      }),
+    ),
+  },
+  {
+    weight: 2,
+    arbitrary: fc
+      .tuple(unknownId, fc.oneof(fc.constant(SECRET), wrongSecret))
+      .map(([id, s]): Credentials => ({ authorization: basic(id, s), form: [], clean: false })),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.tuple(unknownId, fc.oneof(fc.constant(SECRET), wrongSecret)).map(
+      ([id, s]): Credentials => ({
+        form: [
+          ["client_id", id],
+          ["client_secret", s],
+        ],
+        clean: false,
+      }),
+    ),
+  },
   { weight: 3, arbitrary: malformedBasic.map((authorization): Credentials => ({ authorization, form: [], clean: false })) },
   { weight: 2, arbitrary: otherScheme.map((authorization): Credentials => ({ authorization, form: [], clean: false })) },
-  { weight: 1, arbitrary: fc.constantFrom<Credentials>({ form: [], clean: false }, { form: [["client_secret", SECRET]], clean: false }, { form: [["client_id", CLIENT_ID]], clean: false }) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom<Credentials>(
+      { form: [], clean: false },
+      { form: [["client_secret", SECRET]], clean: false },
+      { form: [["client_id", CLIENT_ID]], clean: false },
+    ),
+  },
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -114,16 +206,38 @@ const allowedScope = fc.subarray(["orders:read", "orders:write"], { minLength: 1
 
 /** Known parameter names with good and bad values, and anything else (repeats happen). */
 const hostileParam: fc.Arbitrary<[string, string]> = fc.oneof(
-  fc.tuple(fc.constant("grant_type"), fc.oneof(fc.constant("client_credentials"), fc.constantFrom("authorization_code", "password", "CLIENT_CREDENTIALS", "client_credentials ", ""), anyText)),
-  fc.tuple(fc.constant("scope"), fc.oneof(allowedScope, fc.constantFrom("admin", "orders:read admin", "orders:read  orders:write", " orders:read", "orders:readx", "orders:read\u00a0"), anyText)),
-  fc.tuple(fc.constantFrom("resource", "audience"), fc.oneof(fc.constant(env.DEFAULT_AUDIENCE), fc.constantFrom("https://evil.example", `${env.DEFAULT_AUDIENCE}#frag`, "urn:x", "/relative", "http://[::1", ""), anyText)),
+  fc.tuple(
+    fc.constant("grant_type"),
+    fc.oneof(
+      fc.constant("client_credentials"),
+      fc.constantFrom("authorization_code", "password", "CLIENT_CREDENTIALS", "client_credentials ", ""),
+      anyText,
+    ),
+  ),
+  fc.tuple(
+    fc.constant("scope"),
+    fc.oneof(
+      allowedScope,
+      fc.constantFrom("admin", "orders:read admin", "orders:read  orders:write", " orders:read", "orders:readx", "orders:read\u00a0"),
+      anyText,
+    ),
+  ),
+  fc.tuple(
+    fc.constantFrom("resource", "audience"),
+    fc.oneof(
+      fc.constant(env.DEFAULT_AUDIENCE),
+      fc.constantFrom("https://evil.example", `${env.DEFAULT_AUDIENCE}#frag`, "urn:x", "/relative", "http://[::1", ""),
+      anyText,
+    ),
+  ),
   fc.tuple(fc.constantFrom("client_id", "client_secret"), fc.oneof(fc.constant(CLIENT_ID), anyText)),
   fc.tuple(fc.constantFrom("access_token", "refresh_token", "code", "password", "stack", "__proto__", "constructor"), anyText),
   fc.tuple(anyText, anyText),
 );
 
 /** A permutation of `list`. */
-const shuffled = <T>(list: T[]): fc.Arbitrary<T[]> => (list.length < 2 ? fc.constant(list) : fc.shuffledSubarray(list, { minLength: list.length, maxLength: list.length }));
+const shuffled = <T>(list: T[]): fc.Arbitrary<T[]> =>
+  list.length < 2 ? fc.constant(list) : fc.shuffledSubarray(list, { minLength: list.length, maxLength: list.length });
 
 /** Parameters of a correct request: grant_type once, an allowed scope and audience at most once, unknown extras. */
 const cleanParams = fc
@@ -145,15 +259,36 @@ const cleanParams = fc
 type Encoding = "form" | "raw" | "json" | "padded" | "binary" | "none";
 type Delivery = "string" | "bytes" | "stream";
 
-const goodContentType = fc.constantFrom(FORM, `${FORM}; charset=utf-8`, `${FORM};charset=UTF-8`, `${FORM}; charset="utf-8"`, FORM.toUpperCase());
+const goodContentType = fc.constantFrom(
+  FORM,
+  `${FORM}; charset=utf-8`,
+  `${FORM};charset=UTF-8`,
+  `${FORM}; charset="utf-8"`,
+  FORM.toUpperCase(),
+);
 const anyContentType = fc.oneof(
   goodContentType,
-  fc.constantFrom(`${FORM}; charset=iso-8859-1`, `${FORM}x`, "application/json", "text/plain", "multipart/form-data; boundary=----x", "application/octet-stream", ";", ""),
+  fc.constantFrom(
+    `${FORM}; charset=iso-8859-1`,
+    `${FORM}x`,
+    "application/json",
+    "text/plain",
+    "multipart/form-data; boundary=----x",
+    "application/octet-stream",
+    ";",
+    "",
+  ),
   fc.string({ maxLength: 40 }),
 );
 
-const benignHeaderName = fc.oneof(httpToken, fc.constantFrom("Accept", "User-Agent", "Cookie", "CF-Connecting-IP", "X-Forwarded-For", "Forwarded", "Expect", "Accept-Encoding"));
-const anyHeaderName = fc.oneof(benignHeaderName, fc.constantFrom("Authorization", "Content-Type", "Content-Length", "Transfer-Encoding", "Connection", "Host"));
+const benignHeaderName = fc.oneof(
+  httpToken,
+  fc.constantFrom("Accept", "User-Agent", "Cookie", "CF-Connecting-IP", "X-Forwarded-For", "Forwarded", "Expect", "Accept-Encoding"),
+);
+const anyHeaderName = fc.oneof(
+  benignHeaderName,
+  fc.constantFrom("Authorization", "Content-Type", "Content-Length", "Transfer-Encoding", "Connection", "Host"),
+);
 /** Names that change how /token reads the request: never in a request expected to succeed. */
 const SEMANTIC_HEADERS = new Set(["authorization", "content-type", "content-length", "transfer-encoding", "content-encoding"]);
 
@@ -219,35 +354,78 @@ const cleanCase: fc.Arbitrary<TokenCase> = fc
   .map((c) => {
     const headers: [string, string][] = [["Content-Type", c.contentType], ...c.headers];
     if (c.creds.authorization !== undefined) headers.push(["Authorization", c.creds.authorization]);
-    return { method: c.method, query: c.query, headers, encoding: c.encoding, delivery: c.delivery, chunks: c.chunks, bytes: encodeBody(c.encoding, c.params, c.pad, new Uint8Array()), clean: true };
+    return {
+      method: c.method,
+      query: c.query,
+      headers,
+      encoding: c.encoding,
+      delivery: c.delivery,
+      chunks: c.chunks,
+      bytes: encodeBody(c.encoding, c.params, c.pad, new Uint8Array()),
+      clean: true,
+    };
   });
 
 /** Anything: hostile methods, queries, headers, parameters and bodies. */
 const hostileCase: fc.Arbitrary<TokenCase> = fc
   .record({
-    method: fc.oneof({ weight: 6, arbitrary: fc.constant("POST") }, { weight: 2, arbitrary: fc.constantFrom("GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND", "TRACE", "post") }),
+    method: fc.oneof(
+      { weight: 6, arbitrary: fc.constant("POST") },
+      { weight: 2, arbitrary: fc.constantFrom("GET", "HEAD", "PUT", "DELETE", "PATCH", "OPTIONS", "PROPFIND", "TRACE", "post") },
+    ),
     query: fc.oneof(
       { weight: 8, arbitrary: fc.constant("") },
-      { weight: 1, arbitrary: fc.constantFrom("?", "?grant_type=client_credentials", `?client_id=${CLIENT_ID}&client_secret=${SECRET}`, "?%", "??", "?&") },
+      {
+        weight: 1,
+        arbitrary: fc.constantFrom(
+          "?",
+          "?grant_type=client_credentials",
+          `?client_id=${CLIENT_ID}&client_secret=${SECRET}`,
+          "?%",
+          "??",
+          "?&",
+        ),
+      },
       { weight: 1, arbitrary: anyText.map((t) => `?${t.replace(/#/g, "")}`) },
     ),
     creds: credentials,
     params: fc.oneof(fc.array(hostileParam, { maxLength: 2 }), fc.array(hostileParam, { maxLength: 8 })),
     withGrant: fc.oneof({ weight: 4, arbitrary: fc.constant(true) }, { weight: 1, arbitrary: fc.constant(false) }),
-    contentType: fc.oneof({ weight: 3, arbitrary: goodContentType }, { weight: 2, arbitrary: anyContentType }, { weight: 1, arbitrary: fc.constant(undefined) }),
-    encoding: fc.oneof({ weight: 5, arbitrary: fc.constant<Encoding>("form") }, { weight: 1, arbitrary: fc.constantFrom<Encoding>("raw", "json", "padded", "binary", "none") }),
+    contentType: fc.oneof(
+      { weight: 3, arbitrary: goodContentType },
+      { weight: 2, arbitrary: anyContentType },
+      { weight: 1, arbitrary: fc.constant(undefined) },
+    ),
+    encoding: fc.oneof(
+      { weight: 5, arbitrary: fc.constant<Encoding>("form") },
+      { weight: 1, arbitrary: fc.constantFrom<Encoding>("raw", "json", "padded", "binary", "none") },
+    ),
     pad: fc.integer({ min: 0, max: 20 * 1024 }),
     binary: binaryBody,
     delivery: fc.constantFrom<Delivery>("string", "bytes", "stream"),
     chunks: chunkSizes,
     headers: extraHeaders(anyHeaderName),
   })
-  .chain((c) => shuffled([...(c.withGrant ? ([["grant_type", "client_credentials"]] as [string, string][]) : []), ...c.creds.form, ...c.params]).map((params) => ({ ...c, params })))
+  .chain((c) =>
+    shuffled([...(c.withGrant ? ([["grant_type", "client_credentials"]] as [string, string][]) : []), ...c.creds.form, ...c.params]).map(
+      (params) => ({ ...c, params }),
+    ),
+  )
   .map((c) => {
     const headers: [string, string][] = [...c.headers];
     if (c.contentType !== undefined && headerAccepted("Content-Type", c.contentType)) headers.unshift(["Content-Type", c.contentType]);
-    if (c.creds.authorization !== undefined && headerAccepted("Authorization", c.creds.authorization)) headers.push(["Authorization", c.creds.authorization]);
-    return { method: c.method, query: c.query, headers, encoding: c.encoding, delivery: c.delivery, chunks: c.chunks, bytes: encodeBody(c.encoding, c.params, c.pad, c.binary), clean: false };
+    if (c.creds.authorization !== undefined && headerAccepted("Authorization", c.creds.authorization))
+      headers.push(["Authorization", c.creds.authorization]);
+    return {
+      method: c.method,
+      query: c.query,
+      headers,
+      encoding: c.encoding,
+      delivery: c.delivery,
+      chunks: c.chunks,
+      bytes: encodeBody(c.encoding, c.params, c.pad, c.binary),
+      clean: false,
+    };
   });
 
 function buildRequest(c: TokenCase): Request {
@@ -277,7 +455,10 @@ function credentialMaterial(request: Request, c: TokenCase): string {
   };
   // Each Authorization value sent, and their join: in transit workerd may drop an empty copy, so
   // the Worker can see one value where the client's Headers joined two (", Basic …").
-  const authorizations = [request.headers.get("Authorization") ?? "", ...c.headers.filter(([n]) => n.toLowerCase() === "authorization").map(([, v]) => v.trim())];
+  const authorizations = [
+    request.headers.get("Authorization") ?? "",
+    ...c.headers.filter(([n]) => n.toLowerCase() === "authorization").map(([, v]) => v.trim()),
+  ];
   for (const authorization of authorizations) {
     const match = /^basic +([A-Za-z0-9+/]+={0,2}) *$/i.exec(authorization);
     if (!match) continue;
@@ -301,7 +482,9 @@ function claimedClientIds(request: Request, c: TokenCase): string[] {
   const match = /^basic +([A-Za-z0-9+/]+={0,2}) *$/i.exec(request.headers.get("Authorization") ?? "");
   if (match) {
     try {
-      const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(Uint8Array.from(atob(match[1]!), (ch) => ch.charCodeAt(0)));
+      const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(
+        Uint8Array.from(atob(match[1]!), (ch) => ch.charCodeAt(0)),
+      );
       ids.push(decodeURIComponent(text.slice(0, text.indexOf(":")).replace(/\+/g, " ")));
     } catch {
       // not decodable: the Worker refuses it before any lookup
@@ -336,7 +519,10 @@ async function checkAnswer(c: TokenCase): Promise<void> {
   statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
 
   if (TOLERATE_F1 && res.status === 503 && claimedClientIds(request, c).some((id) => utf8Length(id) > KV_KEY_LIMIT)) {
-    expect(JSON.parse(text), where).toEqual({ error: "temporarily_unavailable", error_description: "the client store is unavailable, try again later" });
+    expect(JSON.parse(text), where).toEqual({
+      error: "temporarily_unavailable",
+      error_description: "the client store is unavailable, try again later",
+    });
     return;
   }
   expect(ALLOWED_STATUS, where).toContain(res.status);
@@ -358,7 +544,10 @@ async function checkAnswer(c: TokenCase): Promise<void> {
   if (res.status === 200) {
     // Only the real id and secret, as the Worker can read them, ever get a token.
     expect(material.includes(CLIENT_ID) && material.includes(SECRET), `200 without the real credentials: ${where}`).toBe(true);
-    expect(Object.keys(body).every((k) => ["access_token", "token_type", "expires_in", "scope"].includes(k)), where).toBe(true);
+    expect(
+      Object.keys(body).every((k) => ["access_token", "token_type", "expires_in", "scope"].includes(k)),
+      where,
+    ).toBe(true);
     expect(body.token_type, where).toBe("Bearer");
     expect(body.expires_in, where).toBe(300);
     const claims = await verifyAccessToken(body.access_token as string, { audience: env.DEFAULT_AUDIENCE });
@@ -369,7 +558,7 @@ async function checkAnswer(c: TokenCase): Promise<void> {
   expect(Object.keys(body).sort(), where).toEqual(["error", "error_description"]);
   expect(OAUTH_ERRORS, where).toContain(body.error);
   expect(typeof body.error_description, where).toBe("string");
-  expect(text, where).not.toContain("access_token\":");
+  expect(text, where).not.toContain('access_token":');
   // An error may echo what the caller sent, never a token it did not send.
   for (const jwt of jwtShapes(text)) expect(requestText, `token in an error body: ${where}`).toContain(jwt);
   if (res.status === 401) {
@@ -379,7 +568,8 @@ async function checkAnswer(c: TokenCase): Promise<void> {
     const challenge = res.headers.get("WWW-Authenticate");
     const authorization = request.headers.get("Authorization");
     if (authorization !== null && authorization.trim() !== "") expect(challenge, where).toMatch(BASIC_CHALLENGE);
-    else if (authorization === null) expect(challenge, where).toEqual(claimedClientIds(request, c).length > 0 ? null : expect.stringMatching(BASIC_CHALLENGE));
+    else if (authorization === null)
+      expect(challenge, where).toEqual(claimedClientIds(request, c).length > 0 ? null : expect.stringMatching(BASIC_CHALLENGE));
   } else {
     expect(res.headers.get("WWW-Authenticate"), where).toBeNull();
   }
@@ -389,9 +579,13 @@ async function checkAnswer(c: TokenCase): Promise<void> {
 
 describe("POST /token under hostile input (fast-check)", () => {
   it("answers every request with well-formed JSON, no 5xx, and a token only for the real credentials", async () => {
-    await fc.assert(fc.asyncProperty(fc.oneof({ weight: 1, arbitrary: cleanCase }, { weight: 4, arbitrary: hostileCase }), checkAnswer), fcParams());
+    await fc.assert(
+      fc.asyncProperty(fc.oneof({ weight: 1, arbitrary: cleanCase }, { weight: 4, arbitrary: hostileCase }), checkAnswer),
+      fcParams(),
+    );
     // The generators reached the answers that matter (a generator bug would hide them).
-    for (const status of [200, 400, 401, 405, 413]) expect([...statuses.keys()], `no ${status} in ${JSON.stringify([...statuses])}`).toContain(status);
+    for (const status of [200, 400, 401, 405, 413])
+      expect([...statuses.keys()], `no ${status} in ${JSON.stringify([...statuses])}`).toContain(status);
   }, 120_000);
 
   it("gives a token to every correct request with harmless variations (413 only past 8 KiB)", async () => {
@@ -416,7 +610,9 @@ describe("counterexamples found by the properties", () => {
       const res = await exports.default.fetch(TOKEN_URL, {
         method: "POST",
         headers: { "Content-Type": FORM, ...(authorization ? { Authorization: authorization } : {}) },
-        body: authorization ? "grant_type=client_credentials" : `grant_type=client_credentials&client_id=${"a".repeat(506)}&client_secret=x.y`,
+        body: authorization
+          ? "grant_type=client_credentials"
+          : `grant_type=client_credentials&client_id=${"a".repeat(506)}&client_secret=x.y`,
       });
       expect(res.status).toBe(401);
       expect(((await res.json()) as { error: string }).error).toBe("invalid_client");

@@ -51,7 +51,9 @@ describe("docs/security.md item 12: the origin sees exactly the gateway's identi
   it("replaces every client-sent copy, in any case, with _ for -, duplicated, or named in Connection", async () => {
     const claims = accessTokenClaims({ client_id: "real-client", sub: "real-client", scope: "orders:read" });
     const token = await mintToken({ claims });
-    const headers = spoofedHeaders([["Connection", "X-Tollgate-Client-Id, x-tollgate-scope, X_Tollgate_Token_Id, X-Forwarded-Host, X-Forwarded-Proto"]]);
+    const headers = spoofedHeaders([
+      ["Connection", "X-Tollgate-Client-Id, x-tollgate-scope, X_Tollgate_Token_Id, X-Forwarded-Host, X-Forwarded-Proto"],
+    ]);
     const mark = marker("spoof");
     const echo = await expectProxied(await gatewayFetch(`/api/${mark}`, withBearer(token, { headers })));
     expectOwnedHeaders(echo, {
@@ -81,13 +83,17 @@ describe("docs/security.md item 12: the origin sees exactly the gateway's identi
   it("sends an empty X-Tollgate-Scope (not the client's) for a token without scope", async () => {
     const mark = marker("no-scope");
     const token = await mintToken({ claims: { aud: "https://other.tollgate.test", scope: undefined } });
-    const echo = await expectProxied(await gatewayFetch(`/other-aud/${mark}`, withBearer(token, { headers: { "X-Tollgate-Scope": "admin" } })));
+    const echo = await expectProxied(
+      await gatewayFetch(`/other-aud/${mark}`, withBearer(token, { headers: { "X-Tollgate-Scope": "admin" } })),
+    );
     expectOwnedHeaders(echo, { "X-Tollgate-Scope": "", "X-Tollgate-Client-Id": "gateway-test-client" });
   });
 
   it("on a public route removes client copies of identity headers and sets none", async () => {
     const mark = marker("public");
-    const echo = await expectProxied(await gatewayFetch(`/public/${mark}`, { headers: spoofedHeaders([["Connection", "X-Forwarded-Host"]]) }));
+    const echo = await expectProxied(
+      await gatewayFetch(`/public/${mark}`, { headers: spoofedHeaders([["Connection", "X-Forwarded-Host"]]) }),
+    );
     expect(echo.path).toBe(`/public/${mark}`);
     expectOwnedHeaders(echo, {
       "X-Tollgate-Client-Id": undefined,
@@ -137,7 +143,8 @@ describe("docs/security.md item 12: the origin sees exactly the gateway's identi
     };
     const echo = await expectProxied(await gatewayFetch(`/api/${mark}`, withBearer(await mintToken(), { headers })));
     const names = rawHeaderNames(echo);
-    for (const name of ["x-drop-me", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "upgrade"]) expect(names).not.toContain(name);
+    for (const name of ["x-drop-me", "keep-alive", "proxy-connection", "proxy-authorization", "te", "trailer", "upgrade"])
+      expect(names).not.toContain(name);
     expect(JSON.stringify(echo.rawHeaders)).not.toContain("cHJveHk6c2VjcmV0");
   });
 });
@@ -222,7 +229,9 @@ describe("docs/security.md item 14: the Authorization header reaches the origin 
 
   it("sends no origin_auth header to routes without one, even when the client sends it", async () => {
     const mark = marker("no-origin-auth");
-    const echo = await expectProxied(await gatewayFetch(`/api/${mark}`, withBearer(await mintToken(), { headers: { "X-Origin-Auth": "client-value" } })));
+    const echo = await expectProxied(
+      await gatewayFetch(`/api/${mark}`, withBearer(await mintToken(), { headers: { "X-Origin-Auth": "client-value" } })),
+    );
     // Not a reserved name on this route, so it passes as an ordinary header, but never the secret.
     expect(JSON.stringify(echo.rawHeaders)).not.toContain("origin-secret-value");
   });
@@ -275,7 +284,10 @@ describe("forwardRequestHeaders", () => {
   });
 
   it("passes Upgrade: websocket only on websocket routes", () => {
-    const incoming = new Headers([["Upgrade", "websocket"], ["Connection", "Upgrade"]]);
+    const incoming = new Headers([
+      ["Upgrade", "websocket"],
+      ["Connection", "Upgrade"],
+    ]);
     expect(forwardRequestHeaders(incoming, base).get("Upgrade")).toBeNull();
     expect(forwardRequestHeaders(incoming, { ...base, websocket: true }).get("Upgrade")).toBe("websocket");
     expect(forwardRequestHeaders(new Headers([["Upgrade", "h2c"]]), { ...base, websocket: true }).get("Upgrade")).toBeNull();
@@ -308,7 +320,13 @@ describe("forwardRequestHeaders", () => {
 
 describe("forwardResponseHeaders", () => {
   it("drops a header named in Connection in any spelling (x_hop for X-Hop)", () => {
-    const out = forwardResponseHeaders(new Headers([["Connection", "X-Hop"], ["x_hop", "dropped"], ["X-Kept", "k"]]));
+    const out = forwardResponseHeaders(
+      new Headers([
+        ["Connection", "X-Hop"],
+        ["x_hop", "dropped"],
+        ["X-Kept", "k"],
+      ]),
+    );
     expect([...out]).toEqual([["x-kept", "k"]]);
   });
 

@@ -9,14 +9,7 @@ import { expectJSONError } from "../support/worker.ts";
 import { BearerError } from "../../src/http/errors.ts";
 import { checkBodyForOverride } from "../../src/gateway/method-override.ts";
 import { foldPath, normalizePath, rawPathOf } from "../../src/gateway/path.ts";
-import {
-  expectBearerError,
-  expectOriginNotContacted,
-  expectProxied,
-  gatewayFetch,
-  marker,
-  withBearer,
-} from "../support/gateway.ts";
+import { expectBearerError, expectOriginNotContacted, expectProxied, gatewayFetch, marker, withBearer } from "../support/gateway.ts";
 import { mintToken } from "../support/tokens.ts";
 
 describe("normalizePath (RFC 3986 §6.2.2 and §5.2.4)", () => {
@@ -173,7 +166,9 @@ describe("through the gateway: the route is matched on the normalized path", () 
     const res = await gatewayFetch(`/api/%2e%2e/api/admin/${mark}`, withBearer(await readToken()));
     await expectBearerError(res, { status: 403, error: "insufficient_scope", scope: "admin" });
     await expectOriginNotContacted(mark);
-    const echo = await expectProxied(await gatewayFetch(`/api/%2E%2E/api/admin/${mark}`, withBearer(await mintToken({ claims: { scope: "admin" } }))));
+    const echo = await expectProxied(
+      await gatewayFetch(`/api/%2E%2E/api/admin/${mark}`, withBearer(await mintToken({ claims: { scope: "admin" } }))),
+    );
     expect(echo.path).toBe(`/api/admin/${mark}`);
   });
 
@@ -244,7 +239,13 @@ describe("through the gateway: the route is matched on the normalized path", () 
   });
 
   it("refuses public-route paths that fold onto the protected /public/private, without a token", async () => {
-    for (const path of ["/public/private%20", "/public/pr%C4%B1vate", "/public/PR%C4%B0VATE/x", "/public/%EF%BD%90rivate", "/public/private.%20"]) {
+    for (const path of [
+      "/public/private%20",
+      "/public/pr%C4%B1vate",
+      "/public/PR%C4%B0VATE/x",
+      "/public/%EF%BD%90rivate",
+      "/public/private.%20",
+    ]) {
       const mark = marker("public-fold");
       await expectJSONError(await gatewayFetch(`${path}?m=${mark}`), 400, "invalid_request");
       await expectOriginNotContacted(mark);
@@ -258,7 +259,9 @@ describe("through the gateway: the route is matched on the normalized path", () 
   it("proxies non-ASCII paths whose fold stays on their route, and refuses ones that are not UTF-8", async () => {
     const token = await mintToken({ claims: { scope: "orders:read" } });
     const mark = marker("unicode-ok");
-    expect((await expectProxied(await gatewayFetch(`/api/caf%C3%A9/adm%C4%B1nistration/${mark}`, withBearer(token)))).path).toBe(`/api/caf%C3%A9/adm%C4%B1nistration/${mark}`);
+    expect((await expectProxied(await gatewayFetch(`/api/caf%C3%A9/adm%C4%B1nistration/${mark}`, withBearer(token)))).path).toBe(
+      `/api/caf%C3%A9/adm%C4%B1nistration/${mark}`,
+    );
     const bad = marker("latin1");
     await expectBearerError(await gatewayFetch(`/api/caf%E9/${bad}`, withBearer(token)), { status: 400, error: "invalid_request" });
     await expectOriginNotContacted(bad);
@@ -310,10 +313,31 @@ describe("headers that would make the origin act on another method or path", () 
     const token = await mintToken();
     const mark = marker("override");
     const echo = await expectProxied(
-      await gatewayFetch(`/api/${mark}`, withBearer(token, { headers: { "X-HTTP-Method-Override": "DELETE", "X-HTTP-Method": "DELETE", "X-Method-Override": "DELETE", "X-Original-URL": "/api/admin", "X-Rewrite-URL": "/api/admin", "True-Client-IP": "6.6.6.6", X_HTTP_Method_Override: "PUT" } })),
+      await gatewayFetch(
+        `/api/${mark}`,
+        withBearer(token, {
+          headers: {
+            "X-HTTP-Method-Override": "DELETE",
+            "X-HTTP-Method": "DELETE",
+            "X-Method-Override": "DELETE",
+            "X-Original-URL": "/api/admin",
+            "X-Rewrite-URL": "/api/admin",
+            "True-Client-IP": "6.6.6.6",
+            X_HTTP_Method_Override: "PUT",
+          },
+        }),
+      ),
     );
     const names = echo.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase().replace(/_/g, "-"));
-    for (const name of ["x-http-method-override", "x-http-method", "x-method-override", "x-original-url", "x-rewrite-url", "true-client-ip"]) expect(names).not.toContain(name);
+    for (const name of [
+      "x-http-method-override",
+      "x-http-method",
+      "x-method-override",
+      "x-original-url",
+      "x-rewrite-url",
+      "true-client-ip",
+    ])
+      expect(names).not.toContain(name);
     expect(echo.method).toBe("GET");
   });
 });
@@ -338,28 +362,61 @@ describe("parameters that would make the origin act on another method (_method o
 
   it("refuses DELETE itself with 403 (the check the overrides would get around)", async () => {
     const mark = marker("delete");
-    await expectBearerError(await gatewayFetch(`/api/items/${mark}`, withBearer(await writeToken(), { method: "DELETE" })), { status: 403, error: "insufficient_scope", scope: "orders:read orders:admin" });
+    await expectBearerError(await gatewayFetch(`/api/items/${mark}`, withBearer(await writeToken(), { method: "DELETE" })), {
+      status: 403,
+      error: "insufficient_scope",
+      scope: "orders:read orders:admin",
+    });
     await expectOriginNotContacted(mark);
   });
 
-  it.each(["_method=DELETE", "_METHOD=delete", "_Method=PUT", "a=1&_method=DELETE", "%5Fmethod=DELETE", ".method=DELETE", "%5Bmethod=DELETE", "+_method=DELETE", "_method"])(
-    "refuses ?%s on a protected route with 400 invalid_request",
-    async (query) => {
-      const mark = marker("override-query");
-      await expectBearerError(await gatewayFetch(`/api/items/${mark}?${query}`, withBearer(await writeToken(), { method: "POST" })), { status: 400, error: "invalid_request" });
-      await expectOriginNotContacted(mark);
-    },
-  );
+  it.each([
+    "_method=DELETE",
+    "_METHOD=delete",
+    "_Method=PUT",
+    "a=1&_method=DELETE",
+    "%5Fmethod=DELETE",
+    ".method=DELETE",
+    "%5Bmethod=DELETE",
+    "+_method=DELETE",
+    "_method",
+  ])("refuses ?%s on a protected route with 400 invalid_request", async (query) => {
+    const mark = marker("override-query");
+    await expectBearerError(await gatewayFetch(`/api/items/${mark}?${query}`, withBearer(await writeToken(), { method: "POST" })), {
+      status: 400,
+      error: "invalid_request",
+    });
+    await expectOriginNotContacted(mark);
+  });
 
-  it.each(["_method=DELETE", "_METHOD=delete", "x=1&_method=DELETE&y=2", "%5Fmethod=DELETE", "[_method]=DELETE", "%5B_method%5D=DELETE", "]_method=DELETE", "_method]=DELETE", "_method[]=DELETE", "_method[0]=DELETE", "_method%00=DELETE", "_method%00x=DELETE"])("refuses a form body %j on a protected route with 400 invalid_request", async (body) => {
+  it.each([
+    "_method=DELETE",
+    "_METHOD=delete",
+    "x=1&_method=DELETE&y=2",
+    "%5Fmethod=DELETE",
+    "[_method]=DELETE",
+    "%5B_method%5D=DELETE",
+    "]_method=DELETE",
+    "_method]=DELETE",
+    "_method[]=DELETE",
+    "_method[0]=DELETE",
+    "_method%00=DELETE",
+    "_method%00x=DELETE",
+  ])("refuses a form body %j on a protected route with 400 invalid_request", async (body) => {
     const mark = marker("override-form");
-    await expectBearerError(await gatewayFetch(`/api/items/${mark}`, withBearer(await writeToken(), { method: "POST", headers: FORM, body })), { status: 400, error: "invalid_request" });
+    await expectBearerError(
+      await gatewayFetch(`/api/items/${mark}`, withBearer(await writeToken(), { method: "POST", headers: FORM, body })),
+      { status: 400, error: "invalid_request" },
+    );
     await expectOriginNotContacted(mark);
   });
 
   it("refuses a POST body without Content-Type holding _method (Rack reads it as a form)", async () => {
     const mark = marker("override-untyped");
-    const res = await gatewayFetch(`/api/items/${mark}`, withBearer(await writeToken(), { method: "POST", body: new TextEncoder().encode("_method=DELETE") }));
+    const res = await gatewayFetch(
+      `/api/items/${mark}`,
+      withBearer(await writeToken(), { method: "POST", body: new TextEncoder().encode("_method=DELETE") }),
+    );
     await expectBearerError(res, { status: 400, error: "invalid_request" });
     await expectOriginNotContacted(mark);
   });
@@ -381,8 +438,15 @@ describe("parameters that would make the origin act on another method (_method o
     // Over 64 KiB and without Content-Length, so it is checked as it streams; /slow's 300 ms
     // timeout ends the withheld request.
     const mark = marker("override-stream");
-    const body = streamOf([`--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n${"x".repeat(80 * 1024)}\r\n`, '--XyZ\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n', "--XyZ--\r\n"]);
-    const res = await gatewayFetch(`/slow/${mark}`, withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": "multipart/form-data; boundary=XyZ" }, body }));
+    const body = streamOf([
+      `--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\n${"x".repeat(80 * 1024)}\r\n`,
+      '--XyZ\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n',
+      "--XyZ--\r\n",
+    ]);
+    const res = await gatewayFetch(
+      `/slow/${mark}`,
+      withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": "multipart/form-data; boundary=XyZ" }, body }),
+    );
     await expectBearerError(res, { status: 400, error: "invalid_request" });
     await expectOriginNotContacted(mark);
   });
@@ -390,7 +454,10 @@ describe("parameters that would make the origin act on another method (_method o
   it("withholds a streamed POST body without Content-Type from its _method parameter on", async () => {
     const mark = marker("override-untyped-stream");
     const body = streamOf([`a=${"x".repeat(80 * 1024)}&_met`, "hod=DELETE&b=", "2"]);
-    await expectBearerError(await gatewayFetch(`/slow/${mark}`, withBearer(await writeToken(), { method: "POST", body })), { status: 400, error: "invalid_request" });
+    await expectBearerError(await gatewayFetch(`/slow/${mark}`, withBearer(await writeToken(), { method: "POST", body })), {
+      status: 400,
+      error: "invalid_request",
+    });
     await expectOriginNotContacted(mark);
   });
 
@@ -401,20 +468,32 @@ describe("parameters that would make the origin act on another method (_method o
     ["text/json", '{"_method[]":["DELETE"]}'],
   ])("refuses a POST body of type %j with a top-level _method member: %s", async (type, body) => {
     const mark = marker("override-json");
-    await expectBearerError(await gatewayFetch(`/api/${mark}`, withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": type }, body })), { status: 400, error: "invalid_request" });
+    await expectBearerError(
+      await gatewayFetch(`/api/${mark}`, withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": type }, body })),
+      { status: 400, error: "invalid_request" },
+    );
     await expectOriginNotContacted(mark);
   });
 
   it("withholds a streamed JSON body from its _method member on", async () => {
     const mark = marker("override-json-stream");
     const body = streamOf([`{"a":"${"x".repeat(80 * 1024)}","_met`, 'hod"', ':"DELETE"}']);
-    await expectBearerError(await gatewayFetch(`/slow/${mark}`, withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": "application/json" }, body })), { status: 400, error: "invalid_request" });
+    await expectBearerError(
+      await gatewayFetch(
+        `/slow/${mark}`,
+        withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": "application/json" }, body }),
+      ),
+      { status: 400, error: "invalid_request" },
+    );
     await expectOriginNotContacted(mark);
   });
 
   it("refuses a JSON body declared in another charset than UTF-8 with 415 (body-parser would decode UTF-16)", async () => {
     const mark = marker("override-json-utf16");
-    const res = await gatewayFetch(`/api/${mark}`, withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": "application/json; charset=utf-16le" }, body: "{}" }));
+    const res = await gatewayFetch(
+      `/api/${mark}`,
+      withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": "application/json; charset=utf-16le" }, body: "{}" }),
+    );
     await expectJSONError(res, 415, "invalid_request");
     await expectOriginNotContacted(mark);
   });
@@ -428,7 +507,10 @@ describe("parameters that would make the origin act on another method (_method o
       ["PUT", "application/json", '{"_method":"PATCH"}'],
     ] as const) {
       const mark = marker("json-ok");
-      expect((await expectProxied(await gatewayFetch(`/api/${mark}`, withBearer(token, { method, headers: { "Content-Type": type }, body })))).method).toBe(method);
+      expect(
+        (await expectProxied(await gatewayFetch(`/api/${mark}`, withBearer(token, { method, headers: { "Content-Type": type }, body }))))
+          .method,
+      ).toBe(method);
     }
   });
 
@@ -438,38 +520,82 @@ describe("parameters that would make the origin act on another method (_method o
     ["a multipart", "deflate", "multipart/form-data; boundary=XyZ"],
     ["an untyped", "br", undefined],
     ["a form", "identity, gzip", "application/x-www-form-urlencoded"],
-  ])("refuses %s body with Content-Encoding %j with 415 and Accept-Encoding: identity (the origin would inflate what the gateway could not read)", async (_label, coding, type) => {
-    const mark = marker("override-coded");
-    const gz = await new Response(new Blob(["_method=DELETE"]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer();
-    const headers: Record<string, string> = { "Content-Encoding": coding };
-    if (type) headers["Content-Type"] = type;
-    const res = await gatewayFetch(`/api/${mark}`, withBearer(await writeToken(), { method: "POST", headers, body: gz }));
-    await expectJSONError(res, 415, "invalid_request");
-    expect(res.headers.get("Accept-Encoding")).toBe("identity");
-    await expectOriginNotContacted(mark);
-  });
+  ])(
+    "refuses %s body with Content-Encoding %j with 415 and Accept-Encoding: identity (the origin would inflate what the gateway could not read)",
+    async (_label, coding, type) => {
+      const mark = marker("override-coded");
+      const gz = await new Response(new Blob(["_method=DELETE"]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer();
+      const headers: Record<string, string> = { "Content-Encoding": coding };
+      if (type) headers["Content-Type"] = type;
+      const res = await gatewayFetch(`/api/${mark}`, withBearer(await writeToken(), { method: "POST", headers, body: gz }));
+      await expectJSONError(res, 415, "invalid_request");
+      expect(res.headers.get("Accept-Encoding")).toBe("identity");
+      await expectOriginNotContacted(mark);
+    },
+  );
 
   it("forwards coded bodies of other types, identity-coded forms, and coded bodies on public routes", async () => {
     const token = await writeToken();
     const octets = marker("coded-octets");
-    expect((await expectProxied(await gatewayFetch(`/api/${octets}`, withBearer(token, { method: "POST", headers: { "Content-Type": "application/octet-stream", "Content-Encoding": "gzip" }, body: "x" })))).method).toBe("POST");
+    expect(
+      (
+        await expectProxied(
+          await gatewayFetch(
+            `/api/${octets}`,
+            withBearer(token, {
+              method: "POST",
+              headers: { "Content-Type": "application/octet-stream", "Content-Encoding": "gzip" },
+              body: "x",
+            }),
+          ),
+        )
+      ).method,
+    ).toBe("POST");
     const identity = marker("coded-identity");
-    expect((await expectProxied(await gatewayFetch(`/api/${identity}`, withBearer(token, { method: "POST", headers: { ...FORM, "Content-Encoding": "Identity" }, body: "a=1" })))).method).toBe("POST");
+    expect(
+      (
+        await expectProxied(
+          await gatewayFetch(
+            `/api/${identity}`,
+            withBearer(token, { method: "POST", headers: { ...FORM, "Content-Encoding": "Identity" }, body: "a=1" }),
+          ),
+        )
+      ).method,
+    ).toBe("POST");
     const pub = marker("coded-public");
-    expect((await expectProxied(await gatewayFetch(`/public/${pub}`, { method: "POST", headers: { ...FORM, "Content-Encoding": "gzip" }, body: "a=1" }))).method).toBe("POST");
+    expect(
+      (
+        await expectProxied(
+          await gatewayFetch(`/public/${pub}`, { method: "POST", headers: { ...FORM, "Content-Encoding": "gzip" }, body: "a=1" }),
+        )
+      ).method,
+    ).toBe("POST");
   });
 
   it("still proxies forms, multipart bodies and queries without an override, and overrides on public routes", async () => {
     const token = await writeToken();
     const form = marker("form-ok");
-    expect((await expectProxied(await gatewayFetch(`/api/${form}?method=x&_methods=y`, withBearer(token, { method: "POST", headers: FORM, body: "a=1&method=DELETE" })))).method).toBe("POST");
+    expect(
+      (
+        await expectProxied(
+          await gatewayFetch(
+            `/api/${form}?method=x&_methods=y`,
+            withBearer(token, { method: "POST", headers: FORM, body: "a=1&method=DELETE" }),
+          ),
+        )
+      ).method,
+    ).toBe("POST");
     const multipart = new FormData();
     multipart.append("method", "DELETE");
     multipart.append("file", new Blob(["_method=DELETE"]), "_method.txt");
     const mp = marker("multipart-ok");
-    expect((await expectProxied(await gatewayFetch(`/api/${mp}`, withBearer(token, { method: "POST", body: multipart })))).method).toBe("POST");
+    expect((await expectProxied(await gatewayFetch(`/api/${mp}`, withBearer(token, { method: "POST", body: multipart })))).method).toBe(
+      "POST",
+    );
     const pub = marker("public-override");
-    expect((await expectProxied(await gatewayFetch(`/public/${pub}?_method=DELETE`, { method: "POST" }))).path).toBe(`/public/${pub}?_method=DELETE`);
+    expect((await expectProxied(await gatewayFetch(`/public/${pub}?_method=DELETE`, { method: "POST" }))).path).toBe(
+      `/public/${pub}?_method=DELETE`,
+    );
   });
 });
 
@@ -482,7 +608,7 @@ describe("checkBodyForOverride: multipart parts' names, as multipart parsers rea
     'form-data; name="_method"',
     'form-data; name="_METHOD"',
     "form-data; name=_method",
-    "form-data; NAME = \"_method\"",
+    'form-data; NAME = "_method"',
     "form-data; name*=UTF-8''%5Fmethod",
     'form-data; name=".method"',
     'form-data; filename="a.txt"; name="_method"',
@@ -496,11 +622,16 @@ describe("checkBodyForOverride: multipart parts' names, as multipart parsers rea
     const body = `${part('form-data; name="a"', "1")}${part(disposition)}--XyZ--\r\n`;
     expect(() => checkBodyForOverride(bytes(body), TYPE)).toThrow(expect.objectContaining({ code: "invalid_request", status: 400 }));
     // Bare LF line endings, which lenient parsers accept, too.
-    expect(() => checkBodyForOverride(bytes(body.replace(/\r\n/g, "\n")), TYPE)).toThrow(expect.objectContaining({ code: "invalid_request" }));
+    expect(() => checkBodyForOverride(bytes(body.replace(/\r\n/g, "\n")), TYPE)).toThrow(
+      expect.objectContaining({ code: "invalid_request" }),
+    );
   });
 
   it.each([
-    ["a 'boundary' in another parameter, before the real one (PHP reads 'evil')", "multipart/form-data; foo=boundary; x=evil; boundary=XyZ"],
+    [
+      "a 'boundary' in another parameter, before the real one (PHP reads 'evil')",
+      "multipart/form-data; foo=boundary; x=evil; boundary=XyZ",
+    ],
     ["a lower-case 'boundary' inside an upper-case parameter's value (PHP reads 'evil')", "multipart/form-data; BOUNDARY=xboundary=evil"],
     ["two boundary parameters", "multipart/form-data; boundary=XyZ; boundary=evil"],
   ])("refuses a Content-Type with %s", (_label, type) => {
@@ -509,7 +640,11 @@ describe("checkBodyForOverride: multipart parts' names, as multipart parsers rea
   });
 
   it("accepts the boundaries browsers send, 'Boundary' in the value included (WebKit)", () => {
-    for (const boundary of ["----WebKitFormBoundary7MA4YWxkTrZu0gW", "---------------------------9051914041544843365972754266", "----formdata-undici-0123456789"]) {
+    for (const boundary of [
+      "----WebKitFormBoundary7MA4YWxkTrZu0gW",
+      "---------------------------9051914041544843365972754266",
+      "----formdata-undici-0123456789",
+    ]) {
       const body = `--${boundary}\r\nContent-Disposition: form-data; name="a"\r\n\r\n1\r\n--${boundary}--\r\n`;
       expect(() => checkBodyForOverride(bytes(body), `multipart/form-data; boundary=${boundary}`)).not.toThrow();
     }
@@ -520,23 +655,70 @@ describe("checkBodyForOverride: multipart parts' names, as multipart parsers rea
     expect(() => checkBodyForOverride(bytes(body), TYPE)).not.toThrow();
   });
 
-  it.each(["_method=DELETE", "a=1&_METHOD=delete", "a=1;_method=PUT", "%5f%6Dethod=DELETE", "+_method=DELETE", ".method=DELETE", "_method", `${"+".repeat(100)}_method=DELETE`, `a=1&${"%20".repeat(100)}_method=DELETE`, `${"[".repeat(100)}_method]=DELETE`, `${"%5B%5d".repeat(50)}%5Fmethod=DELETE`, `${"+".repeat(100)}[method=DELETE`])("refuses the untyped (form) body %j", (body) => {
+  it.each([
+    "_method=DELETE",
+    "a=1&_METHOD=delete",
+    "a=1;_method=PUT",
+    "%5f%6Dethod=DELETE",
+    "+_method=DELETE",
+    ".method=DELETE",
+    "_method",
+    `${"+".repeat(100)}_method=DELETE`,
+    `a=1&${"%20".repeat(100)}_method=DELETE`,
+    `${"[".repeat(100)}_method]=DELETE`,
+    `${"%5B%5d".repeat(50)}%5Fmethod=DELETE`,
+    `${"+".repeat(100)}[method=DELETE`,
+  ])("refuses the untyped (form) body %j", (body) => {
     expect(() => checkBodyForOverride(bytes(body), "")).toThrow(expect.objectContaining({ code: "invalid_request", status: 400 }));
   });
 
-  it.each(['{"_method":1}', '{"a":"x\\\\","_method":1}', '{"a":"\\"","b":[{"c":"]}"}],"\\u005f\\u006Dethod":1}', '\ufeff {"_method" :1}', '{"x":1,"_method\\u0000":1}', ']}{"_method":1}'])("refuses the JSON body %j", (body) => {
-    expect(() => checkBodyForOverride(bytes(body), "application/json")).toThrow(expect.objectContaining({ code: "invalid_request", status: 400 }));
+  it.each([
+    '{"_method":1}',
+    '{"a":"x\\\\","_method":1}',
+    '{"a":"\\"","b":[{"c":"]}"}],"\\u005f\\u006Dethod":1}',
+    '\ufeff {"_method" :1}',
+    '{"x":1,"_method\\u0000":1}',
+    ']}{"_method":1}',
+  ])("refuses the JSON body %j", (body) => {
+    expect(() => checkBodyForOverride(bytes(body), "application/json")).toThrow(
+      expect.objectContaining({ code: "invalid_request", status: 400 }),
+    );
   });
 
-  it.each(['{"a":{"_method":1}}', '[{"_method":1}]', '{"a":"_method"}', '{"a":"\\",\\"_method\\":1"}', '{"a":["_method",":"]}', '"_method":1', '{"_methodx":1}'])("passes the JSON body %j", (body) => {
+  it.each([
+    '{"a":{"_method":1}}',
+    '[{"_method":1}]',
+    '{"a":"_method"}',
+    '{"a":"\\",\\"_method\\":1"}',
+    '{"a":["_method",":"]}',
+    '"_method":1',
+    '{"_methodx":1}',
+  ])("passes the JSON body %j", (body) => {
     expect(() => checkBodyForOverride(bytes(body), "application/json")).not.toThrow();
   });
 
-  it.each(["a=_method", "x_method=DELETE", "method=DELETE", "_methods=DELETE", "\u0000\u00ff_method", "_method_x=DELETE", "x%00_method=DELETE", "a[_method]=DELETE", `${"+".repeat(100)}x_method=DELETE`, `${"%2B".repeat(30)}_method=DELETE`])("passes the untyped body %j", (body) => {
+  it.each([
+    "a=_method",
+    "x_method=DELETE",
+    "method=DELETE",
+    "_methods=DELETE",
+    "\u0000\u00ff_method",
+    "_method_x=DELETE",
+    "x%00_method=DELETE",
+    "a[_method]=DELETE",
+    `${"+".repeat(100)}x_method=DELETE`,
+    `${"%2B".repeat(30)}_method=DELETE`,
+  ])("passes the untyped body %j", (body) => {
     expect(() => checkBodyForOverride(bytes(body), "")).not.toThrow();
   });
 
-  it.each(["multipart/form-data", 'multipart/form-data; boundary="a,b"', "multipart/form-data; boundary=a; boundary=b", "multipart/form-data; boundary=a b", 'multipart/form-data; boundary=a; x="y boundary=b"'])("refuses the Content-Type %j (no single plain boundary)", (type) => {
+  it.each([
+    "multipart/form-data",
+    'multipart/form-data; boundary="a,b"',
+    "multipart/form-data; boundary=a; boundary=b",
+    "multipart/form-data; boundary=a b",
+    'multipart/form-data; boundary=a; x="y boundary=b"',
+  ])("refuses the Content-Type %j (no single plain boundary)", (type) => {
     expect(() => checkBodyForOverride(bytes("--a\r\n\r\n"), type)).toThrow(expect.objectContaining({ code: "invalid_request" }));
   });
 });

@@ -86,7 +86,12 @@ describe("bodies are passed through intact", () => {
   it("delivers a 1 MiB POST body byte for byte", async () => {
     const body = patternBytes(1 << 20);
     const mark = marker("upload");
-    const echo = await expectProxied(await gatewayFetch(`/api/${mark}`, withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body })));
+    const echo = await expectProxied(
+      await gatewayFetch(
+        `/api/${mark}`,
+        withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body }),
+      ),
+    );
     expect(echo.body_bytes).toBe(1 << 20);
     expect(echo.body_sha256).toBe(await sha256(body));
     expect(rawHeaderValues(echo, "Content-Type")).toEqual(["application/octet-stream"]);
@@ -132,7 +137,11 @@ describe("origin failures become JSON errors", () => {
 
   it("answers 504 gateway_timeout when the origin sends no headers within timeout_ms", async () => {
     const mark = marker("slow");
-    const body = await expectJSONError(await gatewayFetch(`/slow/${mark}/__slow?ms=2000`, withBearer(await mintToken())), 504, "gateway_timeout");
+    const body = await expectJSONError(
+      await gatewayFetch(`/slow/${mark}/__slow?ms=2000`, withBearer(await mintToken())),
+      504,
+      "gateway_timeout",
+    );
     expect(JSON.stringify(body)).not.toContain(env.TEST_ORIGIN_URL);
     // The origin did get the request: the timeout is on its answer, not on reaching it.
     expect(await originRequestsWith(mark)).toHaveLength(1);

@@ -19,10 +19,13 @@ describe("R1: foldPath trims only ASCII spaces; String.prototype.trim, .NET Trim
     { prefix: "/pub/private", origin: "http://127.0.0.1:1", audience: "a", scopes: ["admin"] },
     { prefix: "/", host: "catchall.test", origin: "http://127.0.0.1:1", public: true },
   ]);
-  it.each(["%E2%80%A8", "%E2%80%A9", "%EF%BB%BF", "%E1%9A%80", "%C2%85"])("/pub/private + %s is ambiguous, /token + it is reserved", (ws) => {
-    expect(findUnambiguousRoute(routes, "localhost", normalizePath(`/pub/private${ws}`))).toBe("ambiguous");
-    expect(findUnambiguousRoute(routes, "catchall.test", normalizePath(`/token${ws}`))).toBe("reserved");
-  });
+  it.each(["%E2%80%A8", "%E2%80%A9", "%EF%BB%BF", "%E1%9A%80", "%C2%85"])(
+    "/pub/private + %s is ambiguous, /token + it is reserved",
+    (ws) => {
+      expect(findUnambiguousRoute(routes, "localhost", normalizePath(`/pub/private${ws}`))).toBe("ambiguous");
+      expect(findUnambiguousRoute(routes, "catchall.test", normalizePath(`/token${ws}`))).toBe("reserved");
+    },
+  );
 });
 
 describe("R2: _method names that qs (Express), Rack 2 and PHP read as _method pass the query and form checks", () => {
@@ -42,7 +45,10 @@ describe("R3: multipart parts PHP reads as _method pass the part scanner", () =>
   const TYPE = "multipart/form-data; boundary=XyZ";
   it.each([
     ["single-quoted name (php_ap_getword_conf)", "Content-Disposition: form-data; name='_method'"],
-    ["folded header line (multipart_buffer_headers: 'space in the beginning means same header')", 'Content-Disposition: form-data;\r\n name="_method"'],
+    [
+      "folded header line (multipart_buffer_headers: 'space in the beginning means same header')",
+      'Content-Disposition: form-data;\r\n name="_method"',
+    ],
     ["NUL in the name", 'Content-Disposition: form-data; name="_method\u0000"'],
     ["Rack 2 / qs bracket name", 'Content-Disposition: form-data; name="[_method]"'],
   ])("%s", (_label, headers) => {
@@ -51,7 +57,9 @@ describe("R3: multipart parts PHP reads as _method pass the part scanner", () =>
 
   it("a Content-Type whose first 'boundary' substring is not the boundary= parameter is refused (PHP takes the first '=' after it)", () => {
     const type = "multipart/form-data; foo=boundary; x=evil; boundary=XyZ";
-    expect(() => checkBodyForOverride(bytes('--evil\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--evil--\r\n'), type)).toThrow(refusal);
+    expect(() =>
+      checkBodyForOverride(bytes('--evil\r\nContent-Disposition: form-data; name="_method"\r\n\r\nDELETE\r\n--evil--\r\n'), type),
+    ).toThrow(refusal);
   });
 });
 
@@ -60,7 +68,14 @@ describe("R4: bodies the origin decodes differently from the gateway", () => {
 
   it("a JSON body with _method (Laravel reads the JSON bag as the request bag; method-override's documented body getter) is refused", async () => {
     const mark = marker("review-json-override");
-    const res = await gatewayFetch(`/api/${mark}`, withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": "application/json" }, body: '{"\\u005fmethod":"DELETE"}' }));
+    const res = await gatewayFetch(
+      `/api/${mark}`,
+      withBearer(await writeToken(), {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: '{"\\u005fmethod":"DELETE"}',
+      }),
+    );
     await expectBearerError(res, { status: 400, error: "invalid_request" });
     await expectOriginNotContacted(mark);
   });
@@ -70,7 +85,11 @@ describe("R4: bodies the origin decodes differently from the gateway", () => {
     const gz = await new Response(new Blob(["_method=DELETE"]).stream().pipeThrough(new CompressionStream("gzip"))).arrayBuffer();
     const res = await gatewayFetch(
       `/api/${mark}`,
-      withBearer(await writeToken(), { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": "gzip" }, body: gz }),
+      withBearer(await writeToken(), {
+        method: "POST",
+        headers: { "Content-Type": "application/x-www-form-urlencoded", "Content-Encoding": "gzip" },
+        body: gz,
+      }),
     );
     // RFC 9110 §8.4: 415 for a content coding the server does not accept, with Accept-Encoding.
     expect(res.status).toBe(415);

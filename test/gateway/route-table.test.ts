@@ -79,7 +79,15 @@ describe("parseGatewayRoutes: valid configurations", () => {
   });
 
   it("defaults: protected, 30 s timeout, no Authorization forwarding, no prefix stripping", () => {
-    expect(parseGatewayRoutes([route()])[0]).toMatchObject({ public: false, timeoutMs: 30_000, keepAuthorization: false, stripPrefix: false, websocket: false, scopes: [], methodScopes: {} });
+    expect(parseGatewayRoutes([route()])[0]).toMatchObject({
+      public: false,
+      timeoutMs: 30_000,
+      keepAuthorization: false,
+      stripPrefix: false,
+      websocket: false,
+      scopes: [],
+      methodScopes: {},
+    });
   });
 
   it.each([undefined, null, ""])("reads %j as no routes", (raw) => {
@@ -87,12 +95,21 @@ describe("parseGatewayRoutes: valid configurations", () => {
   });
 
   it("orders routes longest prefix first, host-bound before any-host", () => {
-    const parsed = parseGatewayRoutes([route({ prefix: "/a" }), route({ prefix: "/a/b/c" }), route({ prefix: "/a/b" }), route({ prefix: "/a", host: "h.example" })]);
+    const parsed = parseGatewayRoutes([
+      route({ prefix: "/a" }),
+      route({ prefix: "/a/b/c" }),
+      route({ prefix: "/a/b" }),
+      route({ prefix: "/a", host: "h.example" }),
+    ]);
     expect(parsed.map((r) => `${r.host ?? "*"} ${r.prefix}`)).toEqual(["* /a/b/c", "* /a/b", "h.example /a", "* /a"]);
   });
 
   it("accepts a public route without audience, and a /tokens prefix that only looks like /token", () => {
-    expect(parseGatewayRoutes([{ prefix: "/tokens", origin: ORIGIN, public: true }])[0]).toMatchObject({ prefix: "/tokens", public: true, audience: undefined });
+    expect(parseGatewayRoutes([{ prefix: "/tokens", origin: ORIGIN, public: true }])[0]).toMatchObject({
+      prefix: "/tokens",
+      public: true,
+      audience: undefined,
+    });
   });
 });
 
@@ -120,23 +137,36 @@ describe("parseGatewayRoutes: every error names the field", () => {
     expectRefused([{ prefix: "/api", audience: AUDIENCE }], "GATEWAY_ROUTES[0]", /origin or service/);
   });
 
-  it.each(["ftp://origin.example", "not a url", "/relative", "https://user:pass@origin.example", "https://origin.example/?q=1", "https://origin.example/#f", 42])(
-    "refuses origin %j",
-    (origin) => {
-      expectRefused([route({ origin })], "GATEWAY_ROUTES[0].origin");
-    },
-  );
+  it.each([
+    "ftp://origin.example",
+    "not a url",
+    "/relative",
+    "https://user:pass@origin.example",
+    "https://origin.example/?q=1",
+    "https://origin.example/#f",
+    42,
+  ])("refuses origin %j", (origin) => {
+    expectRefused([route({ origin })], "GATEWAY_ROUTES[0].origin");
+  });
 
   it.each(["", "1BINDING", "MY-SERVICE", 7])("refuses service %j", (service) => {
     expectRefused([{ prefix: "/api", service, audience: AUDIENCE }], "GATEWAY_ROUTES[0].service");
   });
 
-  it.each(["/token", "/token/", "/token/x", "/revoke", "/revoke/x", "/introspect", "/introspect/", "/.well-known", "/.well-known/jwks.json", "/.well-known/oauth-authorization-server"])(
-    "refuses the prefix %j, which overlaps a path Tollgate serves",
-    (prefix) => {
-      expectRefused([route({ prefix })], "GATEWAY_ROUTES[0].prefix", /overlaps/);
-    },
-  );
+  it.each([
+    "/token",
+    "/token/",
+    "/token/x",
+    "/revoke",
+    "/revoke/x",
+    "/introspect",
+    "/introspect/",
+    "/.well-known",
+    "/.well-known/jwks.json",
+    "/.well-known/oauth-authorization-server",
+  ])("refuses the prefix %j, which overlaps a path Tollgate serves", (prefix) => {
+    expectRefused([route({ prefix })], "GATEWAY_ROUTES[0].prefix", /overlaps/);
+  });
 
   it.each(["api", "", "/api?x=1", "/api#x", "/api/../admin", "/api/./x", "/api//x", "//api", "/api%2fx", "/api;x", "/api\\x", "/api x", 5])(
     "refuses the prefix %j, which is not a plain normalized path",
@@ -198,7 +228,10 @@ describe("parseGatewayRoutes: every error names the field", () => {
     expectRefused([route({ origin_auth: "X-Origin-Auth" })], "GATEWAY_ROUTES[0].origin_auth");
     expectRefused([route({ origin_auth: { header: "X Origin", secret: "S" } })], "GATEWAY_ROUTES[0].origin_auth");
     expectRefused([route({ origin_auth: { header: "X-Origin-Auth", secret: "not-a-name" } })], "GATEWAY_ROUTES[0].origin_auth");
-    expectRefused([route({ origin_auth: { header: "X-Origin-Auth", secret: "S", value: "inline" } })], "GATEWAY_ROUTES[0].origin_auth.value");
+    expectRefused(
+      [route({ origin_auth: { header: "X-Origin-Auth", secret: "S", value: "inline" } })],
+      "GATEWAY_ROUTES[0].origin_auth.value",
+    );
   });
 
   it("names the index of the faulty route", () => {
@@ -294,25 +327,42 @@ describe("through the gateway: unknown paths and misconfiguration", () => {
   it("answers 503 temporarily_unavailable when the signing keys cannot be loaded, and proxies nothing", async () => {
     const mark = marker("no-keys");
     const token = await mintToken();
-    await expectJSONError(await fetchWithEnv(`${env.ISSUER}/api/${mark}`, withBearer(token), { SIGNING_KEY: "not json" }), 503, "temporarily_unavailable");
+    await expectJSONError(
+      await fetchWithEnv(`${env.ISSUER}/api/${mark}`, withBearer(token), { SIGNING_KEY: "not json" }),
+      503,
+      "temporarily_unavailable",
+    );
     await expectOriginNotContacted(mark);
   });
 
   it("answers 500 and proxies nothing when the origin_auth secret is not set", async () => {
     const mark = marker("no-secret");
-    await expectJSONError(await fetchWithEnv(`${env.ISSUER}/strip/${mark}`, withBearer(await mintToken()), { ORIGIN_SECRET: "" }), 500, "server_error");
+    await expectJSONError(
+      await fetchWithEnv(`${env.ISSUER}/strip/${mark}`, withBearer(await mintToken()), { ORIGIN_SECRET: "" }),
+      500,
+      "server_error",
+    );
     await expectOriginNotContacted(mark);
   });
 
   it("answers 500 when the service binding of a route is missing", async () => {
-    await expectJSONError(await fetchWithEnv(`${env.ISSUER}/svc/x`, withBearer(await mintToken()), { ECHO_SERVICE: undefined }), 500, "server_error");
+    await expectJSONError(
+      await fetchWithEnv(`${env.ISSUER}/svc/x`, withBearer(await mintToken()), { ECHO_SERVICE: undefined }),
+      500,
+      "server_error",
+    );
   });
 });
 
 describe("docs/security.md item 13: only configuration chooses the origin", () => {
   it("ignores Host and X-Forwarded-Host naming another site", async () => {
     const mark = marker("host");
-    const headers = { Host: "evil.example", "X-Forwarded-Host": "evil.example", "X-Original-URL": "http://evil.example/", "X-Rewrite-URL": "/api/admin" };
+    const headers = {
+      Host: "evil.example",
+      "X-Forwarded-Host": "evil.example",
+      "X-Original-URL": "http://evil.example/",
+      "X-Rewrite-URL": "/api/admin",
+    };
     const echo = await expectProxied(await gatewayFetch(`/api/${mark}`, withBearer(await mintToken(), { headers })));
     expect(echo.path).toBe(`/api/${mark}`);
     expect(rawHeaderValues(echo, "Host")).toEqual([new URL(env.TEST_ORIGIN_URL).host]);
@@ -339,7 +389,9 @@ describe("docs/security.md item 13: only configuration chooses the origin", () =
   it("matches /internal only on host internal.tollgate.test", async () => {
     const token = await mintToken();
     const ok = marker("internal");
-    expect((await expectProxied(await gatewayFetch(`/internal/${ok}`, withBearer(token), "https://internal.tollgate.test"))).path).toBe(`/internal/${ok}`);
+    expect((await expectProxied(await gatewayFetch(`/internal/${ok}`, withBearer(token), "https://internal.tollgate.test"))).path).toBe(
+      `/internal/${ok}`,
+    );
     const upper = marker("internal-upper");
     await expectProxied(await gatewayFetch(`/internal/${upper}`, withBearer(token), "https://INTERNAL.tollgate.test:8443"));
     for (const [base, headers] of [
@@ -361,10 +413,17 @@ describe("docs/security.md item 13: only configuration chooses the origin", () =
     expect(res.status).toBe(401);
     await expectOriginNotContacted(mark);
     const other = marker("internal-other-aud");
-    await expectBearerError(await gatewayFetch(`/internal/${other}`, withBearer(await mintToken({ claims: { aud: "https://other.tollgate.test" } })), "https://internal.tollgate.test"), {
-      status: 401,
-      error: "invalid_token",
-    });
+    await expectBearerError(
+      await gatewayFetch(
+        `/internal/${other}`,
+        withBearer(await mintToken({ claims: { aud: "https://other.tollgate.test" } })),
+        "https://internal.tollgate.test",
+      ),
+      {
+        status: 401,
+        error: "invalid_token",
+      },
+    );
   });
 });
 
@@ -373,58 +432,97 @@ describe("the reserved paths are never an origin's, whatever a catch-all route s
   const CATCHALL = "https://catchall.tollgate.test";
   const FORM = { "Content-Type": "application/x-www-form-urlencoded" };
 
-  it.each(["//token", "/token/", "//register", "//introspect", "//revoke", "/.well-known//jwks.json", "//.well-known/oauth-authorization-server", "/TOKEN", "/token.", "/Token%20", "/%EF%BD%94oken", "/x/../token", "/register//x", "/token%E2%80%A8", "/register%EF%BB%BF/x", "/.well-known%E1%9A%80/jwks.json", "/to%E2%80%8Bken"])(
-    "does not forward %j to the catch-all's origin, secret and all",
-    async (path) => {
-      const mark = marker("reserved");
-      const res = await exports.default.fetch(
-        new Request(`${CATCHALL}${path}?m=${mark}`, { method: "POST", headers: FORM, body: `grant_type=client_credentials&client_id=shop&client_secret=s3cr3t-${mark}` }),
-      );
-      expect(res.status).toBeGreaterThanOrEqual(400);
-      expect(res.status).toBeLessThan(500);
-      expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
-      await res.body?.cancel();
-      await expectOriginNotContacted(mark);
-    },
-  );
+  it.each([
+    "//token",
+    "/token/",
+    "//register",
+    "//introspect",
+    "//revoke",
+    "/.well-known//jwks.json",
+    "//.well-known/oauth-authorization-server",
+    "/TOKEN",
+    "/token.",
+    "/Token%20",
+    "/%EF%BD%94oken",
+    "/x/../token",
+    "/register//x",
+    "/token%E2%80%A8",
+    "/register%EF%BB%BF/x",
+    "/.well-known%E1%9A%80/jwks.json",
+    "/to%E2%80%8Bken",
+  ])("does not forward %j to the catch-all's origin, secret and all", async (path) => {
+    const mark = marker("reserved");
+    const res = await exports.default.fetch(
+      new Request(`${CATCHALL}${path}?m=${mark}`, {
+        method: "POST",
+        headers: FORM,
+        body: `grant_type=client_credentials&client_id=shop&client_secret=s3cr3t-${mark}`,
+      }),
+    );
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBeLessThan(500);
+    expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
+    await res.body?.cancel();
+    await expectOriginNotContacted(mark);
+  });
 
   it("answers //token with a JSON 404 (it is no route of the gateway)", async () => {
     const mark = marker("reserved-404");
-    await expectJSONError(await exports.default.fetch(new Request(`${CATCHALL}//token?m=${mark}`, { method: "POST", headers: FORM, body: "client_id=a&client_secret=b" })), 404, "not_found");
+    await expectJSONError(
+      await exports.default.fetch(
+        new Request(`${CATCHALL}//token?m=${mark}`, { method: "POST", headers: FORM, body: "client_id=a&client_secret=b" }),
+      ),
+      404,
+      "not_found",
+    );
     await expectOriginNotContacted(mark);
   });
 
   it("still forwards paths that only look like a reserved one (/tokens, /token-x, /x/token)", async () => {
     for (const path of ["/tokens", "/token-x", "/x/token", "/well-known"]) {
       const mark = marker("reserved-lookalike");
-      expect((await expectProxied(await exports.default.fetch(new Request(`${CATCHALL}${path}?m=${mark}`)))).path).toBe(`${path}?m=${mark}`);
+      expect((await expectProxied(await exports.default.fetch(new Request(`${CATCHALL}${path}?m=${mark}`)))).path).toBe(
+        `${path}?m=${mark}`,
+      );
     }
   });
 
-  it.each(["/TOKEN", "/Token.", "/token%20", "/REGISTER/x", "/.Well-Known"])("refuses the prefix %j, which folds onto a reserved path", (prefix) => {
-    expectRefused([route({ prefix })], "GATEWAY_ROUTES[0].prefix");
-  });
+  it.each(["/TOKEN", "/Token.", "/token%20", "/REGISTER/x", "/.Well-Known"])(
+    "refuses the prefix %j, which folds onto a reserved path",
+    (prefix) => {
+      expectRefused([route({ prefix })], "GATEWAY_ROUTES[0].prefix");
+    },
+  );
 });
 
 describe("the Host that selects a host-bound route is normalized: case, port, trailing dot", () => {
   // /hostbound needs orders:read on any host, internal:admin on internal.tollgate.test.
-  it.each(["https://internal.tollgate.test.", "https://INTERNAL.TOLLGATE.TEST.", "https://internal.tollgate.test.:8443", "https://Internal.Tollgate.Test:8443"])(
-    "gives %s the host-bound route's check, not the any-host one",
+  it.each([
+    "https://internal.tollgate.test.",
+    "https://INTERNAL.TOLLGATE.TEST.",
+    "https://internal.tollgate.test.:8443",
+    "https://Internal.Tollgate.Test:8443",
+  ])("gives %s the host-bound route's check, not the any-host one", async (base) => {
+    const mark = marker("host-dot");
+    const res = await gatewayFetch(`/hostbound/${mark}`, withBearer(await mintToken({ claims: { scope: "orders:read" } })), base);
+    await expectBearerError(res, { status: 403, error: "insufficient_scope", scope: "internal:admin" });
+    await expectOriginNotContacted(mark);
+    const ok = marker("host-dot-ok");
+    await expectProxied(await gatewayFetch(`/hostbound/${ok}`, withBearer(await mintToken({ claims: { scope: "internal:admin" } })), base));
+  });
+
+  it.each(["https://internal.tollgate.test..", "https://.internal.tollgate.test", "https://internal..tollgate.test"])(
+    "refuses the odd host %s with 400",
     async (base) => {
-      const mark = marker("host-dot");
-      const res = await gatewayFetch(`/hostbound/${mark}`, withBearer(await mintToken({ claims: { scope: "orders:read" } })), base);
-      await expectBearerError(res, { status: 403, error: "insufficient_scope", scope: "internal:admin" });
+      const mark = marker("host-odd");
+      await expectJSONError(
+        await gatewayFetch(`/hostbound/${mark}`, withBearer(await mintToken({ claims: { scope: "orders:read" } })), base),
+        400,
+        "invalid_request",
+      );
       await expectOriginNotContacted(mark);
-      const ok = marker("host-dot-ok");
-      await expectProxied(await gatewayFetch(`/hostbound/${ok}`, withBearer(await mintToken({ claims: { scope: "internal:admin" } })), base));
     },
   );
-
-  it.each(["https://internal.tollgate.test..", "https://.internal.tollgate.test", "https://internal..tollgate.test"])("refuses the odd host %s with 400", async (base) => {
-    const mark = marker("host-odd");
-    await expectJSONError(await gatewayFetch(`/hostbound/${mark}`, withBearer(await mintToken({ claims: { scope: "orders:read" } })), base), 400, "invalid_request");
-    await expectOriginNotContacted(mark);
-  });
 
   it.each(["internal.tollgate.test.", ".internal.tollgate.test", "internal..test"])("refuses the route host %j", (host) => {
     expectRefused([route({ host })], "GATEWAY_ROUTES[0].host");

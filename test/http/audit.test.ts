@@ -22,8 +22,20 @@ function captureLog(): () => Record<string, unknown>[] {
 
 afterEach(() => vi.restoreAllMocks());
 
-async function tokenFor(client: { client_id: string; client_secret: string }, overrides: Record<string, unknown>, scope?: string): Promise<Response> {
-  return fetchWithEnv(TOKEN_URL, { method: "POST", headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret) }, body: `grant_type=client_credentials${scope ? `&scope=${encodeURIComponent(scope)}` : ""}` }, overrides);
+async function tokenFor(
+  client: { client_id: string; client_secret: string },
+  overrides: Record<string, unknown>,
+  scope?: string,
+): Promise<Response> {
+  return fetchWithEnv(
+    TOKEN_URL,
+    {
+      method: "POST",
+      headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret) },
+      body: `grant_type=client_credentials${scope ? `&scope=${encodeURIComponent(scope)}` : ""}`,
+    },
+    overrides,
+  );
 }
 
 describe("audit lines and metrics", () => {
@@ -53,7 +65,11 @@ describe("audit lines and metrics", () => {
     expect(refused).toMatchObject({ client_id: client.client_id, error: "invalid_client" });
     expect(String(refused.reason)).toContain("wrong secret");
     expect(JSON.stringify(lines())).not.toContain(wrong);
-    expect(points).toContainEqual({ indexes: [client.client_id], blobs: ["token_refused", client.client_id, "", "invalid_client"], doubles: [1] });
+    expect(points).toContainEqual({
+      indexes: [client.client_id],
+      blobs: ["token_refused", client.client_id, "", "invalid_client"],
+      doubles: [1],
+    });
   });
 
   it("logs a gateway denial with client_id, jti, scope and route, and counts allowed requests", async () => {
@@ -61,7 +77,9 @@ describe("audit lines and metrics", () => {
     const { access_token } = (await (await tokenFor(client, {}, "orders:read")).json()) as { access_token: string };
     const { dataset, points } = recordingDataset();
     const lines = captureLog();
-    const denied = await fetchWithEnv(`${env.ISSUER}/api/${marker("audit")}`, withBearer(access_token, { method: "POST", body: "{}" }), { METRICS: dataset });
+    const denied = await fetchWithEnv(`${env.ISSUER}/api/${marker("audit")}`, withBearer(access_token, { method: "POST", body: "{}" }), {
+      METRICS: dataset,
+    });
     expect(denied.status).toBe(403);
     const line = lines().find((l) => l.event === "gateway_denied")!;
     expect(line).toMatchObject({ client_id: client.client_id, scope: "orders:read", route: "/api", error: "insufficient_scope" });
@@ -69,7 +87,11 @@ describe("audit lines and metrics", () => {
     expect(JSON.stringify(lines())).not.toContain(access_token);
     const allowed = await fetchWithEnv(`${env.ISSUER}/api/${marker("audit-ok")}`, withBearer(access_token), { METRICS: dataset });
     expect(allowed.status).toBe(200);
-    expect(points).toContainEqual({ indexes: [client.client_id], blobs: ["gateway_denied", client.client_id, "/api", "insufficient_scope"], doubles: [1] });
+    expect(points).toContainEqual({
+      indexes: [client.client_id],
+      blobs: ["gateway_denied", client.client_id, "/api", "insufficient_scope"],
+      doubles: [1],
+    });
     expect(points).toContainEqual({ indexes: [client.client_id], blobs: ["gateway_allowed", client.client_id, "/api", ""], doubles: [1] });
   });
 

@@ -18,7 +18,15 @@ afterEach(() => {
 });
 
 function token(auth: string, address: string, overrides: Record<string, unknown>): Promise<Response> {
-  return fetchWithEnv(TOKEN_URL, { method: "POST", headers: { "Content-Type": FORM, Authorization: auth, "CF-Connecting-IP": address }, body: "grant_type=client_credentials" }, overrides);
+  return fetchWithEnv(
+    TOKEN_URL,
+    {
+      method: "POST",
+      headers: { "Content-Type": FORM, Authorization: auth, "CF-Connecting-IP": address },
+      body: "grant_type=client_credentials",
+    },
+    overrides,
+  );
 }
 
 async function expectTooMany(res: Response): Promise<void> {
@@ -34,7 +42,8 @@ describe("abuse limits on /token", () => {
   it("limits every request per client address, with 429 and Retry-After", async () => {
     const client = await seedClient();
     const address = `198.51.100.${Math.floor(Math.random() * 250)}-${crypto.randomUUID()}`;
-    for (let i = 0; i < 3; i++) expect((await token(basic(client.client_id, client.client_secret), address, strict("TOKEN_IP_LIMITER"))).status).toBe(200);
+    for (let i = 0; i < 3; i++)
+      expect((await token(basic(client.client_id, client.client_secret), address, strict("TOKEN_IP_LIMITER"))).status).toBe(200);
     await expectTooMany(await token(basic(client.client_id, client.client_secret), address, strict("TOKEN_IP_LIMITER")));
     // Another address is not affected.
     expect((await token(basic(client.client_id, client.client_secret), `other-${address}`, strict("TOKEN_IP_LIMITER"))).status).toBe(200);
@@ -49,7 +58,9 @@ describe("abuse limits on /token", () => {
     // A right guess from the blocked address is refused too: guessing gains nothing there.
     await expectTooMany(await token(basic(client.client_id, client.client_secret), attacker, strict("TOKEN_FAILURE_LIMITER")));
     // The legitimate client at its own address is not locked out.
-    expect((await token(basic(client.client_id, client.client_secret), `legit-${crypto.randomUUID()}`, strict("TOKEN_FAILURE_LIMITER"))).status).toBe(200);
+    expect(
+      (await token(basic(client.client_id, client.client_secret), `legit-${crypto.randomUUID()}`, strict("TOKEN_FAILURE_LIMITER"))).status,
+    ).toBe(200);
   });
 
   it("checks at most limit + 1 secrets for 40 concurrent wrong guesses at one client from one address", async () => {
@@ -70,7 +81,9 @@ describe("abuse limits on /token", () => {
     const client = await seedClient();
     const address = `fleet-${crypto.randomUUID()}`;
     const pbkdf2 = vi.spyOn(crypto.subtle, "deriveBits");
-    const answers = await Promise.all(Array.from({ length: 20 }, () => token(basic(client.client_id, client.client_secret), address, strict("TOKEN_FAILURE_LIMITER"))));
+    const answers = await Promise.all(
+      Array.from({ length: 20 }, () => token(basic(client.client_id, client.client_secret), address, strict("TOKEN_FAILURE_LIMITER"))),
+    );
     expect(answers.map((res) => res.status)).toEqual(Array(20).fill(200));
     expect(pbkdf2.mock.calls.length).toBe(1);
   });
@@ -84,7 +97,11 @@ describe("abuse limits on /token", () => {
     // (here lenient) failure limiter never blocks, so every guess gets its check, one after another.
     const answers = await Promise.all(
       Array.from({ length: 12 }, () =>
-        exports.default.fetch(TOKEN_URL, { method: "POST", headers: { "Content-Type": FORM, Authorization: wrong, "CF-Connecting-IP": address }, body: "grant_type=client_credentials" }),
+        exports.default.fetch(TOKEN_URL, {
+          method: "POST",
+          headers: { "Content-Type": FORM, Authorization: wrong, "CF-Connecting-IP": address },
+          body: "grant_type=client_credentials",
+        }),
       ),
     );
     expect(answers.map((res) => res.status)).toEqual(Array(12).fill(401));
@@ -94,13 +111,19 @@ describe("abuse limits on /token", () => {
   it("does not count successful authentications as failures", async () => {
     const client = await seedClient();
     const address = `ok-${crypto.randomUUID()}`;
-    for (let i = 0; i < 5; i++) expect((await token(basic(client.client_id, client.client_secret), address, strict("TOKEN_FAILURE_LIMITER"))).status).toBe(200);
+    for (let i = 0; i < 5; i++)
+      expect((await token(basic(client.client_id, client.client_secret), address, strict("TOKEN_FAILURE_LIMITER"))).status).toBe(200);
   });
 
   it("limits tokens issued per client", async () => {
     const client = await seedClient();
-    for (let i = 0; i < 3; i++) expect((await token(basic(client.client_id, client.client_secret), `a${i}-${crypto.randomUUID()}`, strict("TOKEN_CLIENT_LIMITER"))).status).toBe(200);
-    await expectTooMany(await token(basic(client.client_id, client.client_secret), `a4-${crypto.randomUUID()}`, strict("TOKEN_CLIENT_LIMITER")));
+    for (let i = 0; i < 3; i++)
+      expect(
+        (await token(basic(client.client_id, client.client_secret), `a${i}-${crypto.randomUUID()}`, strict("TOKEN_CLIENT_LIMITER"))).status,
+      ).toBe(200);
+    await expectTooMany(
+      await token(basic(client.client_id, client.client_secret), `a4-${crypto.randomUUID()}`, strict("TOKEN_CLIENT_LIMITER")),
+    );
   });
 });
 
@@ -125,8 +148,12 @@ describe("rate_limit in GATEWAY_ROUTES", () => {
   it("is refused on a public route and when it is not a binding name, naming the field", async () => {
     const { parseGatewayRoutes } = await import("../../src/gateway/route-table.ts");
     const base = { prefix: "/x", origin: "https://o.example" };
-    expect(() => parseGatewayRoutes([{ ...base, public: true, rate_limit: "L" }])).toThrow(/GATEWAY_ROUTES\[0\]\.rate_limit: needs a protected route/);
-    expect(() => parseGatewayRoutes([{ ...base, audience: "https://a", rate_limit: "not a name" }])).toThrow(/GATEWAY_ROUTES\[0\]\.rate_limit/);
+    expect(() => parseGatewayRoutes([{ ...base, public: true, rate_limit: "L" }])).toThrow(
+      /GATEWAY_ROUTES\[0\]\.rate_limit: needs a protected route/,
+    );
+    expect(() => parseGatewayRoutes([{ ...base, audience: "https://a", rate_limit: "not a name" }])).toThrow(
+      /GATEWAY_ROUTES\[0\]\.rate_limit/,
+    );
     expect(parseGatewayRoutes([{ ...base, audience: "https://a", rate_limit: "ORDERS_LIMITER" }])[0]!.rateLimit).toBe("ORDERS_LIMITER");
   });
 
@@ -157,7 +184,9 @@ describe("oneCheckAtATime", () => {
     for (let i = 0; i < 6; i += 2) expect(events[i + 1]).toBe(events[i]!.replace("start", "end"));
   });
 
-  it("takes over a turn not released within CHECK_TURN_TIMEOUT_MS (a cancelled request), still one check at a time", { timeout: 4 * CHECK_TURN_TIMEOUT_MS }, async () => {
+  it("takes over a turn not released within CHECK_TURN_TIMEOUT_MS (a cancelled request), still one check at a time", {
+    timeout: 4 * CHECK_TURN_TIMEOUT_MS,
+  }, async () => {
     const key = `stuck-${crypto.randomUUID()}`;
     void oneCheckAtATime(key, () => new Promise<never>(() => {}));
     const events: string[] = [];

@@ -2,7 +2,13 @@ import { mapHashToField } from "@noble/curves/abstract/modular.js";
 import { p256 } from "@noble/curves/nist.js";
 import { base64url, calculateJwkThumbprint, compactVerify, importJWK, CompactSign } from "jose";
 import { describe, expect, it } from "vitest";
-import { deriveKeyMaterial, derivePrivateScalar, deriveSigningKey, publicCoordinates, scalarFromKeyMaterial } from "../../src/keys/derive.ts";
+import {
+  deriveKeyMaterial,
+  derivePrivateScalar,
+  deriveSigningKey,
+  publicCoordinates,
+  scalarFromKeyMaterial,
+} from "../../src/keys/derive.ts";
 import { generateKeySeed } from "../../src/keys/new-key-pair.ts";
 import { parseKeySeed, SigningKeyError } from "../../src/keys/signing.ts";
 
@@ -28,17 +34,23 @@ async function hkdfByHand(ikm: Uint8Array, salt: string, info: string, length: n
 }
 
 const toBigInt = (bytes: Uint8Array): bigint => bytes.reduce((acc, b) => (acc << 8n) | BigInt(b), 0n);
-const fromBigInt = (value: bigint, length: number): Uint8Array => Uint8Array.from({ length }, (_, i) => Number((value >> BigInt(8 * (length - 1 - i))) & 0xffn));
+const fromBigInt = (value: bigint, length: number): Uint8Array =>
+  Uint8Array.from({ length }, (_, i) => Number((value >> BigInt(8 * (length - 1 - i))) & 0xffn));
 
 describe("KEY_SEED key derivation (HKDF-SHA256, FIPS 186-5 A.2.1)", () => {
-  it("derives okm = HKDF-SHA256(seed, salt \"tollgate ES256 signing key\", info \"g=<g>;e=<e>\", 48 bytes)", async () => {
+  it('derives okm = HKDF-SHA256(seed, salt "tollgate ES256 signing key", info "g=<g>;e=<e>", 48 bytes)', async () => {
     const okm = await deriveKeyMaterial(seed, 3, 20_000);
     expect(okm).toHaveLength(48);
     expect(base64url.encode(okm)).toBe(base64url.encode(await hkdfByHand(seed, "tollgate ES256 signing key", "g=3;e=20000", 48)));
   });
 
   it("reduces okm to d = (okm mod (n - 1)) + 1, as noble's mapHashToField does", async () => {
-    for (const [g, e] of [[0, 0], [0, 1], [1, 20_000], [7, 123_456]] as const) {
+    for (const [g, e] of [
+      [0, 0],
+      [0, 1],
+      [1, 20_000],
+      [7, 123_456],
+    ] as const) {
       const okm = await deriveKeyMaterial(seed, g, e);
       const d = await derivePrivateScalar(seed, g, e);
       expect(base64url.encode(d), `g=${g} e=${e}`).toBe(base64url.encode(mapHashToField(okm, N)));
@@ -51,7 +63,7 @@ describe("KEY_SEED key derivation (HKDF-SHA256, FIPS 186-5 A.2.1)", () => {
     expect(scalarFromKeyMaterial(fromBigInt(N - 1n, 48))).toBe(1n);
     expect(scalarFromKeyMaterial(fromBigInt(N, 48))).toBe(2n);
     const max = scalarFromKeyMaterial(new Uint8Array(48).fill(0xff));
-    expect(max).toBe(((1n << 384n) - 1n) % (N - 1n) + 1n);
+    expect(max).toBe((((1n << 384n) - 1n) % (N - 1n)) + 1n);
     expect(max >= 1n && max <= N - 1n).toBe(true);
   });
 
@@ -118,9 +130,30 @@ describe("KEY_SEED key derivation (HKDF-SHA256, FIPS 186-5 A.2.1)", () => {
   // Computed with the earlier implementation (@noble/curves' getPublicKey): the switch to WebCrypto
   // must not change any deployed key, or every token issued before an upgrade would stop verifying.
   it.each([
-    [0, 20_000, "HkukND0luagDmbCy9VgNU7PVeAgMRxsVNM6z-FHMbm0", "q-FwB_EASNNWUZ0Tvuv_dFk4OALKtd6XCPg9QNEI3gw", "ydxiayITEiDdCbgMCe-Z_EIpC98OVhKXJwULes48tmE", "udX824UWi8iw42iFwuQ0QPAzBNXzhSo3LGnp-gewGSk"],
-    [3, 123_456, "nK1ydlL2Pdoc-tEUdVeymUreHnz31_OR_-sl_MIkS7o", "j33skwZ0yWPPIho_denk2YF9L3Ut-2p5HhTztlZTFWU", "1libDNTdjjstmEo2qUJ7g5u9grsJUTpKHjk0x8Mrkxg", "gkBu_ijqbjk49MHP3ETMD_IauATzhnvPJ1PN2_mktss"],
-    [1, 0, "G7fgN5I9K3b1gHo-SfqJr3dlSXEkBqZHL25rnSgYa0U", "lwvc5Urb5DB3i0M2Nz3HkpiwGw70qVDmv0LuML4rURA", "apwk-ILMvBrZonWa_d2PlBkqa-OJtiXoynPk56rP9Do", "Pt4r8DU5ux0m_lZV2J7Ibd47lSbRMPUKdkJ-0wyX7XM"],
+    [
+      0,
+      20_000,
+      "HkukND0luagDmbCy9VgNU7PVeAgMRxsVNM6z-FHMbm0",
+      "q-FwB_EASNNWUZ0Tvuv_dFk4OALKtd6XCPg9QNEI3gw",
+      "ydxiayITEiDdCbgMCe-Z_EIpC98OVhKXJwULes48tmE",
+      "udX824UWi8iw42iFwuQ0QPAzBNXzhSo3LGnp-gewGSk",
+    ],
+    [
+      3,
+      123_456,
+      "nK1ydlL2Pdoc-tEUdVeymUreHnz31_OR_-sl_MIkS7o",
+      "j33skwZ0yWPPIho_denk2YF9L3Ut-2p5HhTztlZTFWU",
+      "1libDNTdjjstmEo2qUJ7g5u9grsJUTpKHjk0x8Mrkxg",
+      "gkBu_ijqbjk49MHP3ETMD_IauATzhnvPJ1PN2_mktss",
+    ],
+    [
+      1,
+      0,
+      "G7fgN5I9K3b1gHo-SfqJr3dlSXEkBqZHL25rnSgYa0U",
+      "lwvc5Urb5DB3i0M2Nz3HkpiwGw70qVDmv0LuML4rURA",
+      "apwk-ILMvBrZonWa_d2PlBkqa-OJtiXoynPk56rP9Do",
+      "Pt4r8DU5ux0m_lZV2J7Ibd47lSbRMPUKdkJ-0wyX7XM",
+    ],
   ])("derives the pinned key for seed 00 01 .. 1f, generation %i, epoch %i", async (generation, epoch, d, x, y, kid) => {
     const fixed = Uint8Array.from({ length: 32 }, (_, i) => i);
     expect(base64url.encode(await derivePrivateScalar(fixed, generation, epoch))).toBe(d);

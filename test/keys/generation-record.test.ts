@@ -1,5 +1,11 @@
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { GENERATION_KEY, GenerationRecordError, parseGenerationRecord, planRotation, validateGenerationRecord } from "../../src/keys/generation-record.ts";
+import {
+  GENERATION_KEY,
+  GenerationRecordError,
+  parseGenerationRecord,
+  planRotation,
+  validateGenerationRecord,
+} from "../../src/keys/generation-record.ts";
 import { GENERATION_CACHE_SECONDS, GenerationUnavailableError, readGenerationRecord } from "../../src/keys/generation-kv.ts";
 import { generationRetention, NO_ROTATION } from "../../src/keys/schedule.ts";
 
@@ -98,13 +104,19 @@ describe("tollgate keys rotate (planRotation)", () => {
   const retention = generationRetention(maxAccessTokenTtl);
 
   it("starts generation 1 at now + --in when there is no record", () => {
-    expect(planRotation(null, now, { inSeconds: 420, maxAccessTokenTtl, force: false }).record).toEqual({ generation: 1, since: now + 420 });
+    expect(planRotation(null, now, { inSeconds: 420, maxAccessTokenTtl, force: false }).record).toEqual({
+      generation: 1,
+      since: now + 420,
+    });
     expect(planRotation(null, now, { inSeconds: 0, maxAccessTokenTtl, force: false }).record).toEqual({ generation: 1, since: now });
   });
 
   it("starts the next generation once the previous one is no longer published", () => {
     const current = { generation: 3, since: now - retention };
-    expect(planRotation(current, now, { inSeconds: 60, maxAccessTokenTtl, force: false }).record).toEqual({ generation: 4, since: now + 60 });
+    expect(planRotation(current, now, { inSeconds: 60, maxAccessTokenTtl, force: false }).record).toEqual({
+      generation: 4,
+      since: now + 60,
+    });
   });
 
   it("moves a switch still ahead instead of skipping a generation", () => {
@@ -114,7 +126,12 @@ describe("tollgate keys rotate (planRotation)", () => {
 
   it("refuses while the generation before is still published for its tokens, unless forced", () => {
     const current = { generation: 2, since: now - retention + 1 };
-    expect(() => planRotation(current, now, { inSeconds: 60, maxAccessTokenTtl, force: false })).toThrow(/generation 1 stays published until/);
-    expect(planRotation(current, now, { inSeconds: 60, maxAccessTokenTtl, force: true }).record).toEqual({ generation: 3, since: now + 60 });
+    expect(() => planRotation(current, now, { inSeconds: 60, maxAccessTokenTtl, force: false })).toThrow(
+      /generation 1 stays published until/,
+    );
+    expect(planRotation(current, now, { inSeconds: 60, maxAccessTokenTtl, force: true }).record).toEqual({
+      generation: 3,
+      since: now + 60,
+    });
   });
 });

@@ -35,17 +35,37 @@ function generationKV(record: GenerationRecord | null | string): KVNamespace {
 
 /** The Worker's env with KEY_SEED, no SIGNING_KEY, and `record` as keys:generation. */
 function seedEnv(record: GenerationRecord | null | string = null, overrides: Record<string, unknown> = {}): Env {
-  return { ...env, KEY_SEED: seedRaw, SIGNING_KEY: undefined, ROTATION_PERIOD: String(P), MAX_ACCESS_TOKEN_TTL: String(MAX_TTL), CLIENTS: generationKV(record), ...overrides } as unknown as Env;
+  return {
+    ...env,
+    KEY_SEED: seedRaw,
+    SIGNING_KEY: undefined,
+    ROTATION_PERIOD: String(P),
+    MAX_ACCESS_TOKEN_TTL: String(MAX_TTL),
+    CLIENTS: generationKV(record),
+    ...overrides,
+  } as unknown as Env;
 }
 
 const kidOf = async (generation: number, epoch: number) => (await deriveSigningKey(seed, generation, epoch)).kid;
 
 function mint(keys: SigningKeys, now: number, lifetime = MAX_TTL) {
-  return mintAccessToken(keys, { issuer: env.ISSUER, clientId: "rotation-test", audience: [AUDIENCE], scopes: ["orders:read"], lifetime, now });
+  return mintAccessToken(keys, {
+    issuer: env.ISSUER,
+    clientId: "rotation-test",
+    audience: [AUDIENCE],
+    scopes: ["orders:read"],
+    lifetime,
+    now,
+  });
 }
 
 function verifyAt(token: string, keys: SigningKeys, now: number) {
-  return verifyAccessToken(token, keys, { issuer: env.ISSUER, audience: AUDIENCE, maxLifetime: MAX_TTL, currentDate: new Date(now * 1000) });
+  return verifyAccessToken(token, keys, {
+    issuer: env.ISSUER,
+    audience: AUDIENCE,
+    maxLifetime: MAX_TTL,
+    currentDate: new Date(now * 1000),
+  });
 }
 
 afterEach(() => {
@@ -107,7 +127,9 @@ describe("a token signed one second before an epoch boundary, at the gateway", (
       await expect(verifyAt(token, keys, now), `${now - boundary} s after the boundary`).resolves.toMatchObject({ jti: claims.jti });
     }
     const late = claims.exp + CLOCK_TOLERANCE_SECONDS;
-    await expect(verifyAt(token, await getSigningKeys(seedEnv(), late), late)).rejects.toMatchObject({ description: "the access token has expired" });
+    await expect(verifyAt(token, await getSigningKeys(seedEnv(), late), late)).rejects.toMatchObject({
+      description: "the access token has expired",
+    });
   });
 
   it("keeps the signing key published until the next boundary but one, long after its longest token", async () => {
@@ -184,7 +206,13 @@ describe("rotate now: keys:generation {generation: 1, since}", () => {
     const cached = createLocalJWKSet((await getSigningKeys(seedEnv(rotated), boundary - 20)).jwks);
     const { token } = await mint(await getSigningKeys(seedEnv(null), boundary + 10), boundary + 10);
     expect(decodeProtectedHeader(token).kid).toBe(await kidOf(0, E + 1));
-    const options = { issuer: env.ISSUER, audience: AUDIENCE, typ: "at+jwt", algorithms: ["ES256"], currentDate: new Date((boundary + 10) * 1000) };
+    const options = {
+      issuer: env.ISSUER,
+      audience: AUDIENCE,
+      typ: "at+jwt",
+      algorithms: ["ES256"],
+      currentDate: new Date((boundary + 10) * 1000),
+    };
     await expect(jwtVerify(token, cached, options)).resolves.toBeDefined();
   });
 
@@ -202,7 +230,11 @@ describe("rotate now: keys:generation {generation: 1, since}", () => {
     const error = await getSigningKeys(seedEnv('{"generation":"next"}'), since).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(SigningKeyError);
     expect((error as Error).message).toMatch(/keys:generation/);
-    const res = await fetchWithEnv(JWKS_URL, undefined, { KEY_SEED: seedRaw, SIGNING_KEY: undefined, CLIENTS: generationKV('{"generation":"next"}') });
+    const res = await fetchWithEnv(JWKS_URL, undefined, {
+      KEY_SEED: seedRaw,
+      SIGNING_KEY: undefined,
+      CLIENTS: generationKV('{"generation":"next"}'),
+    });
     expect(res.status).toBe(503);
   });
 });
@@ -262,8 +294,14 @@ describe("the endpoints under KEY_SEED (docs/security.md items 22, 23)", () => {
     const { access_token } = (await res.json()) as { access_token: string };
     expect(decodeProtectedHeader(access_token).kid).toBe((await currentKids())[0]);
     const jwks = createLocalJWKSet((await (await fetchWithEnv(JWKS_URL, undefined, overrides)).json()) as { keys: JWK[] });
-    await expect(jwtVerify(access_token, jwks, { issuer: env.ISSUER, audience: AUDIENCE, typ: "at+jwt", algorithms: ["ES256"] })).resolves.toBeDefined();
-    const through = await fetchWithEnv(`${env.ISSUER}/api/rotation-${crypto.randomUUID()}`, { headers: { Authorization: `Bearer ${access_token}` } }, overrides);
+    await expect(
+      jwtVerify(access_token, jwks, { issuer: env.ISSUER, audience: AUDIENCE, typ: "at+jwt", algorithms: ["ES256"] }),
+    ).resolves.toBeDefined();
+    const through = await fetchWithEnv(
+      `${env.ISSUER}/api/rotation-${crypto.randomUUID()}`,
+      { headers: { Authorization: `Bearer ${access_token}` } },
+      overrides,
+    );
     expect(through.status).toBe(200);
     expect(through.headers.get("X-Origin")).toBe("echo");
   });
@@ -298,6 +336,8 @@ describe("the endpoints under KEY_SEED (docs/security.md items 22, 23)", () => {
     const res = await fetchWithEnv(JWKS_URL, undefined, { ...overrides, ROTATION_PERIOD: "3929", MAX_ACCESS_TOKEN_TTL: "3600" });
     expect(res.status).toBe(500);
     expect(lines.join("\n")).toMatch(/ROTATION_PERIOD.*MAX_ACCESS_TOKEN_TTL/);
-    expect((await fetchWithEnv(JWKS_URL, undefined, { ...overrides, ROTATION_PERIOD: "3930", MAX_ACCESS_TOKEN_TTL: "3600" })).status).toBe(200);
+    expect((await fetchWithEnv(JWKS_URL, undefined, { ...overrides, ROTATION_PERIOD: "3930", MAX_ACCESS_TOKEN_TTL: "3600" })).status).toBe(
+      200,
+    );
   });
 });

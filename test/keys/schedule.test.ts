@@ -1,7 +1,20 @@
 import { describe, expect, it } from "vitest";
 import { planRotation } from "../../src/keys/generation-record.ts";
 import { CLOCK_TOLERANCE_SECONDS, JWKS_MAX_AGE } from "../../src/policy.ts";
-import { DEFAULT_ROTATE_IN_SECONDS, epochOf, GENERATION_PROPAGATION_SECONDS, generationRetention, keyRefId, NO_ROTATION, planKeys, ROTATE_WRITE_SECONDS, STALE_SIGNER_SECONDS, type GenerationRecord, type KeyRef, type ScheduleOptions } from "../../src/keys/schedule.ts";
+import {
+  DEFAULT_ROTATE_IN_SECONDS,
+  epochOf,
+  GENERATION_PROPAGATION_SECONDS,
+  generationRetention,
+  keyRefId,
+  NO_ROTATION,
+  planKeys,
+  ROTATE_WRITE_SECONDS,
+  STALE_SIGNER_SECONDS,
+  type GenerationRecord,
+  type KeyRef,
+  type ScheduleOptions,
+} from "../../src/keys/schedule.ts";
 
 const P = 86_400;
 const options: ScheduleOptions = { period: P, retention: generationRetention(3600), staticGenerationZero: false };
@@ -58,7 +71,13 @@ describe("the KEY_SEED schedule (planKeys)", () => {
       expect(keyRefId(plan.signer)).toBe(key(1, E));
       expect(ids(plan.published)).toEqual([key(1, E), key(1, E + 1), key(1, E - 1), key(0, E), key(0, E + 1), key(0, E - 1)]);
       expect(ids(planKeys(since + STALE_SIGNER_SECONDS - 1, record, options).published)).toContain(key(0, E + 1));
-      expect(ids(planKeys(since + STALE_SIGNER_SECONDS, record, options).published)).toEqual([key(1, E), key(1, E + 1), key(1, E - 1), key(0, E), key(0, E - 1)]);
+      expect(ids(planKeys(since + STALE_SIGNER_SECONDS, record, options).published)).toEqual([
+        key(1, E),
+        key(1, E + 1),
+        key(1, E - 1),
+        key(0, E),
+        key(0, E - 1),
+      ]);
     });
 
     it("keeps generation 0 published for generationRetention after since, then drops it", () => {
@@ -153,7 +172,9 @@ describe("every key any isolate signs with is in every JWKS a resource server ma
 
   /** The records an isolate may act on at x: each one KV held at some second of (x − propagation, x]. */
   function recordsAt(entries: ReturnType<typeof history>, x: number): GenerationRecord[] {
-    return entries.filter((entry, i) => entry.from <= x && (entries[i + 1]?.from ?? Infinity) > x - GENERATION_PROPAGATION_SECONDS).map((e) => e.record);
+    return entries
+      .filter((entry, i) => entry.from <= x && (entries[i + 1]?.from ?? Infinity) > x - GENERATION_PROPAGATION_SECONDS)
+      .map((e) => e.record);
   }
 
   /** The kids of planKeys(s, record).published; those of NO_ROTATION, common to every scenario, computed once. */
@@ -176,7 +197,8 @@ describe("every key any isolate signs with is in every JWKS a resource server ma
     const to = Math.max(...sinces) + STALE_SIGNER_SECONDS + 10;
     // Signers at every second, and the keys among them.
     const signers: { t: number; ref: KeyRef }[] = [];
-    for (let t = from; t <= to; t++) for (const record of recordsAt(entries, t)) signers.push({ t, ref: planKeys(t, record, schedule).signer });
+    for (let t = from; t <= to; t++)
+      for (const record of recordsAt(entries, t)) signers.push({ t, ref: planKeys(t, record, schedule).signer });
     const keys = new Map(signers.map(({ ref }) => [keyRefId(ref), ref]));
     // missing[key][s - start + 1] = 1 when some JWKS served at s lacks the key (and is not the emergency's exception).
     const start = from - CACHED;
@@ -218,26 +240,35 @@ describe("every key any isolate signs with is in every JWKS a resource server ma
     ["KEY_SEED", keySeed],
     ["SIGNING_KEY as generation 0", migrating],
   ] as const)("%s", (_, schedule) => {
-    it.each([0, WRITE_DELAY])("keys rotate --in 0, since swept across an epoch boundary (record in KV %i s after its clock reading)", (delay) => {
-      for (const d of sweep(10)) expect(violations([rotateIn(0, d)], delay, schedule), `since at T${d}`).toEqual([]);
-    });
+    it.each([0, WRITE_DELAY])(
+      "keys rotate --in 0, since swept across an epoch boundary (record in KV %i s after its clock reading)",
+      (delay) => {
+        for (const d of sweep(10)) expect(violations([rotateIn(0, d)], delay, schedule), `since at T${d}`).toEqual([]);
+      },
+    );
 
-    it.each([0, WRITE_DELAY])("keys rotate with the default notice, since swept across an epoch boundary (record in KV %i s after)", (delay) => {
-      for (const d of sweep(10)) expect(violations([rotateIn(DEFAULT_ROTATE_IN_SECONDS, d)], delay, schedule), `since at T${d}`).toEqual([]);
-    });
+    it.each([0, WRITE_DELAY])(
+      "keys rotate with the default notice, since swept across an epoch boundary (record in KV %i s after)",
+      (delay) => {
+        for (const d of sweep(10))
+          expect(violations([rotateIn(DEFAULT_ROTATE_IN_SECONDS, d)], delay, schedule), `since at T${d}`).toEqual([]);
+      },
+    );
   });
 
   it.each([1, 60, 200])("keys rotate run again %i s before since, moving it later", (before) => {
     for (const d of sweep(20)) {
       const commands = [rotateIn(DEFAULT_ROTATE_IN_SECONDS, d), { at: T + d - before, inSeconds: DEFAULT_ROTATE_IN_SECONDS }];
-      for (const delay of [0, WRITE_DELAY]) expect(violations(commands, delay, keySeed), `first since at T${d}, record in KV ${delay} s after`).toEqual([]);
+      for (const delay of [0, WRITE_DELAY])
+        expect(violations(commands, delay, keySeed), `first since at T${d}, record in KV ${delay} s after`).toEqual([]);
     }
   });
 
   it.each([1, 100, 400])("keys rotate --in 0 run %i s before a pending since, moving it earlier", (before) => {
     for (const d of sweep(20)) {
       const commands = [rotateIn(DEFAULT_ROTATE_IN_SECONDS, d), { at: T + d - before, inSeconds: 0 }];
-      for (const delay of [0, WRITE_DELAY]) expect(violations(commands, delay, keySeed), `first since at T${d}, record in KV ${delay} s after`).toEqual([]);
+      for (const delay of [0, WRITE_DELAY])
+        expect(violations(commands, delay, keySeed), `first since at T${d}, record in KV ${delay} s after`).toEqual([]);
     }
   });
 

@@ -28,12 +28,19 @@ export function fcParams<T>(overrides: fc.Parameters<T> = {}): fc.Parameters<T> 
 
 /** A string repeated up to `max` characters: large inputs without fast-check generating each char. */
 export function huge(max: number, unit: fc.Arbitrary<string> = fc.string({ minLength: 1, maxLength: 8 })): fc.Arbitrary<string> {
-  return fc.tuple(unit.filter((s) => s.length > 0), fc.integer({ min: 1, max })).map(([s, n]) => s.repeat(Math.ceil(n / s.length)).slice(0, n));
+  return fc
+    .tuple(
+      unit.filter((s) => s.length > 0),
+      fc.integer({ min: 1, max }),
+    )
+    .map(([s, n]) => s.repeat(Math.ceil(n / s.length)).slice(0, n));
 }
 
 /** Latin-1 characters (U+0080-U+00FF), which a ByteString header value may carry as single bytes. */
 export const latin1Char = fc.integer({ min: 0x80, max: 0xff }).map((c) => String.fromCharCode(c));
-export const latin1String = fc.array(fc.oneof(latin1Char, fc.constantFrom("a", " ", ";", "=")), { minLength: 1, maxLength: 40 }).map((a) => a.join(""));
+export const latin1String = fc
+  .array(fc.oneof(latin1Char, fc.constantFrom("a", " ", ";", "=")), { minLength: 1, maxLength: 40 })
+  .map((a) => a.join(""));
 
 /** Text in every shape: ASCII, full Unicode (graphemes, astral), Latin-1, URL-ish punctuation. */
 export const anyText = fc.oneof(
@@ -55,7 +62,13 @@ export const httpToken = fc.stringMatching(/^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,16}$/)
 export const headerValue = fc.oneof(
   { weight: 8, arbitrary: fc.string({ maxLength: 60 }) },
   { weight: 2, arbitrary: huge(16 * 1024, fc.constantFrom("A", "=", "a, b", "Basic ", "%C3%A9", "\t")) },
-  { weight: 1, arbitrary: fc.oneof(latin1String.map((s) => s.slice(0, 12)), fc.string({ unit: "grapheme", maxLength: 4 })) },
+  {
+    weight: 1,
+    arbitrary: fc.oneof(
+      latin1String.map((s) => s.slice(0, 12)),
+      fc.string({ unit: "grapheme", maxLength: 4 }),
+    ),
+  },
 );
 
 /** Whether the Headers API takes this header as given (fetch rejects NUL, CR, LF, bad names). */
@@ -105,5 +118,10 @@ export function latin1(bytes: Uint8Array): string {
 /** A short description of a request for assertion messages (long values cut). */
 export function describeRequest(parts: { method: string; url: string; headers: [string, string][]; body?: string }): string {
   const cut = (s: string) => (s.length > 200 ? `${s.slice(0, 200)}…(${s.length} chars)` : s);
-  return JSON.stringify({ method: parts.method, url: cut(parts.url), headers: parts.headers.map(([n, v]) => [n, cut(v)]), body: parts.body === undefined ? undefined : cut(parts.body) });
+  return JSON.stringify({
+    method: parts.method,
+    url: cut(parts.url),
+    headers: parts.headers.map(([n, v]) => [n, cut(v)]),
+    body: parts.body === undefined ? undefined : cut(parts.body),
+  });
 }

@@ -101,7 +101,10 @@ export async function expectBearerError(res: Response, expected: ExpectedBearerE
   if (expected.scope !== undefined) wanted.scope = expected.scope;
   expect(challenge).toEqual(wanted);
   expect(typeof body.error_description).toBe("string");
-  if (expected.description !== undefined) expect(body.error_description).toMatch(expected.description instanceof RegExp ? expected.description : new RegExp(`^${escapeRegExp(expected.description)}$`));
+  if (expected.description !== undefined)
+    expect(body.error_description).toMatch(
+      expected.description instanceof RegExp ? expected.description : new RegExp(`^${escapeRegExp(expected.description)}$`),
+    );
   if (expected.scope !== undefined) expect(body.scope).toBe(expected.scope);
   else expect(body).not.toHaveProperty("scope");
   return body;

@@ -88,9 +88,13 @@ export function partlyFailingKV(options: { failGet?: RegExp; failPut?: boolean }
   const real = env.CLIENTS;
   return {
     get: (key: string, ...rest: unknown[]) =>
-      options.failGet?.test(key) ? Promise.reject(new Error("KV get failed on purpose")) : (real.get as (...a: unknown[]) => Promise<unknown>).call(real, key, ...rest),
+      options.failGet?.test(key)
+        ? Promise.reject(new Error("KV get failed on purpose"))
+        : (real.get as (...a: unknown[]) => Promise<unknown>).call(real, key, ...rest),
     put: (...args: unknown[]) =>
-      options.failPut ? Promise.reject(new Error("KV put failed on purpose")) : (real.put as (...a: unknown[]) => Promise<void>).call(real, ...args),
+      options.failPut
+        ? Promise.reject(new Error("KV put failed on purpose"))
+        : (real.put as (...a: unknown[]) => Promise<void>).call(real, ...args),
     list: real.list.bind(real),
     delete: real.delete.bind(real),
   } as unknown as KVNamespace;

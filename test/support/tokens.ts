@@ -63,7 +63,11 @@ const encodePart = (part: Part): string => b64(typeof part === "string" ? part :
  * A compact JWS built by hand. `sign` gets the signing input and returns the signature bytes, or
  * is a fixed signature (bytes, or an already-encoded string such as "").
  */
-export async function forgeJWS(header: Part, payload: Part, sign: ((input: string) => Promise<Uint8Array>) | Uint8Array | string): Promise<string> {
+export async function forgeJWS(
+  header: Part,
+  payload: Part,
+  sign: ((input: string) => Promise<Uint8Array>) | Uint8Array | string,
+): Promise<string> {
   const input = `${encodePart(header)}.${encodePart(payload)}`;
   const signature = typeof sign === "string" ? sign : b64(typeof sign === "function" ? await sign(input) : sign);
   return `${input}.${signature}`;
@@ -167,7 +171,13 @@ export function derEncode(rawSignature: Uint8Array): Uint8Array {
 
 /** A public key in the forms an algorithm-confusion attacker tries as an HMAC secret. */
 export async function publicKeyForms(jwk: JWK): Promise<{ jwkJSON: string; pem: string; rawXY: Uint8Array; uncompressed: Uint8Array }> {
-  const key = await crypto.subtle.importKey("jwk", { ...publicJWK(jwk), ext: true } as JsonWebKey, { name: "ECDSA", namedCurve: "P-256" }, true, ["verify"]);
+  const key = await crypto.subtle.importKey(
+    "jwk",
+    { ...publicJWK(jwk), ext: true } as JsonWebKey,
+    { name: "ECDSA", namedCurve: "P-256" },
+    true,
+    ["verify"],
+  );
   const spki = new Uint8Array((await crypto.subtle.exportKey("spki", key)) as ArrayBuffer);
   const base64 = btoa(String.fromCharCode(...spki));
   const pem = `-----BEGIN PUBLIC KEY-----\n${base64.match(/.{1,64}/g)!.join("\n")}\n-----END PUBLIC KEY-----\n`;

@@ -35,7 +35,6 @@ export interface SeededClient {
   record: Record<string, unknown>;
 }
 
-
 /**
  * A client record as the CLI would write it, with secrets hashed by hashClientSecret; not validated
  * and not stored (see seedClient). Defaults: scopes orders:read / orders:write with orders:read by
@@ -116,7 +115,10 @@ export function tokenRequest(body: FormBody, headers: Record<string, string> = {
 }
 
 /** The happy path: Basic credentials, client_credentials, plus any extra parameters. */
-export function requestToken(client: { client_id: string; client_secret: string }, params: Record<string, string> | [string, string][] = {}): Promise<Response> {
+export function requestToken(
+  client: { client_id: string; client_secret: string },
+  params: Record<string, string> | [string, string][] = {},
+): Promise<Response> {
   const extra = Array.isArray(params) ? params : Object.entries(params);
   return tokenRequest([["grant_type", "client_credentials"], ...extra], { Authorization: basic(client.client_id, client.client_secret) });
 }
@@ -129,7 +131,10 @@ export interface TokenResponse {
 }
 
 /** requestToken, asserting a 200 and returning the parsed body. */
-export async function issueToken(client: { client_id: string; client_secret: string }, params: Record<string, string> | [string, string][] = {}): Promise<TokenResponse> {
+export async function issueToken(
+  client: { client_id: string; client_secret: string },
+  params: Record<string, string> | [string, string][] = {},
+): Promise<TokenResponse> {
   const res = await requestToken(client, params);
   if (res.status !== 200) throw new Error(`expected 200 from /token, got ${res.status}: ${await res.text()}`);
   return (await res.json()) as TokenResponse;
@@ -154,7 +159,11 @@ export async function verifyAccessToken(token: string, options: JWTVerifyOptions
 }
 
 /** The Worker's `fetch` called directly with a modified env (a failing KV, a broken key, bad vars). */
-export function fetchWithEnv(input: string | Request, init: RequestInit | undefined, overrides: Record<string, unknown>): Promise<Response> {
+export function fetchWithEnv(
+  input: string | Request,
+  init: RequestInit | undefined,
+  overrides: Record<string, unknown>,
+): Promise<Response> {
   const request = input instanceof Request ? input : new Request(input, init);
   return Promise.resolve(app.fetch(request, { ...env, ...overrides } as Env, createExecutionContext()));
 }

@@ -75,8 +75,12 @@ describe("RFC 9068 §4 verification by a resource server", () => {
   it("does not verify for another issuer or another audience", async () => {
     const client = await seedClient();
     const { access_token } = await issueToken(client);
-    await expect(verifyAccessToken(access_token, { issuer: "https://evil.example" })).rejects.toBeInstanceOf(errors.JWTClaimValidationFailed);
-    await expect(verifyAccessToken(access_token, { audience: "https://other.example" })).rejects.toBeInstanceOf(errors.JWTClaimValidationFailed);
+    await expect(verifyAccessToken(access_token, { issuer: "https://evil.example" })).rejects.toBeInstanceOf(
+      errors.JWTClaimValidationFailed,
+    );
+    await expect(verifyAccessToken(access_token, { audience: "https://other.example" })).rejects.toBeInstanceOf(
+      errors.JWTClaimValidationFailed,
+    );
   });
 
   it("does not verify once a byte of the payload is changed", async () => {

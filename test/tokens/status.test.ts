@@ -12,14 +12,26 @@ import { clientKey, generateInstanceId, validateClientRecord } from "../../src/c
 import { forgetClient } from "../../src/client-auth/warm-records.ts";
 import { revokedKey } from "../../src/tokens/revocation.ts";
 import { REVOCATION_CHECK_SECONDS } from "../../src/policy.ts";
-import {
-  checkTokenStatus,
-  STALE_GRACE_SECONDS,
-  STATUS_CACHE_MAX_ENTRIES,
-} from "../../src/tokens/status.ts";
+import { checkTokenStatus, STALE_GRACE_SECONDS, STATUS_CACHE_MAX_ENTRIES } from "../../src/tokens/status.ts";
 import { expectJSONError, fetchWithEnv, issueToken, putClientRecord, seedClient, type SeedOverrides } from "../support/worker.ts";
-import { captureLogEvents, expectInactive, expectRevocationOK, failingKV, introspect, introspection, revoke } from "../support/revocation.ts";
-import { expectInvalidToken, expectOriginNotContacted, expectProxied, gatewayFetch, GATEWAY, marker, withBearer } from "../support/gateway.ts";
+import {
+  captureLogEvents,
+  expectInactive,
+  expectRevocationOK,
+  failingKV,
+  introspect,
+  introspection,
+  revoke,
+} from "../support/revocation.ts";
+import {
+  expectInvalidToken,
+  expectOriginNotContacted,
+  expectProxied,
+  gatewayFetch,
+  GATEWAY,
+  marker,
+  withBearer,
+} from "../support/gateway.ts";
 import { mintToken } from "../support/tokens.ts";
 
 afterEach(() => {
@@ -45,8 +57,16 @@ describe("Gateway: revoked tokens and tokens of disabled or deleted clients", ()
     await expectInvalidToken(await gatewayFetch(`/api/${mark}`, withBearer(access_token)), mark, REVOKED);
     // Enabled again: the refusal is remembered for REVOCATION_CHECK_SECONDS, then the next check reads KV.
     await putClientRecord({ ...client.record, client_id: client.client_id, disabled: false });
-    await expect(checkTokenStatus(env.CLIENTS, decodeJwt(access_token) as { jti: string; client_id: string; iat: number })).rejects.toBeInstanceOf(BearerError);
-    await expect(checkTokenStatus(env.CLIENTS, decodeJwt(access_token) as { jti: string; client_id: string; iat: number }, Date.now() + REVOCATION_CHECK_SECONDS * 1000)).resolves.toBeUndefined();
+    await expect(
+      checkTokenStatus(env.CLIENTS, decodeJwt(access_token) as { jti: string; client_id: string; iat: number }),
+    ).rejects.toBeInstanceOf(BearerError);
+    await expect(
+      checkTokenStatus(
+        env.CLIENTS,
+        decodeJwt(access_token) as { jti: string; client_id: string; iat: number },
+        Date.now() + REVOCATION_CHECK_SECONDS * 1000,
+      ),
+    ).resolves.toBeUndefined();
   });
 
   it("refuses every token of a deleted client", async () => {
@@ -82,7 +102,11 @@ describe("Gateway: revoked tokens and tokens of disabled or deleted clients", ()
     const filler = fakeKV();
     // (The fillers' clients do not exist, so each check refuses; both answers are remembered all the same.)
     for (let i = 0; i < STATUS_CACHE_MAX_ENTRIES; i++) {
-      await checkTokenStatus(filler.kv, { jti: `filler-${i}-${crypto.randomUUID()}`, client_id: `filler-${i}-${crypto.randomUUID()}`, iat: 0 }).catch(() => undefined);
+      await checkTokenStatus(filler.kv, {
+        jti: `filler-${i}-${crypto.randomUUID()}`,
+        client_id: `filler-${i}-${crypto.randomUUID()}`,
+        iat: 0,
+      }).catch(() => undefined);
     }
     expect(filler.reads).toHaveLength(2 * STATUS_CACHE_MAX_ENTRIES);
     const mark = marker("hit");
@@ -125,10 +149,23 @@ function fakeKV() {
     state,
     readsOf: (key: string) => reads.filter((r) => r.key === key).length,
     putClient(clientId: string, disabled = false) {
-      values.set(clientKey(clientId), JSON.stringify({
-        client_id: clientId, name: "c", allowed_scopes: [], default_scopes: [], allowed_audiences: [], default_audience: null,
-        grant_types: ["client_credentials"], token_ttl: null, disabled, secrets: [], created_at: 1, updated_at: 1,
-      }));
+      values.set(
+        clientKey(clientId),
+        JSON.stringify({
+          client_id: clientId,
+          name: "c",
+          allowed_scopes: [],
+          default_scopes: [],
+          allowed_audiences: [],
+          default_audience: null,
+          grant_types: ["client_credentials"],
+          token_ttl: null,
+          disabled,
+          secrets: [],
+          created_at: 1,
+          updated_at: 1,
+        }),
+      );
     },
     revoke(jti: string) {
       values.set(revokedKey(jti), JSON.stringify({ client_id: "x", exp: 2_000_000_000, revoked_at: 1 }));
@@ -184,9 +221,15 @@ describe("Status cache (src/tokens/status.ts), time passed in", () => {
     await checkTokenStatus(kv.kv, claims, T0);
     kv.putClient(claims.client_id, true);
     await expect(checkTokenStatus(kv.kv, claims, T0 + 5 * SECOND)).resolves.toBeUndefined();
-    await expect(checkTokenStatus(kv.kv, claims, T0 + 10 * SECOND)).rejects.toMatchObject({ code: "invalid_token", reason: expect.stringContaining("client disabled") });
+    await expect(checkTokenStatus(kv.kv, claims, T0 + 10 * SECOND)).rejects.toMatchObject({
+      code: "invalid_token",
+      reason: expect.stringContaining("client disabled"),
+    });
     kv.deleteClient(claims.client_id);
-    await expect(checkTokenStatus(kv.kv, claims, T0 + 20 * SECOND)).rejects.toMatchObject({ code: "invalid_token", reason: expect.stringContaining("client deleted") });
+    await expect(checkTokenStatus(kv.kv, claims, T0 + 20 * SECOND)).rejects.toMatchObject({
+      code: "invalid_token",
+      reason: expect.stringContaining("client deleted"),
+    });
   });
 
   it("remembers refusals too, and lets a re-enabled client through at the next check", async () => {
@@ -280,7 +323,11 @@ describe("Record instances: tokens die with a re-created id, a disable, or a rev
   const REGISTER = `${env.ISSUER}/register`;
 
   async function adminToken(): Promise<string> {
-    const admin = await seedClient({ allowed_scopes: ["tollgate:admin"], default_scopes: ["tollgate:admin"], allowed_audiences: [REGISTER] });
+    const admin = await seedClient({
+      allowed_scopes: ["tollgate:admin"],
+      default_scopes: ["tollgate:admin"],
+      allowed_audiences: [REGISTER],
+    });
     return (await issueToken(admin, { resource: REGISTER })).access_token;
   }
 
@@ -310,7 +357,9 @@ describe("Record instances: tokens die with a re-created id, a disable, or a rev
     // between is not a failure, only another try.
     for (let attempt = 0; attempt < 5 && sameSecond === 0; attempt++) {
       const id = `recreated-${crypto.randomUUID()}`;
-      const first = (await (await register("POST", "/register", admin, { client_id: id, ...metadata })).json()) as { client_secret: string };
+      const first = (await (await register("POST", "/register", admin, { client_id: id, ...metadata })).json()) as {
+        client_secret: string;
+      };
       const { access_token } = await issueToken({ client_id: id, client_secret: first.client_secret });
       expect((await register("DELETE", `/register/${id}`, admin)).status).toBe(204);
       const created = await register("POST", "/register", admin, { client_id: id, ...metadata });
@@ -340,7 +389,11 @@ describe("Record instances: tokens die with a re-created id, a disable, or a rev
     expect(enabled.instance_id).toBe(disabled.instance_id);
     // Written as the CLI writes, so this isolate's remembered record is now stale.
     await putClientRecord(enabled as unknown as { client_id: string } & Record<string, unknown>);
-    await expectInvalidToken(await gatewayFetch(`/api/${marker("reenabled-before")}`, withBearer(before)), marker("reenabled-before"), REVOKED);
+    await expectInvalidToken(
+      await gatewayFetch(`/api/${marker("reenabled-before")}`, withBearer(before)),
+      marker("reenabled-before"),
+      REVOKED,
+    );
     // Past tokens_not_before, the stale record still issues: the clock cannot tell these tokens apart.
     await waitUntilSecond(enabled.tokens_not_before);
     const { access_token: stale } = await issueToken(client);
@@ -380,8 +433,13 @@ describe("Record instances: tokens die with a re-created id, a disable, or a rev
     const client = await seedCurrentClient();
     const instance = client.record.instance_id as string;
     const claims = { jti: crypto.randomUUID(), client_id: client.client_id, iat: now() };
-    await expect(checkTokenStatus(env.CLIENTS, claims)).rejects.toMatchObject({ code: "invalid_token", reason: expect.stringContaining("earlier instance") });
-    await expect(checkTokenStatus(env.CLIENTS, { ...claims, jti: crypto.randomUUID(), tg_inst: generateInstanceId() })).rejects.toBeInstanceOf(BearerError);
+    await expect(checkTokenStatus(env.CLIENTS, claims)).rejects.toMatchObject({
+      code: "invalid_token",
+      reason: expect.stringContaining("earlier instance"),
+    });
+    await expect(
+      checkTokenStatus(env.CLIENTS, { ...claims, jti: crypto.randomUUID(), tg_inst: generateInstanceId() }),
+    ).rejects.toBeInstanceOf(BearerError);
     await expect(checkTokenStatus(env.CLIENTS, { ...claims, jti: crypto.randomUUID(), tg_inst: instance })).resolves.toBeUndefined();
   });
 

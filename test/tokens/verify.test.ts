@@ -112,7 +112,10 @@ describe("RFC 6750 §2 and §3: where the token may be and what a request withou
     ['Bearer realm="x"', "auth-params instead of a token"],
   ])("answers %j (%s) with 400 invalid_request", async (authorization) => {
     const mark = marker("malformed");
-    await expectBearerError(await gatewayFetch(`/api/${mark}`, { headers: { Authorization: authorization } }), { status: 400, error: "invalid_request" });
+    await expectBearerError(await gatewayFetch(`/api/${mark}`, { headers: { Authorization: authorization } }), {
+      status: 400,
+      error: "invalid_request",
+    });
     await expectOriginNotContacted(mark);
   });
 
@@ -138,9 +141,17 @@ describe("RFC 6750 §2 and §3: where the token may be and what a request withou
   it("refuses a token in a form body (access_token=) with 400 invalid_request next to a header token, and counts it as no token alone (§2.2)", async () => {
     const token = await mintToken({ claims: { scope: "orders:read orders:write" } });
     const send = (auth: Record<string, string>, mark: string) =>
-      gatewayFetch(`/api/${mark}`, { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded", ...auth }, body: `a=1&access_token=${token}` });
+      gatewayFetch(`/api/${mark}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/x-www-form-urlencoded", ...auth },
+        body: `a=1&access_token=${token}`,
+      });
     const both = marker("form");
-    await expectBearerError(await send({ Authorization: `Bearer ${token}` }, both), { status: 400, error: "invalid_request", description: /body/ });
+    await expectBearerError(await send({ Authorization: `Bearer ${token}` }, both), {
+      status: 400,
+      error: "invalid_request",
+      description: /body/,
+    });
     await expectOriginNotContacted(both);
     // Alone in the body it is not a credential here: 401 with no error code, body left unread.
     const alone = marker("form-alone");
@@ -160,7 +171,10 @@ describe("RFC 6750 §2 and §3: where the token may be and what a request withou
         controller.close();
       },
     });
-    const res = await gatewayFetch(`/api/${mark}`, withBearer(token, { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded" }, body }));
+    const res = await gatewayFetch(
+      `/api/${mark}`,
+      withBearer(token, { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded" }, body }),
+    );
     await expectBearerError(res, { status: 400, error: "invalid_request", description: /body/ });
     await expectOriginNotContacted(mark);
   });
@@ -173,7 +187,10 @@ describe("RFC 6750 §2 and §3: where the token may be and what a request withou
       const body = chunked
         ? new ReadableStream<Uint8Array>({ start: (c) => (c.enqueue(new TextEncoder().encode(text)), c.close()) })
         : text;
-      const res = await gatewayFetch(`/api/${mark}`, withBearer(token, { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded" }, body }));
+      const res = await gatewayFetch(
+        `/api/${mark}`,
+        withBearer(token, { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded" }, body }),
+      );
       expect(res.status).toBe(413);
       expect(((await res.json()) as { error: string }).error).toBe("invalid_request");
       await expectOriginNotContacted(mark);
@@ -186,11 +203,14 @@ describe("RFC 6750 §2 and §3: where the token may be and what a request withou
     ["non-UTF-8", Uint8Array.from([0x61, 0x3d, 0xe9, 0x26, 0x62, 0x3d, 0xff, 0xfe])],
   ])("forwards a %s form body without access_token byte for byte after inspecting it", async (_, body) => {
     const mark = marker("form-ok");
-    const res = await gatewayFetch(`/api/${mark}`, withBearer(await mintToken({ claims: { scope: "orders:read orders:write" } }), {
-      method: "POST",
-      headers: { "Content-Type": "application/x-www-form-urlencoded" },
-      body,
-    }));
+    const res = await gatewayFetch(
+      `/api/${mark}`,
+      withBearer(await mintToken({ claims: { scope: "orders:read orders:write" } }), {
+        method: "POST",
+        headers: { "Content-Type": "application/x-www-form-urlencoded" },
+        body,
+      }),
+    );
     const echo = await expectProxied(res);
     const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", body));
     expect(echo.body_bytes).toBe(body.length);
@@ -294,7 +314,16 @@ describe("docs/security.md item 3: key references in the header are never used o
   it("refuses x5c (an attacker certificate chain)", async () => {
     const attacker = await attackerKey();
     const { kid } = await testKey();
-    const header = { alg: "ES256", typ: "at+jwt", kid, x5c: [b64(crypto.getRandomValues(new Uint8Array(300))).replace(/-/g, "+").replace(/_/g, "/")] };
+    const header = {
+      alg: "ES256",
+      typ: "at+jwt",
+      kid,
+      x5c: [
+        b64(crypto.getRandomValues(new Uint8Array(300)))
+          .replace(/-/g, "+")
+          .replace(/_/g, "/"),
+      ],
+    };
     await expectRefused(await forgeJWS(header, accessTokenClaims(), (input) => es256(attacker.privateKey, input)));
   });
 
@@ -366,9 +395,12 @@ describe("docs/security.md item 6: explicit typing (RFC 8725 §3.11, RFC 9068 §
     await expectRefused(await mintToken({ header: { typ } }));
   });
 
-  it.each(["at+jwt", "application/at+jwt", "AT+JWT"])("accepts typ %j (media types compare case-insensitively, RFC 7515 §4.1.9)", async (typ) => {
-    await expectAccepted(await mintToken({ header: { typ } }));
-  });
+  it.each(["at+jwt", "application/at+jwt", "AT+JWT"])(
+    "accepts typ %j (media types compare case-insensitively, RFC 7515 §4.1.9)",
+    async (typ) => {
+      await expectAccepted(await mintToken({ header: { typ } }));
+    },
+  );
 });
 
 describe("docs/security.md item 7: ECDSA psychic signatures (CVE-2022-21449)", () => {
@@ -465,7 +497,9 @@ describe("docs/security.md item 8: time claims (RFC 7519 §4.1.4-6, RFC 9068 §4
     const refusedAsInvalid = expect.objectContaining({ code: "invalid_token", status: 401 });
 
     it("accepts exp 29 s ago and refuses exp 30 s ago (jose: exp <= now - tolerance)", async () => {
-      await expect(verify({ iat: T - 300, exp: T - CLOCK_TOLERANCE_SECONDS + 1 })).resolves.toMatchObject({ client_id: "gateway-test-client" });
+      await expect(verify({ iat: T - 300, exp: T - CLOCK_TOLERANCE_SECONDS + 1 })).resolves.toMatchObject({
+        client_id: "gateway-test-client",
+      });
       await expect(verify({ iat: T - 300, exp: T - CLOCK_TOLERANCE_SECONDS })).rejects.toEqual(
         expect.objectContaining({ code: "invalid_token", description: "the access token has expired" }),
       );
@@ -502,7 +536,10 @@ describe("allowExpired (/revoke and /introspect): only the expiry is waived, eve
   };
 
   it("returns the claims of a token expired beyond the leeway, whatever its audience", async () => {
-    await expect(verify({ claims: { ...expired, aud: "https://any.tollgate.test" } })).resolves.toMatchObject({ exp: expired.exp, aud: "https://any.tollgate.test" });
+    await expect(verify({ claims: { ...expired, aud: "https://any.tollgate.test" } })).resolves.toMatchObject({
+      exp: expired.exp,
+      aud: "https://any.tollgate.test",
+    });
   });
 
   // jose checks these before exp; were that order to change, an expired token would skip them.
@@ -517,7 +554,9 @@ describe("allowExpired (/revoke and /introspect): only the expiry is waived, eve
     ["exp before iat", { claims: { iat: expired.exp + 1 } }],
     ["no aud", { claims: { aud: undefined } }],
   ] as [string, MintOptions][])("still refuses an expired token with %s", async (_, options) => {
-    await expect(verify({ ...options, claims: { ...expired, ...options.claims } })).rejects.toEqual(expect.objectContaining({ code: "invalid_token" }));
+    await expect(verify({ ...options, claims: { ...expired, ...options.claims } })).rejects.toEqual(
+      expect.objectContaining({ code: "invalid_token" }),
+    );
   });
 });
 
@@ -596,17 +635,30 @@ describe("docs/security.md item 10: scopes (RFC 6750 §3.1 insufficient_scope)",
     const res = await callAPI(await mintToken({ claims: { scope: "orders:read" } }), mark, { method: "POST", body: "{}" });
     await expectInsufficientScope(res, mark, "orders:read orders:write");
     const onlyWrite = marker("post-write");
-    await expectInsufficientScope(await callAPI(await mintToken({ claims: { scope: "orders:write" } }), onlyWrite, { method: "POST", body: "{}" }), onlyWrite, "orders:read orders:write");
+    await expectInsufficientScope(
+      await callAPI(await mintToken({ claims: { scope: "orders:write" } }), onlyWrite, { method: "POST", body: "{}" }),
+      onlyWrite,
+      "orders:read orders:write",
+    );
     const ok = marker("post-ok");
-    const echo = await expectProxied(await callAPI(await mintToken({ claims: { scope: "orders:write orders:read" } }), ok, { method: "POST", body: "{}" }));
+    const echo = await expectProxied(
+      await callAPI(await mintToken({ claims: { scope: "orders:write orders:read" } }), ok, { method: "POST", body: "{}" }),
+    );
     expect(echo.method).toBe("POST");
   });
 
   it("needs orders:admin on top of orders:read for DELETE", async () => {
     const mark = marker("delete");
-    await expectInsufficientScope(await callAPI(await mintToken({ claims: { scope: "orders:read orders:write" } }), mark, { method: "DELETE" }), mark, "orders:read orders:admin");
+    await expectInsufficientScope(
+      await callAPI(await mintToken({ claims: { scope: "orders:read orders:write" } }), mark, { method: "DELETE" }),
+      mark,
+      "orders:read orders:admin",
+    );
     const ok = marker("delete-ok");
-    expect((await expectProxied(await callAPI(await mintToken({ claims: { scope: "orders:read orders:admin" } }), ok, { method: "DELETE" }))).method).toBe("DELETE");
+    expect(
+      (await expectProxied(await callAPI(await mintToken({ claims: { scope: "orders:read orders:admin" } }), ok, { method: "DELETE" })))
+        .method,
+    ).toBe("DELETE");
   });
 
   it("applies the longest prefix: /api/admin needs admin, and orders:read does not open it", async () => {
@@ -621,7 +673,9 @@ describe("docs/security.md item 10: scopes (RFC 6750 §3.1 insufficient_scope)",
   it("checkScopes splits on single spaces and names every required scope", () => {
     const claims = { client_id: "c", scope: "a  b" } as AccessTokenClaims;
     expect(() => checkScopes(claims, ["a", "b"])).not.toThrow();
-    expect(() => checkScopes({ ...claims, scope: "a" }, ["a", "b"])).toThrow(expect.objectContaining({ code: "insufficient_scope", status: 403, scope: "a b" }));
+    expect(() => checkScopes({ ...claims, scope: "a" }, ["a", "b"])).toThrow(
+      expect.objectContaining({ code: "insufficient_scope", status: 403, scope: "a b" }),
+    );
     expect(() => checkScopes({ ...claims, scope: undefined }, [])).not.toThrow();
   });
 });

@@ -32,18 +32,26 @@ export interface FakeOptions {
 }
 
 const json = (status: number, body: unknown) => ({ status, body: JSON.stringify(body) });
-const failure = (status: number, code: number, message: string) => json(status, { success: false, errors: [{ code, message }], messages: [], result: null });
+const failure = (status: number, code: number, message: string) =>
+  json(status, { success: false, errors: [{ code, message }], messages: [], result: null });
 
 export async function startFakeCloudflareAPI(options: FakeOptions): Promise<FakeCloudflareAPI> {
   const namespaces = new Map(options.namespaceIds.map((id) => [id, new Map<string, string>()]));
   const requests: RecordedRequest[] = [];
   const pageSize = options.pageSize ?? 1000;
 
-  function answer(method: string, path: string, query: URLSearchParams, authorization: string | undefined, body: string): { status: number; body: string; raw?: boolean } {
+  function answer(
+    method: string,
+    path: string,
+    query: URLSearchParams,
+    authorization: string | undefined,
+    body: string,
+  ): { status: number; body: string; raw?: boolean } {
     if (authorization !== `Bearer ${options.token}`) return failure(403, 10000, "Authentication error");
-    if (method === "GET" && path === "/client/v4/accounts") return json(200, { success: true, errors: [], messages: [], result: options.accounts });
+    if (method === "GET" && path === "/client/v4/accounts")
+      return json(200, { success: true, errors: [], messages: [], result: options.accounts });
     const match = /^\/client\/v4\/accounts\/([^/]+)\/storage\/kv\/namespaces\/([^/]+)\/(values\/([^/]+)|keys)$/.exec(path);
-    if (!match) return failure(404, 7003, "Could not route to /client/v4" + path);
+    if (!match) return failure(404, 7003, `Could not route to /client/v4${path}`);
     const [, account, namespace, , encodedKey] = match;
     if (!options.accounts.some((a) => a.id === account)) return failure(403, 10000, "Authentication error");
     const kv = namespaces.get(namespace!);
@@ -56,7 +64,13 @@ export async function startFakeCloudflareAPI(options: FakeOptions): Promise<Fake
       const page = names.slice(start, start + Math.min(pageSize, Number(query.get("limit") ?? 1000)));
       const end = start + page.length;
       const cursor = end < names.length ? Buffer.from(String(end)).toString("base64url") : "";
-      return json(200, { success: true, errors: [], messages: [], result: page.map((name) => ({ name })), result_info: { count: page.length, cursor } });
+      return json(200, {
+        success: true,
+        errors: [],
+        messages: [],
+        result: page.map((name) => ({ name })),
+        result_info: { count: page.length, cursor },
+      });
     }
     const key = decodeURIComponent(encodedKey);
     if (method === "GET") {
@@ -80,7 +94,14 @@ export async function startFakeCloudflareAPI(options: FakeOptions): Promise<Fake
     req.on("end", () => {
       const url = new URL(req.url ?? "/", "http://fake");
       const body = Buffer.concat(chunks).toString("utf8");
-      requests.push({ method: req.method ?? "", path: url.pathname, query: url.searchParams, authorization: req.headers.authorization, contentType: req.headers["content-type"], body });
+      requests.push({
+        method: req.method ?? "",
+        path: url.pathname,
+        query: url.searchParams,
+        authorization: req.headers.authorization,
+        contentType: req.headers["content-type"],
+        body,
+      });
       const out = answer(req.method ?? "", url.pathname, url.searchParams, req.headers.authorization, body);
       res.writeHead(out.status, { "content-type": out.raw ? "application/octet-stream" : "application/json" });
       res.end(out.body);
