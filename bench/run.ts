@@ -101,7 +101,9 @@ async function benchAll(allCases: Case[]): Promise<CaseResult[]> {
         errors: r.errors + r.timeouts,
         cpuMsPerRequest: c.cpuPids.length && total ? ((cpu1 - cpu0) * 1000) / total : null,
       });
-      console.log(`  round ${round} ${c.name}: ${Math.round(r.requests.average)} req/s, p99 ${r.latency.p99} ms`);
+      // A refusal is a finding, not a figure: say which statuses came back.
+      const statuses = r.non2xx > 0 ? ` (non-2xx: ${JSON.stringify(r.statusCodeStats)})` : "";
+      console.log(`  round ${round} ${c.name}: ${Math.round(r.requests.average)} req/s, p99 ${r.latency.p99} ms${statuses}`);
     }
   }
   return cases.map(({ name }) => {
