@@ -14,7 +14,7 @@ export type AppEnv = {
     refusal?: RefusalEvents;
     accessToken?: AccessTokenClaims;
     /** The gateway's route for this request and its normalized path (src/endpoints/gateway.ts). */
-    gatewayRoute?: { route: GatewayRoute; path: string };
+    gatewayRoute?: { route: GatewayRoute; path: string; url: URL };
   };
 };
 

@@ -33,8 +33,8 @@ function hasTokenParameter(params: URLSearchParams): boolean {
   return params.has("access_token");
 }
 
-/** The route findRoute chose for this request, and its normalized path. */
-function routeOf(c: Context<AppEnv>): { route: GatewayRoute; path: string } {
+/** The route findRoute chose for this request, its normalized path, and the URL parsed once. */
+function routeOf(c: Context<AppEnv>): { route: GatewayRoute; path: string; url: URL } {
   return c.get("gatewayRoute")!;
 }
 
@@ -69,7 +69,7 @@ const findRoute: MiddlewareHandler<AppEnv> = async (c, next) => {
   audit.route = route.prefix;
   // From here on a refusal is the gateway's denial.
   c.set("refusal", { oauth: "gateway_denied", bearer: "gateway_denied" });
-  c.set("gatewayRoute", { route, path });
+  c.set("gatewayRoute", { route, path, url });
   // RFC 6750 §2: this gateway accepts the token only in the Authorization header.
   if (!route.public && url.search.length > 1) {
     if (hasTokenParameter(url.searchParams))
@@ -92,8 +92,7 @@ gateway.all(
   }),
   async (c) => {
     const request = c.req.raw;
-    const url = new URL(request.url);
-    const { route, path } = routeOf(c);
+    const { route, path, url } = routeOf(c);
     const audit = auditOf(c);
 
     const set: Record<string, string> = {
