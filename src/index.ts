@@ -40,7 +40,8 @@ app.route("*", gateway);
 app.onError((thrown, c) => {
   // KV unreachable: 503 temporarily_unavailable, answered like any other OAuthError.
   const error = thrown instanceof StoreUnavailableError ? thrown.toOAuthError() : thrown;
-  const path = new URL(c.req.url).pathname;
+  // The gateway parsed the URL already for its own refusals; other paths parse it here.
+  const path = (c.get("gatewayRoute")?.url ?? new URL(c.req.url)).pathname;
   const audit = c.get("audit") ?? {};
   // The event names the refusal: the endpoint or middleware that refused said what it was (RefusalEvents).
   const refusal = c.get("refusal") ?? {};

@@ -107,7 +107,7 @@ export async function rememberedClient(
 }
 
 /** The cold path's verdict on a presented secret against the record read from KV. */
-export type AuthenticationResult = { ok: true; record: ClientRecord } | { ok: false; reason: string };
+type AuthenticationResult = { ok: true; record: ClientRecord } | { ok: false; reason: string };
 
 /**
  * The cold path: checks a presented secret against the record read from KV. Every failing path pays exactly one PBKDF2: the stored hash's, or for
@@ -117,7 +117,7 @@ export type AuthenticationResult = { ok: true; record: ClientRecord } | { ok: fa
  * Only a secret this isolate has already verified for the unchanged record skips the PBKDF2
  * (warm-secrets.ts).
  */
-export async function authenticateClient(
+async function authenticateClient(
   record: ClientRecord | null,
   clientSecret: string,
   now: number,

@@ -24,6 +24,9 @@ import { findUnambiguousRoute, METHODS, normalizeHost, requiredScopes, type Gate
 import { checkTokenStatus } from "../tokens/status.ts";
 import { REVOCATION_CHECK_SECONDS } from "../policy.ts";
 
+/** Lenient (not fatal): a form body that is not UTF-8 is checked as its replacement text. */
+const decoder = new TextDecoder();
+
 /** Form bodies on protected routes are read (up to this size) to refuse a token sent in them. */
 const MAX_FORM_BODY_BYTES = 64 * 1024;
 
@@ -139,7 +142,7 @@ gateway.all(
           throw new OAuthError("invalid_request", `form bodies over ${MAX_FORM_BODY_BYTES} bytes are not accepted on protected routes`, {
             status: 413,
           });
-        const form = new URLSearchParams(new TextDecoder().decode(bytes));
+        const form = new URLSearchParams(decoder.decode(bytes));
         if (hasTokenParameter(form))
           throw new BearerError("invalid_request", "send the access token in the Authorization header, not the body");
         if (hasMethodOverride(form)) throw methodOverrideRefused();

@@ -22,6 +22,7 @@ import type { AccessTokenClaims } from "../tokens/mint.ts";
 import { ADMIN_SCOPE, adminAudience } from "../tokens/admin.ts";
 
 const MAX_BODY_BYTES = 16 * 1024;
+const decoder = new TextDecoder();
 
 export const register = new Hono<AppEnv>();
 
@@ -97,7 +98,7 @@ async function readJSON(request: Request): Promise<Record<string, unknown>> {
   if (!bytes) throw new OAuthError("invalid_request", `the request body exceeds ${MAX_BODY_BYTES} bytes`, { status: 413 });
   let value: unknown;
   try {
-    value = JSON.parse(new TextDecoder().decode(bytes));
+    value = JSON.parse(decoder.decode(bytes));
   } catch {
     throw new OAuthError("invalid_request", "the request body is not JSON");
   }

@@ -286,10 +286,13 @@ function scannerFor(contentType: string): (chunk: Uint8Array) => void {
  * Throws a 400 if a whole body (multipart, JSON, or form-encoded: a POST body without Content-Type
  * is one to Rack) has a part, member or parameter named like `_method`.
  */
+/** "&": fed after a body, it ends the last form parameter. */
+const FORM_END = Uint8Array.of(0x26);
+
 export function checkBodyForOverride(bytes: Uint8Array, contentType: string): void {
   const scan = scannerFor(contentType);
   scan(bytes);
-  scan(new TextEncoder().encode("&")); // ends the last form parameter; a no-op after multipart or JSON
+  scan(FORM_END); // ends the last form parameter; a no-op after multipart or JSON
 }
 
 /**

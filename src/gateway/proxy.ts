@@ -34,7 +34,7 @@ export interface TokenSession {
 }
 
 /** RFC 6455 §7.4: 1008 = policy violation; 1011 = the server cannot go on. */
-export const CLOSE_POLICY_VIOLATION = 1008;
+const CLOSE_POLICY_VIOLATION = 1008;
 const CLOSE_INTERNAL_ERROR = 1011;
 
 /** A close code received that may be sent on (RFC 6455 §7.4.1: 1005, 1006, 1015 are never sent). */
@@ -92,11 +92,14 @@ function relayWebSocket(upstream: Response, origin: WebSocket, session: TokenSes
   return new Response(null, { status: 101, webSocket: client, headers: upstream.headers });
 }
 
+/** A service binding's requests need an absolute URL; its host is never contacted. */
+const SERVICE_BASE = new URL("https://service.internal/");
+
 /** The upstream URL: the origin's base path joined with the authorized path (minus the prefix when stripped). */
 export function upstreamURL(route: GatewayRoute, path: string, query: string): string {
   let rest = path;
   if (route.stripPrefix && route.prefix !== "/") rest = path.slice(route.prefix.length) || "/";
-  const base = route.origin ?? new URL("https://service.internal/");
+  const base = route.origin ?? SERVICE_BASE;
   const basePath = base.pathname.replace(/\/$/, "");
   return `${base.origin}${basePath}${rest}${query}`;
 }

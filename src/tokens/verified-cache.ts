@@ -7,7 +7,6 @@
  * leaves the set (retired, or the secret changed) takes its tokens with it. An entry ends at the
  * token's `exp`; the audience is checked again on every hit, since routes differ in what they accept.
  */
-import { decodeProtectedHeader } from "jose";
 import type { SigningKeys } from "../keys/signing.ts";
 import { BoundedCache } from "../bounded-cache.ts";
 import type { AccessTokenClaims } from "./mint.ts";
@@ -34,9 +33,8 @@ export function getVerifiedToken(keys: SigningKeys, token: string, nowSeconds: n
   return keys.verifiers.get(entry.kid) === entry.key ? entry.claims : undefined;
 }
 
-/** Remembers a token `verifyAccessToken` has just verified with `keys`. */
-export function rememberVerifiedToken(keys: SigningKeys, token: string, claims: AccessTokenClaims): void {
-  const { kid } = decodeProtectedHeader(token);
+/** Remembers a token `verifyAccessToken` has just verified with `keys`, under the `kid` of its header. */
+export function rememberVerifiedToken(keys: SigningKeys, token: string, claims: AccessTokenClaims, kid: unknown): void {
   const key = typeof kid === "string" ? keys.verifiers.get(kid) : undefined;
   if (!key) return;
   // The newest entry; the bound drops the oldest.

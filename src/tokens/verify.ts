@@ -68,8 +68,8 @@ export async function verifyAccessToken(token: string, keys: SigningKeys, option
       throw invalid(`aud ${JSON.stringify(cached.aud)} does not include ${options.audience}`);
     return cached;
   }
-  const { claims, expired } = await verifyUncached(token, keys, options, now);
-  if (!expired) rememberVerifiedToken(keys, token, claims);
+  const { claims, expired, kid } = await verifyUncached(token, keys, options, now);
+  if (!expired) rememberVerifiedToken(keys, token, claims, kid);
   return claims;
 }
 
@@ -78,7 +78,7 @@ export async function verifyAccessToken(token: string, keys: SigningKeys, option
  * Throws BearerError invalid_token otherwise.
  * @see https://www.rfc-editor.org/rfc/rfc8725#section-3.10
  */
-export function keyResolver(keys: SigningKeys): (header: JWSHeaderParameters) => CryptoKey {
+function keyResolver(keys: SigningKeys): (header: JWSHeaderParameters) => CryptoKey {
   return (header) => {
     // RFC 8725 §3.10: never follow key references from the token itself.
     for (const member of ["jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"] as const) {
@@ -95,11 +95,15 @@ async function verifyUncached(
   keys: SigningKeys,
   options: VerifyOptions,
   now: number,
-): Promise<{ claims: AccessTokenClaims; expired: boolean }> {
+): Promise<{ claims: AccessTokenClaims; expired: boolean; kid: unknown }> {
   let payload: JWTPayload;
+  let kid: unknown;
   let expired = false;
   try {
-    ({ payload } = await jwtVerify(token, keyResolver(keys), {
+    ({
+      payload,
+      protectedHeader: { kid },
+    } = await jwtVerify(token, keyResolver(keys), {
       algorithms: ["ES256"],
       typ: "at+jwt",
       issuer: options.issuer,
@@ -122,7 +126,7 @@ async function verifyUncached(
       throw invalid(`verification error: ${(error as Error).message}`);
     }
   }
-  return { claims: checkClaims(payload, now, options.maxLifetime), expired };
+  return { claims: checkClaims(payload, now, options.maxLifetime), expired, kid };
 }
 
 /** RFC 7519 §4.1.3: a string or a non-empty array of strings. */

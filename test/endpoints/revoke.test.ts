@@ -28,6 +28,7 @@ import {
   REVOKE_URL,
   revocationExpiration,
   revoke,
+  revokeWithEnv,
   storedRevocation,
   jtiOf,
   oversizedToken,
@@ -367,15 +368,7 @@ describe("Storage and key failures at /revoke", () => {
     const client = await seedClient();
     const { access_token } = await issueToken(client);
     captureLogEvents();
-    const res = await fetchWithEnv(
-      REVOKE_URL,
-      {
-        method: "POST",
-        headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret) },
-        body: `token=${access_token}`,
-      },
-      { CLIENTS: failingKV },
-    );
+    const res = await revokeWithEnv(client, access_token, { CLIENTS: failingKV });
     const body = await expectJSONError(res, 503, "temporarily_unavailable");
     expect(JSON.stringify(body)).not.toContain("KV down");
     expect(await storedRevocation(jtiOf(access_token))).toBeNull();
@@ -385,15 +378,7 @@ describe("Storage and key failures at /revoke", () => {
     const client = await seedClient();
     const { access_token } = await issueToken(client);
     captureLogEvents();
-    const res = await fetchWithEnv(
-      REVOKE_URL,
-      {
-        method: "POST",
-        headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret) },
-        body: `token=${access_token}`,
-      },
-      { CLIENTS: partlyFailingKV({ failPut: true }) },
-    );
+    const res = await revokeWithEnv(client, access_token, { CLIENTS: partlyFailingKV({ failPut: true }) });
     await expectJSONError(res, 503, "temporarily_unavailable");
     expect(await storedRevocation(jtiOf(access_token))).toBeNull();
     // Once KV works again, the retry succeeds.
@@ -404,11 +389,7 @@ describe("Storage and key failures at /revoke", () => {
   it("answers 503 when the signing keys are unusable (nothing can be verified)", async () => {
     const client = await seedClient();
     captureLogEvents();
-    const res = await fetchWithEnv(
-      REVOKE_URL,
-      { method: "POST", headers: { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret) }, body: "token=x" },
-      { SIGNING_KEY: "not json" },
-    );
+    const res = await revokeWithEnv(client, "x", { SIGNING_KEY: "not json" });
     await expectJSONError(res, 503, "temporarily_unavailable");
   });
 });

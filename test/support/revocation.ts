@@ -4,7 +4,7 @@
  */
 import { env } from "cloudflare:workers";
 import { expect, vi } from "vitest";
-import { basic, expectJSONError, tokenRequest, type FormBody } from "./worker.ts";
+import { basic, expectJSONError, fetchWithEnv, FORM, tokenRequest, type FormBody } from "./worker.ts";
 import { revokedKey } from "../../src/tokens/revocation.ts";
 import { decodeJwt } from "jose";
 import { mintToken } from "./tokens.ts";
@@ -17,6 +17,12 @@ type Client = { client_id: string; client_secret: string };
 /** POST /revoke with Basic credentials and `token`, plus any extra parameters. */
 export function revoke(client: Client, token: string, extra: Record<string, string> = {}): Promise<Response> {
   return tokenRequest({ token, ...extra }, { Authorization: basic(client.client_id, client.client_secret) }, "/revoke");
+}
+
+/** POST /revoke with Basic credentials and `token`, under an Env with `overrides` (a failing KV, a bad key). */
+export function revokeWithEnv(client: Client, token: string, overrides: Record<string, unknown>): Promise<Response> {
+  const headers = { "Content-Type": FORM, Authorization: basic(client.client_id, client.client_secret) };
+  return fetchWithEnv(REVOKE_URL, { method: "POST", headers, body: `token=${token}` }, overrides);
 }
 
 /** POST /introspect with Basic credentials and `token`, plus any extra parameters. */
