@@ -1,18 +1,22 @@
 /**
- * Which client a token request claims to be, and the secret it presents: `client_secret_basic`
- * or `client_secret_post`, exactly one of them.
+ * Which client a token request claims to be, and what it presents: a secret (`client_secret_basic`
+ * or `client_secret_post`) or a signed assertion (`private_key_jwt`), exactly one of them.
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1
+ * @see https://www.rfc-editor.org/rfc/rfc7521#section-4.2
  */
+import { decodeJwt } from "jose";
 import { basicChallenge, OAuthError } from "../http/errors.ts";
 import { utf8, type TokenForm } from "./form.ts";
 
-export type ClientAuthMethod = "client_secret_basic" | "client_secret_post";
+export type ClientAuthMethod = "client_secret_basic" | "client_secret_post" | "private_key_jwt";
 
-export interface ClientCredentials {
-  method: ClientAuthMethod;
-  clientId: string;
-  clientSecret: string;
-}
+export type ClientCredentials =
+  | { method: "client_secret_basic" | "client_secret_post"; clientId: string; clientSecret: string }
+  /** The assertion is not verified yet: its `sub` only names the client whose keys will verify it. */
+  | { method: "private_key_jwt"; clientId: string; assertion: string };
+
+/** RFC 7523 §2.2: the one client_assertion_type Tollgate accepts. */
+export const JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /** RFC 6749 §2.3.1 / Appendix B: id and secret are form-urlencoded before Basic encoding. */
 function formDecode(value: string): string {
@@ -27,13 +31,13 @@ function malformedBasic(): OAuthError {
  * The 401 for every failed or missing client authentication. RFC 6749 §5.2 requires the Basic
  * challenge when the client authenticated with the Authorization header; it also names the scheme to
  * a request that sent no credentials at all (`method` undefined). A client that authenticated in the
- * body (`client_secret_post`, or a client_id alone) gets none, as node-oidc-provider answers: with
+ * body (`client_secret_post`, an assertion, or a client_id alone) gets none, as node-oidc-provider answers: with
  * one, oauth4webapi reports a WWWAuthenticateChallengeError instead of the body's invalid_client.
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-5.2
  */
 export function invalidClient(realm: string, reason: string, method: ClientAuthMethod | undefined): OAuthError {
   return new OAuthError("invalid_client", "client authentication failed", {
-    headers: method === "client_secret_post" ? {} : { "WWW-Authenticate": basicChallenge(realm) },
+    headers: method === "client_secret_post" || method === "private_key_jwt" ? {} : { "WWW-Authenticate": basicChallenge(realm) },
     reason,
   });
 }
@@ -59,8 +63,40 @@ function parseBasic(header: string): { clientId: string; clientSecret: string } 
   }
 }
 
+/**
+ * RFC 7521 §4.2: a client assertion, alone (no Basic, no client_secret). The client is the one its
+ * `sub` names, read unverified only to find the keys that then verify everything (assertion.ts); a
+ * client_id in the body is optional and, when sent, must be that `sub`.
+ */
+function parseAssertion(authorization: string | null, form: TokenForm, realm: string): ClientCredentials {
+  const postId = form.get("client_id");
+  if (authorization !== null || form.get("client_secret") !== undefined) {
+    throw new OAuthError("invalid_request", "use exactly one client authentication method, not a client assertion and a secret together");
+  }
+  // node-oidc-provider answers these two so too: the request is malformed, nothing was authenticated.
+  if (form.get("client_assertion_type") !== JWT_BEARER_ASSERTION_TYPE) {
+    throw new OAuthError("invalid_request", `client_assertion_type must be ${JWT_BEARER_ASSERTION_TYPE}`);
+  }
+  const assertion = form.get("client_assertion");
+  if (assertion === undefined) throw new OAuthError("invalid_request", "client_assertion_type was sent without client_assertion");
+  let sub: unknown;
+  try {
+    ({ sub } = decodeJwt(assertion));
+  } catch {
+    throw new OAuthError("invalid_request", "client_assertion is not a JWT");
+  }
+  if (typeof sub !== "string" || sub === "") throw invalidClient(realm, "client assertion without sub", "private_key_jwt");
+  if (postId !== undefined && postId !== sub) {
+    throw new OAuthError("invalid_request", "client_id in the body does not match the client assertion's sub");
+  }
+  return { method: "private_key_jwt", clientId: sub, assertion };
+}
+
 export function parseClientAuthentication(headers: Headers, form: TokenForm, realm: string): ClientCredentials {
   const authorization = headers.get("Authorization");
+  if (form.get("client_assertion") !== undefined || form.get("client_assertion_type") !== undefined) {
+    return parseAssertion(authorization, form, realm);
+  }
   const postId = form.get("client_id");
   const postSecret = form.get("client_secret");
   if (authorization !== null) {
