@@ -2,7 +2,16 @@
  * The rules for creating and changing client records, shared by every writer (the CLI and the
  * admin API), so that what one accepts the other accepts too.
  */
-import { ClientRecordError, generateInstanceId, isValidClientId, parseScope, validateClientRecord, type ClientRecord } from "./record.ts";
+import {
+  ClientRecordError,
+  generateInstanceId,
+  isValidClientId,
+  parseScope,
+  usesAssertion,
+  validateClientRecord,
+  type ClientRecord,
+  type TokenEndpointAuthMethod,
+} from "./record.ts";
 import { DEFAULT_PBKDF2_ITERATIONS, generateClientSecret, hashClientSecret } from "./secret.ts";
 
 export interface ClientChanges {
@@ -17,6 +26,14 @@ export interface ClientChanges {
   disabled?: boolean;
   /** RFC 7662: whether the client may introspect other clients' tokens. */
   introspect_any?: boolean;
+  // --- How the client authenticates (private_key_jwt) ---
+  /** Chosen at creation (default client_secret_basic); it cannot change afterwards. */
+  token_endpoint_auth_method?: TokenEndpointAuthMethod;
+  /** A JWK Set of public keys (replaces jwks_uri). */
+  jwks?: unknown;
+  /** Where the keys are fetched (replaces jwks). */
+  jwks_uri?: string;
+  allow_token_endpoint_audience?: boolean;
 }
 
 /** How a new secret is hashed: PBKDF2_ITERATIONS of the Worker that will verify it. */
@@ -58,7 +75,28 @@ function apply(record: ClientRecord, changes: ClientChanges): ClientRecord {
   if (changes.token_ttl !== undefined) next.token_ttl = changes.token_ttl;
   if (changes.disabled !== undefined) next.disabled = changes.disabled;
   if (changes.introspect_any !== undefined) next.introspect_any = changes.introspect_any;
+  applyKeys(next, changes);
   return next;
+}
+
+/** The client's keys: one source replaces the other (validateClientRecord checks the result). */
+function applyKeys(next: ClientRecord, changes: ClientChanges): void {
+  if (changes.token_endpoint_auth_method !== undefined && changes.token_endpoint_auth_method !== next.token_endpoint_auth_method) {
+    const from = next.token_endpoint_auth_method ?? "client_secret_basic";
+    // Between the two secret methods nothing changes (a secret is sent either way); to or from an assertion it would.
+    if (usesAssertion(next) || changes.token_endpoint_auth_method === "private_key_jwt")
+      throw new ClientRecordError(`token_endpoint_auth_method: ${from} cannot change to ${changes.token_endpoint_auth_method}; create a new client`);
+    next.token_endpoint_auth_method = changes.token_endpoint_auth_method;
+  }
+  if (changes.jwks !== undefined) {
+    next.jwks = changes.jwks as ClientRecord["jwks"];
+    delete next.jwks_uri;
+  }
+  if (changes.jwks_uri !== undefined) {
+    next.jwks_uri = changes.jwks_uri;
+    delete next.jwks;
+  }
+  if (changes.allow_token_endpoint_audience !== undefined) next.allow_token_endpoint_audience = changes.allow_token_endpoint_audience;
 }
 
 /** A client with nothing allowed and no secret: what createClientRecord starts from (the CLI checks input against it). */
@@ -83,6 +121,21 @@ export function blankClientRecord(clientId: string, now: number): ClientRecord {
   };
 }
 
+function checkNewClientId(clientId: string): void {
+  if (!isValidClientId(clientId))
+    throw new ClientRecordError(
+      "client_id: must be 1-128 visible ASCII characters without spaces, and not . or .. (nor either written with %2e)",
+    );
+}
+
+/** A new client as `changes` describe it, with no secret yet (validated by the caller). */
+function draftClientRecord(clientId: string, changes: ClientChanges, now: number, method: TokenEndpointAuthMethod): ClientRecord {
+  checkNewClientId(clientId);
+  const allowed = scopes(changes.scope ?? "", "scope");
+  const blank = { ...blankClientRecord(clientId, now), token_endpoint_auth_method: method, allowed_scopes: allowed, default_scopes: allowed };
+  return apply(blank, { ...changes, scope: undefined, token_endpoint_auth_method: undefined });
+}
+
 /** A new client with one fresh secret; the secret is returned once and stored only as a hash. */
 export async function createClientRecord(
   clientId: string,
@@ -90,22 +143,20 @@ export async function createClientRecord(
   now: number,
   { iterations = DEFAULT_PBKDF2_ITERATIONS }: SecretOptions = {},
 ): Promise<{ record: ClientRecord; clientSecret: string }> {
-  if (!isValidClientId(clientId))
-    throw new ClientRecordError(
-      "client_id: must be 1-128 visible ASCII characters without spaces, and not . or .. (nor either written with %2e)",
-    );
+  const method = changes.token_endpoint_auth_method ?? "client_secret_basic";
+  if (method === "private_key_jwt") throw new ClientRecordError("token_endpoint_auth_method: a private_key_jwt client has no secret");
+  const draft = draftClientRecord(clientId, changes, now, method);
   const { id, secret } = generateClientSecret();
-  const allowed = scopes(changes.scope ?? "", "scope");
-  const draft = apply(
-    {
-      ...blankClientRecord(clientId, now),
-      allowed_scopes: allowed,
-      default_scopes: allowed,
-      secrets: [{ id, hash: await hashClientSecret(secret, iterations), created_at: now, expires_at: null }],
-    },
-    { ...changes, scope: undefined },
-  );
+  draft.secrets = [{ id, hash: await hashClientSecret(secret, iterations), created_at: now, expires_at: null }];
   return { record: validateClientRecord(draft), clientSecret: secret };
+}
+
+/**
+ * A new private_key_jwt client (RFC 7523 §2.2): no secret at all, its public keys in `changes.jwks`
+ * or at `changes.jwks_uri`.
+ */
+export function createKeyClientRecord(clientId: string, changes: ClientChanges, now: number): ClientRecord {
+  return validateClientRecord(draftClientRecord(clientId, changes, now, "private_key_jwt"));
 }
 
 /**
@@ -136,6 +187,7 @@ export async function rotateClientSecret(
   { iterations = DEFAULT_PBKDF2_ITERATIONS }: SecretOptions = {},
 ): Promise<{ record: ClientRecord; clientSecret: string; secretId: string }> {
   if (!Number.isSafeInteger(graceSeconds) || graceSeconds < 0) throw new ClientRecordError("grace: must be whole seconds >= 0");
+  if (usesAssertion(record)) throw new ClientRecordError(`secret: ${record.client_id} authenticates with private_key_jwt and has no secret`);
   const { id, secret } = generateClientSecret();
   const until = now + graceSeconds;
   const kept = record.secrets
