@@ -4,19 +4,22 @@
  * and only then the secret (one PBKDF2, one check at a time per client and address), counting a
  * failure against the client and address.
  *
- * Read top to bottom: authenticateFormRequest parses the credentials (form.ts, credentials.ts), tries
+ * Read top to bottom: authenticateFormRequest parses the credentials (form.ts, credentials.ts); a
+ * client assertion goes to authenticateAssertionRequest (assertion.ts, jti-guard.ts); a secret tries
  * the warm path (rememberedClient: warm-records.ts, warm-secrets.ts), then the cold path
- * (authenticateClient: clients/store.ts, clients/secret.ts), then counts a failure (failures.ts).
+ * (authenticateClient: clients/store.ts, clients/secret.ts); both count a failure (failures.ts).
  * Every helper is called from here, none through another.
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1
  * @see https://www.rfc-editor.org/rfc/rfc7009#section-2.1
  * @see https://www.rfc-editor.org/rfc/rfc7662#section-2.1
+ * @see https://www.rfc-editor.org/rfc/rfc7523#section-2.2
  */
 import type { AuditContext } from "../http/request-context.ts";
 import { getConfig } from "../config.ts";
 import { clientAddress, enforceLimit } from "../http/limits.ts";
 import { checkFailureBlock, countFailure, failureKey, oneCheckAtATime } from "./failures.ts";
-import { invalidClient, parseClientAuthentication, type ClientAuthMethod } from "./credentials.ts";
+import { invalidClient, parseClientAuthentication, type ClientAuthMethod, type ClientCredentials } from "./credentials.ts";
+import { authenticateAssertion, type AssertionResult } from "./assertion.ts";
 import { readTokenForm, type TokenForm } from "./form.ts";
 import { activeSecret, type ClientRecord } from "../clients/record.ts";
 import { dummySecretHash, verifyClientSecret } from "../clients/secret.ts";
@@ -58,6 +61,9 @@ export async function authenticateFormRequest<T>(
   const failures = failureKey(credentials.clientId, address);
   checkFailureBlock(failures);
   const prepared = await prepare(form);
+  if (credentials.method === "private_key_jwt") {
+    return authenticateAssertionRequest(credentials, env, realm, failures, { form, prepared });
+  }
 
   // The warm path: this secret authenticated this client here within CLIENT_CACHE_SECONDS.
   const fromMemory = async (): Promise<AuthenticatedRequest<T> | undefined> => {
@@ -85,6 +91,39 @@ export async function authenticateFormRequest<T>(
     }
     rememberClient(auth.record, readAt);
     return { client: auth.record, method: credentials.method, form, prepared, now };
+  });
+}
+
+/**
+ * A client assertion (RFC 7523 §2.2), one check at a time per client and address like a secret, each
+ * failure counted the same way and answered with the same 401 invalid_client. The record comes from
+ * this isolate's memory (warm-records.ts, CLIENT_CACHE_SECONDS) or KV; the warm secret cache has no
+ * part here: every assertion is verified and spends its jti.
+ */
+async function authenticateAssertionRequest<T>(
+  credentials: Extract<ClientCredentials, { method: "private_key_jwt" }>,
+  env: Env,
+  realm: string,
+  failures: string,
+  request: { form: TokenForm; prepared: T },
+): Promise<AuthenticatedRequest<T>> {
+  return oneCheckAtATime(failures, async () => {
+    checkFailureBlock(failures);
+    const readAt = Date.now();
+    const now = Math.floor(readAt / 1000);
+    const remembered = rememberedRecord(credentials.clientId, readAt);
+    const record = remembered ?? (await loadClient(env.CLIENTS, credentials.clientId, { cacheTtl: KV_CACHE_TTL_SECONDS }));
+    // Workload identity federation (the record names an external issuer) is verified elsewhere; not in this build.
+    const auth: AssertionResult = record?.federated_identity
+      ? { ok: false, reason: "federation not available" }
+      : await authenticateAssertion(record, credentials.assertion, env, now);
+    if (!auth.ok) {
+      await countFailure(env.TOKEN_FAILURE_LIMITER, failures);
+      throw invalidClient(realm, `${auth.reason} (client_id ${JSON.stringify(credentials.clientId)})`, credentials.method);
+    }
+    // A remembered record keeps the time it was read: using it must not extend its life.
+    if (!remembered) rememberClient(record!, readAt);
+    return { client: record!, method: credentials.method, ...request, now };
   });
 }
 
