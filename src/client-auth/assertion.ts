@@ -73,7 +73,8 @@ function claimsProblem(payload: JWTPayload, record: ClientRecord, issuer: string
   const audience = audienceProblem(payload.aud, record, issuer);
   if (audience) return audience;
   const { jti, iat, exp } = payload as { jti: unknown; iat?: number; exp: number };
-  if (typeof jti !== "string" || jti.length === 0 || jti.length > MAX_JTI_LENGTH) return `jti must be a string of 1-${MAX_JTI_LENGTH} characters`;
+  if (typeof jti !== "string" || jti.length === 0 || jti.length > MAX_JTI_LENGTH)
+    return `jti must be a string of 1-${MAX_JTI_LENGTH} characters`;
   if (iat !== undefined && iat > now + CLOCK_TOLERANCE_SECONDS) return `iat ${iat} is in the future`;
   const lifetime = exp - (iat ?? now);
   if (lifetime > MAX_ASSERTION_LIFETIME_SECONDS) return `lifetime ${lifetime} s is over ${MAX_ASSERTION_LIFETIME_SECONDS} s`;
@@ -88,7 +89,12 @@ function claimsProblem(payload: JWTPayload, record: ClientRecord, issuer: string
  * the reason for the log; a jti guard that cannot answer throws 503 temporarily_unavailable.
  * @see https://www.rfc-editor.org/rfc/rfc7523#section-3
  */
-export async function authenticateAssertion(record: ClientRecord | null, assertion: string, env: Env, now: number): Promise<AssertionResult> {
+export async function authenticateAssertion(
+  record: ClientRecord | null,
+  assertion: string,
+  env: Env,
+  now: number,
+): Promise<AssertionResult> {
   if (!record) return { ok: false, reason: "unknown client" };
   if (record.token_endpoint_auth_method !== "private_key_jwt")
     return { ok: false, reason: `the client authenticates with ${record.token_endpoint_auth_method ?? "a secret"}, not private_key_jwt` };

@@ -47,7 +47,10 @@ export class JtiGuard extends DurableObject<Env> {
 
 async function sha256(text: string): Promise<string> {
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-  return btoa(String.fromCharCode(...digest)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return btoa(String.fromCharCode(...digest))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "");
 }
 
 /**
@@ -56,7 +59,12 @@ async function sha256(text: string): Promise<string> {
  * temporarily_unavailable, never an acceptance (fail closed), and not counted as a failed
  * authentication, since the assertion itself was valid.
  */
-export async function useJtiOnce(guards: DurableObjectNamespace<JtiGuard>, clientId: string, jti: string, until: number): Promise<"first" | "replay"> {
+export async function useJtiOnce(
+  guards: DurableObjectNamespace<JtiGuard>,
+  clientId: string,
+  jti: string,
+  until: number,
+): Promise<"first" | "replay"> {
   const hash = await sha256(jti);
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {

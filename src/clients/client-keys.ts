@@ -116,7 +116,8 @@ export function parseClientJWKS(value: unknown): ClientJWKS {
         kids.add(jwk.kid);
       }
       const kept: Record<string, string> = {};
-      for (const member of ["kty", "kid", "alg", "use", "crv", "x", "y", "n", "e"]) if (jwk[member] !== undefined) kept[member] = jwk[member]!;
+      for (const member of ["kty", "kid", "alg", "use", "crv", "x", "y", "n", "e"])
+        if (jwk[member] !== undefined) kept[member] = jwk[member]!;
       return kept as unknown as ClientPublicJWK;
     }),
   };

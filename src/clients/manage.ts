@@ -85,7 +85,9 @@ function applyKeys(next: ClientRecord, changes: ClientChanges): void {
     const from = next.token_endpoint_auth_method ?? "client_secret_basic";
     // Between the two secret methods nothing changes (a secret is sent either way); to or from an assertion it would.
     if (usesAssertion(next) || changes.token_endpoint_auth_method === "private_key_jwt")
-      throw new ClientRecordError(`token_endpoint_auth_method: ${from} cannot change to ${changes.token_endpoint_auth_method}; create a new client`);
+      throw new ClientRecordError(
+        `token_endpoint_auth_method: ${from} cannot change to ${changes.token_endpoint_auth_method}; create a new client`,
+      );
     next.token_endpoint_auth_method = changes.token_endpoint_auth_method;
   }
   if (changes.jwks !== undefined) {
@@ -132,7 +134,12 @@ function checkNewClientId(clientId: string): void {
 function draftClientRecord(clientId: string, changes: ClientChanges, now: number, method: TokenEndpointAuthMethod): ClientRecord {
   checkNewClientId(clientId);
   const allowed = scopes(changes.scope ?? "", "scope");
-  const blank = { ...blankClientRecord(clientId, now), token_endpoint_auth_method: method, allowed_scopes: allowed, default_scopes: allowed };
+  const blank = {
+    ...blankClientRecord(clientId, now),
+    token_endpoint_auth_method: method,
+    allowed_scopes: allowed,
+    default_scopes: allowed,
+  };
   return apply(blank, { ...changes, scope: undefined, token_endpoint_auth_method: undefined });
 }
 
@@ -187,7 +194,8 @@ export async function rotateClientSecret(
   { iterations = DEFAULT_PBKDF2_ITERATIONS }: SecretOptions = {},
 ): Promise<{ record: ClientRecord; clientSecret: string; secretId: string }> {
   if (!Number.isSafeInteger(graceSeconds) || graceSeconds < 0) throw new ClientRecordError("grace: must be whole seconds >= 0");
-  if (usesAssertion(record)) throw new ClientRecordError(`secret: ${record.client_id} authenticates with private_key_jwt and has no secret`);
+  if (usesAssertion(record))
+    throw new ClientRecordError(`secret: ${record.client_id} authenticates with private_key_jwt and has no secret`);
   const { id, secret } = generateClientSecret();
   const until = now + graceSeconds;
   const kept = record.secrets

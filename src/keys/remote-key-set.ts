@@ -78,7 +78,9 @@ async function fetchKeySet(jwksUri: string): Promise<JSONWebKeySet> {
   }
   if (response.status !== 200) {
     await response.body?.cancel();
-    throw new KeySetUnavailableError(`${jwksUri} answered ${response.status}${response.status >= 300 && response.status < 400 ? " (redirects are not followed)" : ""}`);
+    throw new KeySetUnavailableError(
+      `${jwksUri} answered ${response.status}${response.status >= 300 && response.status < 400 ? " (redirects are not followed)" : ""}`,
+    );
   }
   let value: unknown;
   try {
@@ -129,7 +131,11 @@ export function remoteKeySet(jwksUri: string): JWTVerifyGetKey {
     } catch (error) {
       const current = sets.get(jwksUri);
       // An unknown kid may be a key added since: fetch again, at most once a minute.
-      if ((error as { code?: string }).code !== "ERR_JWKS_NO_MATCHING_KEY" || !current || Date.now() - current.fetchedAt < KEY_SET_REFETCH_MS)
+      if (
+        (error as { code?: string }).code !== "ERR_JWKS_NO_MATCHING_KEY" ||
+        !current ||
+        Date.now() - current.fetchedAt < KEY_SET_REFETCH_MS
+      )
         throw error;
       return (await load(current))(header, token);
     }
