@@ -62,8 +62,13 @@ export async function startRawWorkerd(
     env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
   });
   writeFileSync(join(dir, "kv.js"), KV_SERVICE);
+  mkdirSync(join(dir, "do"), { recursive: true });
   writeFileSync(join(dir, "data.json"), JSON.stringify(kv));
-  const bindings: string[] = ['(name = "CLIENTS", kvNamespace = "kv")'];
+  const bindings: string[] = [
+    '(name = "CLIENTS", kvNamespace = "kv")',
+    // private_key_jwt's jti guard (wrangler.toml JTI_GUARD): a SQLite Durable Object in this process.
+    '(name = "JTI_GUARD", durableObjectNamespace = "JtiGuard")',
+  ];
   for (const [name, value] of Object.entries(vars)) {
     writeFileSync(join(dir, `var-${name}.txt`), value);
     bindings.push(`(name = "${name}", text = embed "var-${name}.txt")`);
@@ -93,6 +98,7 @@ const config :Workerd.Config = (
     (name = "main", worker = .tollgate),
     (name = "kv", external = (address = "127.0.0.1:${kvPort}", http = ())),
     (name = "internet", network = (allow = ["public", "private", "local"])),
+    (name = "do-disk", disk = (path = "${join(dir, "do")}", writable = true)),
   ],
   sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
 );
@@ -100,6 +106,8 @@ const tollgate :Workerd.Worker = (
   modules = [ (name = "index.js", esModule = embed "dist/index.js") ],
   compatibilityDate = "2026-11-01",
   bindings = [ ${bindings.join(",\n    ")} ],
+  durableObjectNamespaces = [ (className = "JtiGuard", uniqueKey = "tollgate-jti-guard", enableSql = true) ],
+  durableObjectStorage = (localDisk = "do-disk"),
   globalOutbound = "internet",
 );
 `,
