@@ -4,7 +4,7 @@
  * deployed namespace (--remote [--env NAME]). Same record rules and hashing as the Worker.
  * Storage is opened once per command, and only by commands that need it (cli/kv.ts).
  */
-import { closeSync, openSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { enableCompileCache } from "node:module";
 import { parseArgs } from "node:util";
 import {
@@ -16,10 +16,13 @@ import {
   isValidClientId,
   isWellFormedClientId,
   validateClientRecord,
+  TOKEN_ENDPOINT_AUTH_METHODS,
   type ClientRecord,
+  type TokenEndpointAuthMethod,
 } from "../src/clients/record.ts";
 import {
   createClientRecord,
+  createKeyClientRecord,
   DEFAULT_SECRET_GRACE_SECONDS,
   revokeClientSecret,
   rotateClientSecret,
@@ -43,11 +46,15 @@ const USAGE = `Usage: tollgate <command> [options]
 Clients:
   clients create <client_id> --scope "a b" [--default-scope "a"] [--audience URI ...]
                  [--default-audience URI] [--ttl SECONDS] [--name TEXT] [--introspect-any] [--json]
+                 [--auth-method client_secret_basic|client_secret_post|private_key_jwt]
+                 private_key_jwt: no secret; its public keys from --jwks-file keys.json or
+                 --jwks-uri URL (https), [--allow-token-endpoint-audience] (weaker: README)
   clients list [--json]
   clients show <client_id> [--json]
   clients update <client_id> [--scope ...] [--default-scope ...] [--audience URI ...]
                  [--default-audience URI] [--ttl SECONDS|default] [--name TEXT]
                  [--introspect-any | --no-introspect-any]
+                 [--jwks-file FILE | --jwks-uri URL] [--[no-]allow-token-endpoint-audience]
                  --introspect-any: the client may introspect every client's tokens (POST /introspect)
   clients disable <client_id>        clients enable <client_id>
   clients delete <client_id>
@@ -96,6 +103,11 @@ const OPTIONS = {
   force: { type: "boolean", default: false },
   "introspect-any": { type: "boolean" },
   "no-introspect-any": { type: "boolean" },
+  "auth-method": { type: "string" },
+  "jwks-file": { type: "string" },
+  "jwks-uri": { type: "string" },
+  "allow-token-endpoint-audience": { type: "boolean" },
+  "no-allow-token-endpoint-audience": { type: "boolean" },
   file: { type: "string", short: "f" },
   "dry-run": { type: "boolean", default: false },
   prune: { type: "boolean", default: false },
@@ -204,6 +216,32 @@ function changesFromOptions(): ClientChanges {
     throw new UsageError("--introspect-any and --no-introspect-any exclude each other");
   if (opts["introspect-any"]) changes.introspect_any = true;
   if (opts["no-introspect-any"]) changes.introspect_any = false;
+  return { ...changes, ...authenticationOptions() };
+}
+
+/** --auth-method, and a private_key_jwt client's keys and audience flag (the record's rules check them). */
+function authenticationOptions(): ClientChanges {
+  const changes: ClientChanges = {};
+  const method = opts["auth-method"];
+  if (method !== undefined) {
+    if (!(TOKEN_ENDPOINT_AUTH_METHODS as readonly string[]).includes(method))
+      throw new UsageError(`--auth-method must be one of ${TOKEN_ENDPOINT_AUTH_METHODS.join(", ")}`);
+    changes.token_endpoint_auth_method = method as TokenEndpointAuthMethod;
+  }
+  if (opts["jwks-file"] !== undefined && opts["jwks-uri"] !== undefined)
+    throw new UsageError("--jwks-file and --jwks-uri exclude each other");
+  if (opts["jwks-file"] !== undefined) {
+    try {
+      changes.jwks = JSON.parse(readFileSync(opts["jwks-file"], "utf8"));
+    } catch (error) {
+      throw new UsageError(`--jwks-file ${opts["jwks-file"]}: ${(error as Error).message}`);
+    }
+  }
+  if (opts["jwks-uri"] !== undefined) changes.jwks_uri = opts["jwks-uri"];
+  if (opts["allow-token-endpoint-audience"] && opts["no-allow-token-endpoint-audience"])
+    throw new UsageError("--allow-token-endpoint-audience and --no-allow-token-endpoint-audience exclude each other");
+  if (opts["allow-token-endpoint-audience"]) changes.allow_token_endpoint_audience = true;
+  if (opts["no-allow-token-endpoint-audience"]) changes.allow_token_endpoint_audience = false;
   return changes;
 }
 
@@ -233,6 +271,13 @@ async function readClient(id: string): Promise<ClientRecord> {
   const raw = await (await store()).get(clientKey(id));
   if (raw === null) throw new ClientRecordError(`no client ${JSON.stringify(id)} in ${where}`);
   return parseRecord(clientKey(id), raw);
+}
+
+/** Stores a new client; an existing one under that id is an error. */
+async function writeNewClient(record: ClientRecord): Promise<void> {
+  if ((await (await store()).get(clientKey(record.client_id))) !== null)
+    throw new ClientRecordError(`client ${JSON.stringify(record.client_id)} already exists (use update or rotate-secret)`);
+  await writeClient(record);
 }
 
 async function writeClient(record: ClientRecord): Promise<void> {
@@ -274,10 +319,16 @@ const clientCommands: Record<string, Command> = {
     const id = clientIdArg(true);
     if (opts.scope === undefined) throw new UsageError('--scope "a b" is required (use --scope "" for none)');
     // The record is made (and checked) before storage is opened: bad input fails fast.
-    const { record, clientSecret } = await createClientRecord(id, changesFromOptions(), now(), configuredIterations());
-    if ((await (await store()).get(clientKey(id))) !== null)
-      throw new ClientRecordError(`client ${JSON.stringify(id)} already exists (use update or rotate-secret)`);
-    await writeClient(record);
+    const changes = changesFromOptions();
+    if (changes.token_endpoint_auth_method === "private_key_jwt") {
+      // RFC 7523 §2.2: the client's keys are its credentials; no secret is made or shown.
+      const record = createKeyClientRecord(id, changes, now());
+      await writeNewClient(record);
+      print(describeClient(record), `${summary(record)}\n\nNo secret: the client signs assertions with its private key.`);
+      return;
+    }
+    const { record, clientSecret } = await createClientRecord(id, changes, now(), configuredIterations());
+    await writeNewClient(record);
     print(
       { client_id: id, client_secret: clientSecret, ...describeClient(record) },
       `${summary(record)}\n\nclient_secret      ${clientSecret}\n\nThe secret is shown this once; only its PBKDF2 hash is stored.`,
@@ -440,6 +491,11 @@ async function applyFile(): Promise<void> {
 
     const kv = await store();
     for (const [id, spec] of creates) {
+      if (spec.token_endpoint_auth_method === "private_key_jwt") {
+        // No secret to hand over: the client's keys are in the file.
+        await kv.put(clientKey(id), JSON.stringify(createKeyClientRecord(id, changesOf(id, spec), at)));
+        continue;
+      }
       const { record, clientSecret } = await createClientRecord(id, changesOf(id, spec), at, configuredIterations());
       await kv.put(clientKey(id), JSON.stringify(record));
       created.push({ client_id: id, client_secret: clientSecret });

@@ -297,6 +297,7 @@ function validateAuthentication(v: Record<string, unknown>, secretCount: number)
   }
   const sources = [out.jwks && "jwks", out.jwks_uri && "jwks_uri", out.federated_identity && "federated_identity"].filter(Boolean);
   if (method === "private_key_jwt") {
+    out.allow_token_endpoint_audience ??= false;
     if (secretCount > 0) fail("secrets", "a private_key_jwt client has no secrets");
     if (sources.length !== 1) fail("token_endpoint_auth_method", "private_key_jwt needs exactly one of jwks, jwks_uri, federated_identity");
   } else {
