@@ -14,12 +14,19 @@ export const JTI_GUARD_TIMEOUT_MS = 3000;
 /** Longest `jti` accepted (it is stored only as a SHA-256). */
 export const MAX_JTI_LENGTH = 256;
 
+/** How often, at most, an object with entries wakes to drop the expired ones. */
+const SWEEP_SECONDS = 60;
+
 /**
  * One client's used `jti`s (as SHA-256, base64url) with the second until which each must stay
- * refused. An entry is dropped once that second has passed: on every write, and by an alarm, so an
- * idle object empties itself.
+ * refused. One SQL statement per assertion; an entry past its second blocks nothing (a later insert
+ * of that digest takes it over) and is deleted by the alarm, which runs at most once a minute while
+ * entries remain, so an idle object empties itself.
  */
 export class JtiGuard extends DurableObject<Env> {
+  /** Whether an alarm is known to be set; undefined until asked (a new instance after eviction). */
+  #alarmSet: boolean | undefined;
+
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS used (jti TEXT PRIMARY KEY, until INTEGER NOT NULL) WITHOUT ROWID");
@@ -28,11 +35,18 @@ export class JtiGuard extends DurableObject<Env> {
   /** "first" the first time `jtiHash` is presented before `until` (epoch seconds), "replay" after. */
   async use(jtiHash: string, until: number): Promise<"first" | "replay"> {
     const now = Math.floor(Date.now() / 1000);
-    const sql = this.ctx.storage.sql;
-    sql.exec("DELETE FROM used WHERE until <= ?", now);
-    const inserted = sql.exec("INSERT INTO used (jti, until) VALUES (?, ?) ON CONFLICT (jti) DO NOTHING", jtiHash, until).rowsWritten;
-    if (inserted === 0) return "replay";
-    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm((until + 1) * 1000);
+    const written = this.ctx.storage.sql.exec(
+      "INSERT INTO used (jti, until) VALUES (?, ?) ON CONFLICT (jti) DO UPDATE SET until = excluded.until WHERE used.until <= ?",
+      jtiHash,
+      until,
+      now,
+    ).rowsWritten;
+    if (written === 0) return "replay";
+    this.#alarmSet ??= (await this.ctx.storage.getAlarm()) !== null;
+    if (!this.#alarmSet) {
+      await this.ctx.storage.setAlarm(Math.max(until + 1, now + SWEEP_SECONDS) * 1000);
+      this.#alarmSet = true;
+    }
     return "first";
   }
 
@@ -41,7 +55,8 @@ export class JtiGuard extends DurableObject<Env> {
     const sql = this.ctx.storage.sql;
     sql.exec("DELETE FROM used WHERE until <= ?", now);
     const next = sql.exec<{ until: number | null }>("SELECT MIN(until) AS until FROM used").one().until;
-    if (next !== null) await this.ctx.storage.setAlarm((next + 1) * 1000);
+    this.#alarmSet = next !== null;
+    if (next !== null) await this.ctx.storage.setAlarm(Math.max(next + 1, now + SWEEP_SECONDS) * 1000);
   }
 }
 

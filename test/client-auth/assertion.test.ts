@@ -15,7 +15,7 @@ import {
 } from "../support/assertions.ts";
 import { basic, expectJSONError, FORM, fetchWithEnv, seedClient, tokenRequest, TOKEN_URL, verifyAccessToken } from "../support/worker.ts";
 import { nowSeconds } from "../support/tokens.ts";
-import { useJtiOnce, type JtiGuard } from "../../src/client-auth/jti-guard.ts";
+import { JTI_GUARD_TIMEOUT_MS, useJtiOnce, type JtiGuard } from "../../src/client-auth/jti-guard.ts";
 import { authenticateAssertion } from "../../src/client-auth/assertion.ts";
 import { loadClient } from "../../src/clients/store.ts";
 
@@ -338,7 +338,7 @@ describe("Single use of a jti across the network (JtiGuard Durable Object)", () 
     await issuedTo(await assertionTokenRequest(await signAssertion(b, { jti })), b.client_id);
   });
 
-  it("keeps only SHA-256 digests, and drops them once expired (on write and by its alarm)", async () => {
+  it("keeps only SHA-256 digests; an expired one blocks nothing and its alarm drops it", async () => {
     const clientId = `guard-${crypto.randomUUID()}`;
     const stub = env.JTI_GUARD.get(env.JTI_GUARD.idFromName(clientId));
     const now = nowSeconds();
@@ -350,7 +350,8 @@ describe("Single use of a jti across the network (JtiGuard Durable Object)", () 
     expect(rows).toHaveLength(2);
     expect(JSON.stringify(rows)).not.toContain("secret-looking-jti");
     expect(rows.every((r) => /^[A-Za-z0-9_-]{43}$/.test(r.jti))).toBe(true);
-    // An expired entry blocks nothing and is gone after the alarm.
+    // An expired entry blocks nothing, and is gone after the alarm.
+    expect(await useJtiOnce(env.JTI_GUARD, clientId, "short-lived", now - 1)).toBe("first");
     expect(await runDurableObjectAlarm(stub)).toBe(true);
     const left = await runInDurableObject(
       stub,
@@ -383,6 +384,20 @@ describe("Single use of a jti across the network (JtiGuard Durable Object)", () 
       await expectJSONError(res, 503, "temporarily_unavailable");
       expect(res.headers.get("Retry-After")).not.toBeNull();
     }
+    // A guard that never answers: the same 503 once JTI_GUARD_TIMEOUT_MS has passed.
+    const silent = { idFromName: broken.idFromName, get: () => ({ use: () => new Promise(() => {}) }) };
+    const started = Date.now();
+    const res = await fetchWithEnv(
+      TOKEN_URL,
+      {
+        method: "POST",
+        headers: { "Content-Type": FORM },
+        body: new URLSearchParams(assertionForm(await signAssertion(client))).toString(),
+      },
+      { JTI_GUARD: silent },
+    );
+    await expectJSONError(res, 503, "temporarily_unavailable");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(JTI_GUARD_TIMEOUT_MS - 100);
   });
 });
 
@@ -405,6 +420,15 @@ describe("jwks_uri: keys fetched from the client's URL", () => {
     const name = await publish({ keys: [key.publicJWK] });
     const client = await seedKeyClient({ jwks_uri: `${env.TEST_KEY_HOST_URL}/sets/${name}` }, key);
     for (let i = 0; i < 3; i++) expect((await send(await signAssertion(client, {}, {}, LOOPBACK_ISSUER))).status).toBe(200);
+    expect(await (await fetch(`${env.TEST_KEY_HOST_URL}/count/${name}`)).text()).toBe("1");
+  });
+
+  it("an unknown kid fetches the set again at most once a minute", async () => {
+    const key = await clientKey();
+    const name = await publish({ keys: [key.publicJWK] });
+    const client = await seedKeyClient({ jwks_uri: `${env.TEST_KEY_HOST_URL}/sets/${name}` }, key);
+    expect((await send(await signAssertion(client, {}, {}, LOOPBACK_ISSUER))).status).toBe(200);
+    for (let i = 0; i < 3; i++) await expectRefused(await send(await signAssertion(client, {}, { kid: `unknown-${i}` }, LOOPBACK_ISSUER)));
     expect(await (await fetch(`${env.TEST_KEY_HOST_URL}/count/${name}`)).text()).toBe("1");
   });
 
