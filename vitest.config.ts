@@ -2,6 +2,7 @@ import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { startEchoOrigin } from "./scripts/echo-origin.ts";
 import { startKeyHost } from "./scripts/key-host.ts";
+import { startStandInIssuer } from "./scripts/stand-in-issuer.ts";
 import { generateSigningKey } from "./src/keys/new-key-pair.ts";
 
 // A fresh signing key per run, so no key ever lives in the repository.
@@ -15,6 +16,10 @@ origin.server.unref();
 const keyHost = await startKeyHost();
 keyHost.server.unref();
 const AUDIENCE = "https://api.tollgate.test";
+// A stand-in external issuer and JWKS host (discovery, good and hostile key sets) on loopback, for
+// the remote key set and workload identity federation tests; its private keys go to the tests.
+const standIn = await startStandInIssuer();
+standIn.server.unref();
 const gatewayRoutes = [
   {
     prefix: "/api",
@@ -73,6 +78,7 @@ export default defineConfig({
                 TEST_PUBLISHED_ONLY_KID: testKeys.keys[1]!.kid!,
                 TEST_ORIGIN_URL: origin.url,
                 TEST_KEY_HOST_URL: keyHost.url,
+                TEST_STAND_IN: JSON.stringify({ url: standIn.url, keys: standIn.keys }),
               },
               ratelimits: {
                 TOKEN_IP_LIMITER: { namespace_id: "1001", ...lenient },

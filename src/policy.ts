@@ -56,3 +56,27 @@ export const DEFAULT_MAX_ACCESS_TOKEN_TTL = 3600;
 
 /** ACCESS_TOKEN_TTL when unset. */
 export const DEFAULT_ACCESS_TOKEN_TTL = 300;
+
+// Remote key sets (src/keys/remote-key-set.ts): the JWKS of trusted external issuers and of clients.
+
+/** A remote JWKS is used this long when its Cache-Control names no max-age. */
+export const REMOTE_KEYS_DEFAULT_SECONDS = 600;
+
+/**
+ * A remote JWKS's max-age is held within these bounds: at least a minute (a `no-store` set is not
+ * fetched per request), at most an hour (a key the issuer withdrew stops verifying within the hour).
+ */
+export const REMOTE_KEYS_MIN_SECONDS = 60;
+export const REMOTE_KEYS_MAX_SECONDS = 3600;
+
+/**
+ * While refetching an expired remote JWKS fails, its last good keys keep verifying this long past
+ * their freshness: an issuer's outage does not stop its workloads at once.
+ */
+export const REMOTE_KEYS_STALE_SECONDS = 6 * 3600;
+
+/** An unknown `kid` refetches a remote JWKS at most this often per URI and isolate. */
+export const REMOTE_KEYS_REFETCH_SECONDS = 60;
+
+/** A failed fetch of a remote JWKS or discovery document is remembered (not retried) this long. */
+export const REMOTE_KEYS_FAILURE_SECONDS = 15;

@@ -7,8 +7,15 @@ import { OAuthError } from "./errors.ts";
 
 export const BODY_DEADLINE_MS = 10_000;
 
-/** Returns the body's bytes, or undefined when it is over `limit` (the caller chooses the error). */
-export async function readBodyCapped(request: Request, limit: number, deadlineMs = BODY_DEADLINE_MS): Promise<Uint8Array | undefined> {
+/**
+ * Returns the body's bytes, or undefined when it is over `limit` (the caller chooses the error).
+ * A Response is read the same way (a remote key set, src/keys/remote-key-set.ts).
+ */
+export async function readBodyCapped(
+  request: Request | Response,
+  limit: number,
+  deadlineMs = BODY_DEADLINE_MS,
+): Promise<Uint8Array | undefined> {
   const declared = request.headers.get("Content-Length");
   if (declared !== null && !(Number(declared) <= limit)) return undefined;
   if (!request.body) return new Uint8Array(0);
