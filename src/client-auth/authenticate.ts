@@ -41,9 +41,10 @@ export interface AuthenticatedRequest<T> {
 
 /**
  * Authenticates the client of a form request, or throws the endpoint's error (400, 401
- * invalid_client, with a Basic challenge unless the secret came in the body, 413, 429, 503). `prepare` runs the endpoint's cheap checks
- * (required parameters, signing keys) before the PBKDF2 work, so a request that would fail anyway
- * costs none; what it returns comes back as `prepared`.
+ * invalid_client, with a Basic challenge unless the client authenticated in the body (a secret or an
+ * assertion), 413, 429, 503). `prepare` runs the endpoint's cheap checks (required parameters, signing
+ * keys) before the PBKDF2 or signature work, so a request that would fail anyway costs none; what it
+ * returns comes back as `prepared`.
  */
 export async function authenticateFormRequest<T>(
   request: Request,
