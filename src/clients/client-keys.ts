@@ -33,8 +33,8 @@ export interface ClientJWKS {
   keys: ClientPublicJWK[];
 }
 
-/** RFC 7518 §6.2.2, §6.3.2, RFC 8037 §2: the members that make a JWK private (`k`: a symmetric key). */
-const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] as const;
+/** RFC 7518 §6.2.2, §6.3.2, RFC 8037 §2: the members that make a JWK private (`k`: a symmetric key; `priv`: the AKP keys of post-quantum drafts). */
+const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv"] as const;
 
 /** Per key type, the curves and algorithms allowed, and the public members it needs. */
 const KEY_TYPES = {
