@@ -1,8 +1,10 @@
 /**
  * `node bench/cli.ts [--runs 5]`: how long each local `tollgate` command takes, as an operator runs
- * it (`node cli/tollgate.ts …`, a new process each time) on a scratch local state with three clients.
- * Every command runs `runs` times, interleaved with the others, and the table has the medians of
- * wall time and of CPU time (user + system of the command and its children, from /proc). docs/benchmarks.md, "CLI".
+ * it (`node cli/tollgate.ts …`, a new process each time) on a scratch local state with three clients,
+ * both ways the CLI reaches that state: in place (cli/kv-files.ts) and through Miniflare (forced by
+ * turning node:sqlite off, `--no-experimental-sqlite`, as on a Node without it). Every command runs
+ * `runs` times each way, interleaved with the others, and the table has the medians of wall time and
+ * of CPU time (user + system of the command and its children, from /proc). docs/benchmarks.md, "CLI".
  */
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -29,10 +31,14 @@ interface Sample {
   code: number | null;
 }
 
-function tollgate(args: string[]): Promise<Sample> {
+type Way = "in place" | "Miniflare";
+const WAYS: Way[] = ["Miniflare", "in place"];
+
+function tollgate(args: string[], way: Way = "in place"): Promise<Sample> {
   const ticks = childTicks();
   const start = performance.now();
-  const child = spawn(process.execPath, ["cli/tollgate.ts", ...args, "--persist-to", state], { cwd: PROJECT_ROOT, stdio: "ignore" });
+  const env = way === "Miniflare" ? { ...process.env, NODE_OPTIONS: "--no-experimental-sqlite" } : process.env;
+  const child = spawn(process.execPath, ["cli/tollgate.ts", ...args, "--persist-to", state], { cwd: PROJECT_ROOT, stdio: "ignore", env });
   return new Promise((resolve, reject) => {
     child.on("error", reject);
     child.on("exit", (code) => resolve({ wallMs: performance.now() - start, cpuMs: (childTicks() - ticks) * 10, code }));
@@ -75,19 +81,19 @@ try {
     const setup = await tollgate(["clients", "create", id, "--scope", "a b"]);
     if (setup.code !== 0) throw new Error(`creating ${id} exited ${setup.code}`);
   }
-  const samples = CASES.map(() => [] as Sample[]);
+  const samples = new Map(WAYS.map((way) => [way, CASES.map(() => [] as Sample[])]));
   for (let round = 0; round < runs; round++)
-    for (const [i, c] of CASES.entries()) {
-      const sample = await tollgate(c.args());
-      if (sample.code !== (c.expectCode ?? 0)) throw new Error(`${c.label} exited ${sample.code}`);
-      samples[i]!.push(sample);
-    }
-  console.log(`| command | wall s | CPU s |\n|---|---:|---:|`);
-  for (const [i, c] of CASES.entries()) {
-    const wall = median(samples[i]!.map((s) => s.wallMs)) / 1000;
-    const cpu = median(samples[i]!.map((s) => s.cpuMs)) / 1000;
-    console.log(`| ${c.label} | ${wall.toFixed(2)} | ${cpu.toFixed(2)} |`);
-  }
+    for (const [i, c] of CASES.entries())
+      for (const way of WAYS) {
+        const sample = await tollgate(c.args(), way);
+        if (sample.code !== (c.expectCode ?? 0)) throw new Error(`${c.label} (${way}) exited ${sample.code}`);
+        samples.get(way)![i]!.push(sample);
+      }
+  const cells = (xs: Sample[]) =>
+    `${(median(xs.map((s) => s.wallMs)) / 1000).toFixed(2)} | ${(median(xs.map((s) => s.cpuMs)) / 1000).toFixed(2)}`;
+  console.log(`| command | ${WAYS.map((w) => `${w}: wall s | ${w}: CPU s`).join(" | ")} |`);
+  console.log(`|---|${WAYS.map(() => "---:|---:").join("|")}|`);
+  for (const [i, c] of CASES.entries()) console.log(`| ${c.label} | ${WAYS.map((w) => cells(samples.get(w)![i]!)).join(" | ")} |`);
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

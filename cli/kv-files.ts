@@ -92,16 +92,14 @@ export function openFileStore(kvRoot: string, namespaceId: string): KVStore | un
   if (!existsSync(dbPath)) return undefined;
   const sqlite = loadSqlite();
   if (!sqlite) return undefined;
-  let db: DatabaseSync;
+  let db: DatabaseSync | undefined;
   try {
     db = new sqlite.DatabaseSync(dbPath);
     db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
     const columns = db.prepare("SELECT name FROM pragma_table_info('_mf_entries') ORDER BY cid").all();
-    if (columns.map((c) => c.name).join(",") !== COLUMNS) {
-      db.close();
-      return undefined;
-    }
+    if (columns.map((c) => c.name).join(",") !== COLUMNS) throw new Error("not Miniflare's table");
   } catch {
+    db?.close();
     return undefined;
   }
   const blobs = join(kvRoot, namespaceId, "blobs");
