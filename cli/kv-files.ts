@@ -48,7 +48,7 @@ export function objectId(name: string): string {
 function loadSqlite(): typeof import("node:sqlite") | undefined {
   const emitWarning = process.emitWarning;
   process.emitWarning = ((warning: string | Error, ...rest: unknown[]) => {
-    if (String(warning).startsWith("SQLite is an experimental feature")) return;
+    if (rest[0] === "ExperimentalWarning" && String(warning).includes("SQLite")) return;
     (emitWarning as (...args: unknown[]) => void).call(process, warning, ...rest);
   }) as typeof process.emitWarning;
   try {
