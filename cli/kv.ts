@@ -1,11 +1,14 @@
 /**
  * The CLIENTS namespace as the CLI sees it: locally, the state `npm start` uses (.wrangler/state, or
- * --persist-to), through one in-process Miniflare for the whole command, exactly as `wrangler kv key
- * --local` opens it; remotely (--remote), Cloudflare's REST API (cli/cloudflare-api.ts).
+ * --persist-to), read and written in place with Node's SQLite (cli/kv-files.ts), or where that
+ * cannot be done (an older Node, a state Miniflare has not created yet) through one in-process
+ * Miniflare for the whole command, exactly as `wrangler kv key --local` opens it; remotely
+ * (--remote), Cloudflare's REST API (cli/cloudflare-api.ts).
  */
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { configPath, readWranglerSettings } from "./config.ts";
+import { openFileStore } from "./kv-files.ts";
 
 export { PROJECT_ROOT, WRANGLER } from "./config.ts";
 
@@ -52,7 +55,8 @@ const LOCAL_KV_WORKER = `export default {
   },
 };`;
 
-async function openLocal(target: KVTarget): Promise<KVStore> {
+/** The local namespace through Miniflare and workerd, whatever the files' state: it creates them if need be. */
+export async function openMiniflareStore(target: KVTarget): Promise<KVStore> {
   const { namespaceId } = readWranglerSettings(configPath(target.config), target.env);
   const { Miniflare, convertV4MiniflareOptions } = loadMiniflare();
   // The persistence `wrangler kv key --local` and `wrangler dev` use, so all read the same files.
@@ -87,9 +91,15 @@ async function openLocal(target: KVTarget): Promise<KVStore> {
   };
 }
 
+/** The local namespace's files opened in place, if cli/kv-files.ts can vouch for them. */
+export function openLocalFileStore(target: KVTarget): KVStore | undefined {
+  const { namespaceId } = readWranglerSettings(configPath(target.config), target.env);
+  return openFileStore(join(localStateDir(target), "v3", "kv"), namespaceId);
+}
+
 /** Opens the target's namespace once; close() it when the command is done. */
 export async function openStore(target: KVTarget): Promise<KVStore> {
-  if (!target.remote) return openLocal(target);
+  if (!target.remote) return openLocalFileStore(target) ?? openMiniflareStore(target);
   const { openRemoteStore } = await import("./cloudflare-api.ts");
   return openRemoteStore(target);
 }
