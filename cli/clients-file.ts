@@ -26,6 +26,7 @@ export interface ClientSpec {
   token_ttl?: number;
   disabled?: boolean;
   introspect_any?: boolean;
+  dpop_bound_access_tokens?: boolean;
 }
 
 /** The fields a plan compares and an update may change, in the order they are shown. */
@@ -38,6 +39,7 @@ const MANAGED_FIELDS = [
   "token_ttl",
   "disabled",
   "introspect_any",
+  "dpop_bound_access_tokens",
 ] as const;
 type ManagedField = (typeof MANAGED_FIELDS)[number];
 
@@ -66,6 +68,7 @@ const FIELD_CHECKS: Record<ManagedField, (v: unknown) => string | undefined> = {
   token_ttl: (v) => (typeof v === "number" && Number.isSafeInteger(v) ? undefined : "must be whole seconds"),
   disabled: (v) => (typeof v === "boolean" ? undefined : "must be true or false"),
   introspect_any: (v) => (typeof v === "boolean" ? undefined : "must be true or false"),
+  dpop_bound_access_tokens: (v) => (typeof v === "boolean" ? undefined : "must be true or false"),
 };
 
 /** The complete change set that turns any record of this id into what the file says. */
@@ -79,6 +82,7 @@ export function changesOf(clientId: string, spec: ClientSpec): ClientChanges {
     token_ttl: spec.token_ttl ?? null,
     disabled: spec.disabled ?? false,
     introspect_any: spec.introspect_any ?? false,
+    dpop_bound_access_tokens: spec.dpop_bound_access_tokens ?? false,
   };
 }
 
@@ -175,6 +179,7 @@ export function formatClientsFile(records: ClientRecord[]): string {
     if (r.token_ttl !== null) fields.push(["token_ttl", r.token_ttl]);
     if (r.disabled) fields.push(["disabled", true]);
     if (r.introspect_any) fields.push(["introspect_any", true]);
+    if (r.dpop_bound_access_tokens) fields.push(["dpop_bound_access_tokens", true]);
     lines.push(`[clients.${tomlKey(r.client_id)}]`, ...fields.map(([k, v]) => `${k} = ${tomlValue(v)}`), "");
   }
   return lines.join("\n");

@@ -17,6 +17,8 @@ export interface ClientChanges {
   disabled?: boolean;
   /** RFC 7662: whether the client may introspect other clients' tokens. */
   introspect_any?: boolean;
+  /** RFC 9449 §5.2: whether the client must send a DPoP proof (and gets only DPoP-bound tokens). */
+  dpop_bound_access_tokens?: boolean;
 }
 
 /** How a new secret is hashed: PBKDF2_ITERATIONS of the Worker that will verify it. */
@@ -58,6 +60,7 @@ function apply(record: ClientRecord, changes: ClientChanges): ClientRecord {
   if (changes.token_ttl !== undefined) next.token_ttl = changes.token_ttl;
   if (changes.disabled !== undefined) next.disabled = changes.disabled;
   if (changes.introspect_any !== undefined) next.introspect_any = changes.introspect_any;
+  if (changes.dpop_bound_access_tokens !== undefined) next.dpop_bound_access_tokens = changes.dpop_bound_access_tokens;
   return next;
 }
 
@@ -74,6 +77,7 @@ export function blankClientRecord(clientId: string, now: number): ClientRecord {
     token_ttl: null,
     disabled: false,
     introspect_any: false,
+    dpop_bound_access_tokens: false,
     // A fresh instance: tokens of a deleted record under the same id are never this one's.
     instance_id: generateInstanceId(),
     tokens_not_before: now,

@@ -6,6 +6,7 @@ import { Hono } from "hono";
 import { getConfig } from "../config.ts";
 import { OAuthError } from "../http/errors.ts";
 import { METADATA_MAX_AGE } from "../policy.ts";
+import { DPOP_SIGNING_ALGS } from "../tokens/dpop.ts";
 
 export const metadata = new Hono<{ Bindings: Env }>();
 
@@ -29,6 +30,8 @@ metadata.get("/", (c) => {
       response_types_supported: [],
       // The JWT access-token profile (RFC 9068) signs with ES256 only.
       access_token_signing_alg_values_supported: ["ES256"],
+      // RFC 9449 §5.1: /token binds tokens to DPoP proofs signed with these.
+      dpop_signing_alg_values_supported: DPOP_SIGNING_ALGS,
     },
     200,
     { "Cache-Control": `public, max-age=${METADATA_MAX_AGE}`, "Access-Control-Allow-Origin": "*" },

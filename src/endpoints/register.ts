@@ -81,7 +81,7 @@ function changesFrom(body: Record<string, unknown>): ClientChanges {
       throw invalidMetadata("access_token_ttl must be whole seconds or null");
     changes.token_ttl = body.access_token_ttl as number | null;
   }
-  for (const flag of ["disabled", "introspect_any"] as const) {
+  for (const flag of ["disabled", "introspect_any", "dpop_bound_access_tokens"] as const) {
     if (body[flag] !== undefined) {
       if (typeof body[flag] !== "boolean") throw invalidMetadata(`${flag} must be true or false`);
       changes[flag] = body[flag] as boolean;
@@ -121,6 +121,7 @@ function clientInformation(issuer: string, record: ClientRecord): Record<string,
     disabled,
     created_at,
     introspect_any,
+    dpop_bound_access_tokens,
   } = record;
   return {
     client_id,
@@ -136,6 +137,7 @@ function clientInformation(issuer: string, record: ClientRecord): Record<string,
     access_token_ttl: token_ttl,
     disabled,
     introspect_any,
+    dpop_bound_access_tokens,
     secrets: describeClient(record).secrets,
     registration_client_uri: `${issuer}/register/${encodeURIComponent(client_id)}`,
   };
@@ -226,6 +228,7 @@ register.put("/:client_id", adminRefusals, adminToken, async (c) => {
     default_audience: null,
     token_ttl: null,
     introspect_any: false,
+    dpop_bound_access_tokens: false,
     ...changesFrom(body),
   };
   changes.default_scope ??= changes.scope;
