@@ -7,8 +7,11 @@ import { env, exports } from "cloudflare:workers";
 import { calculateJwkThumbprint, decodeJwt } from "jose";
 import { beforeAll, describe, expect, it } from "vitest";
 import { DPOP_SIGNING_ALGS } from "../../src/tokens/dpop.ts";
-import { proofKey, signProof, type ProofKey } from "../support/dpop.ts";
-import { basic, expectJSONError, FORM, METADATA_URL, seedClient, TOKEN_URL, type TokenResponse } from "../support/worker.ts";
+import { expectDPoPRefusal, proofKey, proofParts, signProof, type ProofKey, type ProofOptions } from "../support/dpop.ts";
+import { expectProxied, gatewayFetch, GATEWAY, marker, originRequestsWith, rawHeaderValues } from "../support/gateway.ts";
+import { forgeJWS, hs256, nowSeconds } from "../support/tokens.ts";
+import { basic, expectJSONError, FORM, issueToken, METADATA_URL, seedClient, TOKEN_URL, type TokenResponse } from "../support/worker.ts";
+import { CLOCK_TOLERANCE_SECONDS, DPOP_PROOF_MAX_AGE_SECONDS } from "../../src/policy.ts";
 
 let key: ProofKey;
 let jkt: string;
@@ -112,5 +115,173 @@ describe("RFC 9449 §5.1: metadata", () => {
   it("names dpop_signing_alg_values_supported", async () => {
     const metadata = (await (await exports.default.fetch(METADATA_URL)).json()) as Record<string, unknown>;
     expect(metadata.dpop_signing_alg_values_supported).toEqual([...DPOP_SIGNING_ALGS]);
+  });
+});
+
+/** A fresh client's DPoP-bound token (bound to `key`). */
+async function boundToken(): Promise<string> {
+  const res = await dpopTokenRequest(await seedClient(), await tokenProof());
+  expect(res.status).toBe(200);
+  return ((await res.json()) as TokenResponse).access_token;
+}
+
+/** A request to the gateway with `Authorization: <scheme> <token>` and the given DPoP headers. */
+function gatewayCall(path: string, scheme: string, token: string, proofs: string[], init: RequestInit = {}): Promise<Response> {
+  const headers = new Headers(init.headers);
+  headers.set("Authorization", `${scheme} ${token}`);
+  for (const proof of proofs) headers.append("DPoP", proof);
+  return gatewayFetch(path, { ...init, headers });
+}
+
+/** A proof by `key` for GET `path` at the gateway, carrying the token's ath. */
+const resourceProof = (path: string, token: string, options: Partial<ProofOptions> = {}, by: ProofKey = key) =>
+  signProof(by, { url: `${GATEWAY}${path}`, accessToken: token, ...options });
+
+describe("RFC 9449 §7: a DPoP-bound token at the gateway", () => {
+  it("is accepted as Authorization: DPoP with a proof for the request; the origin gets neither", async () => {
+    const token = await boundToken();
+    const path = `/api/${marker("dpop")}`;
+    const echo = await expectProxied(await gatewayCall(path, "DPoP", token, [await resourceProof(path, token)]));
+    expect(rawHeaderValues(echo, "authorization")).toEqual([]);
+    expect(rawHeaderValues(echo, "dpop")).toEqual([]);
+    // The query is no part of htu (§4.3 step 9), nor is the case of the scheme.
+    const again = await expectProxied(await gatewayCall(`${path}?page=2`, "dpop", token, [await resourceProof(path, token)]));
+    expect(again.path).toContain("page=2");
+  });
+
+  it("forwards the DPoP header with Authorization on a keep_authorization route", async () => {
+    const token = await boundToken();
+    const path = `/strip/${marker("keep")}`;
+    const proof = await resourceProof(path, token);
+    const echo = await expectProxied(await gatewayCall(path, "DPoP", token, [proof]));
+    expect(rawHeaderValues(echo, "authorization")).toEqual([`DPoP ${token}`]);
+    expect(rawHeaderValues(echo, "dpop")).toEqual([proof]);
+  });
+
+  it("is refused as Bearer, even with a valid proof (§7.2)", async () => {
+    const token = await boundToken();
+    const mark = marker("bearer");
+    const path = `/api/${mark}`;
+    const res = await gatewayCall(path, "Bearer", token, [await resourceProof(path, token)]);
+    await expectDPoPRefusal(res, mark, "invalid_token", "the access token is DPoP-bound: send it as Authorization: DPoP with a DPoP proof");
+  });
+
+  it("is refused without a proof", async () => {
+    const token = await boundToken();
+    const mark = marker("noproof");
+    await expectDPoPRefusal(await gatewayCall(`/api/${mark}`, "DPoP", token, []), mark, "invalid_dpop_proof", "a DPoP proof is required");
+  });
+
+  it("is refused with a proof by another key (the thumbprint is not cnf.jkt)", async () => {
+    const token = await boundToken();
+    const mark = marker("otherkey");
+    const path = `/api/${mark}`;
+    const other = await proofKey("ES256");
+    await expectDPoPRefusal(
+      await gatewayCall(path, "DPoP", token, [await resourceProof(path, token, {}, other)]),
+      mark,
+      "invalid_token",
+      "the DPoP proof's key is not the one the access token is bound to",
+    );
+  });
+
+  const now = () => nowSeconds();
+  const refusedProofs: [string, (path: string, token: string) => Promise<string>][] = [
+    ["another htm", (path, token) => resourceProof(path, token, { method: "POST" })],
+    ["another htu path", (path, token) => resourceProof(`${path}x`, token)],
+    ["another htu host", (path, token) => signProof(key, { url: `https://evil.test${path}`, accessToken: token })],
+    ["no ath", (path) => signProof(key, { url: `${GATEWAY}${path}` })],
+    ["the ath of another token", (path) => resourceProof(path, "another-token")],
+    ["an iat too old", (path, token) => resourceProof(path, token, { claims: { iat: now() - DPOP_PROOF_MAX_AGE_SECONDS - 5 } })],
+    ["an iat in the future", (path, token) => resourceProof(path, token, { claims: { iat: now() + CLOCK_TOLERANCE_SECONDS + 5 } })],
+    ["no jti", (path, token) => resourceProof(path, token, { claims: { jti: undefined } })],
+    ["typ JWT", (path, token) => resourceProof(path, token, { header: { typ: "JWT" } })],
+    ["a private jwk", (path, token) => resourceProof(path, token, { header: { jwk: key.privateJWK } })],
+    [
+      "alg none",
+      async (path, token) => {
+        const { header, claims } = await proofParts(key, { url: `${GATEWAY}${path}`, accessToken: token, header: { alg: "none" } });
+        return forgeJWS(header, claims, "");
+      },
+    ],
+    [
+      "alg HS256",
+      async (path, token) => {
+        const { header, claims } = await proofParts(key, { url: `${GATEWAY}${path}`, accessToken: token, header: { alg: "HS256" } });
+        return forgeJWS(header, claims, (input) => hs256(JSON.stringify(key.jwk), input));
+      },
+    ],
+  ];
+  it.each(refusedProofs)("is refused with a proof with %s: 401 invalid_dpop_proof", async (_, makeProof) => {
+    const token = await boundToken();
+    const mark = marker("refused");
+    const path = `/api/${mark}`;
+    await expectDPoPRefusal(await gatewayCall(path, "DPoP", token, [await makeProof(path, token)]), mark, "invalid_dpop_proof");
+  });
+
+  it("is refused with two DPoP headers, even both valid", async () => {
+    const token = await boundToken();
+    const mark = marker("two");
+    const path = `/api/${mark}`;
+    const res = await gatewayCall(path, "DPoP", token, [await resourceProof(path, token), await resourceProof(path, token)]);
+    await expectDPoPRefusal(res, mark, "invalid_dpop_proof", "send exactly one DPoP header");
+  });
+
+  it("refuses a proof replayed in the same isolate within its iat window (§11.1)", async () => {
+    const token = await boundToken();
+    const mark = marker("replay");
+    const path = `/api/${mark}`;
+    const proof = await resourceProof(path, token);
+    await expectProxied(await gatewayCall(path, "DPoP", token, [proof]));
+    await expectDPoPRefusal(
+      await gatewayCall(path, "DPoP", token, [proof]),
+      undefined,
+      "invalid_dpop_proof",
+      "the DPoP proof was used before",
+    );
+    // The origin saw the first request only.
+    expect(await originRequestsWith(mark)).toHaveLength(1);
+  });
+});
+
+describe("RFC 9449 §7.2: an unbound token with the DPoP scheme", () => {
+  it("is refused with 401 invalid_token and a DPoP challenge, even with a valid proof", async () => {
+    const { access_token: token } = await issueToken(await seedClient());
+    const mark = marker("unbound");
+    const path = `/api/${mark}`;
+    await expectDPoPRefusal(
+      await gatewayCall(path, "DPoP", token, [await resourceProof(path, token)]),
+      mark,
+      "invalid_token",
+      "the access token is not DPoP-bound: send it as Authorization: Bearer",
+    );
+  });
+
+  it("passes as Bearer with a stray DPoP header, which the origin does not get", async () => {
+    const { access_token: token } = await issueToken(await seedClient());
+    const path = `/api/${marker("stray")}`;
+    const echo = await expectProxied(await gatewayCall(path, "Bearer", token, [await resourceProof(path, token)]));
+    expect(rawHeaderValues(echo, "dpop")).toEqual([]);
+  });
+});
+
+describe("RFC 9449 §7: the admin API takes DPoP-bound admin tokens too", () => {
+  it("accepts one with a proof, refuses it as Bearer", async () => {
+    const admin = await seedClient({
+      allowed_scopes: ["tollgate:admin"],
+      default_scopes: ["tollgate:admin"],
+      allowed_audiences: [`${env.ISSUER}/register`],
+      dpop_bound_access_tokens: true,
+    });
+    const res = await dpopTokenRequest(admin, await tokenProof());
+    const token = ((await res.json()) as TokenResponse).access_token;
+    const url = `${env.ISSUER}/register/${admin.client_id}`;
+    const withProof = await exports.default.fetch(url, {
+      headers: { Authorization: `DPoP ${token}`, DPoP: await signProof(key, { url, accessToken: token }) },
+    });
+    expect(withProof.status).toBe(200);
+    const asBearer = await exports.default.fetch(url, { headers: { Authorization: `Bearer ${token}` } });
+    expect(asBearer.status).toBe(401);
+    expect(asBearer.headers.get("WWW-Authenticate")).toMatch(/^DPoP realm=.*error="invalid_token"/);
   });
 });

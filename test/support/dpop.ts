@@ -4,6 +4,9 @@
  * (forgeJWS), since no JOSE library signs those as a DPoP proof.
  */
 import { base64url, CompactSign, exportJWK, generateKeyPair, type JWK } from "jose";
+import { expect } from "vitest";
+import { DPOP_ALGS } from "../../src/tokens/dpop.ts";
+import { expectOriginNotContacted, parseChallenge, REALM } from "./gateway.ts";
 import { nowSeconds } from "./tokens.ts";
 
 const encoder = new TextEncoder();
@@ -76,4 +79,27 @@ export async function proofParts(
 export async function signProof(key: ProofKey, options: ProofOptions): Promise<string> {
   const { header, claims } = await proofParts(key, options);
   return new CompactSign(encoder.encode(JSON.stringify(claims))).setProtectedHeader(header as { alg: string }).sign(key.privateKey);
+}
+
+/**
+ * Asserts an RFC 9449 §7.1 refusal at a resource: 401, `WWW-Authenticate: DPoP realm=…, error=…,
+ * error_description=…, algs="…"`, the same error in the JSON body, and (given `mark`) the origin never saw it.
+ */
+export async function expectDPoPRefusal(
+  res: Response,
+  mark: string | undefined,
+  error: "invalid_token" | "invalid_dpop_proof",
+  description?: string,
+): Promise<void> {
+  const body = (await res.json()) as Record<string, string>;
+  expect({ status: res.status, error: body.error }).toEqual({ status: 401, error });
+  expect(res.headers.get("Cache-Control")).toBe("no-store");
+  expect(parseChallenge(res.headers.get("WWW-Authenticate"), "DPoP")).toEqual({
+    realm: REALM,
+    error,
+    error_description: body.error_description,
+    algs: DPOP_ALGS,
+  });
+  if (description !== undefined) expect(body.error_description).toBe(description);
+  if (mark !== undefined) await expectOriginNotContacted(mark);
 }
