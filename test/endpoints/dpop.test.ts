@@ -11,6 +11,7 @@ import { expectDPoPRefusal, proofKey, proofParts, signProof, type ProofKey, type
 import { expectProxied, gatewayFetch, GATEWAY, marker, originRequestsWith, rawHeaderValues } from "../support/gateway.ts";
 import { forgeJWS, hs256, nowSeconds } from "../support/tokens.ts";
 import { basic, expectJSONError, FORM, issueToken, METADATA_URL, seedClient, TOKEN_URL, type TokenResponse } from "../support/worker.ts";
+import { introspect, introspection } from "../support/revocation.ts";
 import { CLOCK_TOLERANCE_SECONDS, DPOP_PROOF_MAX_AGE_SECONDS } from "../../src/policy.ts";
 
 let key: ProofKey;
@@ -283,5 +284,17 @@ describe("RFC 9449 §7: the admin API takes DPoP-bound admin tokens too", () => 
     const asBearer = await exports.default.fetch(url, { headers: { Authorization: `Bearer ${token}` } });
     expect(asBearer.status).toBe(401);
     expect(asBearer.headers.get("WWW-Authenticate")).toMatch(/^DPoP realm=.*error="invalid_token"/);
+  });
+});
+
+describe("RFC 9449 §6.2: introspection of a DPoP-bound token", () => {
+  it("answers token_type DPoP and cnf.jkt; an unbound token stays Bearer without cnf", async () => {
+    const client = await seedClient();
+    const bound = ((await (await dpopTokenRequest(client, await tokenProof())).json()) as TokenResponse).access_token;
+    expect(await introspection(await introspect(client, bound))).toMatchObject({ active: true, token_type: "DPoP", cnf: { jkt } });
+    const { access_token: unbound } = await issueToken(client);
+    const answer = await introspection(await introspect(client, unbound));
+    expect(answer).toMatchObject({ active: true, token_type: "Bearer" });
+    expect(answer).not.toHaveProperty("cnf");
   });
 });
