@@ -6,7 +6,7 @@
  * their wire format (400 at /token, 401 with a `DPoP` challenge at resources).
  * @see https://www.rfc-editor.org/rfc/rfc9449
  */
-import { base64url, calculateJwkThumbprint, decodeProtectedHeader, importJWK, jwtVerify, type JWK } from "jose";
+import { base64url, calculateJwkThumbprint, compactVerify, importJWK, type JWK } from "jose";
 import { BoundedCache } from "../bounded-cache.ts";
 import { BearerError } from "../http/errors.ts";
 import { CLOCK_TOLERANCE_SECONDS, DPOP_PROOF_MAX_AGE_SECONDS } from "../policy.ts";
@@ -70,8 +70,10 @@ export interface DPoPExpectation {
 
 /** Per isolate: (jkt, jti) of every proof accepted, until it could no longer be accepted anyway. */
 const seen = new BoundedCache<string, number>(DPOP_REPLAY_CACHE_MAX_ENTRIES);
-/** Per isolate: proof keys already imported, by alg and thumbprint (a client signs every proof with one key). */
-const importedKeys = new BoundedCache<string, CryptoKey>(1024);
+/** Per isolate: checked proof headers, by their exact base64url text (checkProofHeader). */
+const proofHeaders = new BoundedCache<string, ProofHeader>(1024);
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
 /**
  * RFC 9449 §4.3 step 9 with RFC 3986 §6.2.2-6.2.3 normalization: scheme and host in lower case, the
@@ -98,21 +100,43 @@ export function normalizeHTU(value: string): string | undefined {
 
 /** RFC 9449 §4.2: `ath` is base64url(SHA-256(ASCII(access token))). */
 async function accessTokenHash(token: string): Promise<string> {
-  return base64url.encode(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(token))));
+  return base64url.encode(new Uint8Array(await crypto.subtle.digest("SHA-256", encoder.encode(token))));
 }
 
-/** The proof's header, checked before any signature work: typ, alg, a public `jwk`. */
-function checkHeader(proof: string): { alg: string; jwk: JWK } {
-  let header: Record<string, unknown>;
+/** What a proof's protected header yields once checked: its alg, its key and that key's thumbprint. */
+interface ProofHeader {
+  alg: string;
+  jkt: string;
+  key: CryptoKey;
+}
+
+/** A JWS header or payload (`segment`: still base64url-encoded) as a JSON object, or DPoPProofError. */
+function parseJSON(segment: string | Uint8Array, what: string): Record<string, unknown> {
+  let value: unknown;
   try {
-    header = decodeProtectedHeader(proof) as Record<string, unknown>;
+    value = JSON.parse(decoder.decode(typeof segment === "string" ? base64url.decode(segment) : segment));
   } catch (error) {
-    throw new DPoPProofError(`undecodable header: ${(error as Error).message}`);
+    throw new DPoPProofError(`undecodable ${what}: ${(error as Error).message}`);
   }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new DPoPProofError(`${what} is not a JSON object`);
+  return value as Record<string, unknown>;
+}
+
+/**
+ * The checks of a proof's protected header (RFC 9449 §4.3 steps 3-5 and 7: typ, alg, a public
+ * `jwk`), its key imported and its RFC 7638 thumbprint. A client signs every proof with one key, so
+ * its header is the same base64url string each time: what that exact string yields is remembered
+ * per isolate, and a repeat costs a map lookup instead of a decode, a digest and a key import.
+ */
+async function checkProofHeader(encoded: string): Promise<ProofHeader> {
+  const cached = proofHeaders.get(encoded);
+  if (cached) return cached;
+  const header = parseJSON(encoded, "header");
   if (header.typ !== "dpop+jwt") throw new DPoPProofError(`typ ${JSON.stringify(header.typ)}, not dpop+jwt`);
-  if (typeof header.alg !== "string" || !ALGS.has(header.alg))
+  const alg = header.alg;
+  if (typeof alg !== "string" || !ALGS.has(alg))
     throw new DPoPProofError(
-      `alg ${JSON.stringify(header.alg)} not one of ${DPOP_ALGS}`,
+      `alg ${JSON.stringify(alg)} not one of ${DPOP_ALGS}`,
       `the DPoP proof must be signed with one of ${DPOP_ALGS}`,
     );
   const jwk = header.jwk;
@@ -121,35 +145,36 @@ function checkHeader(proof: string): { alg: string; jwk: JWK } {
     if ((jwk as Record<string, unknown>)[member] !== undefined)
       throw new DPoPProofError(`jwk carries the private member ${member}`, "the DPoP proof's jwk must be a public key");
   }
-  return { alg: header.alg, jwk: jwk as JWK };
-}
-
-/** The proof key, imported once per isolate (an import costs about as much as a verification). */
-async function proofKey(alg: string, jwk: JWK, jkt: string): Promise<CryptoKey> {
-  const cacheKey = `${alg} ${jkt}`;
-  const cached = importedKeys.get(cacheKey);
-  if (cached) return cached;
-  const { alg: _alg, key_ops: _ops, ext: _ext, use, ...members } = jwk;
+  const { alg: _alg, key_ops: _ops, ext: _ext, use, ...members } = jwk as JWK;
   if (use !== undefined && use !== "sig") throw new DPoPProofError(`jwk use ${JSON.stringify(use)}`);
+  let jkt: string;
   let key: CryptoKey;
   try {
+    jkt = await calculateJwkThumbprint(members);
     key = (await importJWK(members, alg)) as CryptoKey;
   } catch (error) {
     throw new DPoPProofError(`jwk not usable with ${alg}: ${(error as Error).message}`);
   }
   if (key.type !== "public") throw new DPoPProofError("jwk is not a public key", "the DPoP proof's jwk must be a public key");
-  importedKeys.set(cacheKey, key);
-  return key;
+  const checked = { alg, jkt, key };
+  proofHeaders.set(encoded, checked);
+  return checked;
+}
+
+/** The URL without query and fragment, as a client most likely wrote its htu. */
+function withoutQuery(url: string): string {
+  const end = url.search(/[?#]/);
+  return end < 0 ? url : url.slice(0, end);
 }
 
 /**
  * Verifies the request's DPoP proof per RFC 9449 §4.3 and records it against replay (§11.1):
  * exactly one `DPoP` header holding a compact JWS with `typ: dpop+jwt`, an alg of DPOP_SIGNING_ALGS,
- * a public `jwk` that verifies the signature; `jti` (at most MAX_JTI_LENGTH characters), `htm` the
- * method, `htu` the URL (normalizeHTU), `iat` at most DPOP_PROOF_MAX_AGE_SECONDS old and at most
- * CLOCK_TOLERANCE_SECONDS ahead, `ath` the token's hash when one is expected, and (jkt, jti) not
- * seen by this isolate within that window. Undefined when the request has no DPoP header; throws
- * DPoPProofError otherwise.
+ * a public `jwk` that verifies the signature (jose's compactVerify: the alg pinned, `crit`
+ * honoured); `jti` (at most MAX_JTI_LENGTH characters), `htm` the method, `htu` the URL
+ * (normalizeHTU), `iat` at most DPOP_PROOF_MAX_AGE_SECONDS old and at most CLOCK_TOLERANCE_SECONDS
+ * ahead, `ath` the token's hash when one is expected, and (jkt, jti) not seen by this isolate
+ * within that window. Undefined when the request has no DPoP header; throws DPoPProofError otherwise.
  * @see https://www.rfc-editor.org/rfc/rfc9449#section-4.3
  */
 export async function verifyDPoPProof(headers: Headers, expected: DPoPExpectation): Promise<DPoPProof | undefined> {
@@ -159,35 +184,28 @@ export async function verifyDPoPProof(headers: Headers, expected: DPoPExpectatio
   if (proof.includes(",")) throw new DPoPProofError("more than one DPoP header", "send exactly one DPoP header");
   if (proof.length > MAX_PROOF_LENGTH) throw new DPoPProofError(`proof of ${proof.length} characters`, "the DPoP proof is too large");
   if (!COMPACT_JWS.test(proof)) throw new DPoPProofError("not a compact JWS");
-  const { alg, jwk } = checkHeader(proof);
-  let jkt: string;
-  try {
-    jkt = await calculateJwkThumbprint(jwk);
-  } catch (error) {
-    throw new DPoPProofError(`jwk has no thumbprint: ${(error as Error).message}`);
-  }
-  const key = await proofKey(alg, jwk, jkt);
+  const { alg, jkt, key } = await checkProofHeader(proof.slice(0, proof.indexOf(".")));
   const now = expected.now ?? Math.floor(Date.now() / 1000);
-  let payload: Record<string, unknown>;
+  let payloadBytes: Uint8Array;
   try {
-    ({ payload } = await jwtVerify(proof, key, {
-      algorithms: [alg],
-      typ: "dpop+jwt",
-      requiredClaims: ["jti", "htm", "htu", "iat"],
-      currentDate: new Date(now * 1000),
-    }));
+    ({ payload: payloadBytes } = await compactVerify(proof, key, { algorithms: [alg] }));
   } catch (error) {
     throw new DPoPProofError(`verification failed: ${(error as Error).message}`);
   }
-  const { jti, htm, htu, iat, ath } = payload;
+  const { jti, htm, htu, iat, ath } = parseJSON(payloadBytes, "payload");
   if (typeof jti !== "string" || jti.length === 0 || jti.length > MAX_JTI_LENGTH)
     throw new DPoPProofError(`jti must be a string of 1-${MAX_JTI_LENGTH} characters`);
   if (htm !== expected.method) throw new DPoPProofError(`htm ${JSON.stringify(htm)} for a ${expected.method} request`);
-  const target = normalizeHTU(expected.url);
-  if (typeof htu !== "string" || target === undefined || normalizeHTU(htu) !== target)
-    throw new DPoPProofError(`htu ${JSON.stringify(String(htu).slice(0, 200))} for ${target}`);
-  // jose checked that iat is a number. §4.3 step 11: recent, and no further ahead than clocks differ.
-  const issued = iat as number;
+  if (typeof htu !== "string") throw new DPoPProofError("htu must be a string");
+  // The exact URL needs no parsing; anything else is compared normalized (§4.3 step 9).
+  if (htu !== withoutQuery(expected.url)) {
+    const target = normalizeHTU(expected.url);
+    if (target === undefined || normalizeHTU(htu) !== target)
+      throw new DPoPProofError(`htu ${JSON.stringify(htu.slice(0, 200))} for ${target}`);
+  }
+  if (typeof iat !== "number" || !Number.isFinite(iat)) throw new DPoPProofError("iat must be a number");
+  // §4.3 step 11: recent, and no further ahead than clocks differ.
+  const issued = iat;
   if (now - issued > DPOP_PROOF_MAX_AGE_SECONDS)
     throw new DPoPProofError(`iat ${issued} is ${now - issued} s old`, "the DPoP proof is too old");
   if (issued - now > CLOCK_TOLERANCE_SECONDS)
