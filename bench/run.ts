@@ -185,8 +185,9 @@ try {
     ...warmRequest,
     headers: { ...warmRequest.headers, DPoP: await signProof(key, "POST", warmRequest.url) },
   });
-  const { access_token: boundToken, token_type } = (await boundRes.json()) as { access_token: string; token_type: string };
-  if (token_type !== "DPoP") throw new Error(`expected a DPoP-bound token, got ${token_type}`);
+  const bound = await boundRes.text();
+  const { access_token: boundToken, token_type } = JSON.parse(bound) as { access_token: string; token_type: string };
+  if (token_type !== "DPoP") throw new Error(`expected a DPoP-bound token, got ${boundRes.status} ${bound}`);
   // Enough for the longest a case runs between refills (the pool tops itself up every 100 ms).
   const poolSize = 20_000;
   const tokenProofs = await proofPool(key, "POST", warmRequest.url, undefined, poolSize);

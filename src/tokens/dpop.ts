@@ -6,7 +6,7 @@
  * their wire format (400 at /token, 401 with a `DPoP` challenge at resources).
  * @see https://www.rfc-editor.org/rfc/rfc9449
  */
-import { base64url, calculateJwkThumbprint, compactVerify, importJWK, type JWK } from "jose";
+import { base64url, calculateJwkThumbprint, importJWK, type JWK } from "jose";
 import { BoundedCache } from "../bounded-cache.ts";
 import { BearerError } from "../http/errors.ts";
 import { CLOCK_TOLERANCE_SECONDS, DPOP_PROOF_MAX_AGE_SECONDS } from "../policy.ts";
@@ -17,6 +17,14 @@ import type { AccessTokenClaims } from "./mint.ts";
  * (RFC 9449 §4.2: never `none` nor a MAC); RSA keys of at least 2048 bits (jose enforces it).
  */
 export const DPOP_SIGNING_ALGS = ["ES256", "ES384", "PS256", "RS256", "EdDSA"] as const;
+/** The Web Crypto verification of each (RFC 7518 §3.3-3.5, RFC 8037 §3.1). */
+const VERIFY_PARAMS: Record<string, SubtleCryptoSignAlgorithm> = {
+  ES256: { name: "ECDSA", hash: "SHA-256" },
+  ES384: { name: "ECDSA", hash: "SHA-384" },
+  PS256: { name: "RSA-PSS", saltLength: 32 },
+  RS256: { name: "RSASSA-PKCS1-v1_5" },
+  EdDSA: { name: "Ed25519" },
+};
 const ALGS: ReadonlySet<string> = new Set(DPOP_SIGNING_ALGS);
 /** The `algs` parameter of a resource's DPoP challenge (RFC 9449 §7.1). */
 export const DPOP_ALGS = DPOP_SIGNING_ALGS.join(" ");
@@ -139,6 +147,8 @@ async function checkProofHeader(encoded: string): Promise<ProofHeader> {
       `alg ${JSON.stringify(alg)} not one of ${DPOP_ALGS}`,
       `the DPoP proof must be signed with one of ${DPOP_ALGS}`,
     );
+  // RFC 7515 §4.1.11: no extension is understood here, so any crit is refused (b64 among them).
+  if (header.crit !== undefined || header.b64 !== undefined) throw new DPoPProofError("crit or b64 header parameter");
   const jwk = header.jwk;
   if (typeof jwk !== "object" || jwk === null || Array.isArray(jwk)) throw new DPoPProofError("no jwk header parameter");
   for (const member of PRIVATE_MEMBERS) {
@@ -156,6 +166,9 @@ async function checkProofHeader(encoded: string): Promise<ProofHeader> {
     throw new DPoPProofError(`jwk not usable with ${alg}: ${(error as Error).message}`);
   }
   if (key.type !== "public") throw new DPoPProofError("jwk is not a public key", "the DPoP proof's jwk must be a public key");
+  // RFC 7518 §3.3, §3.5: RSA keys of 2048 bits or more.
+  const bits = (key.algorithm as Partial<CryptoKeyRsaKeyAlgorithm>).modulusLength;
+  if (bits !== undefined && bits < 2048) throw new DPoPProofError(`RSA key of ${bits} bits, under 2048`);
   const checked = { alg, jkt, key };
   proofHeaders.set(encoded, checked);
   return checked;
@@ -170,8 +183,8 @@ function withoutQuery(url: string): string {
 /**
  * Verifies the request's DPoP proof per RFC 9449 §4.3 and records it against replay (§11.1):
  * exactly one `DPoP` header holding a compact JWS with `typ: dpop+jwt`, an alg of DPOP_SIGNING_ALGS,
- * a public `jwk` that verifies the signature (jose's compactVerify: the alg pinned, `crit`
- * honoured); `jti` (at most MAX_JTI_LENGTH characters), `htm` the method, `htu` the URL
+ * no `crit`, a public `jwk` that verifies the signature (Web Crypto with the alg's fixed parameters,
+ * as oauth4webapi verifies: jose's compactVerify would decode the header a second time); `jti` (at most MAX_JTI_LENGTH characters), `htm` the method, `htu` the URL
  * (normalizeHTU), `iat` at most DPOP_PROOF_MAX_AGE_SECONDS old and at most CLOCK_TOLERANCE_SECONDS
  * ahead, `ath` the token's hash when one is expected, and (jkt, jti) not seen by this isolate
  * within that window. Undefined when the request has no DPoP header; throws DPoPProofError otherwise.
@@ -186,13 +199,21 @@ export async function verifyDPoPProof(headers: Headers, expected: DPoPExpectatio
   if (!COMPACT_JWS.test(proof)) throw new DPoPProofError("not a compact JWS");
   const { alg, jkt, key } = await checkProofHeader(proof.slice(0, proof.indexOf(".")));
   const now = expected.now ?? Math.floor(Date.now() / 1000);
-  let payloadBytes: Uint8Array;
+  // RFC 7515 §5.2: the signature over the ASCII of header.payload, with the alg the header pinned.
+  const signed = proof.lastIndexOf(".");
+  let valid: boolean;
   try {
-    ({ payload: payloadBytes } = await compactVerify(proof, key, { algorithms: [alg] }));
+    valid = await crypto.subtle.verify(
+      VERIFY_PARAMS[alg]!,
+      key,
+      base64url.decode(proof.slice(signed + 1)),
+      encoder.encode(proof.slice(0, signed)),
+    );
   } catch (error) {
     throw new DPoPProofError(`verification failed: ${(error as Error).message}`);
   }
-  const { jti, htm, htu, iat, ath } = parseJSON(payloadBytes, "payload");
+  if (!valid) throw new DPoPProofError("verification failed: signature");
+  const { jti, htm, htu, iat, ath } = parseJSON(proof.slice(proof.indexOf(".") + 1, signed), "payload");
   if (typeof jti !== "string" || jti.length === 0 || jti.length > MAX_JTI_LENGTH)
     throw new DPoPProofError(`jti must be a string of 1-${MAX_JTI_LENGTH} characters`);
   if (htm !== expected.method) throw new DPoPProofError(`htm ${JSON.stringify(htm)} for a ${expected.method} request`);
