@@ -245,6 +245,19 @@ describe("RFC 9449 §7: a DPoP-bound token at the gateway", () => {
   });
 });
 
+describe("RFC 9449 §7.1: the DPoP Authorization scheme", () => {
+  it("answers a malformed one (two tokens, or two headers joined) with 400 invalid_request and a DPoP challenge", async () => {
+    const token = await boundToken();
+    for (const authorization of [`DPoP ${token} ${token}`, `DPoP ${token}, DPoP ${token}`, "DPoP"]) {
+      const mark = marker("malformed");
+      const res = await gatewayFetch(`/api/${mark}`, { headers: { Authorization: authorization } });
+      expect(res.status).toBe(400);
+      expect(res.headers.get("WWW-Authenticate")).toMatch(/^DPoP realm=".*", error="invalid_request", .*algs="/);
+      expect(((await res.json()) as { error: string }).error).toBe("invalid_request");
+    }
+  });
+});
+
 describe("RFC 9449 §7.2: an unbound token with the DPoP scheme", () => {
   it("is refused with 401 invalid_token and a DPoP challenge, even with a valid proof", async () => {
     const { access_token: token } = await issueToken(await seedClient());
