@@ -14,7 +14,7 @@ import type { AccessTokenClaims } from "./mint.ts";
 
 /**
  * The proof algorithms accepted (metadata `dpop_signing_alg_values_supported`): asymmetric only
- * (RFC 9449 §4.2: never `none` nor a MAC); RSA keys of at least 2048 bits (jose enforces it).
+ * (RFC 9449 §4.2: never `none` nor a MAC); RSA keys of at least 2048 bits (checkProofHeader).
  */
 export const DPOP_SIGNING_ALGS = ["ES256", "ES384", "PS256", "RS256", "EdDSA"] as const;
 /** The Web Crypto verification of each (RFC 7518 §3.3-3.5, RFC 8037 §3.1). */
