@@ -3,8 +3,9 @@
  * `npm run bench [-- --duration 10 --connections 10]`: Tollgate in workerd (wrangler dev) and its
  * peer node-oidc-provider, driven by autocannon on loopback in one run. Prints a table, writes
  * bench/results/latest.json. Cases: /token warm and cold, /token with a private_key_jwt assertion,
- * gateway protected vs passthrough vs the origin directly, and the peer's token endpoint. CPU per
- * request is read from /proc.
+ * gateway protected vs passthrough vs the origin directly, the peer's token endpoint, and the DPoP
+ * twins of warm /token and the protected gateway (token_dpop, gateway_dpop: a fresh proof per
+ * request, signed here). CPU per request is read from /proc.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { generateKeyPairSync, randomUUID, sign, type KeyObject } from "node:crypto";
@@ -20,6 +21,7 @@ import { generateSigningKey } from "../src/keys/new-key-pair.ts";
 import { freePort } from "../scripts/dev-server.ts";
 import { startEchoOrigin } from "../scripts/echo-origin.ts";
 import { basicAuth, startRawWorkerd, tokenRequest } from "./workerd.ts";
+import { dpopKey, proofPool, signProof, type ProofPool } from "./dpop-proofs.ts";
 
 const { values } = parseArgs({
   options: {
@@ -211,12 +213,30 @@ const refillAssertions = (issuer: string) => {
   );
   nextAssertion = 0;
 };
+const pools: ProofPool[] = [];
 try {
   const workerd = [worker.pid];
   const peerPids = [peer.pid!];
   const warmRequest = tokenRequest(`${worker.url}/token`, "bench-warm", warm.clientSecret);
   const tokenRes = await fetch(warmRequest.url, warmRequest);
   const { access_token } = (await tokenRes.json()) as { access_token: string };
+  // The DPoP twins (RFC 9449): the same client with a proof gets a bound token; each request its own proof.
+  const key = await dpopKey();
+  const boundRes = await fetch(warmRequest.url, {
+    ...warmRequest,
+    headers: { ...warmRequest.headers, DPoP: await signProof(key, "POST", warmRequest.url) },
+  });
+  const bound = await boundRes.text();
+  const { access_token: boundToken, token_type } = JSON.parse(bound) as { access_token: string; token_type: string };
+  if (token_type !== "DPoP") throw new Error(`expected a DPoP-bound token, got ${boundRes.status} ${bound}`);
+  // Enough for the longest a case runs between refills (the pool tops itself up every 100 ms).
+  const poolSize = 20_000;
+  const tokenProofs = await proofPool(key, "POST", warmRequest.url, undefined, poolSize);
+  const gatewayProofs = await proofPool(key, "GET", `${worker.url}/protected/item`, boundToken, poolSize);
+  pools.push(tokenProofs, gatewayProofs);
+  const withProof = (pool: ProofPool) => [
+    { setupRequest: (req: autocannon.Request) => ({ ...req, headers: { ...req.headers, DPoP: pool.take() } }) },
+  ];
 
   console.log(
     `Benchmark: ${connections} connections, ${rounds} interleaved rounds of ${duration} s per case, ${cpus().length} CPUs${pin ? " (servers on CPU 1, load on CPU 0)" : ""}, Node ${process.version}`,
@@ -278,12 +298,19 @@ try {
         opts: { url: `${worker.url}/protected/item`, headers: { Authorization: `Bearer ${access_token}` } },
         cpuPids: workerd,
       },
+      { name: "token_dpop", opts: { ...warmRequest, requests: withProof(tokenProofs) }, cpuPids: workerd },
+      {
+        name: "gateway_dpop",
+        opts: { url: `${worker.url}/protected/item`, headers: { Authorization: `DPoP ${boundToken}` }, requests: withProof(gatewayProofs) },
+        cpuPids: workerd,
+      },
       { name: "gateway_passthrough", opts: { url: `${worker.url}/open/item` }, cpuPids: workerd },
       { name: "worker_floor", opts: { url: `${worker.url}/.well-known/jwks.json` }, cpuPids: workerd },
       { name: "origin_direct", opts: { url: `${origin.url}/item` }, cpuPids: [] },
     ])),
   );
 } finally {
+  for (const pool of pools) pool.stop();
   await worker.stop();
   stopPeer();
   await origin.close();
@@ -300,6 +327,8 @@ const ratios = {
   token_private_key_jwt_vs_warm: ratio("token_private_key_jwt", "token_warm"),
   token_private_key_jwt_vs_warm_cpu: cpuRatio("token_private_key_jwt", "token_warm"),
   gateway_protected_vs_passthrough_cpu: cpuRatio("gateway_protected", "gateway_passthrough"),
+  gateway_dpop_vs_protected_cpu: cpuRatio("gateway_dpop", "gateway_protected"),
+  token_dpop_vs_warm_cpu: cpuRatio("token_dpop", "token_warm"),
   token_cold_vs_peer: ratio("token_cold", "peer_token"),
   gateway_protected_vs_passthrough: ratio("gateway_protected", "gateway_passthrough"),
   gateway_passthrough_vs_origin: ratio("gateway_passthrough", "origin_direct"),

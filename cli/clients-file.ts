@@ -45,6 +45,7 @@ export interface ClientSpec {
   jwks?: ClientJWKS;
   jwks_uri?: string;
   allow_token_endpoint_audience?: boolean;
+  dpop_bound_access_tokens?: boolean;
 }
 
 /** The fields a plan compares and an update may change, in the order they are shown. */
@@ -61,6 +62,7 @@ const MANAGED_FIELDS = [
   "jwks",
   "jwks_uri",
   "allow_token_endpoint_audience",
+  "dpop_bound_access_tokens",
 ] as const;
 type ManagedField = (typeof MANAGED_FIELDS)[number];
 
@@ -97,6 +99,7 @@ const FIELD_CHECKS: Record<ManagedField, (v: unknown) => string | undefined> = {
   jwks: (v) => (typeof v === "object" && v !== null && !Array.isArray(v) ? undefined : "must be a table { keys = [...] }"),
   jwks_uri: (v) => (typeof v === "string" ? undefined : "must be a string"),
   allow_token_endpoint_audience: (v) => (typeof v === "boolean" ? undefined : "must be true or false"),
+  dpop_bound_access_tokens: (v) => (typeof v === "boolean" ? undefined : "must be true or false"),
 };
 
 /** The complete change set that turns any record of this id into what the file says. */
@@ -110,6 +113,7 @@ export function changesOf(clientId: string, spec: ClientSpec): ClientChanges {
     token_ttl: spec.token_ttl ?? null,
     disabled: spec.disabled ?? false,
     introspect_any: spec.introspect_any ?? false,
+    dpop_bound_access_tokens: spec.dpop_bound_access_tokens ?? false,
     ...authenticationChanges(spec),
   };
 }
@@ -236,6 +240,7 @@ export function formatClientsFile(records: ClientRecord[]): string {
     if (r.token_ttl !== null) fields.push(["token_ttl", r.token_ttl]);
     if (r.disabled) fields.push(["disabled", true]);
     if (r.introspect_any) fields.push(["introspect_any", true]);
+    if (r.dpop_bound_access_tokens) fields.push(["dpop_bound_access_tokens", true]);
     const method = r.token_endpoint_auth_method;
     if (method !== undefined && method !== "client_secret_basic") fields.push(["token_endpoint_auth_method", method]);
     if (r.jwks_uri !== undefined) fields.push(["jwks_uri", r.jwks_uri]);

@@ -45,7 +45,8 @@ const USAGE = `Usage: tollgate <command> [options]
 
 Clients:
   clients create <client_id> --scope "a b" [--default-scope "a"] [--audience URI ...]
-                 [--default-audience URI] [--ttl SECONDS] [--name TEXT] [--introspect-any] [--json]
+                 [--default-audience URI] [--ttl SECONDS] [--name TEXT] [--introspect-any]
+                 [--require-dpop] [--json]
                  [--auth-method client_secret_basic|client_secret_post|private_key_jwt]
                  private_key_jwt: no secret; its public keys from --jwks-file keys.json or
                  --jwks-uri URL (https), [--allow-token-endpoint-audience] (weaker: README)
@@ -53,9 +54,10 @@ Clients:
   clients show <client_id> [--json]
   clients update <client_id> [--scope ...] [--default-scope ...] [--audience URI ...]
                  [--default-audience URI] [--ttl SECONDS|default] [--name TEXT]
-                 [--introspect-any | --no-introspect-any]
+                 [--introspect-any | --no-introspect-any] [--require-dpop | --no-require-dpop]
                  [--jwks-file FILE | --jwks-uri URL] [--[no-]allow-token-endpoint-audience]
                  --introspect-any: the client may introspect every client's tokens (POST /introspect)
+                 --require-dpop: /token refuses the client without a DPoP proof (RFC 9449 §5.2)
   clients disable <client_id>        clients enable <client_id>
   clients delete <client_id>
   clients rotate-secret <client_id> [--grace SECONDS]   (old secrets work for 86400 s by default)
@@ -108,6 +110,8 @@ const OPTIONS = {
   "jwks-uri": { type: "string" },
   "allow-token-endpoint-audience": { type: "boolean" },
   "no-allow-token-endpoint-audience": { type: "boolean" },
+  "require-dpop": { type: "boolean" },
+  "no-require-dpop": { type: "boolean" },
   file: { type: "string", short: "f" },
   "dry-run": { type: "boolean", default: false },
   prune: { type: "boolean", default: false },
@@ -216,6 +220,9 @@ function changesFromOptions(): ClientChanges {
     throw new UsageError("--introspect-any and --no-introspect-any exclude each other");
   if (opts["introspect-any"]) changes.introspect_any = true;
   if (opts["no-introspect-any"]) changes.introspect_any = false;
+  if (opts["require-dpop"] && opts["no-require-dpop"]) throw new UsageError("--require-dpop and --no-require-dpop exclude each other");
+  if (opts["require-dpop"]) changes.dpop_bound_access_tokens = true;
+  if (opts["no-require-dpop"]) changes.dpop_bound_access_tokens = false;
   return { ...changes, ...authenticationOptions() };
 }
 

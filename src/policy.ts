@@ -37,6 +37,13 @@ export const REVOCATION_BOUND_SECONDS = KV_CACHE_TTL_SECONDS + REVOCATION_CHECK_
 export const CLOCK_TOLERANCE_SECONDS = 30;
 
 /**
+ * RFC 9449 §4.3 step 11: a DPoP proof is accepted until its `iat` is this old (and no more than
+ * CLOCK_TOLERANCE_SECONDS ahead); each isolate remembers an accepted proof's jti this long
+ * (src/tokens/dpop.ts). Keycloak allows 10 s plus 15 s of skew, node-oidc-provider 300 s either way.
+ */
+export const DPOP_PROOF_MAX_AGE_SECONDS = 60;
+
+/**
  * How long past a revoked token's `exp` its `revoked:{jti}` entry is kept: more than
  * CLOCK_TOLERANCE_SECONDS, the longest any gateway could still accept it.
  */

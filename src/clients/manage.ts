@@ -34,6 +34,8 @@ export interface ClientChanges {
   /** Where the keys are fetched (replaces jwks). */
   jwks_uri?: string;
   allow_token_endpoint_audience?: boolean;
+  /** RFC 9449 §5.2: whether the client must send a DPoP proof (and gets only DPoP-bound tokens). */
+  dpop_bound_access_tokens?: boolean;
 }
 
 /** How a new secret is hashed: PBKDF2_ITERATIONS of the Worker that will verify it. */
@@ -76,6 +78,7 @@ function apply(record: ClientRecord, changes: ClientChanges): ClientRecord {
   if (changes.disabled !== undefined) next.disabled = changes.disabled;
   if (changes.introspect_any !== undefined) next.introspect_any = changes.introspect_any;
   applyKeys(next, changes);
+  if (changes.dpop_bound_access_tokens !== undefined) next.dpop_bound_access_tokens = changes.dpop_bound_access_tokens;
   return next;
 }
 
@@ -114,6 +117,7 @@ export function blankClientRecord(clientId: string, now: number): ClientRecord {
     token_ttl: null,
     disabled: false,
     introspect_any: false,
+    dpop_bound_access_tokens: false,
     // A fresh instance: tokens of a deleted record under the same id are never this one's.
     instance_id: generateInstanceId(),
     tokens_not_before: now,

@@ -35,6 +35,11 @@ export interface ClientRecord {
   /** RFC 7662: may introspect every token of this issuer, not only its own. Absent in older records: false. */
   introspect_any: boolean;
   /**
+   * RFC 9449 §5.2: /token issues this client DPoP-bound tokens only, and refuses a request without a
+   * DPoP proof. Absent in older records: false.
+   */
+  dpop_bound_access_tokens: boolean;
+  /**
    * Random id of this incarnation of the record, carried by every token issued under it (claim
    * `tg_inst`) and compared on every use: a new one at creation, when the client is disabled
    * and when a secret is revoked, so a re-created id, a re-enabled client or a revoked secret never
@@ -205,6 +210,8 @@ export function validateClientRecord(value: unknown): ClientRecord {
   // Records written before the field existed lack it; anything present must be a boolean.
   const introspectAny = v.introspect_any === undefined ? false : v.introspect_any;
   if (typeof introspectAny !== "boolean") fail("introspect_any", "must be true or false");
+  const dpopBound = v.dpop_bound_access_tokens === undefined ? false : v.dpop_bound_access_tokens;
+  if (typeof dpopBound !== "boolean") fail("dpop_bound_access_tokens", "must be true or false");
   // Absent (or "") in records written before the field existed: their tokens carry no claim.
   const instanceId = v.instance_id === undefined ? LEGACY_INSTANCE_ID : v.instance_id;
   if (typeof instanceId !== "string" || (instanceId !== LEGACY_INSTANCE_ID && !INSTANCE_ID.test(instanceId))) {
@@ -246,6 +253,7 @@ export function validateClientRecord(value: unknown): ClientRecord {
     token_ttl: ttl as number | null,
     disabled: v.disabled,
     introspect_any: introspectAny,
+    dpop_bound_access_tokens: dpopBound,
     instance_id: instanceId,
     tokens_not_before: v.tokens_not_before === undefined ? createdAt : epoch(v.tokens_not_before, "tokens_not_before"),
     secrets,

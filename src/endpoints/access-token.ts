@@ -14,6 +14,7 @@ import { getSigningKeys } from "../keys/signing.ts";
 import type { AccessTokenClaims } from "../tokens/mint.ts";
 import { checkTokenStatus } from "../tokens/status.ts";
 import { checkScopes, extractBearerToken, verifyAccessToken } from "../tokens/verify.ts";
+import { checkDPoPBinding, extractDPoPToken } from "../tokens/dpop.ts";
 
 export interface AccessTokenRequirement {
   /** The audience the token must carry (RFC 8707). */
@@ -32,7 +33,10 @@ export function requireAccessToken(requirement: AccessTokenRequirement): Middlew
   return async (c, next) => {
     if (requirement.when && !requirement.when(c)) return next();
     const config = getConfig(c.env);
-    const token = extractBearerToken(c.req.raw.headers);
+    const headers = c.req.raw.headers;
+    const bearer = extractBearerToken(headers);
+    // RFC 9449 §7.1: or `Authorization: DPoP`, looked for only when Bearer is not there.
+    const token = bearer ?? extractDPoPToken(headers);
     if (token === undefined) throw new BearerError(undefined, requirement.missing);
     const keys = await getSigningKeys(c.env);
     const claims = await verifyAccessToken(token, keys, {
@@ -45,6 +49,11 @@ export function requireAccessToken(requirement: AccessTokenRequirement): Middlew
       audit.client_id = claims.client_id;
       audit.jti = claims.jti;
       audit.scope = claims.scope;
+    }
+    // RFC 9449 §7: a DPoP-bound token, or the DPoP scheme: a proof for this very request decides (no work for Bearer).
+    if (bearer === undefined || claims.cnf?.jkt !== undefined) {
+      const url = c.get("gatewayRoute")?.url.href ?? c.req.raw.url;
+      await checkDPoPBinding(headers, c.req.raw.method, url, token, bearer === undefined, claims);
     }
     // Revoked, or its client disabled or deleted: the signature cannot say.
     await checkTokenStatus(c.env.CLIENTS, claims);

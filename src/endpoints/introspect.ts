@@ -34,8 +34,10 @@ function activeResponse(claims: AccessTokenClaims): Record<string, unknown> {
     exp: claims.exp,
     iat: claims.iat,
     jti: claims.jti,
-    token_type: "Bearer",
+    // RFC 9449 §6.2: a DPoP-bound token is of type DPoP, and its binding is shown.
+    token_type: claims.cnf?.jkt === undefined ? "Bearer" : "DPoP",
   });
+  if (claims.cnf !== undefined) body.cnf = claims.cnf;
   return body;
 }
 

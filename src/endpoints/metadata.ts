@@ -11,6 +11,7 @@ import { ASSERTION_ALGORITHMS } from "../clients/client-keys.ts";
 /** RFC 8414 §2: every endpoint authenticates clients the same way, by secret or by assertion (RFC 7523 §2.2). */
 const AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
 const AUTH_SIGNING_ALGS = [...ASSERTION_ALGORITHMS];
+import { DPOP_SIGNING_ALGS } from "../tokens/dpop.ts";
 
 export const metadata = new Hono<{ Bindings: Env }>();
 
@@ -37,6 +38,8 @@ metadata.get("/", (c) => {
       response_types_supported: [],
       // The JWT access-token profile (RFC 9068) signs with ES256 only.
       access_token_signing_alg_values_supported: ["ES256"],
+      // RFC 9449 §5.1: /token binds tokens to DPoP proofs signed with these.
+      dpop_signing_alg_values_supported: DPOP_SIGNING_ALGS,
     },
     200,
     { "Cache-Control": `public, max-age=${METADATA_MAX_AGE}`, "Access-Control-Allow-Origin": "*" },

@@ -80,7 +80,7 @@ function changesFrom(body: Record<string, unknown>): ClientChanges {
       throw invalidMetadata("access_token_ttl must be whole seconds or null");
     changes.token_ttl = body.access_token_ttl as number | null;
   }
-  for (const flag of ["disabled", "introspect_any"] as const) {
+  for (const flag of ["disabled", "introspect_any", "dpop_bound_access_tokens"] as const) {
     if (body[flag] !== undefined) {
       if (typeof body[flag] !== "boolean") throw invalidMetadata(`${flag} must be true or false`);
       changes[flag] = body[flag] as boolean;
@@ -151,6 +151,7 @@ function clientInformation(issuer: string, record: ClientRecord): Record<string,
     disabled,
     created_at,
     introspect_any,
+    dpop_bound_access_tokens,
   } = record;
   return {
     client_id,
@@ -167,6 +168,7 @@ function clientInformation(issuer: string, record: ClientRecord): Record<string,
     access_token_ttl: token_ttl,
     disabled,
     introspect_any,
+    dpop_bound_access_tokens,
     ...(usesAssertion(record) ? {} : { secrets: describeClient(record).secrets }),
     registration_client_uri: `${issuer}/register/${encodeURIComponent(client_id)}`,
   };
@@ -273,6 +275,7 @@ register.put("/:client_id", adminRefusals, adminToken, async (c) => {
     default_audience: null,
     token_ttl: null,
     introspect_any: false,
+    dpop_bound_access_tokens: false,
     // A private_key_jwt client's keys stay unless sent (like `disabled`, a credential is no default).
     ...(usesAssertion(record) ? { allow_token_endpoint_audience: false } : {}),
     ...changesFrom(body),

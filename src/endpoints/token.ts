@@ -14,6 +14,7 @@ import { enforceLimit } from "../http/limits.ts";
 import type { TokenForm } from "../client-auth/form.ts";
 import { adminAudience } from "../tokens/admin.ts";
 import { mintAccessToken } from "../tokens/mint.ts";
+import { DPoPProofError, verifyDPoPProof, type DPoPProof } from "../tokens/dpop.ts";
 
 export const token = new Hono<AppEnv>();
 
@@ -53,6 +54,16 @@ function chooseAudience(record: ClientRecord, form: TokenForm, fallback: string,
   return requested;
 }
 
+/** RFC 9449 §5: the request's DPoP proof (undefined without one), or 400 invalid_dpop_proof. */
+async function tokenRequestProof(request: Request): Promise<DPoPProof | undefined> {
+  try {
+    return await verifyDPoPProof(request.headers, { method: request.method, url: request.url });
+  } catch (error) {
+    if (error instanceof DPoPProofError) throw new OAuthError("invalid_dpop_proof", error.description, { reason: error.reason });
+    throw error;
+  }
+}
+
 token.post("/", async (c) => {
   const config = getConfig(c.env);
   const audit = auditOf(c);
@@ -60,20 +71,21 @@ token.post("/", async (c) => {
     client,
     form,
     method,
-    prepared: keys,
+    prepared: { keys, proof },
     now,
   } = await authenticateFormRequest(
     c.req.raw,
     c.env,
     config.issuer,
-    (form) => {
+    async (form) => {
       const grantType = form.get("grant_type");
       if (grantType === undefined) throw new OAuthError("invalid_request", "grant_type is required");
       if (grantType !== "client_credentials") {
         throw new OAuthError("unsupported_grant_type", "only the client_credentials grant is supported");
       }
-      // Fail before the PBKDF2 work if no token could be signed anyway.
-      return getSigningKeys(c.env);
+      // Fail before the PBKDF2 work if no token could be signed anyway, or its DPoP proof is bad.
+      const keys = await getSigningKeys(c.env);
+      return { keys, proof: await tokenRequestProof(c.req.raw) };
     },
     audit,
   );
@@ -81,6 +93,11 @@ token.post("/", async (c) => {
   if (!client.grant_types.includes("client_credentials")) {
     throw new OAuthError("unauthorized_client", "this client may not use the client_credentials grant");
   }
+  // RFC 9449 §5.2: a client registered as DPoP-bound gets no token without a proof.
+  if (!proof && client.dpop_bound_access_tokens)
+    throw new OAuthError("invalid_dpop_proof", "this client must send a DPoP proof", {
+      reason: "dpop_bound_access_tokens and no DPoP header",
+    });
   const scopes = grantScopes(client, form.get("scope"));
   const audience = chooseAudience(client, form, config.defaultAudience, adminAudience(config.issuer));
   const lifetime = Math.min(client.token_ttl ?? config.accessTokenTtl, config.maxAccessTokenTtl);
@@ -92,6 +109,7 @@ token.post("/", async (c) => {
     scopes,
     lifetime,
     now,
+    jkt: proof?.jkt,
   });
   auditEvent(c.env, "token_issued", {
     client_id: client.client_id,
@@ -100,8 +118,10 @@ token.post("/", async (c) => {
     aud: claims.aud,
     jti: claims.jti,
     exp: claims.exp,
+    ...(proof && { jkt: proof.jkt }),
   });
-  const body: Record<string, unknown> = { access_token: accessToken, token_type: "Bearer", expires_in: lifetime };
+  // RFC 9449 §5.1: a bound token is of type DPoP.
+  const body: Record<string, unknown> = { access_token: accessToken, token_type: proof ? "DPoP" : "Bearer", expires_in: lifetime };
   if (claims.scope) body.scope = claims.scope;
   return c.json(body, 200, NO_STORE);
 });

@@ -108,7 +108,8 @@ export function forwardRequestHeaders(incoming: Headers, options: ForwardOptions
   for (const name of options.reserved) drop.add(canonical(name));
   const set = Object.entries(options.set);
   for (const [name] of set) drop.add(canonical(name));
-  if (!options.keepAuthorization) drop.add("authorization");
+  // RFC 9449 §7: the DPoP proof goes with the Authorization it proves, for the gateway alone.
+  if (!options.keepAuthorization) drop.add("authorization").add("dpop");
   const isUpgrade = options.websocket && /websocket/i.test(incoming.get("Upgrade") ?? "");
   // Built as one record, then one Headers: per-header native calls (append, or a list of pairs)
   // cost several times more here (`npm run profile -- --case gateway_protected`).

@@ -4,7 +4,7 @@
  * learns; the internal `reason` goes to the log only.
  */
 
-/** RFC 6749 §5.2 error codes, RFC 8707's invalid_target, RFC 7591's invalid_client_metadata, and the gateway's HTTP-level ones. */
+/** RFC 6749 §5.2 error codes, RFC 8707's invalid_target, RFC 7591's invalid_client_metadata, RFC 9449's invalid_dpop_proof, and the gateway's HTTP-level ones. */
 export type OAuthErrorCode =
   | "invalid_request"
   | "invalid_client"
@@ -13,6 +13,7 @@ export type OAuthErrorCode =
   | "invalid_scope"
   | "invalid_target"
   | "invalid_client_metadata"
+  | "invalid_dpop_proof"
   | "not_found"
   | "bad_gateway"
   | "gateway_timeout"
@@ -87,8 +88,8 @@ function defaultStatus(code: OAuthErrorCode): number {
   }
 }
 
-/** RFC 6750 §3.1 error codes; `undefined` when the request carried no credentials (§3). */
-export type BearerErrorCode = "invalid_request" | "invalid_token" | "insufficient_scope";
+/** RFC 6750 §3.1 error codes and RFC 9449 §7.1's invalid_dpop_proof; `undefined` when the request carried no credentials (§3). */
+export type BearerErrorCode = "invalid_request" | "invalid_token" | "insufficient_scope" | "invalid_dpop_proof";
 
 /**
  * An error from a protected route, answered per RFC 6750 §3.
@@ -100,8 +101,14 @@ export class BearerError extends Error {
   readonly description: string;
   readonly scope: string | undefined;
   readonly reason: string | undefined;
+  /** Set for a DPoP refusal (RFC 9449 §7.1): the challenge is `DPoP` with these `algs`, not `Bearer`. */
+  readonly dpopAlgs: string | undefined;
 
-  constructor(code: BearerErrorCode | undefined, description: string, options: { scope?: string; reason?: string } = {}) {
+  constructor(
+    code: BearerErrorCode | undefined,
+    description: string,
+    options: { scope?: string; reason?: string; dpopAlgs?: string } = {},
+  ) {
     super(`${code ?? "no_token"}: ${description}`);
     this.name = "BearerError";
     this.code = code;
@@ -109,6 +116,7 @@ export class BearerError extends Error {
     this.description = description;
     this.scope = options.scope;
     this.reason = options.reason;
+    this.dpopAlgs = options.dpopAlgs;
   }
 }
 
@@ -156,8 +164,11 @@ export function bearerErrorResponse(error: BearerError, realm: string): Response
     params.push(`scope=${quoteHeaderValue(error.scope)}`);
     body.scope = error.scope;
   }
+  // RFC 9449 §7.1: a DPoP refusal challenges with the DPoP scheme and the proof algorithms accepted.
+  if (error.dpopAlgs !== undefined) params.push(`algs=${quoteHeaderValue(error.dpopAlgs)}`);
+  const scheme = error.dpopAlgs === undefined ? "Bearer" : "DPoP";
   return Response.json(body, {
     status: error.status,
-    headers: { ...noStore, "WWW-Authenticate": `Bearer ${params.join(", ")}` },
+    headers: { ...noStore, "WWW-Authenticate": `${scheme} ${params.join(", ")}` },
   });
 }

@@ -19,6 +19,8 @@ export interface AccessTokenClaims {
   scope?: string;
   /** Private claim: the instance_id of the client record the token was issued under (docs/storage.md). */
   tg_inst?: string;
+  /** RFC 9449 §6.1: the RFC 7638 thumbprint of the DPoP key the token is bound to. */
+  cnf?: { jkt?: string };
 }
 
 export interface MintInput {
@@ -30,6 +32,8 @@ export interface MintInput {
   scopes: string[];
   lifetime: number;
   now: number;
+  /** RFC 9449 §6.1: the thumbprint of the DPoP proof's key; the token is then bound to it (`cnf.jkt`). */
+  jkt?: string;
 }
 
 export async function mintAccessToken(keys: SigningKeys, input: MintInput): Promise<{ token: string; claims: AccessTokenClaims }> {
@@ -47,6 +51,7 @@ export async function mintAccessToken(keys: SigningKeys, input: MintInput): Prom
   // Bound to the record it was issued under: a re-created, disabled or secret-revoked record has
   // another instance_id, and the gateway and /introspect refuse the token (src/tokens/status.ts).
   if (input.instanceId !== undefined && input.instanceId !== LEGACY_INSTANCE_ID) claims.tg_inst = input.instanceId;
+  if (input.jkt !== undefined) claims.cnf = { jkt: input.jkt };
   // The claims are built and checked here, so they are signed as a plain JWS payload: SignJWT would
   // copy and re-validate them on every token (RFC 7519 §7.1: a JWT is a JWS of its claims).
   const token = await new CompactSign(encoder.encode(JSON.stringify(claims)))

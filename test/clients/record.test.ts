@@ -104,6 +104,8 @@ describe("validateClientRecord", () => {
     it("disabled not a boolean", () => expectFieldError((r) => (r.disabled = "false"), "disabled"));
     it("introspect_any a string", () => expectFieldError((r) => (r.introspect_any = "true"), "introspect_any"));
     it("introspect_any null", () => expectFieldError((r) => (r.introspect_any = null), "introspect_any"));
+    it("dpop_bound_access_tokens a string", () =>
+      expectFieldError((r) => (r.dpop_bound_access_tokens = "true"), "dpop_bound_access_tokens"));
     for (const [what, value] of [
       ["too short", "abc"],
       ["not base64url", "a.b+c/d=e.f.g.h.i.j"],
@@ -213,6 +215,24 @@ describe("describeClient", () => {
     const shown = describeClient(parsed);
     expect(JSON.stringify(shown)).not.toContain(parsed.secrets[0]!.hash);
     expect(shown.secrets).toEqual([{ id: parsed.secrets[0]!.id, created_at: parsed.secrets[0]!.created_at, expires_at: null }]);
+  });
+});
+
+describe("dpop_bound_access_tokens (RFC 9449 §5.2: a client that must send DPoP proofs)", () => {
+  it("defaults to false for a record written before the field existed, and keeps what is stored", async () => {
+    const record = await validRecord();
+    expect(record).not.toHaveProperty("dpop_bound_access_tokens");
+    expect(validateClientRecord(record).dpop_bound_access_tokens).toBe(false);
+    expect(validateClientRecord({ ...record, dpop_bound_access_tokens: true }).dpop_bound_access_tokens).toBe(true);
+  });
+
+  it("is false for a new client unless asked, and changed by an update only when given", async () => {
+    const { record } = await createClientRecord("dpop-default", { scope: "a" }, 1000);
+    expect(record.dpop_bound_access_tokens).toBe(false);
+    const { record: bound } = await createClientRecord("dpop", { scope: "a", dpop_bound_access_tokens: true }, 1000);
+    expect(bound.dpop_bound_access_tokens).toBe(true);
+    expect(updateClientRecord(bound, { name: "renamed" }, 1001).dpop_bound_access_tokens).toBe(true);
+    expect(updateClientRecord(bound, { dpop_bound_access_tokens: false }, 1002).dpop_bound_access_tokens).toBe(false);
   });
 });
 

@@ -67,3 +67,43 @@ describe("oauth4webapi reads a refused client_secret_post client as invalid_clie
     ]);
   });
 });
+
+describe("oauth4webapi's DPoP (RFC 9449) as the real client", () => {
+  it("gets a DPoP-bound token and calls the gateway with its proof; the same token as Bearer is refused", async () => {
+    const seeded = await seedClient();
+    const as = await discover();
+    expect(as.dpop_signing_alg_values_supported).toContain("ES256");
+    const client: oauth.Client = { client_id: seeded.client_id };
+    const keyPair = await oauth.generateKeyPair("ES256");
+    const DPoP = oauth.DPoP(client, keyPair);
+    const response = await oauth.clientCredentialsGrantRequest(
+      as,
+      client,
+      oauth.ClientSecretBasic(seeded.client_secret),
+      new URLSearchParams(),
+      {
+        ...options,
+        DPoP,
+      },
+    );
+    const result = await oauth.processClientCredentialsResponse(as, client, response);
+    expect(result.token_type).toBe("dpop");
+    const url = new URL(`${env.ISSUER}/api/oauth4webapi-dpop`);
+    const call = await oauth.protectedResourceRequest(result.access_token, "GET", url, new Headers(), null, { ...options, DPoP });
+    expect(call.status).toBe(200);
+    expect(call.headers.get("X-Origin")).toBe("echo");
+    // A second call gets a fresh proof (new jti, iat): also accepted.
+    expect((await oauth.protectedResourceRequest(result.access_token, "GET", url, new Headers(), null, { ...options, DPoP })).status).toBe(
+      200,
+    );
+    // Sent as Bearer: oauth4webapi reads the refusal as a DPoP challenge (RFC 9449 §7.1).
+    const error = await thrown(() => oauth.protectedResourceRequest(result.access_token, "GET", url, new Headers(), null, options));
+    expect(error).toBeInstanceOf(oauth.WWWAuthenticateChallengeError);
+    expect((error as oauth.WWWAuthenticateChallengeError).cause).toEqual([
+      expect.objectContaining({
+        scheme: "dpop",
+        parameters: expect.objectContaining({ error: "invalid_token", algs: expect.stringContaining("ES256") }),
+      }),
+    ]);
+  });
+});

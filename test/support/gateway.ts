@@ -63,9 +63,14 @@ export function rawHeaderNames(record: EchoRecord): string[] {
 
 /** Parses `Bearer k="v", k2="v2"` (RFC 9110 §11.2 quoted-strings); fails the test on any other shape. */
 export function parseBearerChallenge(header: string | null): Record<string, string> {
+  return parseChallenge(header, "Bearer");
+}
+
+/** Parses `<scheme> k="v", k2="v2"`, one challenge of that scheme; fails the test on any other shape. */
+export function parseChallenge(header: string | null, scheme: string): Record<string, string> {
   expect(header).not.toBeNull();
-  const match = /^Bearer (.*)$/.exec(header!);
-  expect(match, `not a Bearer challenge: ${header}`).not.toBeNull();
+  const match = new RegExp(`^${scheme} (.*)$`).exec(header!);
+  expect(match, `not a ${scheme} challenge: ${header}`).not.toBeNull();
   const params: Record<string, string> = {};
   const param = /([a-z_]+)="((?:[^"\\]|\\.)*)"(?:, |$)/gy;
   let consumed = 0;
