@@ -7,11 +7,11 @@ import { getConfig } from "../config.ts";
 import { OAuthError } from "../http/errors.ts";
 import { METADATA_MAX_AGE } from "../policy.ts";
 import { ASSERTION_ALGORITHMS } from "../clients/client-keys.ts";
+import { DPOP_SIGNING_ALGS } from "../tokens/dpop.ts";
 
 /** RFC 8414 §2: every endpoint authenticates clients the same way, by secret or by assertion (RFC 7523 §2.2). */
 const AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
 const AUTH_SIGNING_ALGS = [...ASSERTION_ALGORITHMS];
-import { DPOP_SIGNING_ALGS } from "../tokens/dpop.ts";
 
 export const metadata = new Hono<{ Bindings: Env }>();
 
