@@ -147,6 +147,9 @@ interface Remembered<T> {
   forcedAt: number;
 }
 
+/** Epoch milliseconds: Date.now, or a test's frozen or advanced time. */
+export type Clock = () => number;
+
 /**
  * The value of the document at `url`: the remembered one while fresh (or `force`d otherwise), else
  * fetched and parsed by `parse`; when that fails, the last good value for REMOTE_KEYS_STALE_SECONDS
@@ -156,9 +159,10 @@ async function load<T>(
   cache: BoundedCache<string, Remembered<T>>,
   url: string,
   fetchValue: () => Promise<{ value: T; freshSeconds: number }>,
+  clock: Clock,
   force = false,
 ): Promise<{ value: T; fetched: boolean }> {
-  const now = Date.now();
+  const now = clock();
   let entry = cache.get(url);
   if (entry === undefined) {
     entry = { forcedAt: 0 };
@@ -171,13 +175,13 @@ async function load<T>(
   } else {
     try {
       const { value, freshSeconds } = await fetchValue();
-      entry.good = { value, freshUntil: Date.now() + freshSeconds * 1000 };
+      entry.good = { value, freshUntil: clock() + freshSeconds * 1000 };
       entry.failure = undefined;
       return { value, fetched: true };
     } catch (error) {
       if (!(error instanceof KeySetUnavailableError)) throw error;
       reason = error.message;
-      entry.failure = { reason, until: Date.now() + REMOTE_KEYS_FAILURE_SECONDS * 1000 };
+      entry.failure = { reason, until: clock() + REMOTE_KEYS_FAILURE_SECONDS * 1000 };
       logEvent("remote_document_failed", { level: "warn", url, reason });
     }
   }
@@ -202,19 +206,20 @@ async function fetchKeySet(jwksUri: string): Promise<{ value: KeyResolver; fresh
  * timeout and a size cap, no redirects, JSON only, private and symmetric keys refused, cached per
  * isolate, refetched on an unknown kid at most once per minute per URI. Throws
  * KeySetUnavailableError when no usable set exists, jose's JWKS errors when the set has no key for the token.
+ * `clock` tells the time the cache's bounds are measured in.
  */
-export function remoteKeySet(jwksUri: string): JWTVerifyGetKey {
+export function remoteKeySet(jwksUri: string, clock: Clock = Date.now): JWTVerifyGetKey {
   return async (header, token) => {
-    const { value: resolve, fetched } = await load(keySets, jwksUri, () => fetchKeySet(jwksUri));
+    const { value: resolve, fetched } = await load(keySets, jwksUri, () => fetchKeySet(jwksUri), clock);
     try {
       return await resolve(header, token);
     } catch (error) {
       // A kid the set does not have: the issuer may have rotated since the set was fetched.
       const entry = keySets.get(jwksUri);
       if (!(error instanceof errors.JWKSNoMatchingKey) || fetched || !entry) throw error;
-      if (Date.now() - entry.forcedAt < REMOTE_KEYS_REFETCH_SECONDS * 1000) throw error;
-      entry.forcedAt = Date.now();
-      const { value: refetched } = await load(keySets, jwksUri, () => fetchKeySet(jwksUri), true);
+      if (clock() - entry.forcedAt < REMOTE_KEYS_REFETCH_SECONDS * 1000) throw error;
+      entry.forcedAt = clock();
+      const { value: refetched } = await load(keySets, jwksUri, () => fetchKeySet(jwksUri), clock, true);
       return refetched(header, token);
     }
   };
@@ -245,21 +250,26 @@ async function fetchJwksUri(issuer: string, url: string, ownIssuer: string): Pro
  * @see https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderConfigurationRequest
  * @see https://www.rfc-editor.org/rfc/rfc8414#section-3.1
  */
-export async function discoverJwksUri(issuer: string, ownIssuer: string): Promise<string> {
-  const { value } = await load(discoveries, issuer, async () => {
-    try {
-      return await fetchJwksUri(issuer, `${issuer.replace(/\/$/, "")}/.well-known/openid-configuration`, ownIssuer);
-    } catch (error) {
-      if (!(error instanceof UnexpectedAnswer) || error.status !== 404) throw error;
-      const url = new URL(issuer);
-      const path = url.pathname === "/" ? "" : url.pathname.replace(/\/$/, "");
-      return fetchJwksUri(issuer, `${url.origin}/.well-known/oauth-authorization-server${path}`, ownIssuer);
-    }
-  });
+export async function discoverJwksUri(issuer: string, ownIssuer: string, clock: Clock = Date.now): Promise<string> {
+  const { value } = await load(
+    discoveries,
+    issuer,
+    async () => {
+      try {
+        return await fetchJwksUri(issuer, `${issuer.replace(/\/$/, "")}/.well-known/openid-configuration`, ownIssuer);
+      } catch (error) {
+        if (!(error instanceof UnexpectedAnswer) || error.status !== 404) throw error;
+        const url = new URL(issuer);
+        const path = url.pathname === "/" ? "" : url.pathname.replace(/\/$/, "");
+        return fetchJwksUri(issuer, `${url.origin}/.well-known/oauth-authorization-server${path}`, ownIssuer);
+      }
+    },
+    clock,
+  );
   return value;
 }
 
 /** A key resolver over the JWKS that `issuer`'s discovery document names (discoverJwksUri, remoteKeySet). */
-export function discoveredKeySet(issuer: string, ownIssuer: string): JWTVerifyGetKey {
-  return async (header, token) => remoteKeySet(await discoverJwksUri(issuer, ownIssuer))(header, token);
+export function discoveredKeySet(issuer: string, ownIssuer: string, clock: Clock = Date.now): JWTVerifyGetKey {
+  return async (header, token) => remoteKeySet(await discoverJwksUri(issuer, ownIssuer, clock), clock)(header, token);
 }
