@@ -14,6 +14,8 @@ import { getSigningKeys } from "../keys/signing.ts";
 import type { AccessTokenClaims } from "../tokens/mint.ts";
 import { checkTokenStatus } from "../tokens/status.ts";
 import { checkScopes, extractBearerToken, verifyAccessToken } from "../tokens/verify.ts";
+import { SELF_ONLY } from "../gateway/external-issuers.ts";
+import { issuerForToken, verifyExternalToken } from "../tokens/external.ts";
 
 export interface AccessTokenRequirement {
   /** The audience the token must carry (RFC 8707). */
@@ -26,6 +28,8 @@ export interface AccessTokenRequirement {
   audit?: boolean;
   /** When given and false for a request, it passes without a token (a public gateway route). */
   when?: (c: Context<AppEnv>) => boolean;
+  /** Whose tokens are accepted (a gateway route's `issuers`); Tollgate's own only when not given. */
+  issuers?: (c: Context<AppEnv>) => readonly string[];
 }
 
 export function requireAccessToken(requirement: AccessTokenRequirement): MiddlewareHandler<AppEnv> {
@@ -34,6 +38,19 @@ export function requireAccessToken(requirement: AccessTokenRequirement): Middlew
     const config = getConfig(c.env);
     const token = extractBearerToken(c.req.raw.headers);
     if (token === undefined) throw new BearerError(undefined, requirement.missing);
+    // External issuers (src/tokens/external.ts): chosen by the token's iss among the route's; a
+    // route that names only "self" (SELF_ONLY) does nothing more than before.
+    const accepted = requirement.issuers?.(c) ?? SELF_ONLY;
+    const external = accepted === SELF_ONLY ? undefined : issuerForToken(token, accepted, config.issuer, config.externalIssuers);
+    if (external !== undefined) {
+      const claims = await verifyExternalToken(token, external, { audience: requirement.audience(c, config), ownIssuer: config.issuer });
+      if (requirement.audit)
+        Object.assign(auditOf(c), { issuer: claims.iss, client_id: claims.client_id, jti: claims.jti, scope: claims.scope });
+      // No status check: revocation and client records are Tollgate's own tokens' only.
+      checkScopes(claims, requirement.scopes(c));
+      c.set("accessToken", claims);
+      return next();
+    }
     const keys = await getSigningKeys(c.env);
     const claims = await verifyAccessToken(token, keys, {
       issuer: config.issuer,
