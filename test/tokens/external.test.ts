@@ -4,7 +4,7 @@
  * scope and identity claims, and an issuer that goes down: served from the cache within the bound,
  * then 503.
  */
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { parseExternalIssuers, SELF, type ExternalIssuer } from "../../src/gateway/external-issuers.ts";
 import { BearerError, OAuthError } from "../../src/http/errors.ts";
 import { issuerForToken, verifyExternalToken } from "../../src/tokens/external.ts";
@@ -23,6 +23,8 @@ import {
 import { nowSeconds } from "../support/tokens.ts";
 
 const AUDIENCE = "https://api.tollgate.test";
+
+afterEach(() => vi.restoreAllMocks());
 
 /** One parsed issuer, as the config would hold it. */
 function issuerOf(issuer: string, fields: Record<string, unknown> = {}): ExternalIssuer {
@@ -222,8 +224,12 @@ describe("verifyExternalToken: an issuer that is down", () => {
       const iat = Math.floor(start / 1000) + seconds;
       return sign(iss, { claims: { iat, exp: iat + 600 } });
     };
-    await verify(await tokenAt(0), issuer, at(0));
+    // A token that lives through the whole test (max_lifetime 86400).
+    const first = await sign(iss, { claims: { iat: Math.floor(start / 1000), exp: Math.floor(start / 1000) + 8 * 3600 } });
+    await verify(first, issuer, at(0));
     await takeDown(standIn, iss);
+    const lines: string[] = [];
+    vi.spyOn(console, "log").mockImplementation((line: unknown) => void lines.push(String(line)));
     // Fresh (the stand-in's max-age is 300 s): no request at all.
     await verify(await tokenAt(100), issuer, at(100));
     // Past its freshness, the refetch fails: the last good keys still verify, within the stale bound.
@@ -235,5 +241,10 @@ describe("verifyExternalToken: an issuer that is down", () => {
     expect(error).toBeInstanceOf(OAuthError);
     expect(error).toMatchObject({ status: 503, code: "temporarily_unavailable" });
     expect((error as OAuthError).reason).toMatch(/HTTP 503/);
+    // A token verified before is remembered for at most 60 s: it fails closed with the rest.
+    await expect(verify(first, issuer, at(late))).rejects.toMatchObject({ status: 503 });
+    const events = lines.map((l) => (JSON.parse(l) as { event: string }).event);
+    expect(events).toContain("remote_document_failed");
+    expect(events).toContain("remote_document_stale");
   });
 });
