@@ -3,7 +3,8 @@
  * `npm run bench [-- --duration 10 --connections 10]`: Tollgate in workerd (wrangler dev) and its
  * peer node-oidc-provider, driven by autocannon on loopback in one run. Prints a table, writes
  * bench/results/latest.json. Cases: /token warm and cold, gateway protected vs passthrough vs the
- * origin directly, and the peer's token endpoint. CPU per request is read from /proc.
+ * origin directly, the gateway with an external issuer's token (a loopback stand-in issuer, its keys
+ * cached), and the peer's token endpoint. CPU per request is read from /proc.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -17,6 +18,8 @@ import { clientKey, validateClientRecord } from "../src/clients/record.ts";
 import { generateSigningKey } from "../src/keys/new-key-pair.ts";
 import { freePort } from "../scripts/dev-server.ts";
 import { startEchoOrigin } from "../scripts/echo-origin.ts";
+import { startStandInIssuer } from "../scripts/stand-in-issuer.ts";
+import { importJWK, SignJWT } from "jose";
 import { basicAuth, startRawWorkerd, tokenRequest } from "./workerd.ts";
 
 const { values } = parseArgs({
@@ -152,8 +155,20 @@ const kv: Record<string, string> = { [clientKey("bench-warm")]: JSON.stringify(w
 for (let i = 0; i < coldClients; i++) {
   kv[clientKey(`bench-cold-${i}`)] = JSON.stringify(validateClientRecord({ ...cold.record, client_id: `bench-cold-${i}` }));
 }
+// An external issuer (issue 15): a stand-in on loopback, discovery and JWKS; its token is an RS256
+// plain JWT, its keys fetched once and then cached, as a route in front of Auth0 or Entra ID sees them.
+const standIn = await startStandInIssuer();
+const externalIssuer = `${standIn.url}/good-bench`;
+const externalToken = await new SignJWT({ azp: "bench-external", scope: "bench:read" })
+  .setProtectedHeader({ alg: "RS256", kid: standIn.keys.a.kid, typ: "JWT" })
+  .setIssuer(externalIssuer)
+  .setAudience(AUDIENCE)
+  .setIssuedAt()
+  .setExpirationTime("1h")
+  .sign(await importJWK({ ...standIn.keys.a, alg: "RS256" }, "RS256"));
 const routes = [
   { prefix: "/protected", origin: origin.url, audience: AUDIENCE, scopes: ["bench:read"] },
+  { prefix: "/external", origin: origin.url, audience: AUDIENCE, scopes: ["bench:read"], issuers: ["self", externalIssuer] },
   { prefix: "/open", origin: origin.url, public: true },
 ];
 const worker = await startRawWorkerd(
@@ -165,6 +180,9 @@ const worker = await startRawWorkerd(
     MAX_ACCESS_TOKEN_TTL: "3600",
     SIGNING_KEY: JSON.stringify(await generateSigningKey()),
     GATEWAY_ROUTES: JSON.stringify(routes),
+    EXTERNAL_ISSUERS: JSON.stringify([
+      { issuer: externalIssuer, algorithms: ["RS256"], token_type: "jwt", client_id_claim: "azp", max_lifetime: 3600 },
+    ]),
   },
   kv,
   { cpu: SERVER_CPU },
@@ -214,6 +232,11 @@ try {
         opts: { url: `${worker.url}/protected/item`, headers: { Authorization: `Bearer ${access_token}` } },
         cpuPids: workerd,
       },
+      {
+        name: "gateway_external",
+        opts: { url: `${worker.url}/external/item`, headers: { Authorization: `Bearer ${externalToken}` } },
+        cpuPids: workerd,
+      },
       { name: "gateway_passthrough", opts: { url: `${worker.url}/open/item` }, cpuPids: workerd },
       { name: "worker_floor", opts: { url: `${worker.url}/.well-known/jwks.json` }, cpuPids: workerd },
       { name: "origin_direct", opts: { url: `${origin.url}/item` }, cpuPids: [] },
@@ -223,6 +246,7 @@ try {
   await worker.stop();
   stopPeer();
   await origin.close();
+  await standIn.close();
   rmSync(stateDir, { recursive: true, force: true });
 }
 
@@ -236,6 +260,8 @@ const ratios = {
   gateway_protected_vs_passthrough_cpu: cpuRatio("gateway_protected", "gateway_passthrough"),
   token_cold_vs_peer: ratio("token_cold", "peer_token"),
   gateway_protected_vs_passthrough: ratio("gateway_protected", "gateway_passthrough"),
+  gateway_external_vs_protected: ratio("gateway_external", "gateway_protected"),
+  gateway_external_vs_protected_cpu: cpuRatio("gateway_external", "gateway_protected"),
   gateway_passthrough_vs_origin: ratio("gateway_passthrough", "origin_direct"),
 };
 // Workers Standard pricing as published: $0.30 per million requests, $0.02 per million CPU ms.

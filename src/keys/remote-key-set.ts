@@ -4,9 +4,10 @@
  * the same rules: a timeout, no redirects, a size cap read while streaming, JSON only. A JWK Set
  * with a private member or a symmetric key is refused whole: its publisher leaked a secret, and
  * none of its keys is trusted. The parsed set is kept per isolate (BoundedCache) as long as its
- * Cache-Control allows within src/policy.ts's bounds; a failure is remembered briefly so a dead
- * issuer is not asked on every request; while a refetch fails the last good keys keep verifying
- * for REMOTE_KEYS_STALE_SECONDS. An unknown `kid` refetches at most once per
+ * Cache-Control allows within src/policy.ts's bounds, and the document at the edge (the Cache API:
+ * one location's isolates share a fetch; a document is put there only once it was taken); a failure
+ * is remembered briefly so a dead issuer is not asked on every request; while a refetch fails the
+ * last good keys (the isolate's, else the edge's) keep verifying for REMOTE_KEYS_STALE_SECONDS. An unknown `kid` refetches at most once per
  * REMOTE_KEYS_REFETCH_SECONDS per URI (the issuer rotated; a forged kid cannot make us hammer it).
  *
  * Nothing here decides what may be fetched: callers pass only URLs their configuration or a record
@@ -47,6 +48,11 @@ const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv"] as
  */
 export class KeySetUnavailableError extends Error {
   override name = "KeySetUnavailableError";
+  /**
+   * The edge's last good copy of the document (or, once parsed, its value) and when it stopped being
+   * fresh, when the fetch failed and the edge cache still had one within the stale bound.
+   */
+  stale?: { value: unknown; freshUntil: number };
 }
 
 /** A fetch that answered, but not with the document; `status` lets discovery fall back on a 404. */
@@ -75,8 +81,95 @@ export function freshnessSeconds(headers: Headers): number {
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 const strictUTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
+/** Where the edge copy records until when (epoch ms) its document is fresh. */
+const EDGE_FRESH_UNTIL = "X-Tollgate-Fresh-Until";
+
+/**
+ * This location's copy of a document (Cache API), written by fetchDocument below and by nothing else:
+ * it saves each new isolate a fetch, and lets one that has no copy of its own bridge an outage.
+ */
+async function readEdgeCopy(url: string): Promise<{ document: unknown; freshUntil: number } | undefined> {
+  if (typeof caches === "undefined") return undefined;
+  try {
+    const hit = await caches.default.match(url);
+    const freshUntil = Number(hit?.headers.get(EDGE_FRESH_UNTIL));
+    if (!hit || !Number.isSafeInteger(freshUntil)) return undefined;
+    return { document: await hit.json(), freshUntil };
+  } catch {
+    // No edge copy is no error: the document is fetched.
+    return undefined;
+  }
+}
+
+/** Keeps `document` at the edge through its freshness and the stale bound after it. */
+async function writeEdgeCopy(url: string, document: unknown, freshUntil: number, now: number): Promise<void> {
+  if (typeof caches === "undefined") return;
+  const seconds = Math.ceil((freshUntil - now) / 1000) + REMOTE_KEYS_STALE_SECONDS;
+  const headers = { "Content-Type": "application/json", "Cache-Control": `max-age=${seconds}`, [EDGE_FRESH_UNTIL]: String(freshUntil) };
+  try {
+    await caches.default.put(url, new Response(JSON.stringify(document), { headers }));
+  } catch {
+    // The isolate's copy still holds it.
+  }
+}
+
+/**
+ * The JSON at `url` and how long it may be used: this location's edge copy while it is fresh (not
+ * when `force`d: an unknown kid asks the issuer itself), else fetched under the rules above
+ * (`fetched`). A failed fetch is a KeySetUnavailableError carrying the edge copy, if it is within the
+ * stale bound, as `stale`.
+ */
+async function fetchDocument(
+  url: string,
+  clock: Clock,
+  force: boolean,
+): Promise<{ document: unknown; freshSeconds: number; fetched: boolean }> {
+  const edge = await readEdgeCopy(url);
+  const now = clock();
+  if (edge && !force && now < edge.freshUntil) {
+    return { document: edge.document, freshSeconds: (edge.freshUntil - now) / 1000, fetched: false };
+  }
+  try {
+    return { ...(await fetchFromNetwork(url)), fetched: true };
+  } catch (error) {
+    if (error instanceof KeySetUnavailableError && edge && now < edge.freshUntil + REMOTE_KEYS_STALE_SECONDS * 1000) {
+      error.stale = { value: edge.document, freshUntil: edge.freshUntil };
+    }
+    throw error;
+  }
+}
+
+/**
+ * fetchDocument, its document turned into a value by `parse` (which throws a KeySetUnavailableError
+ * for a document it refuses), and a fetched document kept at the edge once `parse` took it; an edge
+ * copy carried by a failure is parsed the same way.
+ */
+async function fetchParsed<T>(
+  url: string,
+  clock: Clock,
+  force: boolean,
+  parse: (document: unknown) => T,
+): Promise<{ value: T; freshSeconds: number }> {
+  try {
+    const now = clock();
+    const { document, freshSeconds, fetched } = await fetchDocument(url, clock, force);
+    const value = parse(document);
+    if (fetched) await writeEdgeCopy(url, document, now + freshSeconds * 1000, now);
+    return { value, freshSeconds };
+  } catch (error) {
+    if (error instanceof KeySetUnavailableError && error.stale) {
+      try {
+        error.stale = { value: parse(error.stale.value), freshUntil: error.stale.freshUntil };
+      } catch {
+        error.stale = undefined;
+      }
+    }
+    throw error;
+  }
+}
+
 /** GETs `url` under the rules above: its parsed JSON and how long it may be used, or a KeySetUnavailableError. */
-async function fetchDocument(url: string): Promise<{ document: unknown; freshSeconds: number }> {
+async function fetchFromNetwork(url: string): Promise<{ document: unknown; freshSeconds: number }> {
   const started = Date.now();
   const signal = AbortSignal.timeout(REMOTE_FETCH_TIMEOUT_MS);
   let response: Response;
@@ -158,7 +251,7 @@ export type Clock = () => number;
 async function load<T>(
   cache: BoundedCache<string, Remembered<T>>,
   url: string,
-  fetchValue: () => Promise<{ value: T; freshSeconds: number }>,
+  fetchValue: (force: boolean) => Promise<{ value: T; freshSeconds: number }>,
   clock: Clock,
   force = false,
 ): Promise<{ value: T; fetched: boolean }> {
@@ -174,7 +267,7 @@ async function load<T>(
     reason = `${entry.failure.reason} (failed less than ${REMOTE_KEYS_FAILURE_SECONDS} s ago; not retried yet)`;
   } else {
     try {
-      const { value, freshSeconds } = await fetchValue();
+      const { value, freshSeconds } = await fetchValue(force);
       entry.good = { value, freshUntil: clock() + freshSeconds * 1000 };
       entry.failure = undefined;
       return { value, fetched: true };
@@ -182,6 +275,8 @@ async function load<T>(
       if (!(error instanceof KeySetUnavailableError)) throw error;
       reason = error.message;
       entry.failure = { reason, until: clock() + REMOTE_KEYS_FAILURE_SECONDS * 1000 };
+      // A new isolate while the issuer is down: the edge's copy, under the same stale bound.
+      if (!entry.good && error.stale) entry.good = error.stale as { value: T; freshUntil: number };
       logEvent("remote_document_failed", { level: "warn", url, reason });
     }
   }
@@ -195,10 +290,9 @@ async function load<T>(
 type KeyResolver = ReturnType<typeof createLocalJWKSet>;
 const keySets = new BoundedCache<string, Remembered<KeyResolver>>(256);
 
-async function fetchKeySet(jwksUri: string): Promise<{ value: KeyResolver; freshSeconds: number }> {
-  const { document, freshSeconds } = await fetchDocument(jwksUri);
+function fetchKeySet(jwksUri: string, clock: Clock, force: boolean): Promise<{ value: KeyResolver; freshSeconds: number }> {
   // createLocalJWKSet: a key is chosen by kid, alg, kty, use and key_ops, as for a local set.
-  return { value: createLocalJWKSet(parsePublicKeySet(document, jwksUri)), freshSeconds };
+  return fetchParsed(jwksUri, clock, force, (document) => createLocalJWKSet(parsePublicKeySet(document, jwksUri)));
 }
 
 /**
@@ -210,7 +304,7 @@ async function fetchKeySet(jwksUri: string): Promise<{ value: KeyResolver; fresh
  */
 export function remoteKeySet(jwksUri: string, clock: Clock = Date.now): JWTVerifyGetKey {
   return async (header, token) => {
-    const { value: resolve, fetched } = await load(keySets, jwksUri, () => fetchKeySet(jwksUri), clock);
+    const { value: resolve, fetched } = await load(keySets, jwksUri, (force) => fetchKeySet(jwksUri, clock, force), clock);
     try {
       return await resolve(header, token);
     } catch (error) {
@@ -219,7 +313,7 @@ export function remoteKeySet(jwksUri: string, clock: Clock = Date.now): JWTVerif
       if (!(error instanceof errors.JWKSNoMatchingKey) || fetched || !entry) throw error;
       if (clock() - entry.forcedAt < REMOTE_KEYS_REFETCH_SECONDS * 1000) throw error;
       entry.forcedAt = clock();
-      const { value: refetched } = await load(keySets, jwksUri, () => fetchKeySet(jwksUri), clock, true);
+      const { value: refetched } = await load(keySets, jwksUri, (force) => fetchKeySet(jwksUri, clock, force), clock, true);
       return refetched(header, token);
     }
   };
@@ -227,9 +321,19 @@ export function remoteKeySet(jwksUri: string, clock: Clock = Date.now): JWTVerif
 
 const discoveries = new BoundedCache<string, Remembered<string>>(64);
 
-/** The jwks_uri of one discovery document, after checking its `issuer`. */
-async function fetchJwksUri(issuer: string, url: string, ownIssuer: string): Promise<{ value: string; freshSeconds: number }> {
-  const { document, freshSeconds } = await fetchDocument(url);
+/** The jwks_uri of one discovery document (fetchParsed, jwksUriOf). */
+function fetchJwksUri(
+  issuer: string,
+  url: string,
+  ownIssuer: string,
+  clock: Clock,
+  force: boolean,
+): Promise<{ value: string; freshSeconds: number }> {
+  return fetchParsed(url, clock, force, (document) => jwksUriOf(document, issuer, url, ownIssuer));
+}
+
+/** The jwks_uri a discovery document at `url` names, after checking its `issuer`. */
+function jwksUriOf(document: unknown, issuer: string, url: string, ownIssuer: string): string {
   const metadata = typeof document === "object" && document !== null ? (document as Record<string, unknown>) : {};
   // OpenID Connect Discovery §4.3, RFC 8414 §3.3: the document must name exactly the issuer asked for.
   if (metadata.issuer !== issuer) {
@@ -239,7 +343,7 @@ async function fetchJwksUri(issuer: string, url: string, ownIssuer: string): Pro
   if (typeof jwksUri !== "string" || !isAllowedRemoteUrl(jwksUri, ownIssuer)) {
     throw new KeySetUnavailableError(`${url}: jwks_uri ${JSON.stringify(jwksUri)} is not an allowed URL (https)`);
   }
-  return { value: jwksUri, freshSeconds };
+  return jwksUri;
 }
 
 /**
@@ -254,14 +358,14 @@ export async function discoverJwksUri(issuer: string, ownIssuer: string, clock: 
   const { value } = await load(
     discoveries,
     issuer,
-    async () => {
+    async (force) => {
       try {
-        return await fetchJwksUri(issuer, `${issuer.replace(/\/$/, "")}/.well-known/openid-configuration`, ownIssuer);
+        return await fetchJwksUri(issuer, `${issuer.replace(/\/$/, "")}/.well-known/openid-configuration`, ownIssuer, clock, force);
       } catch (error) {
         if (!(error instanceof UnexpectedAnswer) || error.status !== 404) throw error;
         const url = new URL(issuer);
         const path = url.pathname === "/" ? "" : url.pathname.replace(/\/$/, "");
-        return fetchJwksUri(issuer, `${url.origin}/.well-known/oauth-authorization-server${path}`, ownIssuer);
+        return fetchJwksUri(issuer, `${url.origin}/.well-known/oauth-authorization-server${path}`, ownIssuer, clock, force);
       }
     },
     clock,
