@@ -27,7 +27,8 @@ import {
   takeDown,
   type ExternalToken,
 } from "../support/external-issuers.ts";
-import { AUDIENCE } from "../support/tokens.ts";
+import { AUDIENCE, nowSeconds } from "../support/tokens.ts";
+import { REVOCATION_CHECK_SECONDS } from "../../src/policy.ts";
 import { expectJSONError, fetchWithEnv, FORM, basic, seedClient } from "../support/worker.ts";
 
 afterEach(() => vi.restoreAllMocks());
@@ -262,5 +263,34 @@ describe("per-client rate limits on a route with external issuers", () => {
     for (let i = 0; i < 3; i++) await expectProxied(await send(external));
     await expectJSONError(await send(external), 429, "temporarily_unavailable");
     await expectProxied(await send(await ownTokenOf(client, limited)));
+  });
+});
+
+describe("a WebSocket opened with an external token", () => {
+  it("is not closed by the status checks (no status applies), and closes with 1008 at its exp", { timeout: 60_000 }, async () => {
+    const { plain, overrides, plainToken } = setup();
+    const routes = [{ prefix: "/ws", origin: env.TEST_ORIGIN_URL, audience: AUDIENCE, websocket: true, issuers: [plain] }];
+    const exp = nowSeconds() + 2 * REVOCATION_CHECK_SECONDS + 5;
+    const token = await plainToken({ claims: { exp } });
+    const res = await fetchWithEnv(
+      `${LOCAL_ISSUER}/ws/chat`,
+      { headers: { Upgrade: "websocket", Authorization: `Bearer ${token}` } },
+      { ...overrides, GATEWAY_ROUTES: JSON.stringify(routes) },
+    );
+    expect(res.status).toBe(101);
+    const socket = res.webSocket!;
+    const closed = new Promise<{ code: number; reason: string; at: number }>((resolve) =>
+      socket.addEventListener("close", (event) => resolve({ code: event.code, reason: event.reason, at: Date.now() })),
+    );
+    socket.accept();
+    // Past the first status checks (every REVOCATION_CHECK_SECONDS): still open.
+    const early = await Promise.race([
+      closed,
+      new Promise<"open">((resolve) => setTimeout(() => resolve("open"), (REVOCATION_CHECK_SECONDS + 5) * 1000)),
+    ]);
+    expect(early).toBe("open");
+    const end = await closed;
+    expect(end).toMatchObject({ code: 1008, reason: "access token expired" });
+    expect(end.at).toBeGreaterThanOrEqual(exp * 1000);
   });
 });
