@@ -99,15 +99,26 @@ function scopesOf(value: unknown): string | undefined {
   return list.join(" ");
 }
 
+/**
+ * What may go into an identity header as it is (RFC 9110 §5.5): printable ASCII, no control
+ * character, no leading or trailing space (which a header value loses, so " admin" would reach the
+ * origin as "admin").
+ */
+const HEADER_SAFE = /^[\x21-\x7E](?:[\x20-\x7E]{0,254}[\x21-\x7E])?$/;
+
 /** The rules jose's options do not express; exp and iat are numbers (jose checked their type). */
 function toClaims(payload: JWTPayload, issuer: ExternalIssuer, now: number): AccessTokenClaims {
   const { exp, iat, aud } = payload as { exp: number; iat: number; aud: string | string[] };
   if (iat > now + issuer.clockTolerance) throw invalid(`iat ${iat} is in the future`);
   const lifetime = exp - iat;
   if (!(lifetime > 0 && lifetime <= issuer.maxLifetime)) throw invalid(`lifetime ${lifetime} s not within 1..${issuer.maxLifetime}`);
+  // Both become header values at the origin (X-Tollgate-Client-Id, X-Tollgate-Token-Id).
   const identity = payload[issuer.clientIdClaim];
-  if (typeof identity !== "string" || identity === "") {
-    throw invalid(`${issuer.clientIdClaim} ${excerpt(identity)} is not a non-empty string`);
+  if (typeof identity !== "string" || !HEADER_SAFE.test(identity)) {
+    throw invalid(`${issuer.clientIdClaim} ${excerpt(identity)} is not 1-256 printable ASCII characters, none a space at either end`);
+  }
+  if (payload.jti !== undefined && (typeof payload.jti !== "string" || !HEADER_SAFE.test(payload.jti))) {
+    throw invalid(`jti ${excerpt(payload.jti)} is not 1-256 printable ASCII characters, none a space at either end`);
   }
   return {
     iss: issuer.issuer,
@@ -116,7 +127,7 @@ function toClaims(payload: JWTPayload, issuer: ExternalIssuer, now: number): Acc
     aud,
     iat,
     exp,
-    jti: typeof payload.jti === "string" ? payload.jti : "",
+    jti: payload.jti ?? "",
     scope: scopesOf(payload[issuer.scopeClaim]),
   };
 }

@@ -294,3 +294,31 @@ describe("a WebSocket opened with an external token", () => {
     expect(end.at).toBeGreaterThanOrEqual(exp * 1000);
   });
 });
+
+describe("claims that become identity headers", () => {
+  it("refuses an identity or jti that is no plain header value (control characters, non-ASCII, spaces at the ends, too long): 401, never a 500", async () => {
+    const { send, plainToken } = setup();
+    for (const claims of [
+      { azp: "app\r\nX-Injected: 1" },
+      { azp: "app\u0000" },
+      { azp: "äpp" },
+      { azp: " admin" },
+      { azp: "a".repeat(257) },
+      { azp: "" },
+      { jti: "j\n1" },
+      { jti: 7 },
+    ]) {
+      const mark = marker("identity");
+      await expectBearerError(await send(`/ext/${mark}`, await plainToken({ claims })), {
+        status: 401,
+        error: "invalid_token",
+        realm: LOCAL_ISSUER,
+      });
+      await expectOriginNotContacted(mark);
+    }
+    // The longest and oddest accepted: 256 printable characters, inner spaces, then passed as they are.
+    const longest = `a b${"~".repeat(252)}z`;
+    const echo = await expectProxied(await send(`/ext/${marker("identity")}`, await plainToken({ claims: { azp: longest, jti: "x y" } })));
+    expect(identity(echo)).toMatchObject({ "X-Tollgate-Client-Id": [longest], "X-Tollgate-Token-Id": ["x y"] });
+  });
+});
