@@ -20,6 +20,10 @@ const AUDIENCE = "https://api.tollgate.test";
 // the remote key set and workload identity federation tests; its private keys go to the tests.
 const standIn = await startStandInIssuer();
 standIn.server.unref();
+// A second stand-in with keys of its own, so the external-issuer gateway tests have two issuers
+// whose keys differ (cross-issuer key confusion; the kids are the same on purpose).
+const otherStandIn = await startStandInIssuer();
+otherStandIn.server.unref();
 const gatewayRoutes = [
   {
     prefix: "/api",
@@ -79,6 +83,7 @@ export default defineConfig({
                 TEST_ORIGIN_URL: origin.url,
                 TEST_KEY_HOST_URL: keyHost.url,
                 TEST_STAND_IN: JSON.stringify({ url: standIn.url, keys: standIn.keys }),
+                TEST_OTHER_STAND_IN: JSON.stringify({ url: otherStandIn.url, keys: otherStandIn.keys }),
               },
               ratelimits: {
                 TOKEN_IP_LIMITER: { namespace_id: "1001", ...lenient },

@@ -3,9 +3,10 @@
  * `npm run bench [-- --duration 10 --connections 10]`: Tollgate in workerd (wrangler dev) and its
  * peer node-oidc-provider, driven by autocannon on loopback in one run. Prints a table, writes
  * bench/results/latest.json. Cases: /token warm and cold, /token with a private_key_jwt assertion,
- * gateway protected vs passthrough vs the origin directly, the peer's token endpoint, and the DPoP
- * twins of warm /token and the protected gateway (token_dpop, gateway_dpop: a fresh proof per
- * request, signed here). CPU per request is read from /proc.
+ * gateway protected vs passthrough vs the origin directly, the gateway with an external issuer's
+ * token (a loopback stand-in issuer, its keys cached), the peer's token endpoint, and the DPoP twins
+ * of warm /token and the protected gateway (token_dpop, gateway_dpop: a fresh proof per request,
+ * signed here). CPU per request is read from /proc.
  */
 import { spawn, spawnSync } from "node:child_process";
 import { generateKeyPairSync, randomUUID, sign, type KeyObject } from "node:crypto";
@@ -20,6 +21,8 @@ import { clientKey, validateClientRecord } from "../src/clients/record.ts";
 import { generateSigningKey } from "../src/keys/new-key-pair.ts";
 import { freePort } from "../scripts/dev-server.ts";
 import { startEchoOrigin } from "../scripts/echo-origin.ts";
+import { startStandInIssuer } from "../scripts/stand-in-issuer.ts";
+import { importJWK, SignJWT } from "jose";
 import { basicAuth, startRawWorkerd, tokenRequest } from "./workerd.ts";
 import { dpopKey, proofPool, signProof, type ProofPool } from "./dpop-proofs.ts";
 
@@ -177,8 +180,20 @@ for (let i = 0; i < ASSERTION_CLIENTS; i++) {
 for (let i = 0; i < coldClients; i++) {
   kv[clientKey(`bench-cold-${i}`)] = JSON.stringify(validateClientRecord({ ...cold.record, client_id: `bench-cold-${i}` }));
 }
+// An external issuer (issue 15): a stand-in on loopback, discovery and JWKS; its token is an RS256
+// plain JWT, its keys fetched once and then cached, as a route in front of Auth0 or Entra ID sees them.
+const standIn = await startStandInIssuer();
+const externalIssuer = `${standIn.url}/good-bench`;
+const externalToken = await new SignJWT({ azp: "bench-external", scope: "bench:read" })
+  .setProtectedHeader({ alg: "RS256", kid: standIn.keys.a.kid, typ: "JWT" })
+  .setIssuer(externalIssuer)
+  .setAudience(AUDIENCE)
+  .setIssuedAt()
+  .setExpirationTime("1h")
+  .sign(await importJWK({ ...standIn.keys.a, alg: "RS256" }, "RS256"));
 const routes = [
   { prefix: "/protected", origin: origin.url, audience: AUDIENCE, scopes: ["bench:read"] },
+  { prefix: "/external", origin: origin.url, audience: AUDIENCE, scopes: ["bench:read"], issuers: ["self", externalIssuer] },
   { prefix: "/open", origin: origin.url, public: true },
 ];
 const worker = await startRawWorkerd(
@@ -190,6 +205,9 @@ const worker = await startRawWorkerd(
     MAX_ACCESS_TOKEN_TTL: "3600",
     SIGNING_KEY: JSON.stringify(await generateSigningKey()),
     GATEWAY_ROUTES: JSON.stringify(routes),
+    EXTERNAL_ISSUERS: JSON.stringify([
+      { issuer: externalIssuer, algorithms: ["RS256"], token_type: "jwt", client_id_claim: "azp", max_lifetime: 3600 },
+    ]),
   },
   kv,
   { cpu: SERVER_CPU },
@@ -304,6 +322,11 @@ try {
         opts: { url: `${worker.url}/protected/item`, headers: { Authorization: `DPoP ${boundToken}` }, requests: withProof(gatewayProofs) },
         cpuPids: workerd,
       },
+      {
+        name: "gateway_external",
+        opts: { url: `${worker.url}/external/item`, headers: { Authorization: `Bearer ${externalToken}` } },
+        cpuPids: workerd,
+      },
       { name: "gateway_passthrough", opts: { url: `${worker.url}/open/item` }, cpuPids: workerd },
       { name: "worker_floor", opts: { url: `${worker.url}/.well-known/jwks.json` }, cpuPids: workerd },
       { name: "origin_direct", opts: { url: `${origin.url}/item` }, cpuPids: [] },
@@ -314,6 +337,7 @@ try {
   await worker.stop();
   stopPeer();
   await origin.close();
+  await standIn.close();
   rmSync(stateDir, { recursive: true, force: true });
 }
 
@@ -331,6 +355,8 @@ const ratios = {
   token_dpop_vs_warm_cpu: cpuRatio("token_dpop", "token_warm"),
   token_cold_vs_peer: ratio("token_cold", "peer_token"),
   gateway_protected_vs_passthrough: ratio("gateway_protected", "gateway_passthrough"),
+  gateway_external_vs_protected: ratio("gateway_external", "gateway_protected"),
+  gateway_external_vs_protected_cpu: cpuRatio("gateway_external", "gateway_protected"),
   gateway_passthrough_vs_origin: ratio("gateway_passthrough", "origin_direct"),
 };
 // Workers Standard pricing as published: $0.30 per million requests, $0.02 per million CPU ms.

@@ -9,6 +9,7 @@ import { relative, resolve } from "node:path";
 import type { Unstable_Config } from "wrangler";
 import { ConfigError, parseConfig } from "../src/config.ts";
 import { parseGatewayRoutes, RouteConfigError, type GatewayRoute } from "../src/gateway/route-table.ts";
+import { externalIssuerNames } from "../src/gateway/external-issuers.ts";
 import { DEFAULT_MAX_ACCESS_TOKEN_TTL } from "../src/policy.ts";
 import { PROJECT_ROOT, WRANGLER } from "./kv.ts";
 
@@ -160,7 +161,7 @@ export function diagnose(input: DoctorInput): Finding[] {
   // Gateway routes: the Worker's parser, then what it cannot know from vars alone.
   let routes: GatewayRoute[] = [];
   try {
-    routes = parseGatewayRoutes(raw.GATEWAY_ROUTES);
+    routes = parseGatewayRoutes(raw.GATEWAY_ROUTES, externalIssuerNames(raw.EXTERNAL_ISSUERS));
   } catch (e) {
     if (!(e instanceof RouteConfigError)) throw e;
     // Already reported through parseConfig unless another var failed first.

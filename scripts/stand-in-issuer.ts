@@ -14,7 +14,8 @@
  *   chunked), `hugedeclared` (100 KiB with Content-Length), `text` (JSON as text/html), `notjson`,
  *   `notset` (one JWK, not a set), `redirect` (302 to a good set), `private` (a key with `d`), `oct`
  *   (a symmetric key), `down` (503 everywhere).
- * `/__log` lists the paths requested so far (the `/__` paths excepted), oldest first.
+ * `/__log` lists the paths requested so far (the `/__` paths excepted), oldest first;
+ * `/__down?name={name}` makes that name answer as `down` does from then on (an issuer gone down).
  */
 import { createServer, type Server } from "node:http";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
@@ -41,6 +42,7 @@ function publicPart({ d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...key }: 
 export async function startStandInIssuer(port = 0, host = "127.0.0.1"): Promise<StandInIssuer> {
   const keys = { a: await signingKey("stand-in-a"), b: await signingKey("stand-in-b") };
   const rotated = new Set<string>();
+  const wentDown = new Set<string>();
   const log: string[] = [];
   let base = "";
   const server = createServer(async (req, res) => {
@@ -54,6 +56,10 @@ export async function startStandInIssuer(port = 0, host = "127.0.0.1"): Promise<
       rotated.add(url.searchParams.get("name") ?? "");
       return json({ rotated: true });
     }
+    if (url.pathname === "/__down") {
+      wentDown.add(url.searchParams.get("name") ?? "");
+      return json({ down: true });
+    }
     log.push(url.pathname);
     const segments = url.pathname.split("/");
     const rfc8414 = segments[1] === ".well-known" && segments[2] === "oauth-authorization-server";
@@ -62,7 +68,7 @@ export async function startStandInIssuer(port = 0, host = "127.0.0.1"): Promise<
     const behaviour = name.split("-")[0];
     const issuer = `${base}/${name}`;
     const publicKeys = { keys: [publicPart(rotated.has(name) ? keys.b : keys.a)] };
-    if (behaviour === "down") {
+    if (behaviour === "down" || wentDown.has(name)) {
       res.writeHead(503, { "Content-Type": "text/plain" });
       return res.end("unavailable");
     }

@@ -2,6 +2,7 @@ import { isValidAudience } from "./clients/record.ts";
 import { logEvent } from "./http/log.ts";
 import { parsePBKDF2Iterations } from "./clients/secret.ts";
 import { parseGatewayRoutes, RouteConfigError, type GatewayRoute } from "./gateway/route-table.ts";
+import { ExternalIssuerConfigError, parseExternalIssuers, type ExternalIssuer } from "./gateway/external-issuers.ts";
 import { CLOCK_TOLERANCE_SECONDS, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_MAX_ACCESS_TOKEN_TTL, JWKS_MAX_AGE } from "./policy.ts";
 
 /**
@@ -18,6 +19,8 @@ export interface Config {
   maxAccessTokenTtl: number;
   /** GATEWAY_ROUTES, most specific first. */
   routes: GatewayRoute[];
+  /** EXTERNAL_ISSUERS by exact issuer: whose tokens routes may accept besides this server's. */
+  externalIssuers: Map<string, ExternalIssuer>;
   /** Seconds; the epoch length of the KEY_SEED key schedule (src/keys/schedule.ts). */
   rotationPeriod: number;
   /** PBKDF2_ITERATIONS: the work factor of secrets hashed now, and of the dummy hash for unknown ids. */
@@ -78,10 +81,12 @@ export function parseConfig(env: Record<string, unknown>): Config {
   const accessTokenTtl = seconds(env, "ACCESS_TOKEN_TTL", DEFAULT_ACCESS_TOKEN_TTL);
   if (accessTokenTtl > maxAccessTokenTtl) throw new ConfigError("ACCESS_TOKEN_TTL must not exceed MAX_ACCESS_TOKEN_TTL");
   let routes: GatewayRoute[];
+  let externalIssuers: Map<string, ExternalIssuer>;
   try {
-    routes = parseGatewayRoutes(env.GATEWAY_ROUTES);
+    externalIssuers = parseExternalIssuers(env.EXTERNAL_ISSUERS, issuer);
+    routes = parseGatewayRoutes(env.GATEWAY_ROUTES, new Set(externalIssuers.keys()));
   } catch (error) {
-    if (error instanceof RouteConfigError) throw new ConfigError(error.message);
+    if (error instanceof RouteConfigError || error instanceof ExternalIssuerConfigError) throw new ConfigError(error.message);
     throw error;
   }
   // ROTATION_PERIOD: a day by default, at most a year.
@@ -101,7 +106,16 @@ export function parseConfig(env: Record<string, unknown>): Config {
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
-  return { issuer, defaultAudience, accessTokenTtl, maxAccessTokenTtl, routes, rotationPeriod: period, pbkdf2Iterations };
+  return {
+    issuer,
+    defaultAudience,
+    accessTokenTtl,
+    maxAccessTokenTtl,
+    routes,
+    externalIssuers,
+    rotationPeriod: period,
+    pbkdf2Iterations,
+  };
 }
 
 const cache = new WeakMap<object, Config | ConfigError>();

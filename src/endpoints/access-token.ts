@@ -15,6 +15,8 @@ import type { AccessTokenClaims } from "../tokens/mint.ts";
 import { checkTokenStatus } from "../tokens/status.ts";
 import { checkScopes, extractBearerToken, verifyAccessToken } from "../tokens/verify.ts";
 import { checkDPoPBinding, extractDPoPToken } from "../tokens/dpop.ts";
+import { SELF_ONLY } from "../gateway/external-issuers.ts";
+import { issuerForToken, verifyExternalToken } from "../tokens/external.ts";
 
 export interface AccessTokenRequirement {
   /** The audience the token must carry (RFC 8707). */
@@ -27,6 +29,8 @@ export interface AccessTokenRequirement {
   audit?: boolean;
   /** When given and false for a request, it passes without a token (a public gateway route). */
   when?: (c: Context<AppEnv>) => boolean;
+  /** Whose tokens are accepted (a gateway route's `issuers`); Tollgate's own only when not given. */
+  issuers?: (c: Context<AppEnv>) => readonly string[];
 }
 
 export function requireAccessToken(requirement: AccessTokenRequirement): MiddlewareHandler<AppEnv> {
@@ -38,22 +42,40 @@ export function requireAccessToken(requirement: AccessTokenRequirement): Middlew
     // RFC 9449 §7.1: or `Authorization: DPoP`, looked for only when Bearer is not there.
     const token = bearer ?? extractDPoPToken(headers);
     if (token === undefined) throw new BearerError(undefined, requirement.missing);
-    const keys = await getSigningKeys(c.env);
-    const claims = await verifyAccessToken(token, keys, {
-      issuer: config.issuer,
-      audience: requirement.audience(c, config),
-      maxLifetime: config.maxAccessTokenTtl,
-    });
-    if (requirement.audit) {
-      const audit = auditOf(c);
-      audit.client_id = claims.client_id;
-      audit.jti = claims.jti;
-      audit.scope = claims.scope;
+    // External issuers (src/tokens/external.ts): chosen by the token's iss among the route's; a
+    // route that names only "self" (SELF_ONLY) does nothing more than before.
+    const accepted = requirement.issuers?.(c) ?? SELF_ONLY;
+    const external = accepted === SELF_ONLY ? undefined : issuerForToken(token, accepted, config.issuer, config.externalIssuers);
+    let claims: AccessTokenClaims;
+    if (external !== undefined) {
+      claims = await verifyExternalToken(token, external, { audience: requirement.audience(c, config), ownIssuer: config.issuer });
+      if (requirement.audit)
+        Object.assign(auditOf(c), { issuer: claims.iss, client_id: claims.client_id, jti: claims.jti, scope: claims.scope });
+    } else {
+      const keys = await getSigningKeys(c.env);
+      claims = await verifyAccessToken(token, keys, {
+        issuer: config.issuer,
+        audience: requirement.audience(c, config),
+        maxLifetime: config.maxAccessTokenTtl,
+      });
+      if (requirement.audit) {
+        const audit = auditOf(c);
+        audit.client_id = claims.client_id;
+        audit.jti = claims.jti;
+        audit.scope = claims.scope;
+      }
     }
-    // RFC 9449 §7: a DPoP-bound token, or the DPoP scheme: a proof for this very request decides (no work for Bearer).
+    // RFC 9449 §7: a DPoP-bound token (ours or an external issuer's), or the DPoP scheme: a proof for
+    // this very request decides (no work for an unbound Bearer token).
     if (bearer === undefined || claims.cnf?.jkt !== undefined) {
       const url = c.get("gatewayRoute")?.url.href ?? c.req.raw.url;
       await checkDPoPBinding(headers, c.req.raw.method, url, token, bearer === undefined, claims);
+    }
+    if (external !== undefined) {
+      // No status check: revocation and client records are Tollgate's own tokens' only.
+      checkScopes(claims, requirement.scopes(c));
+      c.set("accessToken", claims);
+      return next();
     }
     // Revoked, or its client disabled or deleted: the signature cannot say.
     await checkTokenStatus(c.env.CLIENTS, claims);

@@ -11,6 +11,7 @@ import { getConfig } from "../config.ts";
 import { BearerError, OAuthError } from "../http/errors.ts";
 import { enforceLimit } from "../http/limits.ts";
 import { IDENTITY_HEADERS } from "../gateway/headers.ts";
+import { SELF_ONLY } from "../gateway/external-issuers.ts";
 import {
   checkBodyForOverride,
   hasMethodOverride,
@@ -92,6 +93,7 @@ gateway.all(
     scopes: (c) => requiredScopes(routeOf(c).route, c.req.raw.method),
     missing: "an access token is required",
     audit: true,
+    issuers: (c) => routeOf(c).route.issuers,
   }),
   async (c) => {
     const request = c.req.raw;
@@ -109,8 +111,9 @@ gateway.all(
     let session: TokenSession | undefined;
     let refused: BearerError | undefined;
     if (!route.public) {
-      // Verified, its status checked and its scopes granted by requireAccessToken.
+      // Verified, its status checked (Tollgate's own tokens) and its scopes granted by requireAccessToken.
       const claims = accessTokenOf(c);
+      const own = route.issuers === SELF_ONLY || claims.iss === getConfig(c.env).issuer;
       const contentType = request.headers.get("Content-Type") ?? "";
       const kind = request.body ? overrideBodyKind(contentType, request.method) : undefined;
       // RFC 9110 §8.4: a body the origin inflates (body-parser does) is not the body the gateway read.
@@ -167,17 +170,21 @@ gateway.all(
           throw new OAuthError("server_error", "the gateway is misconfigured", {
             reason: `rate_limit binding ${route.rateLimit} is not bound`,
           });
-        await enforceLimit(limiter, `${claims.client_id}\u0000${route.prefix}`, `requests per client on ${route.prefix}`);
+        // An external issuer's client ids are its own namespace: never the budget of a Tollgate client of that name.
+        const client = own ? claims.client_id : `${claims.iss}\u0000${claims.client_id}`;
+        await enforceLimit(limiter, `${client}\u0000${route.prefix}`, `requests per client on ${route.prefix}`);
       }
-      // A WebSocket lives no longer than its token, nor past its revocation (proxy.ts).
+      // A WebSocket lives no longer than its token, nor past its revocation (proxy.ts); an external
+      // issuer's token has no status here to check again.
       session = {
         expiresAt: claims.exp,
-        recheck: () => checkTokenStatus(c.env.CLIENTS, claims),
+        recheck: own ? () => checkTokenStatus(c.env.CLIENTS, claims) : async () => {},
         recheckEveryMs: REVOCATION_CHECK_SECONDS * 1000,
       };
       set[IDENTITY_HEADERS.clientId] = claims.client_id;
       set[IDENTITY_HEADERS.scope] = claims.scope ?? "";
       set[IDENTITY_HEADERS.tokenId] = claims.jti;
+      set[IDENTITY_HEADERS.issuer] = claims.iss;
     }
     countEvent(c.env, "gateway_allowed", audit);
     const query = url.search;

@@ -9,6 +9,8 @@ export const IDENTITY_HEADERS = {
   clientId: "X-Tollgate-Client-Id",
   scope: "X-Tollgate-Scope",
   tokenId: "X-Tollgate-Token-Id",
+  /** Who vouched for the token: ISSUER for Tollgate's own, else the external issuer (EXTERNAL_ISSUERS). */
+  issuer: "X-Tollgate-Issuer",
 } as const;
 
 const HOP_BY_HOP = [

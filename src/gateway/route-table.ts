@@ -6,6 +6,8 @@
  */
 import { isValidScopeToken } from "../clients/record.ts";
 import { foldPath } from "./path.ts";
+import { SELF, SELF_ONLY } from "./external-issuers.ts";
+import { parseTableArrayVar } from "../table-vars.ts";
 
 export interface GatewayRoute {
   /** Normalized path prefix, matched on whole segments. */
@@ -32,6 +34,11 @@ export interface GatewayRoute {
   rateLimit: string | undefined;
   /** Header proving to the origin that the request came through the gateway; value from a Worker secret. */
   originAuth: { header: string; secret: string } | undefined;
+  /**
+   * Whose tokens the route accepts: "self" (Tollgate's own) and EXTERNAL_ISSUERS by exact issuer.
+   * SELF_ONLY itself (one shared array) when the route names no external issuer.
+   */
+  issuers: readonly string[];
 }
 
 const DEFAULT_TIMEOUT_MS = 30_000;
@@ -51,6 +58,7 @@ const FIELDS = new Set([
   "websocket",
   "origin_auth",
   "rate_limit",
+  "issuers",
 ]);
 /** The methods the gateway forwards; anything else (TRACE, CONNECT, WebDAV, PURGE…) is 405. */
 export const METHODS = new Set(["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]);
@@ -104,7 +112,23 @@ function parsePrefix(value: unknown, where: string): string {
   return prefix;
 }
 
-function parseRoute(raw: unknown, index: number): GatewayRoute {
+/**
+ * A route's `issuers`: distinct, each "self" or an issuer of EXTERNAL_ISSUERS (`known`); SELF_ONLY
+ * when absent or just "self".
+ */
+function parseIssuers(value: unknown, where: string, known: ReadonlySet<string>): readonly string[] {
+  if (value === undefined) return SELF_ONLY;
+  if (!Array.isArray(value) || value.length === 0) fail(where, `must be a non-empty list of "self" and issuers of EXTERNAL_ISSUERS`);
+  value.forEach((name: unknown, i) => {
+    if (typeof name !== "string" || (name !== SELF && !known.has(name))) {
+      fail(`${where}[${i}]`, `${JSON.stringify(name)} is not a configured issuer ("self" or an issuer of EXTERNAL_ISSUERS, exactly)`);
+    }
+    if (value.indexOf(name) !== i) fail(`${where}[${i}]`, `repeats ${name}`);
+  });
+  return value.length === 1 && value[0] === SELF ? SELF_ONLY : Object.freeze([...(value as string[])]);
+}
+
+function parseRoute(raw: unknown, index: number, knownIssuers: ReadonlySet<string>): GatewayRoute {
   const at = `[${index}]`;
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) fail(at, "must be a table");
   const r = raw as Record<string, unknown>;
@@ -149,9 +173,10 @@ function parseRoute(raw: unknown, index: number): GatewayRoute {
       methodScopes[method] = scopeList(list, `${at}.method_scopes.${method}`);
     }
   }
-  if (isPublic && (scopes.length > 0 || Object.keys(methodScopes).length > 0 || audience !== undefined)) {
-    fail(at, "a public route takes no audience or scopes");
+  if (isPublic && (scopes.length > 0 || Object.keys(methodScopes).length > 0 || audience !== undefined || r.issuers !== undefined)) {
+    fail(at, "a public route takes no audience, scopes or issuers");
   }
+  const issuers = parseIssuers(r.issuers, `${at}.issuers`, knownIssuers);
   let timeoutMs = DEFAULT_TIMEOUT_MS;
   if (r.timeout_ms !== undefined) {
     if (!Number.isSafeInteger(r.timeout_ms) || (r.timeout_ms as number) < 1 || (r.timeout_ms as number) > MAX_TIMEOUT_MS) {
@@ -198,22 +223,17 @@ function parseRoute(raw: unknown, index: number): GatewayRoute {
     websocket: bool(r.websocket, `${at}.websocket`, false),
     rateLimit,
     originAuth,
+    issuers,
   };
 }
 
-/** Parses GATEWAY_ROUTES (absent = no routes). Most specific first: longest prefix, host-bound before any-host. */
-export function parseGatewayRoutes(raw: unknown): GatewayRoute[] {
-  if (raw === undefined || raw === null || raw === "") return [];
-  let value = raw;
-  if (typeof raw === "string") {
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      fail("", "is a string but not JSON");
-    }
-  }
-  if (!Array.isArray(value)) fail("", "must be an array of route tables");
-  const routes = value.map(parseRoute);
+/**
+ * Parses GATEWAY_ROUTES (absent = no routes). Most specific first: longest prefix, host-bound before
+ * any-host. `externalIssuers`: the issuers of EXTERNAL_ISSUERS, which a route's `issuers` may name.
+ */
+export function parseGatewayRoutes(raw: unknown, externalIssuers: ReadonlySet<string> = new Set()): GatewayRoute[] {
+  const value = parseTableArrayVar(raw, "route tables", (message) => fail("", message));
+  const routes = value.map((route, i) => parseRoute(route, i, externalIssuers));
   const seen = new Set<string>();
   for (const [i, route] of routes.entries()) {
     // Two prefixes that fold alike would make every path under them ambiguous (findUnambiguousRoute).

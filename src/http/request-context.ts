@@ -5,6 +5,8 @@
 
 /** What is known about the request so far; filled in as the handlers learn it, logged with a refusal. */
 export interface AuditContext {
+  /** The token's issuer, when it is an external one (EXTERNAL_ISSUERS). */
+  issuer?: string;
   client_id?: string;
   jti?: string;
   scope?: string;

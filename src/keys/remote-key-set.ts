@@ -4,9 +4,10 @@
  * the same rules: a timeout, no redirects, a size cap read while streaming, JSON only. A JWK Set
  * with a private member or a symmetric key is refused whole: its publisher leaked a secret, and
  * none of its keys is trusted. The parsed set is kept per isolate (BoundedCache) as long as its
- * Cache-Control allows within src/policy.ts's bounds; a failure is remembered briefly so a dead
- * issuer is not asked on every request; while a refetch fails the last good keys keep verifying
- * for REMOTE_KEYS_STALE_SECONDS. An unknown `kid` refetches at most once per
+ * Cache-Control allows within src/policy.ts's bounds, and the document at the edge (the Cache API:
+ * one location's isolates share a fetch; a document is put there only once it was taken); a failure
+ * is remembered briefly so a dead issuer is not asked on every request; while a refetch fails the
+ * last good keys (the isolate's, else the edge's) keep verifying for REMOTE_KEYS_STALE_SECONDS. An unknown `kid` refetches at most once per
  * REMOTE_KEYS_REFETCH_SECONDS per URI (the issuer rotated; a forged kid cannot make us hammer it).
  *
  * Nothing here decides what may be fetched: callers pass only URLs their configuration or a record
@@ -19,6 +20,7 @@ import { createLocalJWKSet, errors, type JSONWebKeySet, type JWK, type JWTVerify
 import { BoundedCache } from "../bounded-cache.ts";
 import { readBodyCapped } from "../http/body.ts";
 import { logEvent } from "../http/log.ts";
+import { isAllowedRemoteUrl } from "../http/remote-url.ts";
 import {
   REMOTE_KEYS_DEFAULT_SECONDS,
   REMOTE_KEYS_FAILURE_SECONDS,
@@ -27,6 +29,9 @@ import {
   REMOTE_KEYS_REFETCH_SECONDS,
   REMOTE_KEYS_STALE_SECONDS,
 } from "../policy.ts";
+
+// Where the rule of what may be fetched lives (src/http/remote-url.ts): config parsers use it too.
+export { isAllowedRemoteUrl };
 
 /** The whole fetch, headers and body, must be done within this. */
 export const REMOTE_FETCH_TIMEOUT_MS = 3000;
@@ -43,34 +48,11 @@ const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv"] as
  */
 export class KeySetUnavailableError extends Error {
   override name = "KeySetUnavailableError";
-}
-
-/** 127.0.0.0/8, ::1 and localhost, as the WHATWG URL parser writes them. */
-const LOOPBACK_HOST = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])$/;
-
-function isLoopbackHttp(url: URL): boolean {
-  return url.protocol === "http:" && LOOPBACK_HOST.test(url.hostname);
-}
-
-/**
- * https only; http only to a loopback host (127.0.0.0/8, ::1, localhost) and only when `ownIssuer`
- * (this server's ISSUER) is itself a loopback http URL. Never a user, password or fragment.
- */
-export function isAllowedRemoteUrl(url: string, ownIssuer: string): boolean {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return false;
-  }
-  if (parsed.username || parsed.password || url.includes("#")) return false;
-  if (parsed.protocol === "https:") return true;
-  if (!isLoopbackHttp(parsed)) return false;
-  try {
-    return isLoopbackHttp(new URL(ownIssuer));
-  } catch {
-    return false;
-  }
+  /**
+   * The edge's last good copy of the document (or, once parsed, its value) and when it stopped being
+   * fresh, when the fetch failed and the edge cache still had one within the stale bound.
+   */
+  stale?: { value: unknown; freshUntil: number };
 }
 
 /** A fetch that answered, but not with the document; `status` lets discovery fall back on a 404. */
@@ -99,8 +81,95 @@ export function freshnessSeconds(headers: Headers): number {
 const JSON_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 const strictUTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false });
 
+/** Where the edge copy records until when (epoch ms) its document is fresh. */
+const EDGE_FRESH_UNTIL = "X-Tollgate-Fresh-Until";
+
+/**
+ * This location's copy of a document (Cache API), written by fetchDocument below and by nothing else:
+ * it saves each new isolate a fetch, and lets one that has no copy of its own bridge an outage.
+ */
+async function readEdgeCopy(url: string): Promise<{ document: unknown; freshUntil: number } | undefined> {
+  if (typeof caches === "undefined") return undefined;
+  try {
+    const hit = await caches.default.match(url);
+    const freshUntil = Number(hit?.headers.get(EDGE_FRESH_UNTIL));
+    if (!hit || !Number.isSafeInteger(freshUntil)) return undefined;
+    return { document: await hit.json(), freshUntil };
+  } catch {
+    // No edge copy is no error: the document is fetched.
+    return undefined;
+  }
+}
+
+/** Keeps `document` at the edge through its freshness and the stale bound after it. */
+async function writeEdgeCopy(url: string, document: unknown, freshUntil: number, now: number): Promise<void> {
+  if (typeof caches === "undefined") return;
+  const seconds = Math.ceil((freshUntil - now) / 1000) + REMOTE_KEYS_STALE_SECONDS;
+  const headers = { "Content-Type": "application/json", "Cache-Control": `max-age=${seconds}`, [EDGE_FRESH_UNTIL]: String(freshUntil) };
+  try {
+    await caches.default.put(url, new Response(JSON.stringify(document), { headers }));
+  } catch {
+    // The isolate's copy still holds it.
+  }
+}
+
+/**
+ * The JSON at `url` and how long it may be used: this location's edge copy while it is fresh (not
+ * when `force`d: an unknown kid asks the issuer itself), else fetched under the rules above
+ * (`fetched`). A failed fetch is a KeySetUnavailableError carrying the edge copy, if it is within the
+ * stale bound, as `stale`.
+ */
+async function fetchDocument(
+  url: string,
+  clock: Clock,
+  force: boolean,
+): Promise<{ document: unknown; freshSeconds: number; fetched: boolean }> {
+  const edge = await readEdgeCopy(url);
+  const now = clock();
+  if (edge && !force && now < edge.freshUntil) {
+    return { document: edge.document, freshSeconds: (edge.freshUntil - now) / 1000, fetched: false };
+  }
+  try {
+    return { ...(await fetchFromNetwork(url)), fetched: true };
+  } catch (error) {
+    if (error instanceof KeySetUnavailableError && edge && now < edge.freshUntil + REMOTE_KEYS_STALE_SECONDS * 1000) {
+      error.stale = { value: edge.document, freshUntil: edge.freshUntil };
+    }
+    throw error;
+  }
+}
+
+/**
+ * fetchDocument, its document turned into a value by `parse` (which throws a KeySetUnavailableError
+ * for a document it refuses), and a fetched document kept at the edge once `parse` took it; an edge
+ * copy carried by a failure is parsed the same way.
+ */
+async function fetchParsed<T>(
+  url: string,
+  clock: Clock,
+  force: boolean,
+  parse: (document: unknown) => T,
+): Promise<{ value: T; freshSeconds: number }> {
+  try {
+    const now = clock();
+    const { document, freshSeconds, fetched } = await fetchDocument(url, clock, force);
+    const value = parse(document);
+    if (fetched) await writeEdgeCopy(url, document, now + freshSeconds * 1000, now);
+    return { value, freshSeconds };
+  } catch (error) {
+    if (error instanceof KeySetUnavailableError && error.stale) {
+      try {
+        error.stale = { value: parse(error.stale.value), freshUntil: error.stale.freshUntil };
+      } catch {
+        error.stale = undefined;
+      }
+    }
+    throw error;
+  }
+}
+
 /** GETs `url` under the rules above: its parsed JSON and how long it may be used, or a KeySetUnavailableError. */
-async function fetchDocument(url: string): Promise<{ document: unknown; freshSeconds: number }> {
+async function fetchFromNetwork(url: string): Promise<{ document: unknown; freshSeconds: number }> {
   const started = Date.now();
   const signal = AbortSignal.timeout(REMOTE_FETCH_TIMEOUT_MS);
   let response: Response;
@@ -171,6 +240,9 @@ interface Remembered<T> {
   forcedAt: number;
 }
 
+/** Epoch milliseconds: Date.now, or a test's frozen or advanced time. */
+export type Clock = () => number;
+
 /**
  * The value of the document at `url`: the remembered one while fresh (or `force`d otherwise), else
  * fetched and parsed by `parse`; when that fails, the last good value for REMOTE_KEYS_STALE_SECONDS
@@ -179,10 +251,11 @@ interface Remembered<T> {
 async function load<T>(
   cache: BoundedCache<string, Remembered<T>>,
   url: string,
-  fetchValue: () => Promise<{ value: T; freshSeconds: number }>,
+  fetchValue: (force: boolean) => Promise<{ value: T; freshSeconds: number }>,
+  clock: Clock,
   force = false,
 ): Promise<{ value: T; fetched: boolean }> {
-  const now = Date.now();
+  const now = clock();
   let entry = cache.get(url);
   if (entry === undefined) {
     entry = { forcedAt: 0 };
@@ -194,14 +267,16 @@ async function load<T>(
     reason = `${entry.failure.reason} (failed less than ${REMOTE_KEYS_FAILURE_SECONDS} s ago; not retried yet)`;
   } else {
     try {
-      const { value, freshSeconds } = await fetchValue();
-      entry.good = { value, freshUntil: Date.now() + freshSeconds * 1000 };
+      const { value, freshSeconds } = await fetchValue(force);
+      entry.good = { value, freshUntil: clock() + freshSeconds * 1000 };
       entry.failure = undefined;
       return { value, fetched: true };
     } catch (error) {
       if (!(error instanceof KeySetUnavailableError)) throw error;
       reason = error.message;
-      entry.failure = { reason, until: Date.now() + REMOTE_KEYS_FAILURE_SECONDS * 1000 };
+      entry.failure = { reason, until: clock() + REMOTE_KEYS_FAILURE_SECONDS * 1000 };
+      // A new isolate while the issuer is down: the edge's copy, under the same stale bound.
+      if (!entry.good && error.stale) entry.good = error.stale as { value: T; freshUntil: number };
       logEvent("remote_document_failed", { level: "warn", url, reason });
     }
   }
@@ -215,10 +290,9 @@ async function load<T>(
 type KeyResolver = ReturnType<typeof createLocalJWKSet>;
 const keySets = new BoundedCache<string, Remembered<KeyResolver>>(256);
 
-async function fetchKeySet(jwksUri: string): Promise<{ value: KeyResolver; freshSeconds: number }> {
-  const { document, freshSeconds } = await fetchDocument(jwksUri);
+function fetchKeySet(jwksUri: string, clock: Clock, force: boolean): Promise<{ value: KeyResolver; freshSeconds: number }> {
   // createLocalJWKSet: a key is chosen by kid, alg, kty, use and key_ops, as for a local set.
-  return { value: createLocalJWKSet(parsePublicKeySet(document, jwksUri)), freshSeconds };
+  return fetchParsed(jwksUri, clock, force, (document) => createLocalJWKSet(parsePublicKeySet(document, jwksUri)));
 }
 
 /**
@@ -226,19 +300,20 @@ async function fetchKeySet(jwksUri: string): Promise<{ value: KeyResolver; fresh
  * timeout and a size cap, no redirects, JSON only, private and symmetric keys refused, cached per
  * isolate, refetched on an unknown kid at most once per minute per URI. Throws
  * KeySetUnavailableError when no usable set exists, jose's JWKS errors when the set has no key for the token.
+ * `clock` tells the time the cache's bounds are measured in.
  */
-export function remoteKeySet(jwksUri: string): JWTVerifyGetKey {
+export function remoteKeySet(jwksUri: string, clock: Clock = Date.now): JWTVerifyGetKey {
   return async (header, token) => {
-    const { value: resolve, fetched } = await load(keySets, jwksUri, () => fetchKeySet(jwksUri));
+    const { value: resolve, fetched } = await load(keySets, jwksUri, (force) => fetchKeySet(jwksUri, clock, force), clock);
     try {
       return await resolve(header, token);
     } catch (error) {
       // A kid the set does not have: the issuer may have rotated since the set was fetched.
       const entry = keySets.get(jwksUri);
       if (!(error instanceof errors.JWKSNoMatchingKey) || fetched || !entry) throw error;
-      if (Date.now() - entry.forcedAt < REMOTE_KEYS_REFETCH_SECONDS * 1000) throw error;
-      entry.forcedAt = Date.now();
-      const { value: refetched } = await load(keySets, jwksUri, () => fetchKeySet(jwksUri), true);
+      if (clock() - entry.forcedAt < REMOTE_KEYS_REFETCH_SECONDS * 1000) throw error;
+      entry.forcedAt = clock();
+      const { value: refetched } = await load(keySets, jwksUri, (force) => fetchKeySet(jwksUri, clock, force), clock, true);
       return refetched(header, token);
     }
   };
@@ -246,9 +321,19 @@ export function remoteKeySet(jwksUri: string): JWTVerifyGetKey {
 
 const discoveries = new BoundedCache<string, Remembered<string>>(64);
 
-/** The jwks_uri of one discovery document, after checking its `issuer`. */
-async function fetchJwksUri(issuer: string, url: string, ownIssuer: string): Promise<{ value: string; freshSeconds: number }> {
-  const { document, freshSeconds } = await fetchDocument(url);
+/** The jwks_uri of one discovery document (fetchParsed, jwksUriOf). */
+function fetchJwksUri(
+  issuer: string,
+  url: string,
+  ownIssuer: string,
+  clock: Clock,
+  force: boolean,
+): Promise<{ value: string; freshSeconds: number }> {
+  return fetchParsed(url, clock, force, (document) => jwksUriOf(document, issuer, url, ownIssuer));
+}
+
+/** The jwks_uri a discovery document at `url` names, after checking its `issuer`. */
+function jwksUriOf(document: unknown, issuer: string, url: string, ownIssuer: string): string {
   const metadata = typeof document === "object" && document !== null ? (document as Record<string, unknown>) : {};
   // OpenID Connect Discovery §4.3, RFC 8414 §3.3: the document must name exactly the issuer asked for.
   if (metadata.issuer !== issuer) {
@@ -258,7 +343,7 @@ async function fetchJwksUri(issuer: string, url: string, ownIssuer: string): Pro
   if (typeof jwksUri !== "string" || !isAllowedRemoteUrl(jwksUri, ownIssuer)) {
     throw new KeySetUnavailableError(`${url}: jwks_uri ${JSON.stringify(jwksUri)} is not an allowed URL (https)`);
   }
-  return { value: jwksUri, freshSeconds };
+  return jwksUri;
 }
 
 /**
@@ -269,21 +354,26 @@ async function fetchJwksUri(issuer: string, url: string, ownIssuer: string): Pro
  * @see https://openid.net/specs/openid-connect-discovery-1_0.html#ProviderConfigurationRequest
  * @see https://www.rfc-editor.org/rfc/rfc8414#section-3.1
  */
-export async function discoverJwksUri(issuer: string, ownIssuer: string): Promise<string> {
-  const { value } = await load(discoveries, issuer, async () => {
-    try {
-      return await fetchJwksUri(issuer, `${issuer.replace(/\/$/, "")}/.well-known/openid-configuration`, ownIssuer);
-    } catch (error) {
-      if (!(error instanceof UnexpectedAnswer) || error.status !== 404) throw error;
-      const url = new URL(issuer);
-      const path = url.pathname === "/" ? "" : url.pathname.replace(/\/$/, "");
-      return fetchJwksUri(issuer, `${url.origin}/.well-known/oauth-authorization-server${path}`, ownIssuer);
-    }
-  });
+export async function discoverJwksUri(issuer: string, ownIssuer: string, clock: Clock = Date.now): Promise<string> {
+  const { value } = await load(
+    discoveries,
+    issuer,
+    async (force) => {
+      try {
+        return await fetchJwksUri(issuer, `${issuer.replace(/\/$/, "")}/.well-known/openid-configuration`, ownIssuer, clock, force);
+      } catch (error) {
+        if (!(error instanceof UnexpectedAnswer) || error.status !== 404) throw error;
+        const url = new URL(issuer);
+        const path = url.pathname === "/" ? "" : url.pathname.replace(/\/$/, "");
+        return fetchJwksUri(issuer, `${url.origin}/.well-known/oauth-authorization-server${path}`, ownIssuer, clock, force);
+      }
+    },
+    clock,
+  );
   return value;
 }
 
 /** A key resolver over the JWKS that `issuer`'s discovery document names (discoverJwksUri, remoteKeySet). */
-export function discoveredKeySet(issuer: string, ownIssuer: string): JWTVerifyGetKey {
-  return async (header, token) => remoteKeySet(await discoverJwksUri(issuer, ownIssuer))(header, token);
+export function discoveredKeySet(issuer: string, ownIssuer: string, clock: Clock = Date.now): JWTVerifyGetKey {
+  return async (header, token) => remoteKeySet(await discoverJwksUri(issuer, ownIssuer, clock), clock)(header, token);
 }

@@ -71,4 +71,17 @@ describe("npm start's vars", () => {
       }),
     ).toBe("GATEWAY_ROUTES[0].audience: is required on a protected route (or set public = true)");
   });
+
+  it("checks EXTERNAL_ISSUERS and the routes that name them, as the Worker will", () => {
+    const vars = { ISSUER: "http://localhost:8787", DEFAULT_AUDIENCE: "http://localhost:8787/demo" };
+    const issuer = { issuer: "http://127.0.0.1:9999/idp", algorithms: ["RS256"], token_type: "jwt" };
+    const route = { prefix: "/x", origin: "https://o.example", audience: "https://api", issuers: ["self", issuer.issuer] };
+    expect(checkDevVars({ ...vars, EXTERNAL_ISSUERS: JSON.stringify([issuer]), GATEWAY_ROUTES: JSON.stringify([route]) })).toBeUndefined();
+    expect(checkDevVars({ ...vars, EXTERNAL_ISSUERS: JSON.stringify([{ ...issuer, token_type: "JWT" }]) })).toBe(
+      'EXTERNAL_ISSUERS[0].token_type: must be one of "at+jwt", "jwt"',
+    );
+    expect(checkDevVars({ ...vars, GATEWAY_ROUTES: JSON.stringify([route]) })).toMatch(
+      /^GATEWAY_ROUTES\[0\]\.issuers\[1\]: .* is not a configured issuer/,
+    );
+  });
 });

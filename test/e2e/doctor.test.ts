@@ -166,6 +166,29 @@ audience = "https://api.acme.test"
     );
   });
 
+  it("checks EXTERNAL_ISSUERS with the Worker's parser, and routes that name its issuers", () => {
+    const external = `${GOOD}issuers = ["self", "https://tenant.auth0.com/"]
+
+[[env.production.vars.EXTERNAL_ISSUERS]]
+issuer = "https://tenant.auth0.com/"
+algorithms = ["RS256"]
+token_type = "jwt"
+scope_claim = "permissions"
+client_id_claim = "azp"
+`;
+    expect(check(external)).toEqual([]);
+    expectOneError(
+      check(external.replace('scope_claim = "permissions"', 'scope_claim = "perms"')),
+      "wrangler.toml [env.production.vars] EXTERNAL_ISSUERS",
+      /^EXTERNAL_ISSUERS\[0\]\.scope_claim: must be one of/,
+    );
+    expectOneError(
+      check(external.replace('"self", "https://tenant.auth0.com/"', '"self", "https://tenant.auth0.com"')),
+      "wrangler.toml [env.production.vars] GATEWAY_ROUTES",
+      /^GATEWAY_ROUTES\[0\]\.issuers\[1\]: "https:\/\/tenant\.auth0\.com" is not a configured issuer/,
+    );
+  });
+
   it("reports an origin that is not https", () => {
     expectOneError(
       check(GOOD.replace("https://api.internal.acme.test", "http://api.internal.acme.test")),

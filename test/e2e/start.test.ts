@@ -11,6 +11,8 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { PROJECT_ROOT } from "../../cli/kv.ts";
 import { freePort } from "../../scripts/dev-server.ts";
+import { startStandInIssuer } from "../../scripts/stand-in-issuer.ts";
+import { importJWK, SignJWT } from "jose";
 
 let stateDir: string | undefined;
 let npm: ChildProcess | undefined;
@@ -95,6 +97,33 @@ async function freePortPair(): Promise<number> {
   }
 }
 
+/** The shipped /demo route's shape, at the shipped port: npm start moves it to its --port. */
+const DEMO_ROUTE = {
+  prefix: "/demo",
+  origin: "http://127.0.0.1:8788",
+  audience: "http://localhost:8787/demo",
+  scopes: ["demo:read"],
+  strip_prefix: true,
+};
+
+/** An access token for the demo client npm start seeded into this test's state directory. */
+async function demoToken(base: string, output: () => string): Promise<string> {
+  const demo = JSON.parse(readFileSync(join(stateDir!, "tollgate-demo-client.json"), "utf8")) as {
+    client_id: string;
+    client_secret: string;
+  };
+  const tokenRes = await fetch(`${base}/token`, {
+    method: "POST",
+    headers: {
+      Authorization: `Basic ${btoa(`${demo.client_id}:${demo.client_secret}`)}`,
+      "Content-Type": "application/x-www-form-urlencoded",
+    },
+    body: "grant_type=client_credentials",
+  });
+  expect(tokenRes.status, output()).toBe(200);
+  return ((await tokenRes.json()) as { access_token: string }).access_token;
+}
+
 afterEach(() => {
   // Whatever happened: every process of this test (npm's group, and wrangler dev's group, found
   // through the state directory its command line names) is killed by pid.
@@ -134,16 +163,7 @@ describe("npm start", () => {
 
   it("serves GATEWAY_ROUTES given with --var next to --port (the /demo route moved to the port), and leaves no server after a kill -9 of its process group", async () => {
     const port = await freePortPair();
-    const routes = [
-      {
-        prefix: "/demo",
-        origin: "http://127.0.0.1:8788",
-        audience: "http://localhost:8787/demo",
-        scopes: ["demo:read"],
-        strip_prefix: true,
-      },
-      { prefix: "/open", origin: `http://127.0.0.1:${port + 1}`, public: true },
-    ];
+    const routes = [DEMO_ROUTE, { prefix: "/open", origin: `http://127.0.0.1:${port + 1}`, public: true }];
     const { child, output } = npmStart(["--port", String(port), "--var", `GATEWAY_ROUTES:${JSON.stringify(routes)}`]);
     await waitFor("npm start to print its banner", 150_000, () => {
       if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}:\n${output()}`);
@@ -151,20 +171,7 @@ describe("npm start", () => {
     });
     const base = `http://localhost:${port}`;
     // The /demo route, moved with --port to the echo server on port+1, needs a token for the moved audience.
-    const demo = JSON.parse(readFileSync(join(stateDir!, "tollgate-demo-client.json"), "utf8")) as {
-      client_id: string;
-      client_secret: string;
-    };
-    const tokenRes = await fetch(`${base}/token`, {
-      method: "POST",
-      headers: {
-        Authorization: `Basic ${btoa(`${demo.client_id}:${demo.client_secret}`)}`,
-        "Content-Type": "application/x-www-form-urlencoded",
-      },
-      body: "grant_type=client_credentials",
-    });
-    expect(tokenRes.status, output()).toBe(200);
-    const { access_token } = (await tokenRes.json()) as { access_token: string };
+    const access_token = await demoToken(base, output);
     expect((await fetch(`${base}/demo/hello`)).status).toBe(401);
     const proxied = await fetch(`${base}/demo/hello`, { headers: { Authorization: `Bearer ${access_token}` } });
     expect(proxied.status, await proxied.clone().text()).toBe(200);
@@ -177,4 +184,54 @@ describe("npm start", () => {
     await waitFor(`port ${port} to close after kill -9`, 30_000, async () => !(await listening(port)));
     await waitFor("wrangler dev's processes to end", 30_000, () => processesNaming(stateDir!).length === 0);
   }, 240_000); // a cold wrangler dev on a loaded machine, then the generous deadlines above
+
+  it("serves a route that takes an external issuer's tokens next to its own (EXTERNAL_ISSUERS given with --var)", async () => {
+    const port = await freePortPair();
+    const standIn = await startStandInIssuer();
+    try {
+      const issuer = `${standIn.url}/good-e2e`;
+      const externalIssuers = [{ issuer, algorithms: ["RS256"], token_type: "jwt", scope_claim: "permissions", client_id_claim: "azp" }];
+      const routes = [{ ...DEMO_ROUTE, issuers: ["self", issuer] }];
+      const { child, output } = npmStart([
+        "--port",
+        String(port),
+        "--var",
+        `EXTERNAL_ISSUERS:${JSON.stringify(externalIssuers)}`,
+        "--var",
+        `GATEWAY_ROUTES:${JSON.stringify(routes)}`,
+      ]);
+      await waitFor("npm start to print its banner", 150_000, () => {
+        if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}:\n${output()}`);
+        return output().includes("Tollgate is running on");
+      });
+      const base = `http://localhost:${port}`;
+      const sign = async (iss: string) =>
+        new SignJWT({ azp: "external-app", permissions: ["demo:read"] })
+          .setProtectedHeader({ alg: "RS256", kid: standIn.keys.a.kid, typ: "JWT" })
+          .setIssuer(iss)
+          .setAudience(`${base}/demo`)
+          .setIssuedAt()
+          .setExpirationTime("5m")
+          .sign(await importJWK({ ...standIn.keys.a, alg: "RS256" }, "RS256"));
+      const proxied = await fetch(`${base}/demo/hello`, { headers: { Authorization: `Bearer ${await sign(issuer)}` } });
+      expect(proxied.status, `${await proxied.clone().text()}\n${output()}`).toBe(200);
+      const seen = (await proxied.json()) as { headers: Record<string, string> };
+      expect(seen.headers["x-tollgate-issuer"]).toBe(issuer);
+      expect(seen.headers["x-tollgate-client-id"]).toBe("external-app");
+      // Tollgate's own demo token on the same route.
+      const own = await fetch(`${base}/demo/hello`, { headers: { Authorization: `Bearer ${await demoToken(base, output)}` } });
+      expect(own.status).toBe(200);
+      expect(((await own.json()) as { headers: Record<string, string> }).headers["x-tollgate-issuer"]).toBe(base);
+      // The same key under an issuer the route does not list: refused, and never fetched.
+      const unlisted = await fetch(`${base}/demo/hello`, {
+        headers: { Authorization: `Bearer ${await sign(`${standIn.url}/good-other`)}` },
+      });
+      expect(unlisted.status).toBe(401);
+      expect(standIn.log.filter((path) => path.startsWith("/good-other"))).toEqual([]);
+      process.kill(-child.pid!, "SIGKILL");
+      await waitFor(`port ${port} to close after kill -9`, 30_000, async () => !(await listening(port)));
+    } finally {
+      await standIn.close();
+    }
+  }, 240_000);
 });

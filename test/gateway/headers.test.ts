@@ -7,7 +7,7 @@
 import { describe, expect, it } from "vitest";
 import { forwardRequestHeaders, forwardResponseHeaders, IDENTITY_HEADERS } from "../../src/gateway/headers.ts";
 import { expectProxied, gatewayFetch, marker, rawHeaderNames, rawHeaderValues, withBearer, type EchoRecord } from "../support/gateway.ts";
-import { accessTokenClaims, mintToken } from "../support/tokens.ts";
+import { accessTokenClaims, ISSUER, mintToken } from "../support/tokens.ts";
 
 /** Every request-header name the gateway owns, in the spellings an attacker tries. */
 const SPOOFS: [string, string][] = [
@@ -17,6 +17,8 @@ const SPOOFS: [string, string][] = [
   ["x_tollgate_client_id", "spoofed-underscore"],
   ["X-TOLLGATE-SCOPE", "spoofed-upper"],
   ["X-Tollgate_Client-Id", "spoofed-mixed"],
+  ["X-Tollgate-Issuer", "https://spoofed-issuer.example"],
+  ["x_tollgate_issuer", "spoofed-underscore-issuer"],
   ["X-Forwarded-For", "10.0.0.1"],
   ["X_Forwarded_For", "10.0.0.2"],
   ["X-Forwarded-Host", "evil.example"],
@@ -60,6 +62,8 @@ describe("docs/security.md item 12: the origin sees exactly the gateway's identi
       "X-Tollgate-Client-Id": "real-client",
       "X-Tollgate-Scope": "orders:read",
       "X-Tollgate-Token-Id": claims.jti as string,
+      // Who vouched: this server's ISSUER for its own tokens (EXTERNAL_ISSUERS' issuer otherwise).
+      "X-Tollgate-Issuer": ISSUER,
       "X-Forwarded-Host": "auth.tollgate.test",
       "X-Forwarded-Proto": "https",
       // No CF-Connecting-IP in this request: the gateway has no client address to vouch for.
@@ -99,6 +103,7 @@ describe("docs/security.md item 12: the origin sees exactly the gateway's identi
       "X-Tollgate-Client-Id": undefined,
       "X-Tollgate-Scope": undefined,
       "X-Tollgate-Token-Id": undefined,
+      "X-Tollgate-Issuer": undefined,
       "X-Forwarded-Host": "auth.tollgate.test",
       "X-Forwarded-Proto": "https",
       "X-Forwarded-For": undefined,

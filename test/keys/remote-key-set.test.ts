@@ -15,7 +15,13 @@ import {
   parsePublicKeySet,
   remoteKeySet,
 } from "../../src/keys/remote-key-set.ts";
-import { REMOTE_KEYS_DEFAULT_SECONDS, REMOTE_KEYS_MAX_SECONDS, REMOTE_KEYS_MIN_SECONDS } from "../../src/policy.ts";
+import {
+  REMOTE_KEYS_DEFAULT_SECONDS,
+  REMOTE_KEYS_MAX_SECONDS,
+  REMOTE_KEYS_MIN_SECONDS,
+  REMOTE_KEYS_STALE_SECONDS,
+} from "../../src/policy.ts";
+import { clearAllCaches } from "../../src/bounded-cache.ts";
 
 const standIn = JSON.parse(env.TEST_STAND_IN) as { url: string; keys: { a: JWK; b: JWK } };
 const LOCAL_ISSUER = "http://localhost:8787";
@@ -188,5 +194,43 @@ describe("discoverJwksUri: OpenID Connect Discovery, RFC 8414 fallback", () => {
 
   it("reports an issuer that is down as unavailable", async () => {
     await expect(discoverJwksUri(fresh("down"), LOCAL_ISSUER)).rejects.toBeInstanceOf(KeySetUnavailableError);
+  });
+});
+
+describe("the edge copy (Cache API) between isolates", () => {
+  const header = { alg: "RS256", kid: "stand-in-a" };
+  const input = { payload: "", signature: "" };
+  /** The key the set at `uri` gives for kid stand-in-a, as seen at `seconds` past `start`. */
+  const keyAt = (uri: string, start: number, seconds: number) => remoteKeySet(uri, () => start + seconds * 1000)(header, input);
+
+  it("gives a new isolate the fresh copy its location already fetched, without asking the issuer", async () => {
+    const uri = `${fresh("good")}/jwks`;
+    await jwtVerify(await sign(standIn.keys.a), remoteKeySet(uri));
+    clearAllCaches();
+    await jwtVerify(await sign(standIn.keys.a), remoteKeySet(uri));
+    expect(await requestsFor(uri)).toBe(1);
+  });
+
+  it("lets a new isolate bridge an outage with the edge's copy within the stale bound, then refuses", async () => {
+    const base = fresh("good");
+    const uri = `${base}/jwks`;
+    const start = Date.now();
+    await keyAt(uri, start, 0);
+    await fetch(`${standIn.url}/__down?name=${new URL(base).pathname.slice(1)}`);
+    clearAllCaches();
+    // Past the copy's freshness (max-age 300): the refetch fails, the edge's copy still verifies.
+    await keyAt(uri, start, 400);
+    clearAllCaches();
+    await keyAt(uri, start, REMOTE_KEYS_STALE_SECONDS);
+    clearAllCaches();
+    await expect(keyAt(uri, start, REMOTE_KEYS_STALE_SECONDS + 400)).rejects.toThrow(/HTTP 503/);
+  });
+
+  it("keeps no copy of a set it refused", async () => {
+    const uri = `${fresh("private")}/jwks`;
+    await refusal(uri);
+    clearAllCaches();
+    await refusal(uri);
+    expect(await requestsFor(uri)).toBe(2);
   });
 });

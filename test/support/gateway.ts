@@ -90,6 +90,8 @@ export interface ExpectedBearerError {
   description?: string | RegExp;
   /** The scope the route needs (403). */
   scope?: string;
+  /** The challenge's realm when the Worker runs with another ISSUER than env's (fetchWithEnv). */
+  realm?: string;
 }
 
 /**
@@ -102,7 +104,11 @@ export async function expectBearerError(res: Response, expected: ExpectedBearerE
   expect(res.headers.get("Content-Type")).toMatch(/^application\/json/);
   expect(res.headers.get("Cache-Control")).toBe("no-store");
   const challenge = parseBearerChallenge(res.headers.get("WWW-Authenticate"));
-  const wanted: Record<string, string> = { realm: REALM, error: expected.error, error_description: body.error_description! };
+  const wanted: Record<string, string> = {
+    realm: expected.realm ?? REALM,
+    error: expected.error,
+    error_description: body.error_description!,
+  };
   if (expected.scope !== undefined) wanted.scope = expected.scope;
   expect(challenge).toEqual(wanted);
   expect(typeof body.error_description).toBe("string");
