@@ -11,7 +11,8 @@ import {
 } from "../src/policy.ts";
 
 /** The README's section on revocation at the gateway and at /token. */
-const section = readme.slice(readme.indexOf("### Revocation and disabled clients at the gateway"), readme.indexOf("## Configuration"));
+const sectionStart = readme.indexOf("### Revocation and disabled clients at the gateway");
+const section = readme.slice(sectionStart, readme.indexOf("\n## ", sectionStart));
 
 describe("src/policy.ts", () => {
   it("the revocation bound is KV's edge cache plus the isolate's, and /token's warm path shares it", () => {
