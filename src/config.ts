@@ -2,6 +2,7 @@ import { isValidAudience } from "./clients/record.ts";
 import { logEvent } from "./http/log.ts";
 import { parsePBKDF2Iterations } from "./clients/secret.ts";
 import { parseGatewayRoutes, RouteConfigError, type GatewayRoute } from "./gateway/route-table.ts";
+import { parseTrustedIssuers, TrustedIssuerError, type TrustedIssuer } from "./keys/trusted-issuers.ts";
 import { CLOCK_TOLERANCE_SECONDS, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_MAX_ACCESS_TOKEN_TTL, JWKS_MAX_AGE } from "./policy.ts";
 
 /**
@@ -22,6 +23,8 @@ export interface Config {
   rotationPeriod: number;
   /** PBKDF2_ITERATIONS: the work factor of secrets hashed now, and of the dummy hash for unknown ids. */
   pbkdf2Iterations: number;
+  /** TRUSTED_ISSUERS: external issuers whose tokens workload-identity clients present (src/keys/trusted-issuers.ts). */
+  trustedIssuers: TrustedIssuer[];
 }
 
 export class ConfigError extends Error {
@@ -101,7 +104,14 @@ export function parseConfig(env: Record<string, unknown>): Config {
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
-  return { issuer, defaultAudience, accessTokenTtl, maxAccessTokenTtl, routes, rotationPeriod: period, pbkdf2Iterations };
+  let trustedIssuers: TrustedIssuer[];
+  try {
+    trustedIssuers = parseTrustedIssuers(env.TRUSTED_ISSUERS, issuer);
+  } catch (error) {
+    if (error instanceof TrustedIssuerError) throw new ConfigError(error.message);
+    throw error;
+  }
+  return { issuer, defaultAudience, accessTokenTtl, maxAccessTokenTtl, routes, rotationPeriod: period, pbkdf2Iterations, trustedIssuers };
 }
 
 const cache = new WeakMap<object, Config | ConfigError>();
