@@ -2,7 +2,7 @@ import { isValidAudience } from "./clients/record.ts";
 import { logEvent } from "./http/log.ts";
 import { parsePBKDF2Iterations } from "./clients/secret.ts";
 import { parseGatewayRoutes, RouteConfigError, type GatewayRoute } from "./gateway/route-table.ts";
-import { parseTrustedIssuers, TrustedIssuerError, type TrustedIssuer } from "./keys/trusted-issuers.ts";
+import { parseTrustedIssuers, TrustedIssuerError, type TrustedIssuer } from "./trusted-issuers.ts";
 import { CLOCK_TOLERANCE_SECONDS, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_MAX_ACCESS_TOKEN_TTL, JWKS_MAX_AGE } from "./policy.ts";
 
 /**
@@ -23,7 +23,7 @@ export interface Config {
   rotationPeriod: number;
   /** PBKDF2_ITERATIONS: the work factor of secrets hashed now, and of the dummy hash for unknown ids. */
   pbkdf2Iterations: number;
-  /** TRUSTED_ISSUERS: external issuers whose tokens workload-identity clients present (src/keys/trusted-issuers.ts). */
+  /** TRUSTED_ISSUERS: external issuers whose tokens workload-identity clients present (src/trusted-issuers.ts). */
   trustedIssuers: TrustedIssuer[];
 }
 

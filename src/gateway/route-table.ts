@@ -4,6 +4,7 @@
  * (`.dev.vars`, `--var`). Anything unexpected fails loudly, naming the field: a typo never yields a
  * silently open route.
  */
+import { parseTableArrayVar } from "../table-array-var.ts";
 import { isValidScopeToken } from "../clients/record.ts";
 import { foldPath } from "./path.ts";
 
@@ -203,17 +204,7 @@ function parseRoute(raw: unknown, index: number): GatewayRoute {
 
 /** Parses GATEWAY_ROUTES (absent = no routes). Most specific first: longest prefix, host-bound before any-host. */
 export function parseGatewayRoutes(raw: unknown): GatewayRoute[] {
-  if (raw === undefined || raw === null || raw === "") return [];
-  let value = raw;
-  if (typeof raw === "string") {
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      fail("", "is a string but not JSON");
-    }
-  }
-  if (!Array.isArray(value)) fail("", "must be an array of route tables");
-  const routes = value.map(parseRoute);
+  const routes = parseTableArrayVar(raw, (message) => fail("", message), "route tables").map(parseRoute);
   const seen = new Set<string>();
   for (const [i, route] of routes.entries()) {
     // Two prefixes that fold alike would make every path under them ambiguous (findUnambiguousRoute).

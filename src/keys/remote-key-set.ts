@@ -19,6 +19,7 @@ import { createLocalJWKSet, errors, type JSONWebKeySet, type JWK, type JWTVerify
 import { BoundedCache } from "../bounded-cache.ts";
 import { readBodyCapped } from "../http/body.ts";
 import { logEvent } from "../http/log.ts";
+import { isAllowedRemoteUrl } from "../http/remote-url.ts";
 import {
   REMOTE_KEYS_DEFAULT_SECONDS,
   REMOTE_KEYS_FAILURE_SECONDS,
@@ -27,6 +28,8 @@ import {
   REMOTE_KEYS_REFETCH_SECONDS,
   REMOTE_KEYS_STALE_SECONDS,
 } from "../policy.ts";
+
+export { isAllowedRemoteUrl };
 
 /** The whole fetch, headers and body, must be done within this. */
 export const REMOTE_FETCH_TIMEOUT_MS = 3000;
@@ -43,34 +46,6 @@ const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv"] as
  */
 export class KeySetUnavailableError extends Error {
   override name = "KeySetUnavailableError";
-}
-
-/** 127.0.0.0/8, ::1 and localhost, as the WHATWG URL parser writes them. */
-const LOOPBACK_HOST = /^(?:localhost|127(?:\.\d{1,3}){3}|\[::1\])$/;
-
-function isLoopbackHttp(url: URL): boolean {
-  return url.protocol === "http:" && LOOPBACK_HOST.test(url.hostname);
-}
-
-/**
- * https only; http only to a loopback host (127.0.0.0/8, ::1, localhost) and only when `ownIssuer`
- * (this server's ISSUER) is itself a loopback http URL. Never a user, password or fragment.
- */
-export function isAllowedRemoteUrl(url: string, ownIssuer: string): boolean {
-  let parsed: URL;
-  try {
-    parsed = new URL(url);
-  } catch {
-    return false;
-  }
-  if (parsed.username || parsed.password || url.includes("#")) return false;
-  if (parsed.protocol === "https:") return true;
-  if (!isLoopbackHttp(parsed)) return false;
-  try {
-    return isLoopbackHttp(new URL(ownIssuer));
-  } catch {
-    return false;
-  }
 }
 
 /** A fetch that answered, but not with the document; `status` lets discovery fall back on a 404. */

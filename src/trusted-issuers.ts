@@ -4,7 +4,8 @@
  * Tollgate ever fetches; a `[[vars.TRUSTED_ISSUERS]]` table array in wrangler.toml, or the same JSON
  * as a string. Every error names the field: `TRUSTED_ISSUERS[0].issuer: ...`.
  */
-import { isAllowedRemoteUrl } from "./remote-key-set.ts";
+import { isAllowedRemoteUrl } from "./http/remote-url.ts";
+import { parseTableArrayVar } from "./table-array-var.ts";
 
 export interface TrustedIssuer {
   /** The `iss` its tokens carry, compared exactly (no trailing-slash or case folding). */
@@ -84,16 +85,7 @@ function parseIssuerEntry(value: unknown, i: number, ownIssuer: string): Trusted
  * (this server's ISSUER, for the loopback http rule). Throws TrustedIssuerError naming the field.
  */
 export function parseTrustedIssuers(raw: unknown, ownIssuer: string): TrustedIssuer[] {
-  if (raw === undefined || raw === null || raw === "") return [];
-  let value = raw;
-  if (typeof raw === "string") {
-    try {
-      value = JSON.parse(raw);
-    } catch {
-      fail("", "is a string but not JSON");
-    }
-  }
-  if (!Array.isArray(value)) fail("", "must be an array of tables ([[vars.TRUSTED_ISSUERS]])");
+  const value = parseTableArrayVar(raw, (message) => fail("", message), "tables ([[vars.TRUSTED_ISSUERS]])");
   if (value.length > MAX_TRUSTED_ISSUERS) fail("", `lists more than ${MAX_TRUSTED_ISSUERS} issuers`);
   const issuers = value.map((entry, i) => parseIssuerEntry(entry, i, ownIssuer));
   issuers.forEach((entry, i) => {

@@ -1,10 +1,10 @@
 /**
- * TRUSTED_ISSUERS (src/keys/trusted-issuers.ts through src/config.ts): parsed once with the other
+ * TRUSTED_ISSUERS (src/trusted-issuers.ts through src/config.ts): parsed once with the other
  * vars, every error naming the field.
  */
 import { describe, expect, it } from "vitest";
-import { ConfigError, parseConfig } from "../../src/config.ts";
-import { DEFAULT_ISSUER_ALGORITHMS, DEFAULT_MAX_TOKEN_LIFETIME } from "../../src/keys/trusted-issuers.ts";
+import { ConfigError, parseConfig } from "../src/config.ts";
+import { DEFAULT_ISSUER_ALGORITHMS, DEFAULT_MAX_TOKEN_LIFETIME } from "../src/trusted-issuers.ts";
 
 const base = { ISSUER: "https://auth.example.com", DEFAULT_AUDIENCE: "https://api.example.com" };
 const GITHUB = "https://token.actions.githubusercontent.com";
