@@ -10,6 +10,10 @@
  * allowed_scopes = ["orders:read", "orders:write"]
  * default_scopes = ["orders:read"]          # default: every allowed scope
  * allowed_audiences = ["https://api.example.com"]
+ *
+ * [clients.deploy-bot]                       # workload identity federation: no secret
+ * allowed_scopes = ["deploy"]
+ * federated_identity = { issuer = "https://token.actions.githubusercontent.com", subject = "repo:org/app:environment:prod" }
  * ```
  */
 import { ClientRecordError, isValidAudience, isValidClientId, isValidScopeToken, type ClientRecord } from "../src/clients/record.ts";
@@ -26,6 +30,7 @@ export interface ClientSpec {
   token_ttl?: number;
   disabled?: boolean;
   introspect_any?: boolean;
+  federated_identity?: Record<string, unknown>;
 }
 
 /** The fields a plan compares and an update may change, in the order they are shown. */
@@ -38,6 +43,7 @@ const MANAGED_FIELDS = [
   "token_ttl",
   "disabled",
   "introspect_any",
+  "federated_identity",
 ] as const;
 type ManagedField = (typeof MANAGED_FIELDS)[number];
 
@@ -66,6 +72,8 @@ const FIELD_CHECKS: Record<ManagedField, (v: unknown) => string | undefined> = {
   token_ttl: (v) => (typeof v === "number" && Number.isSafeInteger(v) ? undefined : "must be whole seconds"),
   disabled: (v) => (typeof v === "boolean" ? undefined : "must be true or false"),
   introspect_any: (v) => (typeof v === "boolean" ? undefined : "must be true or false"),
+  // Its parts are checked by the record's rules (validateFederatedIdentity).
+  federated_identity: (v) => (typeof v === "object" && v !== null && !Array.isArray(v) ? undefined : "must be a table"),
 };
 
 /** The complete change set that turns any record of this id into what the file says. */
@@ -79,6 +87,7 @@ export function changesOf(clientId: string, spec: ClientSpec): ClientChanges {
     token_ttl: spec.token_ttl ?? null,
     disabled: spec.disabled ?? false,
     introspect_any: spec.introspect_any ?? false,
+    federated_identity: spec.federated_identity ?? null,
   };
 }
 
@@ -175,6 +184,13 @@ export function formatClientsFile(records: ClientRecord[]): string {
     if (r.token_ttl !== null) fields.push(["token_ttl", r.token_ttl]);
     if (r.disabled) fields.push(["disabled", true]);
     if (r.introspect_any) fields.push(["introspect_any", true]);
+    if (r.federated_identity) {
+      const { issuer, subject, claims, audience } = r.federated_identity;
+      fields.push([
+        "federated_identity",
+        { issuer, subject, ...(Object.keys(claims).length > 0 ? { claims } : {}), ...(audience === null ? {} : { audience }) },
+      ]);
+    }
     lines.push(`[clients.${tomlKey(r.client_id)}]`, ...fields.map(([k, v]) => `${k} = ${tomlValue(v)}`), "");
   }
   return lines.join("\n");

@@ -20,6 +20,7 @@ import {
 } from "../src/clients/record.ts";
 import {
   createClientRecord,
+  createFederatedClientRecord,
   DEFAULT_SECRET_GRACE_SECONDS,
   revokeClientSecret,
   rotateClientSecret,
@@ -30,6 +31,7 @@ import { parsePBKDF2Iterations } from "../src/clients/secret.ts";
 import { GENERATION_KEY, parseGenerationRecord, planRotation, validateGenerationRecord } from "../src/keys/generation-record.ts";
 import { DEFAULT_ROTATE_IN_SECONDS, GENERATION_PROPAGATION_SECONDS, generationRetention } from "../src/keys/schedule.ts";
 import { DEFAULT_MAX_ACCESS_TOKEN_TTL } from "../src/policy.ts";
+import { findTrustedIssuer, parseTrustedIssuers } from "../src/trusted-issuers.ts";
 import { rotationTime } from "./clock.ts";
 import { changesOf, creationFields, diffRecords, formatClientsFile, parseClientsFile, type FieldChange } from "./clients-file.ts";
 import { configPath, readWranglerSettings } from "./config.ts";
@@ -43,11 +45,17 @@ const USAGE = `Usage: tollgate <command> [options]
 Clients:
   clients create <client_id> --scope "a b" [--default-scope "a"] [--audience URI ...]
                  [--default-audience URI] [--ttl SECONDS] [--name TEXT] [--introspect-any] [--json]
+  clients create <client_id> --scope "a b" ... --federated-issuer URL --federated-subject SUB
+                 [--federated-claim NAME=VALUE ...] [--federated-audience AUD]
+                                     a workload-identity client: no secret; it presents its platform's
+                                     token (GitHub Actions, Kubernetes) issued by a TRUSTED_ISSUERS issuer
   clients list [--json]
   clients show <client_id> [--json]
   clients update <client_id> [--scope ...] [--default-scope ...] [--audience URI ...]
                  [--default-audience URI] [--ttl SECONDS|default] [--name TEXT]
                  [--introspect-any | --no-introspect-any]
+                 [--federated-issuer URL] [--federated-subject SUB] [--federated-claim NAME=VALUE ...]
+                 [--federated-audience AUD|default]  (replace the given parts of its federated identity)
                  --introspect-any: the client may introspect every client's tokens (POST /introspect)
   clients disable <client_id>        clients enable <client_id>
   clients delete <client_id>
@@ -96,6 +104,10 @@ const OPTIONS = {
   force: { type: "boolean", default: false },
   "introspect-any": { type: "boolean" },
   "no-introspect-any": { type: "boolean" },
+  "federated-issuer": { type: "string" },
+  "federated-subject": { type: "string" },
+  "federated-claim": { type: "string", multiple: true },
+  "federated-audience": { type: "string" },
   file: { type: "string", short: "f" },
   "dry-run": { type: "boolean", default: false },
   prune: { type: "boolean", default: false },
@@ -207,6 +219,52 @@ function changesFromOptions(): ClientChanges {
   return changes;
 }
 
+/**
+ * The federated identity the --federated-* options describe, over `current` (update): undefined when
+ * none is given. Issuer and subject are required for a new one; each --federated-claim NAME=VALUE
+ * is an exact-match condition (all of them replace the current ones).
+ */
+function federatedIdentityFromOptions(current: ClientRecord["federated_identity"]): ClientRecord["federated_identity"] {
+  const claimsOption = opts["federated-claim"];
+  const given = ["federated-issuer", "federated-subject", "federated-claim", "federated-audience"].filter(
+    (name) => opts[name as keyof typeof opts] !== undefined,
+  );
+  if (given.length === 0) return undefined;
+  const issuer = opts["federated-issuer"] ?? current?.issuer;
+  const subject = opts["federated-subject"] ?? current?.subject;
+  if (issuer === undefined || subject === undefined) {
+    throw new UsageError("a federated client needs --federated-issuer URL and --federated-subject SUB");
+  }
+  let claims = current?.claims ?? {};
+  if (claimsOption !== undefined) {
+    claims = {};
+    for (const condition of claimsOption) {
+      const equals = condition.indexOf("=");
+      if (equals < 1) throw new UsageError(`--federated-claim ${JSON.stringify(condition)} must be NAME=VALUE`);
+      claims[condition.slice(0, equals)] = condition.slice(equals + 1);
+    }
+  }
+  const audienceOption = opts["federated-audience"];
+  const audience = audienceOption === undefined ? (current?.audience ?? null) : audienceOption === "default" ? null : audienceOption;
+  return { issuer, subject, claims, audience };
+}
+
+/** A warning when `issuer` is not in TRUSTED_ISSUERS of the target environment's wrangler config. */
+function warnUntrustedIssuer(issuer: string): void {
+  const settings = readWranglerSettings(configPath(target.config), target.env);
+  let trusted = false;
+  try {
+    trusted = findTrustedIssuer(parseTrustedIssuers(settings.trustedIssuers, String(settings.issuer ?? "")), issuer) !== undefined;
+  } catch {
+    // an invalid TRUSTED_ISSUERS: \`tollgate doctor\` says why
+  }
+  if (!trusted)
+    process.stderr.write(
+      `tollgate: warning: ${issuer} is not in TRUSTED_ISSUERS of the wrangler config${target.env ? ` [env.${target.env}]` : ""}; ` +
+        "the client cannot authenticate until the Worker trusts it.\n",
+    );
+}
+
 /** The client_id argument; `forNewClient`: also addressable at /register/{client_id} (not . or ..). */
 function clientIdArg(forNewClient = false): string {
   const id = positionals[2];
@@ -273,6 +331,20 @@ const clientCommands: Record<string, Command> = {
   async create() {
     const id = clientIdArg(true);
     if (opts.scope === undefined) throw new UsageError('--scope "a b" is required (use --scope "" for none)');
+    const federated = federatedIdentityFromOptions(undefined);
+    if (federated !== undefined) {
+      const record = createFederatedClientRecord(id, { ...changesFromOptions(), federated_identity: federated }, now());
+      warnUntrustedIssuer(federated.issuer);
+      if ((await (await store()).get(clientKey(id))) !== null)
+        throw new ClientRecordError(`client ${JSON.stringify(id)} already exists (use update)`);
+      await writeClient(record);
+      print(
+        { client_id: id, token_endpoint_auth_method: "private_key_jwt", ...describeClient(record) },
+        `${summary(record)}\n\nNo secret: the client authenticates with its platform's token from ${federated.issuer}\n` +
+          '(client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer; README, "Workload identity federation").',
+      );
+      return;
+    }
     // The record is made (and checked) before storage is opened: bad input fails fast.
     const { record, clientSecret } = await createClientRecord(id, changesFromOptions(), now(), configuredIterations());
     if ((await (await store()).get(clientKey(id))) !== null)
@@ -298,7 +370,13 @@ const clientCommands: Record<string, Command> = {
   async update() {
     const id = clientIdArg();
     const changes = changesFromOptions();
-    const record = updateClientRecord(await readClient(id), changes, now());
+    const current = await readClient(id);
+    const federated = federatedIdentityFromOptions(current.federated_identity);
+    if (federated !== undefined) {
+      changes.federated_identity = federated;
+      if (federated.issuer !== current.federated_identity?.issuer) warnUntrustedIssuer(federated.issuer);
+    }
+    const record = updateClientRecord(current, changes, now());
     await writeClient(record);
     print(describeClient(record), summary(record));
   },
@@ -440,6 +518,11 @@ async function applyFile(): Promise<void> {
 
     const kv = await store();
     for (const [id, spec] of creates) {
+      if (spec.federated_identity !== undefined) {
+        // A workload-identity client: no secret to hand over.
+        await kv.put(clientKey(id), JSON.stringify(createFederatedClientRecord(id, changesOf(id, spec), at)));
+        continue;
+      }
       const { record, clientSecret } = await createClientRecord(id, changesOf(id, spec), at, configuredIterations());
       await kv.put(clientKey(id), JSON.stringify(record));
       created.push({ client_id: id, client_secret: clientSecret });

@@ -2,7 +2,16 @@
  * The rules for creating and changing client records, shared by every writer (the CLI and the
  * admin API), so that what one accepts the other accepts too.
  */
-import { ClientRecordError, generateInstanceId, isValidClientId, parseScope, validateClientRecord, type ClientRecord } from "./record.ts";
+import {
+  ClientRecordError,
+  generateInstanceId,
+  isValidClientId,
+  parseScope,
+  validateClientRecord,
+  validateFederatedIdentity,
+  type ClientRecord,
+  type StoredSecret,
+} from "./record.ts";
 import { DEFAULT_PBKDF2_ITERATIONS, generateClientSecret, hashClientSecret } from "./secret.ts";
 
 export interface ClientChanges {
@@ -17,6 +26,8 @@ export interface ClientChanges {
   disabled?: boolean;
   /** RFC 7662: whether the client may introspect other clients' tokens. */
   introspect_any?: boolean;
+  /** Workload identity federation (record.ts, FederatedIdentity); null removes it. */
+  federated_identity?: unknown;
 }
 
 /** How a new secret is hashed: PBKDF2_ITERATIONS of the Worker that will verify it. */
@@ -58,6 +69,8 @@ function apply(record: ClientRecord, changes: ClientChanges): ClientRecord {
   if (changes.token_ttl !== undefined) next.token_ttl = changes.token_ttl;
   if (changes.disabled !== undefined) next.disabled = changes.disabled;
   if (changes.introspect_any !== undefined) next.introspect_any = changes.introspect_any;
+  if (changes.federated_identity === null) delete next.federated_identity;
+  else if (changes.federated_identity !== undefined) next.federated_identity = validateFederatedIdentity(changes.federated_identity);
   return next;
 }
 
@@ -90,22 +103,34 @@ export async function createClientRecord(
   now: number,
   { iterations = DEFAULT_PBKDF2_ITERATIONS }: SecretOptions = {},
 ): Promise<{ record: ClientRecord; clientSecret: string }> {
+  const { id, secret } = generateClientSecret();
+  const stored = { id, hash: await hashClientSecret(secret, iterations), created_at: now, expires_at: null };
+  return { record: newClientRecord(clientId, changes, now, [stored]), clientSecret: secret };
+}
+
+/** A new client of `changes` with these secrets, checked by every rule. */
+function newClientRecord(clientId: string, changes: ClientChanges, now: number, secrets: StoredSecret[]): ClientRecord {
   if (!isValidClientId(clientId))
     throw new ClientRecordError(
       "client_id: must be 1-128 visible ASCII characters without spaces, and not . or .. (nor either written with %2e)",
     );
-  const { id, secret } = generateClientSecret();
   const allowed = scopes(changes.scope ?? "", "scope");
   const draft = apply(
-    {
-      ...blankClientRecord(clientId, now),
-      allowed_scopes: allowed,
-      default_scopes: allowed,
-      secrets: [{ id, hash: await hashClientSecret(secret, iterations), created_at: now, expires_at: null }],
-    },
+    { ...blankClientRecord(clientId, now), allowed_scopes: allowed, default_scopes: allowed, secrets },
     { ...changes, scope: undefined },
   );
-  return { record: validateClientRecord(draft), clientSecret: secret };
+  return validateClientRecord(draft);
+}
+
+/**
+ * A new workload-identity client: `changes.federated_identity` is required, and no secret exists
+ * (it authenticates with its platform's token, src/client-auth/federation.ts).
+ */
+export function createFederatedClientRecord(clientId: string, changes: ClientChanges, now: number): ClientRecord {
+  if (changes.federated_identity === undefined || changes.federated_identity === null) {
+    throw new ClientRecordError("federated_identity: required for a federated client");
+  }
+  return newClientRecord(clientId, changes, now, []);
 }
 
 /**

@@ -14,7 +14,8 @@ import { BearerError, NO_STORE, OAuthError, StoreUnavailableError } from "../htt
 import { accessTokenOf, requireAccessToken } from "./access-token.ts";
 import { refusalEvents, type AppEnv } from "./app-env.ts";
 import { clientKey, ClientRecordError, describeClient, isValidClientId, type ClientRecord } from "../clients/record.ts";
-import { createClientRecord, updateClientRecord, type ClientChanges } from "../clients/manage.ts";
+import { createClientRecord, createFederatedClientRecord, updateClientRecord, type ClientChanges } from "../clients/manage.ts";
+import { findTrustedIssuer } from "../trusted-issuers.ts";
 import { loadClient } from "../clients/store.ts";
 import { KV_CACHE_TTL_SECONDS } from "../policy.ts";
 import { forgetClient } from "../client-auth/warm-records.ts";
@@ -81,6 +82,8 @@ function changesFrom(body: Record<string, unknown>): ClientChanges {
       throw invalidMetadata("access_token_ttl must be whole seconds or null");
     changes.token_ttl = body.access_token_ttl as number | null;
   }
+  // Tollgate's own member (workload identity federation): checked by the record's rules.
+  if (body.federated_identity !== undefined) changes.federated_identity = body.federated_identity;
   for (const flag of ["disabled", "introspect_any"] as const) {
     if (body[flag] !== undefined) {
       if (typeof body[flag] !== "boolean") throw invalidMetadata(`${flag} must be true or false`);
@@ -121,6 +124,7 @@ function clientInformation(issuer: string, record: ClientRecord): Record<string,
     disabled,
     created_at,
     introspect_any,
+    federated_identity,
   } = record;
   return {
     client_id,
@@ -130,13 +134,14 @@ function clientInformation(issuer: string, record: ClientRecord): Record<string,
     scope: allowed_scopes.join(" "),
     default_scope: default_scopes.join(" "),
     grant_types,
-    token_endpoint_auth_method: "client_secret_basic",
+    token_endpoint_auth_method: federated_identity ? "private_key_jwt" : "client_secret_basic",
     audience: allowed_audiences,
     default_audience,
     access_token_ttl: token_ttl,
     disabled,
     introspect_any,
     secrets: describeClient(record).secrets,
+    ...(federated_identity ? { federated_identity } : {}),
     registration_client_uri: `${issuer}/register/${encodeURIComponent(client_id)}`,
   };
 }
@@ -148,6 +153,14 @@ async function underTheRules<T>(change: () => T | Promise<T>): Promise<T> {
   } catch (error) {
     if (error instanceof ClientRecordError) throw invalidMetadata(error.message);
     throw error;
+  }
+}
+
+/** A federated record's issuer must be one this Worker trusts now (TRUSTED_ISSUERS); else 400 invalid_client_metadata. */
+function requireTrustedIssuer(env: Env, record: ClientRecord): void {
+  const issuer = record.federated_identity?.issuer;
+  if (issuer !== undefined && !findTrustedIssuer(getConfig(env).trustedIssuers, issuer)) {
+    throw invalidMetadata(`federated_identity.issuer: ${issuer} is not one of TRUSTED_ISSUERS`);
   }
 }
 
@@ -173,9 +186,17 @@ register.post("/", adminRefusals, adminToken, async (c) => {
   const clientId = (requestedId as string | undefined) ?? crypto.randomUUID();
   if (await loadClient(c.env.CLIENTS, clientId, { cacheTtl: KV_CACHE_TTL_SECONDS }))
     throw invalidMetadata(`client ${clientId} already exists`);
-  const { record, clientSecret } = await underTheRules(() =>
-    createClientRecord(clientId, changesFrom(body), Math.floor(Date.now() / 1000), { iterations: pbkdf2Iterations }),
-  );
+  const changes = changesFrom(body);
+  const at = Math.floor(Date.now() / 1000);
+  if (changes.federated_identity !== undefined) {
+    // A workload-identity client: no secret, its issuer one of TRUSTED_ISSUERS.
+    const record = await underTheRules(() => createFederatedClientRecord(clientId, changes, at));
+    requireTrustedIssuer(c.env, record);
+    await writeRecord(c.env.CLIENTS, record);
+    auditEvent(c.env, "client_registered", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
+    return c.json(clientInformation(issuer, record), 201, NO_STORE);
+  }
+  const { record, clientSecret } = await underTheRules(() => createClientRecord(clientId, changes, at, { iterations: pbkdf2Iterations }));
   await writeRecord(c.env.CLIENTS, record);
   auditEvent(c.env, "client_registered", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
   return c.json({ ...clientInformation(issuer, record), client_secret: clientSecret }, 201, NO_STORE);
@@ -226,10 +247,13 @@ register.put("/:client_id", adminRefusals, adminToken, async (c) => {
     default_audience: null,
     token_ttl: null,
     introspect_any: false,
+    federated_identity: null,
     ...changesFrom(body),
   };
   changes.default_scope ??= changes.scope;
   const updated = await underTheRules(() => updateClientRecord(record, changes, Math.floor(Date.now() / 1000)));
+  // A newly named issuer must be trusted now; one trusted before and since dropped only stops working.
+  if (updated.federated_identity?.issuer !== record.federated_identity?.issuer) requireTrustedIssuer(c.env, updated);
   await writeRecord(c.env.CLIENTS, updated);
   auditEvent(c.env, "client_updated", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
   return c.json(clientInformation(getConfig(c.env).issuer, updated), 200, NO_STORE);
