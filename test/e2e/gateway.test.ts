@@ -2,18 +2,16 @@
  * End to end: the gateway under `wrangler dev` in front of a real HTTP origin on a local port.
  * Tokens come from the Worker's own /token for a client made with the CLI.
  */
-import { execFile } from "node:child_process";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freePort, startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 import { startEchoOrigin, type EchoOrigin, type EchoRecord } from "../../scripts/echo-origin.ts";
 import { generateSigningKey } from "../../src/keys/new-key-pair.ts";
+import { createClientWithCLI } from "./support/cli.ts";
 
-const run = promisify(execFile);
 const AUDIENCE = "https://orders.example";
 let worker: WorkerProcess;
 let origin: EchoOrigin;
@@ -35,20 +33,7 @@ beforeAll(async () => {
     persistTo: stateDir,
     vars: { SIGNING_KEY: JSON.stringify(await generateSigningKey()), GATEWAY_ROUTES: JSON.stringify(routes) },
   });
-  const { stdout } = await run(process.execPath, [
-    "cli/tollgate.ts",
-    "clients",
-    "create",
-    "shop",
-    "--scope",
-    "orders:read orders:write",
-    "--audience",
-    AUDIENCE,
-    "--json",
-    "--persist-to",
-    stateDir,
-  ]);
-  secret = (JSON.parse(stdout) as { client_secret: string }).client_secret;
+  secret = await createClientWithCLI(stateDir, "shop", "orders:read orders:write", AUDIENCE);
   const res = await fetch(`${worker.url}/token`, {
     method: "POST",
     headers: { Authorization: `Basic ${btoa(`shop:${secret}`)}`, "Content-Type": "application/x-www-form-urlencoded" },

@@ -12,20 +12,18 @@
  * Miniflare's dev entry worker) before Tollgate runs: those are checked for "answered, not
  * forwarded, no token", and their status is recorded (some are 5xx: see the describe block).
  */
-import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import fc from "fast-check";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 import { startEchoOrigin, type EchoOrigin, type EchoRecord } from "../../scripts/echo-origin.ts";
 import { generateSigningKey } from "../../src/keys/new-key-pair.ts";
+import { createClientWithCLI } from "./support/cli.ts";
 
-const run = promisify(execFile);
 const AUDIENCE = "https://orders.example";
 const FORM = "application/x-www-form-urlencoded";
 /** How long any single exchange may take before it counts as a hang. */
@@ -57,20 +55,7 @@ beforeAll(async () => {
       persistTo: stateDir,
       vars: { SIGNING_KEY: JSON.stringify(await generateSigningKey()), GATEWAY_ROUTES: JSON.stringify(routes) },
     });
-    const { stdout } = await run(process.execPath, [
-      "cli/tollgate.ts",
-      "clients",
-      "create",
-      "shop",
-      "--scope",
-      "orders:read orders:write",
-      "--audience",
-      AUDIENCE,
-      "--json",
-      "--persist-to",
-      stateDir,
-    ]);
-    secret = (JSON.parse(stdout) as { client_secret: string }).client_secret;
+    secret = await createClientWithCLI(stateDir, "shop", "orders:read orders:write", AUDIENCE);
     basicAuth = `Basic ${btoa(`shop:${secret}`)}`;
     const issue = async (scope: string) => {
       const res = await fetch(`${worker!.url}/token`, {
@@ -585,38 +570,14 @@ describe("path tricks in the raw request line (docs/security.md item 11)", () =>
 
 describe("HEAD with a body on the admin API (RFC 9110 §9.3.2)", () => {
   it("is answered as GET: 200 without a body, and the record it names is unchanged", async () => {
-    const admin = await run(process.execPath, [
-      "cli/tollgate.ts",
-      "clients",
-      "create",
-      "hostile-admin",
-      "--scope",
-      "tollgate:admin",
-      "--audience",
-      `${worker!.url}/register`,
-      "--json",
-      "--persist-to",
-      stateDir,
-    ]);
-    const adminSecret = (JSON.parse(admin.stdout) as { client_secret: string }).client_secret;
+    const adminSecret = await createClientWithCLI(stateDir, "hostile-admin", "tollgate:admin", `${worker!.url}/register`);
     const tokenRes = await fetch(`${worker!.url}/token`, {
       method: "POST",
       headers: { Authorization: `Basic ${btoa(`hostile-admin:${adminSecret}`)}`, "Content-Type": FORM },
       body: `grant_type=client_credentials&resource=${encodeURIComponent(`${worker!.url}/register`)}`,
     });
     expect(tokenRes.status).toBe(200);
-    await run(process.execPath, [
-      "cli/tollgate.ts",
-      "clients",
-      "create",
-      "head-target",
-      "--scope",
-      "orders:read orders:write",
-      "--audience",
-      AUDIENCE,
-      "--persist-to",
-      stateDir,
-    ]);
+    await createClientWithCLI(stateDir, "head-target", "orders:read orders:write", AUDIENCE);
     const bearer = `Bearer ${((await tokenRes.json()) as { access_token: string }).access_token}`;
     const read = async () =>
       (await (await fetch(`${worker!.url}/register/head-target`, { headers: { Authorization: bearer } })).json()) as Record<

@@ -271,28 +271,16 @@ describe("RFC 8707 resource indicators (token audience)", () => {
 });
 
 describe("Access token lifetime", () => {
-  it("defaults to ACCESS_TOKEN_TTL (300 s)", async () => {
-    const client = await seedClient();
+  it.each([
+    ["defaults to ACCESS_TOKEN_TTL (300 s)", {}, 300],
+    ["follows the client's token_ttl", { token_ttl: 60 }, 60],
+    ["caps a token_ttl above MAX_ACCESS_TOKEN_TTL (3600 s)", { token_ttl: 7200 }, 3600],
+  ])("%s", async (_name, record, lifetime) => {
+    const client = await seedClient(record);
     const body = await issueToken(client);
-    expect(body.expires_in).toBe(300);
+    expect(body.expires_in).toBe(lifetime);
     const claims = decodeJwt(body.access_token);
-    expect(claims.exp! - claims.iat!).toBe(300);
-  });
-
-  it("follows the client's token_ttl", async () => {
-    const client = await seedClient({ token_ttl: 60 });
-    const body = await issueToken(client);
-    expect(body.expires_in).toBe(60);
-    const claims = decodeJwt(body.access_token);
-    expect(claims.exp! - claims.iat!).toBe(60);
-  });
-
-  it("caps a token_ttl above MAX_ACCESS_TOKEN_TTL (3600 s)", async () => {
-    const client = await seedClient({ token_ttl: 7200 });
-    const body = await issueToken(client);
-    expect(body.expires_in).toBe(3600);
-    const claims = decodeJwt(body.access_token);
-    expect(claims.exp! - claims.iat!).toBe(3600);
+    expect(claims.exp! - claims.iat!).toBe(lifetime);
   });
 
   it("keeps a token_ttl equal to the cap", async () => {

@@ -130,6 +130,17 @@ interface Credentials {
   clean: boolean;
 }
 
+/** A case from the drawn values, its headers and its body. */
+function tokenCase(
+  drawn: Pick<TokenCase, "method" | "query" | "encoding" | "delivery" | "chunks">,
+  headers: [string, string][],
+  bytes: Uint8Array | undefined,
+  clean: boolean,
+): TokenCase {
+  const { method, query, encoding, delivery, chunks } = drawn;
+  return { method, query, headers, encoding, delivery, chunks, bytes, clean };
+}
+
 const credentials: fc.Arbitrary<Credentials> = fc.oneof(
   { weight: 5, arbitrary: realBasic.map((authorization) => ({ authorization, form: [], clean: true })) },
   {
@@ -354,16 +365,7 @@ const cleanCase: fc.Arbitrary<TokenCase> = fc
   .map((c) => {
     const headers: [string, string][] = [["Content-Type", c.contentType], ...c.headers];
     if (c.creds.authorization !== undefined) headers.push(["Authorization", c.creds.authorization]);
-    return {
-      method: c.method,
-      query: c.query,
-      headers,
-      encoding: c.encoding,
-      delivery: c.delivery,
-      chunks: c.chunks,
-      bytes: encodeBody(c.encoding, c.params, c.pad, new Uint8Array()),
-      clean: true,
-    };
+    return tokenCase(c, headers, encodeBody(c.encoding, c.params, c.pad, new Uint8Array()), true);
   });
 
 /** Anything: hostile methods, queries, headers, parameters and bodies. */
@@ -416,16 +418,7 @@ const hostileCase: fc.Arbitrary<TokenCase> = fc
     if (c.contentType !== undefined && headerAccepted("Content-Type", c.contentType)) headers.unshift(["Content-Type", c.contentType]);
     if (c.creds.authorization !== undefined && headerAccepted("Authorization", c.creds.authorization))
       headers.push(["Authorization", c.creds.authorization]);
-    return {
-      method: c.method,
-      query: c.query,
-      headers,
-      encoding: c.encoding,
-      delivery: c.delivery,
-      chunks: c.chunks,
-      bytes: encodeBody(c.encoding, c.params, c.pad, c.binary),
-      clean: false,
-    };
+    return tokenCase(c, headers, encodeBody(c.encoding, c.params, c.pad, c.binary), false);
   });
 
 function buildRequest(c: TokenCase): Request {

@@ -7,7 +7,7 @@ import { expect, vi } from "vitest";
 import { basic, expectJSONError, fetchWithEnv, FORM, tokenRequest, type FormBody } from "./worker.ts";
 import { revokedKey } from "../../src/tokens/revocation.ts";
 import { decodeJwt } from "jose";
-import { mintToken } from "./tokens.ts";
+import { accessTokenClaims, attackerKey, es256, forgeJWS, hs256, mintToken, publicKeyForms, testKey } from "./tokens.ts";
 
 export const REVOKE_URL = `${env.ISSUER}/revoke`;
 export const INTROSPECT_URL = `${env.ISSUER}/introspect`;
@@ -127,3 +127,36 @@ export async function oversizedToken(clientId: string): Promise<string> {
   expect(token.length).toBeGreaterThan(4096);
   return token;
 }
+
+/** Makes a token for the client with this id. */
+export type TokenMaker = (clientId: string) => Promise<string>;
+
+/**
+ * Tokens that are not this issuer's, whoever presents them: forged, unsigned, algorithm-confused, or
+ * too long even if rightly signed. /revoke answers them 200 and writes nothing, /introspect
+ * `{"active": false}`; each test file adds the cases of its own rules.
+ */
+export const foreignTokens: [string, TokenMaker][] = [
+  ["three segments of garbage", async () => "a.b.c"],
+  [
+    "signed by another key under this issuer's kid",
+    async (id) =>
+      forgeJWS({ alg: "ES256", typ: "at+jwt", kid: (await testKey()).kid }, accessTokenClaims({ client_id: id, sub: id }), async (input) =>
+        es256((await attackerKey()).privateKey, input),
+      ),
+  ],
+  ["of another issuer (right key, wrong iss)", (id) => tokenOf(id, { iss: "https://elsewhere.example" })],
+  ["typed JWT instead of at+jwt", (id) => mintToken({ claims: { client_id: id, sub: id }, header: { typ: "JWT" } })],
+  ["with alg none", async (id) => forgeJWS({ alg: "none", typ: "at+jwt" }, accessTokenClaims({ client_id: id, sub: id }), "")],
+  ["over 4096 characters, even if rightly signed", (id) => oversizedToken(id)],
+  [
+    "HS256 keyed with the issuer's public key (algorithm confusion)",
+    async (id) => {
+      const key = await testKey();
+      const { pem } = await publicKeyForms(key.jwk);
+      return forgeJWS({ alg: "HS256", typ: "at+jwt", kid: key.kid }, accessTokenClaims({ client_id: id, sub: id }), (input) =>
+        hs256(pem, input),
+      );
+    },
+  ],
+];

@@ -101,17 +101,13 @@ export interface MintOptions {
 }
 
 /**
- * The gateway refuses a token whose client has no record or a disabled one (src/tokens/status.ts): this
- * stores an enabled record without secrets for `clientId`, unless a record exists (a test that
- * disabled or deleted it keeps it so). Not a string or not a valid id: nothing to store.
+ * A client record as written before `introspect_any`, `instance_id` and `tokens_not_before` existed:
+ * enabled, nothing allowed, no secret. Tests of the legacy rules (and tokens without `tg_inst`) use it.
  */
-export async function ensureTokenClient(clientId: unknown): Promise<void> {
-  if (typeof clientId !== "string" || !isValidClientId(clientId)) return;
-  if ((await env.CLIENTS.get(clientKey(clientId))) !== null) return;
-  const now = nowSeconds();
-  const record = {
+export function legacyClientRecord(clientId: string, fields: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
     client_id: clientId,
-    name: "gateway test client",
+    name: clientId,
     allowed_scopes: [],
     default_scopes: [],
     allowed_audiences: [],
@@ -120,10 +116,23 @@ export async function ensureTokenClient(clientId: unknown): Promise<void> {
     token_ttl: null,
     disabled: false,
     secrets: [],
-    // Long before any token a test mints (tokens_not_before defaults to created_at).
-    created_at: now - 86_400,
-    updated_at: now - 86_400,
+    created_at: 1,
+    updated_at: 1,
+    ...fields,
   };
+}
+
+/**
+ * The gateway refuses a token whose client has no record or a disabled one (src/tokens/status.ts): this
+ * stores an enabled record without secrets for `clientId`, unless a record exists (a test that
+ * disabled or deleted it keeps it so). Not a string or not a valid id: nothing to store.
+ */
+export async function ensureTokenClient(clientId: unknown): Promise<void> {
+  if (typeof clientId !== "string" || !isValidClientId(clientId)) return;
+  if ((await env.CLIENTS.get(clientKey(clientId))) !== null) return;
+  const now = nowSeconds();
+  // Long before any token a test mints (tokens_not_before defaults to created_at).
+  const record = legacyClientRecord(clientId, { name: "gateway test client", created_at: now - 86_400, updated_at: now - 86_400 });
   await env.CLIENTS.put(clientKey(clientId), JSON.stringify(record));
 }
 

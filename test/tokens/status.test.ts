@@ -32,7 +32,7 @@ import {
   marker,
   withBearer,
 } from "../support/gateway.ts";
-import { mintToken } from "../support/tokens.ts";
+import { legacyClientRecord, mintToken } from "../support/tokens.ts";
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -149,23 +149,7 @@ function fakeKV() {
     state,
     readsOf: (key: string) => reads.filter((r) => r.key === key).length,
     putClient(clientId: string, disabled = false) {
-      values.set(
-        clientKey(clientId),
-        JSON.stringify({
-          client_id: clientId,
-          name: "c",
-          allowed_scopes: [],
-          default_scopes: [],
-          allowed_audiences: [],
-          default_audience: null,
-          grant_types: ["client_credentials"],
-          token_ttl: null,
-          disabled,
-          secrets: [],
-          created_at: 1,
-          updated_at: 1,
-        }),
-      );
+      values.set(clientKey(clientId), JSON.stringify(legacyClientRecord(clientId, { name: "c", disabled })));
     },
     revoke(jti: string) {
       values.set(revokedKey(jti), JSON.stringify({ client_id: "x", exp: 2_000_000_000, revoked_at: 1 }));

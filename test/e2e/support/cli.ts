@@ -25,3 +25,10 @@ export async function runTollgate(args: string[], env: Record<string, string> = 
 export function runCLI(stateDir: string, ...args: string[]): Promise<CLIResult> {
   return runTollgate([...args, "--persist-to", stateDir]);
 }
+
+/** Creates a client on a local state directory with the CLI and returns its new secret. */
+export async function createClientWithCLI(stateDir: string, clientId: string, scope: string, audience: string): Promise<string> {
+  const result = await runCLI(stateDir, "clients", "create", clientId, "--scope", scope, "--audience", audience, "--json");
+  if (result.code !== 0) throw new Error(`tollgate clients create ${clientId} failed: ${result.stderr}`);
+  return (JSON.parse(result.stdout) as { client_secret: string }).client_secret;
+}
