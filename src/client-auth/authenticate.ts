@@ -24,6 +24,7 @@ import { KV_CACHE_TTL_SECONDS } from "../policy.ts";
 import { loadClient } from "../clients/store.ts";
 import { isKnownGoodSecret, rememberGoodSecret, secretCacheKey } from "./warm-secrets.ts";
 import { rememberClient, rememberedRecord } from "./warm-records.ts";
+import { verifyFederatedAssertion } from "./federation.ts";
 
 export interface AuthenticatedRequest<T> {
   /** The authenticated, enabled client. */
@@ -59,11 +60,27 @@ export async function authenticateFormRequest<T>(
   checkFailureBlock(failures);
   const prepared = await prepare(form);
 
+  if (credentials.method === "private_key_jwt") {
+    const { clientId, assertion } = credentials;
+    return oneCheckAtATime(failures, async () => {
+      checkFailureBlock(failures);
+      const now = Math.floor(Date.now() / 1000);
+      const record = await loadClient(env.CLIENTS, clientId, { cacheTtl: KV_CACHE_TTL_SECONDS });
+      const auth = await authenticateAssertionClient(record, assertion, env, now);
+      if (!auth.ok) {
+        await countFailure(env.TOKEN_FAILURE_LIMITER, failures);
+        throw invalidClient(realm, `${auth.reason} (client_id ${JSON.stringify(clientId)})`, credentials.method);
+      }
+      return { client: auth.record, method: credentials.method, form, prepared, now };
+    });
+  }
+  const secretCredentials = credentials;
+
   // The warm path: this secret authenticated this client here within CLIENT_CACHE_SECONDS.
   const fromMemory = async (): Promise<AuthenticatedRequest<T> | undefined> => {
     const readAt = Date.now();
     const now = Math.floor(readAt / 1000);
-    const client = await rememberedClient(credentials.clientId, credentials.clientSecret, now, readAt);
+    const client = await rememberedClient(secretCredentials.clientId, secretCredentials.clientSecret, now, readAt);
     return client && { client, method: credentials.method, form, prepared, now };
   };
   const remembered = await fromMemory();
@@ -78,7 +95,7 @@ export async function authenticateFormRequest<T>(
     // KV's shortest edge cache: with the isolate's CLIENT_CACHE_SECONDS, a disabled client or a revoked
     // secret stops working at every location within REVOCATION_BOUND_SECONDS of the write (src/policy.ts).
     const record = await loadClient(env.CLIENTS, credentials.clientId, { cacheTtl: KV_CACHE_TTL_SECONDS });
-    const auth = await authenticateClient(record, credentials.clientSecret, now, getConfig(env).pbkdf2Iterations);
+    const auth = await authenticateClient(record, secretCredentials.clientSecret, now, getConfig(env).pbkdf2Iterations);
     if (!auth.ok) {
       await countFailure(env.TOKEN_FAILURE_LIMITER, failures);
       throw invalidClient(realm, `${auth.reason} (client_id ${JSON.stringify(credentials.clientId)})`, credentials.method);
@@ -138,4 +155,21 @@ async function authenticateClient(
   if (!matches) return { ok: false, reason: "wrong secret" };
   if (record.disabled) return { ok: false, reason: "client disabled" };
   return { ok: true, record };
+}
+
+/**
+ * The assertion path (RFC 7521 §4.2) for a workload-identity client: its platform token verified by
+ * federation.ts. A client without a federated identity never authenticates with an assertion.
+ */
+async function authenticateAssertionClient(
+  record: ClientRecord | null,
+  assertion: string,
+  env: Env,
+  now: number,
+): Promise<AuthenticationResult> {
+  if (!record) return { ok: false, reason: "unknown client" };
+  if (!record.federated_identity) return { ok: false, reason: "the client does not authenticate with an assertion" };
+  if (record.disabled) return { ok: false, reason: "client disabled" };
+  const verdict = await verifyFederatedAssertion(assertion, record, env, now);
+  return verdict.ok ? { ok: true, record } : verdict;
 }

@@ -6,13 +6,14 @@
 import { basicChallenge, OAuthError } from "../http/errors.ts";
 import { utf8, type TokenForm } from "./form.ts";
 
-export type ClientAuthMethod = "client_secret_basic" | "client_secret_post";
+export type ClientAuthMethod = "client_secret_basic" | "client_secret_post" | "private_key_jwt";
 
-export interface ClientCredentials {
-  method: ClientAuthMethod;
-  clientId: string;
-  clientSecret: string;
-}
+export type ClientCredentials =
+  | { method: "client_secret_basic" | "client_secret_post"; clientId: string; clientSecret: string }
+  | { method: "private_key_jwt"; clientId: string; assertion: string };
+
+/** RFC 7523 §2.2: the client_assertion_type of a JWT client assertion. */
+export const JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /** RFC 6749 §2.3.1 / Appendix B: id and secret are form-urlencoded before Basic encoding. */
 function formDecode(value: string): string {
@@ -33,7 +34,7 @@ function malformedBasic(): OAuthError {
  */
 export function invalidClient(realm: string, reason: string, method: ClientAuthMethod | undefined): OAuthError {
   return new OAuthError("invalid_client", "client authentication failed", {
-    headers: method === "client_secret_post" ? {} : { "WWW-Authenticate": basicChallenge(realm) },
+    headers: method === "client_secret_post" || method === "private_key_jwt" ? {} : { "WWW-Authenticate": basicChallenge(realm) },
     reason,
   });
 }
@@ -63,6 +64,22 @@ export function parseClientAuthentication(headers: Headers, form: TokenForm, rea
   const authorization = headers.get("Authorization");
   const postId = form.get("client_id");
   const postSecret = form.get("client_secret");
+  const assertionType = form.get("client_assertion_type");
+  const assertion = form.get("client_assertion");
+  if (assertionType !== undefined || assertion !== undefined) {
+    // RFC 7521 §4.2: a JWT assertion (here: a federated client's platform token), the only method used.
+    if (authorization !== null || postSecret !== undefined) {
+      throw new OAuthError("invalid_request", "use exactly one client authentication method, not client_assertion and a secret together");
+    }
+    if (assertionType === undefined || assertion === undefined) {
+      throw new OAuthError("invalid_request", "client_assertion and client_assertion_type go together");
+    }
+    if (assertionType !== JWT_BEARER_ASSERTION)
+      throw new OAuthError("invalid_request", `client_assertion_type must be ${JWT_BEARER_ASSERTION}`);
+    // A platform token's sub is the workload, not the client: the client names itself.
+    if (postId === undefined || postId === "") throw invalidClient(realm, "client_assertion without client_id", "private_key_jwt");
+    return { method: "private_key_jwt", clientId: postId, assertion };
+  }
   if (authorization !== null) {
     if (!/^basic(\s|$)/i.test(authorization)) {
       throw new OAuthError("invalid_request", "the token endpoint accepts only Basic client authentication in the Authorization header");
