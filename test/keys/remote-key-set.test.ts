@@ -12,10 +12,20 @@ import {
   freshnessSeconds,
   isAllowedRemoteUrl,
   KeySetUnavailableError,
+  MAX_REMOTE_DOCUMENT_BYTES,
   parsePublicKeySet,
+  REMOTE_FETCH_TIMEOUT_MS,
   remoteKeySet,
 } from "../../src/keys/remote-key-set.ts";
-import { REMOTE_KEYS_DEFAULT_SECONDS, REMOTE_KEYS_MAX_SECONDS, REMOTE_KEYS_MIN_SECONDS } from "../../src/policy.ts";
+import {
+  REMOTE_KEYS_DEFAULT_SECONDS,
+  REMOTE_KEYS_FAILURE_SECONDS,
+  REMOTE_KEYS_MAX_SECONDS,
+  REMOTE_KEYS_MIN_SECONDS,
+  REMOTE_KEYS_REFETCH_SECONDS,
+  REMOTE_KEYS_STALE_SECONDS,
+} from "../../src/policy.ts";
+import readme from "../../README.md?raw";
 
 const standIn = JSON.parse(env.TEST_STAND_IN) as { url: string; keys: { a: JWK; b: JWK } };
 const LOCAL_ISSUER = "http://localhost:8787";
@@ -188,5 +198,21 @@ describe("discoverJwksUri: OpenID Connect Discovery, RFC 8414 fallback", () => {
 
   it("reports an issuer that is down as unavailable", async () => {
     await expect(discoverJwksUri(fresh("down"), LOCAL_ISSUER)).rejects.toBeInstanceOf(KeySetUnavailableError);
+  });
+});
+
+describe("the README states the remote key set policy", () => {
+  const section = readme.slice(readme.indexOf("## Workload identity federation"), readme.indexOf("## Deploy to a custom domain"));
+  it("names the bounds src/policy.ts and this module hold", () => {
+    expect(section).toContain(
+      `with a ${REMOTE_FETCH_TIMEOUT_MS / 1000} s timeout, no redirects, at most ${MAX_REMOTE_DOCUMENT_BYTES / 1024} KiB`,
+    );
+    expect(section).toContain(
+      `between ${REMOTE_KEYS_MIN_SECONDS} s and ${REMOTE_KEYS_MAX_SECONDS / 3600} hour (${REMOTE_KEYS_DEFAULT_SECONDS / 60} minutes without one)`,
+    );
+    expect(REMOTE_KEYS_REFETCH_SECONDS).toBe(60);
+    expect(section).toContain("(at most once a minute)");
+    expect(section).toContain(`remembers a failed fetch for ${REMOTE_KEYS_FAILURE_SECONDS} s`);
+    expect(section).toContain(`for up to ${REMOTE_KEYS_STALE_SECONDS / 3600} hours past their expiry`);
   });
 });
