@@ -124,6 +124,26 @@ describe("workload identity federation end to end", () => {
     expect(await res.json()).toMatchObject({ error: "invalid_client" });
   });
 
+  it("changes the claim conditions with clients update: the job's old environment no longer passes", async () => {
+    const updated = await runCLI(stateDir, "clients", "update", "deploy-bot", "--federated-claim", "environment=staging", "--json");
+    expect(updated.code, updated.stderr).toBe(0);
+    expect((JSON.parse(updated.stdout) as { federated_identity: unknown }).federated_identity).toEqual({
+      issuer: github,
+      subject: "repo:octo-org/app:environment:prod",
+      claims: { environment: "staging" },
+      audience: null,
+    });
+    // The local store is read through KV's cache: poll until the change is visible.
+    const deadline = Date.now() + 45_000;
+    let status = 200;
+    while (status === 200 && Date.now() < deadline) {
+      status = (await requestToken("deploy-bot", await platformToken(githubClaims()))).status;
+      if (status === 200) await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(status).toBe(401);
+    expect((await requestToken("deploy-bot", await platformToken(githubClaims({ environment: "staging" })))).status).toBe(200);
+  });
+
   it("issues a token for a Kubernetes projected service-account token (aud an array, nested claims)", async () => {
     const created = await runCLI(
       stateDir,
