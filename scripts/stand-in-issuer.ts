@@ -13,7 +13,7 @@
  * - Hostile JWKS: `slow` (headers after 5 s), `slowbody` (the body trickles for 5 s), `huge` (100 KiB,
  *   chunked), `hugedeclared` (100 KiB with Content-Length), `text` (JSON as text/html), `notjson`,
  *   `notset` (one JWK, not a set), `redirect` (302 to a good set), `private` (a key with `d`), `oct`
- *   (a symmetric key), `down` (503 everywhere).
+ *   (a symmetric key), `down` (503 everywhere), `flaky` (a good set until `/__break?name={name}`, then 503).
  * `/__log` lists the paths requested so far (the `/__` paths excepted), oldest first.
  */
 import { createServer, type Server } from "node:http";
@@ -41,6 +41,7 @@ function publicPart({ d: _d, p: _p, q: _q, dp: _dp, dq: _dq, qi: _qi, ...key }: 
 export async function startStandInIssuer(port = 0, host = "127.0.0.1"): Promise<StandInIssuer> {
   const keys = { a: await signingKey("stand-in-a"), b: await signingKey("stand-in-b") };
   const rotated = new Set<string>();
+  const broken = new Set<string>();
   const log: string[] = [];
   let base = "";
   const server = createServer(async (req, res) => {
@@ -54,6 +55,10 @@ export async function startStandInIssuer(port = 0, host = "127.0.0.1"): Promise<
       rotated.add(url.searchParams.get("name") ?? "");
       return json({ rotated: true });
     }
+    if (url.pathname === "/__break") {
+      broken.add(url.searchParams.get("name") ?? "");
+      return json({ broken: true });
+    }
     log.push(url.pathname);
     const segments = url.pathname.split("/");
     const rfc8414 = segments[1] === ".well-known" && segments[2] === "oauth-authorization-server";
@@ -62,7 +67,7 @@ export async function startStandInIssuer(port = 0, host = "127.0.0.1"): Promise<
     const behaviour = name.split("-")[0];
     const issuer = `${base}/${name}`;
     const publicKeys = { keys: [publicPart(rotated.has(name) ? keys.b : keys.a)] };
-    if (behaviour === "down") {
+    if (behaviour === "down" || broken.has(name)) {
       res.writeHead(503, { "Content-Type": "text/plain" });
       return res.end("unavailable");
     }
@@ -80,6 +85,9 @@ export async function startStandInIssuer(port = 0, host = "127.0.0.1"): Promise<
     switch (behaviour) {
       case "both":
         return json({ keys: [publicPart(keys.a), publicPart(keys.b)] });
+      case "flaky":
+        // The shortest freshness Tollgate allows, so the test waits as little as it can.
+        return json(publicKeys, { "Cache-Control": "max-age=60" });
       case "slow":
         await new Promise((r) => setTimeout(r, 5000));
         return json(publicKeys);
