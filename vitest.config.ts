@@ -1,6 +1,7 @@
 import { cloudflareTest } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { startEchoOrigin } from "./scripts/echo-origin.ts";
+import { startKeyHost } from "./scripts/key-host.ts";
 import { startStandInIssuer } from "./scripts/stand-in-issuer.ts";
 import { generateSigningKey } from "./src/keys/new-key-pair.ts";
 
@@ -11,6 +12,9 @@ const testKeys = { keys: [await generateSigningKey(), await generateSigningKey()
 // this (the vitest) process. Every route points at loopback: tests never reach the internet.
 const origin = await startEchoOrigin();
 origin.server.unref();
+// A key-set publisher on loopback for the private_key_jwt tests of jwks_uri (scripts/key-host.ts).
+const keyHost = await startKeyHost();
+keyHost.server.unref();
 const AUDIENCE = "https://api.tollgate.test";
 // A stand-in external issuer and JWKS host (discovery, good and hostile key sets) on loopback, for
 // the remote key set and workload identity federation tests; its private keys go to the tests.
@@ -73,6 +77,7 @@ export default defineConfig({
                 ORIGIN_SECRET: "origin-secret-value",
                 TEST_PUBLISHED_ONLY_KID: testKeys.keys[1]!.kid!,
                 TEST_ORIGIN_URL: origin.url,
+                TEST_KEY_HOST_URL: keyHost.url,
                 TEST_STAND_IN: JSON.stringify({ url: standIn.url, keys: standIn.keys }),
               },
               ratelimits: {

@@ -2,17 +2,19 @@
 /**
  * `npm run bench [-- --duration 10 --connections 10]`: Tollgate in workerd (wrangler dev) and its
  * peer node-oidc-provider, driven by autocannon on loopback in one run. Prints a table, writes
- * bench/results/latest.json. Cases: /token warm and cold, gateway protected vs passthrough vs the
- * origin directly, and the peer's token endpoint. CPU per request is read from /proc.
+ * bench/results/latest.json. Cases: /token warm and cold, /token with a private_key_jwt assertion,
+ * gateway protected vs passthrough vs the origin directly, and the peer's token endpoint. CPU per
+ * request is read from /proc.
  */
 import { spawn, spawnSync } from "node:child_process";
+import { generateKeyPairSync, randomUUID, sign, type KeyObject } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { PROJECT_ROOT } from "../cli/kv.ts";
-import { createClientRecord } from "../src/clients/manage.ts";
+import { createClientRecord, createKeyClientRecord } from "../src/clients/manage.ts";
 import { clientKey, validateClientRecord } from "../src/clients/record.ts";
 import { generateSigningKey } from "../src/keys/new-key-pair.ts";
 import { freePort } from "../scripts/dev-server.ts";
@@ -73,6 +75,8 @@ interface Case {
   name: string;
   opts: autocannon.Options;
   cpuPids: number[];
+  /** Runs before the warm-up and before each round, outside the measured time. */
+  prepare?: () => void;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -84,9 +88,13 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 async function benchAll(allCases: Case[]): Promise<CaseResult[]> {
   const cases = only ? allCases.filter((c) => only.includes(c.name)) : allCases;
   const runs = new Map<string, CaseResult[]>(cases.map((c) => [c.name, []]));
-  for (const c of cases) await autocannon({ ...c.opts, connections, duration: 2 }); // warm-up: JIT, isolate, caches
+  for (const c of cases) {
+    c.prepare?.();
+    await autocannon({ ...c.opts, connections, duration: 2 }); // warm-up: JIT, isolate, caches
+  }
   for (let round = 1; round <= rounds; round++) {
     for (const c of cases) {
+      c.prepare?.();
       const cpu0 = cpuSeconds(c.cpuPids);
       const r = await autocannon({ ...c.opts, connections, duration });
       const cpu1 = cpuSeconds(c.cpuPids);
@@ -149,6 +157,21 @@ const now = Math.floor(Date.now() / 1000);
 const warm = await createClientRecord("bench-warm", { scope: "bench:read", audiences: [AUDIENCE], token_ttl: 3600 }, now);
 const cold = await createClientRecord("bench-cold", { scope: "bench:read", audiences: [AUDIENCE] }, now);
 const kv: Record<string, string> = { [clientKey("bench-warm")]: JSON.stringify(warm.record) };
+// private_key_jwt clients sharing one ES256 key, taken in turn: each request a fresh assertion (a new
+// jti: one verify and one JtiGuard round trip), several clients so one client's one-check-at-a-time
+// turn does not serialize the whole load.
+const ASSERTION_CLIENTS = 10;
+const JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"; // RFC 7523 §2.2
+const assertionKey = generateKeyPairSync("ec", { namedCurve: "P-256" });
+const assertionJWK = { ...assertionKey.publicKey.export({ format: "jwk" }), kid: "bench", alg: "ES256", use: "sig" };
+for (let i = 0; i < ASSERTION_CLIENTS; i++) {
+  const record = createKeyClientRecord(
+    `bench-pkjwt-${i}`,
+    { scope: "bench:read", audiences: [AUDIENCE], token_ttl: 3600, jwks: { keys: [assertionJWK] } },
+    now,
+  );
+  kv[clientKey(record.client_id)] = JSON.stringify(record);
+}
 for (let i = 0; i < coldClients; i++) {
   kv[clientKey(`bench-cold-${i}`)] = JSON.stringify(validateClientRecord({ ...cold.record, client_id: `bench-cold-${i}` }));
 }
@@ -170,6 +193,24 @@ const worker = await startRawWorkerd(
   { cpu: SERVER_CPU },
 );
 const results: CaseResult[] = [];
+const b64url = (data: string | Buffer) => Buffer.from(data).toString("base64url");
+/** A signed client assertion for `clientId`, valid for 300 s from now (RFC 7523 §3). */
+function signAssertion(key: KeyObject, clientId: string, issuer: string): string {
+  const iat = Math.floor(Date.now() / 1000);
+  const header = b64url(JSON.stringify({ alg: "ES256", kid: "bench", typ: "client-authentication+jwt" }));
+  const payload = b64url(JSON.stringify({ iss: clientId, sub: clientId, aud: issuer, iat, exp: iat + 300, jti: randomUUID() }));
+  const signature = sign("sha256", Buffer.from(`${header}.${payload}`), { key, dsaEncoding: "ieee-p1363" });
+  return `${header}.${payload}.${b64url(signature)}`;
+}
+/** Assertions signed ahead of each run (so the load generator does not sign while measuring); more are signed if they run out. */
+let assertions: string[] = [];
+let nextAssertion = 0;
+const refillAssertions = (issuer: string) => {
+  assertions = Array.from({ length: 6000 * (duration + 1) }, (_, i) =>
+    signAssertion(assertionKey.privateKey, `bench-pkjwt-${i % ASSERTION_CLIENTS}`, issuer),
+  );
+  nextAssertion = 0;
+};
 try {
   const workerd = [worker.pid];
   const peerPids = [peer.pid!];
@@ -198,6 +239,29 @@ try {
           ],
         },
         cpuPids: workerd,
+      },
+      {
+        name: "token_private_key_jwt",
+        opts: {
+          url: `${worker.url}/token`,
+          method: "POST",
+          headers: { "Content-Type": "application/x-www-form-urlencoded" },
+          requests: [
+            {
+              setupRequest: (req) => {
+                const n = nextAssertion++;
+                const assertion =
+                  assertions[n] ?? signAssertion(assertionKey.privateKey, `bench-pkjwt-${n % ASSERTION_CLIENTS}`, "http://localhost:8787");
+                return {
+                  ...req,
+                  body: `grant_type=client_credentials&client_assertion_type=${encodeURIComponent(JWT_BEARER_ASSERTION_TYPE)}&client_assertion=${assertion}`,
+                };
+              },
+            },
+          ],
+        },
+        cpuPids: workerd,
+        prepare: () => refillAssertions("http://localhost:8787"),
       },
       {
         name: "peer_token",
@@ -233,6 +297,8 @@ const cpuRatio = (a: string, b: string) => (by[a] && by[b] ? Number((by[a].cpuMs
 const ratios = {
   token_warm_vs_peer: ratio("token_warm", "peer_token"),
   token_warm_vs_peer_cpu: cpuRatio("token_warm", "peer_token"),
+  token_private_key_jwt_vs_warm: ratio("token_private_key_jwt", "token_warm"),
+  token_private_key_jwt_vs_warm_cpu: cpuRatio("token_private_key_jwt", "token_warm"),
   gateway_protected_vs_passthrough_cpu: cpuRatio("gateway_protected", "gateway_passthrough"),
   token_cold_vs_peer: ratio("token_cold", "peer_token"),
   gateway_protected_vs_passthrough: ratio("gateway_protected", "gateway_passthrough"),

@@ -45,6 +45,8 @@ export function tokenRequest(url: string, clientId: string, clientSecret: string
 
 export interface RawWorkerd {
   url: string;
+  /** With `options.secondInstance`: a second Worker of the same bundle, an isolate of its own, sharing KV and the JtiGuard namespace (as another location does). */
+  secondUrl?: string;
   pid: number;
   stop(): Promise<void>;
 }
@@ -53,7 +55,7 @@ export async function startRawWorkerd(
   dir: string,
   vars: Record<string, string>,
   kv: Record<string, string>,
-  options: { inspectorPort?: number; cpu?: number } = {},
+  options: { inspectorPort?: number; cpu?: number; secondInstance?: boolean } = {},
 ): Promise<RawWorkerd> {
   const dist = join(dir, "dist");
   mkdirSync(dist, { recursive: true });
@@ -62,13 +64,36 @@ export async function startRawWorkerd(
     env: { ...process.env, WRANGLER_SEND_METRICS: "false" },
   });
   writeFileSync(join(dir, "kv.js"), KV_SERVICE);
+  mkdirSync(join(dir, "do"), { recursive: true });
   writeFileSync(join(dir, "data.json"), JSON.stringify(kv));
-  const bindings: string[] = ['(name = "CLIENTS", kvNamespace = "kv")'];
+  const bindings: string[] = [
+    '(name = "CLIENTS", kvNamespace = "kv")',
+    // private_key_jwt's jti guard (wrangler.toml JTI_GUARD): a SQLite Durable Object in this process.
+    '(name = "JTI_GUARD", durableObjectNamespace = "JtiGuard")',
+  ];
   for (const [name, value] of Object.entries(vars)) {
     writeFileSync(join(dir, `var-${name}.txt`), value);
     bindings.push(`(name = "${name}", text = embed "var-${name}.txt")`);
   }
   const port = await freePort();
+  const secondPort = await freePort();
+  // The second instance reaches the first's Durable Object namespace, not one of its own.
+  const secondBindings = bindings.map((b) =>
+    b.includes('"JTI_GUARD"') ? '(name = "JTI_GUARD", durableObjectNamespace = (className = "JtiGuard", serviceName = "main"))' : b,
+  );
+  const second = options.secondInstance
+    ? {
+        service: '    (name = "second", worker = .second),\n',
+        socket: `, (name = "second", address = "127.0.0.1:${secondPort}", http = (), service = "second")`,
+        worker: `const second :Workerd.Worker = (
+  modules = [ (name = "index.js", esModule = embed "dist/index.js") ],
+  compatibilityDate = "2026-11-01",
+  bindings = [ ${secondBindings.join(",\n    ")} ],
+  globalOutbound = "internet",
+);
+`,
+      }
+    : { service: "", socket: "", worker: "" };
   const kvPort = await freePort();
   // KV runs in a workerd process of its own, reached over loopback HTTP, so the Worker's process
   // pays what a network KV read costs it (a subrequest), not the store's own work.
@@ -91,15 +116,18 @@ const kv :Workerd.Worker = (
 const config :Workerd.Config = (
   services = [
     (name = "main", worker = .tollgate),
-    (name = "kv", external = (address = "127.0.0.1:${kvPort}", http = ())),
+${second.service}    (name = "kv", external = (address = "127.0.0.1:${kvPort}", http = ())),
     (name = "internet", network = (allow = ["public", "private", "local"])),
+    (name = "do-disk", disk = (path = "${join(dir, "do")}", writable = true)),
   ],
-  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main") ],
+  sockets = [ (name = "http", address = "127.0.0.1:${port}", http = (), service = "main")${second.socket} ],
 );
-const tollgate :Workerd.Worker = (
+${second.worker}const tollgate :Workerd.Worker = (
   modules = [ (name = "index.js", esModule = embed "dist/index.js") ],
   compatibilityDate = "2026-11-01",
   bindings = [ ${bindings.join(",\n    ")} ],
+  durableObjectNamespaces = [ (className = "JtiGuard", uniqueKey = "tollgate-jti-guard", enableSql = true) ],
+  durableObjectStorage = (localDisk = "do-disk"),
   globalOutbound = "internet",
 );
 `,
@@ -123,7 +151,10 @@ const tollgate :Workerd.Worker = (
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
     try {
-      if ((await fetch(`${url}/.well-known/jwks.json`)).ok) return { url, pid: child.pid!, stop };
+      if ((await fetch(`${url}/.well-known/jwks.json`)).ok) {
+        const secondUrl = options.secondInstance ? `http://127.0.0.1:${secondPort}` : undefined;
+        return { url, secondUrl, pid: child.pid!, stop };
+      }
     } catch {
       // starting
     }

@@ -11,12 +11,26 @@
  * default_scopes = ["orders:read"]          # default: every allowed scope
  * allowed_audiences = ["https://api.example.com"]
  *
- * [clients.deploy-bot]                       # workload identity federation: no secret
+ * [clients.billing-svc]                     # private_key_jwt: no secret, its public keys instead
+ * allowed_scopes = ["billing:read"]
+ * token_endpoint_auth_method = "private_key_jwt"
+ * jwks_uri = "https://billing.example.com/.well-known/jwks.json"   # or jwks = { keys = [{ kty = "EC", ... }] }
+ *
+ * [clients.deploy-bot]                       # workload identity federation (private_key_jwt, no secret)
  * allowed_scopes = ["deploy"]
  * federated_identity = { issuer = "https://token.actions.githubusercontent.com", subject = "repo:org/app:environment:prod" }
  * ```
  */
-import { ClientRecordError, isValidAudience, isValidClientId, isValidScopeToken, type ClientRecord } from "../src/clients/record.ts";
+import {
+  ClientRecordError,
+  isValidAudience,
+  isValidClientId,
+  isValidScopeToken,
+  TOKEN_ENDPOINT_AUTH_METHODS,
+  type ClientRecord,
+  type TokenEndpointAuthMethod,
+} from "../src/clients/record.ts";
+import type { ClientJWKS } from "../src/clients/client-keys.ts";
 import { blankClientRecord, updateClientRecord, type ClientChanges } from "../src/clients/manage.ts";
 import { tomlKey, tomlValue, type TOMLValue } from "./toml.ts";
 
@@ -30,6 +44,12 @@ export interface ClientSpec {
   token_ttl?: number;
   disabled?: boolean;
   introspect_any?: boolean;
+  // How the client authenticates (absent: a secret, client_secret_basic).
+  token_endpoint_auth_method?: TokenEndpointAuthMethod;
+  jwks?: ClientJWKS;
+  jwks_uri?: string;
+  allow_token_endpoint_audience?: boolean;
+  /** Workload identity federation; implies token_endpoint_auth_method private_key_jwt. */
   federated_identity?: Record<string, unknown>;
 }
 
@@ -43,6 +63,10 @@ const MANAGED_FIELDS = [
   "token_ttl",
   "disabled",
   "introspect_any",
+  "token_endpoint_auth_method",
+  "jwks",
+  "jwks_uri",
+  "allow_token_endpoint_audience",
   "federated_identity",
 ] as const;
 type ManagedField = (typeof MANAGED_FIELDS)[number];
@@ -72,6 +96,14 @@ const FIELD_CHECKS: Record<ManagedField, (v: unknown) => string | undefined> = {
   token_ttl: (v) => (typeof v === "number" && Number.isSafeInteger(v) ? undefined : "must be whole seconds"),
   disabled: (v) => (typeof v === "boolean" ? undefined : "must be true or false"),
   introspect_any: (v) => (typeof v === "boolean" ? undefined : "must be true or false"),
+  token_endpoint_auth_method: (v) =>
+    (TOKEN_ENDPOINT_AUTH_METHODS as readonly unknown[]).includes(v)
+      ? undefined
+      : `must be one of ${TOKEN_ENDPOINT_AUTH_METHODS.join(", ")}`,
+  // The keys themselves are checked by the record's rules (public keys only).
+  jwks: (v) => (typeof v === "object" && v !== null && !Array.isArray(v) ? undefined : "must be a table { keys = [...] }"),
+  jwks_uri: (v) => (typeof v === "string" ? undefined : "must be a string"),
+  allow_token_endpoint_audience: (v) => (typeof v === "boolean" ? undefined : "must be true or false"),
   // Its parts are checked by the record's rules (validateFederatedIdentity).
   federated_identity: (v) => (typeof v === "object" && v !== null && !Array.isArray(v) ? undefined : "must be a table"),
 };
@@ -87,8 +119,29 @@ export function changesOf(clientId: string, spec: ClientSpec): ClientChanges {
     token_ttl: spec.token_ttl ?? null,
     disabled: spec.disabled ?? false,
     introspect_any: spec.introspect_any ?? false,
-    federated_identity: spec.federated_identity ?? null,
+    ...authenticationChanges(spec),
   };
+}
+
+/** The method only when the file names it (older records have none); a private_key_jwt client's keys and flag. */
+function authenticationChanges(spec: ClientSpec): ClientChanges {
+  const changes: ClientChanges = {};
+  if (spec.token_endpoint_auth_method !== undefined) changes.token_endpoint_auth_method = spec.token_endpoint_auth_method;
+  if (spec.jwks !== undefined) changes.jwks = spec.jwks;
+  if (spec.jwks_uri !== undefined) changes.jwks_uri = spec.jwks_uri;
+  if (spec.federated_identity !== undefined) changes.federated_identity = spec.federated_identity;
+  if (spec.token_endpoint_auth_method === "private_key_jwt")
+    changes.allow_token_endpoint_audience = spec.allow_token_endpoint_audience ?? false;
+  else if (spec.allow_token_endpoint_audience !== undefined) changes.allow_token_endpoint_audience = spec.allow_token_endpoint_audience;
+  return changes;
+}
+
+/** What `clients create` starts this client from: a blank record of the method the file names. */
+export function blankRecordFor(clientId: string, spec: ClientSpec): ClientRecord {
+  const blank = blankClientRecord(clientId, 0);
+  if (spec.token_endpoint_auth_method === undefined) return blank;
+  const keyed = spec.token_endpoint_auth_method === "private_key_jwt" ? { allow_token_endpoint_audience: false } : {};
+  return { ...blank, token_endpoint_auth_method: spec.token_endpoint_auth_method, ...keyed };
 }
 
 /** manage.ts names the change (`scope`), the file names the record field (`allowed_scopes`). */
@@ -129,8 +182,10 @@ export function parseClientsFile(document: Record<string, unknown>, file: string
     }
     if (fields.allowed_scopes === undefined) throw new ClientsFileError(`${at}: allowed_scopes: required (use [] for none)`);
     const spec = fields as unknown as ClientSpec;
+    // A federated client authenticates with an assertion (its platform's token).
+    if (spec.federated_identity !== undefined) spec.token_endpoint_auth_method ??= "private_key_jwt";
     try {
-      updateClientRecord(blankClientRecord(clientId, 0), changesOf(clientId, spec), 0);
+      updateClientRecord(blankRecordFor(clientId, spec), changesOf(clientId, spec), 0);
     } catch (error) {
       if (error instanceof ClientRecordError) throw new ClientsFileError(`${at}: ${renameField(error.message)}`);
       throw error;
@@ -154,7 +209,7 @@ export interface FieldChange {
 
 /** What a new client of this spec gets, beyond a bare record: the plan's `+ create` lines. */
 export function creationFields(clientId: string, spec: ClientSpec): FieldChange[] {
-  const blank = blankClientRecord(clientId, 0);
+  const blank = blankRecordFor(clientId, spec);
   return diffRecords(blank, updateClientRecord(blank, changesOf(clientId, spec), 0));
 }
 
@@ -165,6 +220,15 @@ export function diffRecords(current: ClientRecord, next: ClientRecord): FieldCha
     from: current[f],
     to: next[f],
   }));
+}
+
+/** A JWK Set as a TOML inline table: `{ keys = [{ kty = "EC", ... }] }` (every member a string). */
+function tomlJWKS(jwks: ClientJWKS): string {
+  const key = (jwk: Record<string, string>) =>
+    `{ ${Object.entries(jwk)
+      .map(([k, v]) => `${tomlKey(k)} = ${tomlValue(v)}`)
+      .join(", ")} }`;
+  return `{ keys = [${jwks.keys.map((k) => key(k as unknown as Record<string, string>)).join(", ")}] }`;
 }
 
 /** The registry as a clients file: only what differs from `clients create`'s defaults, never a hash. */
@@ -184,6 +248,10 @@ export function formatClientsFile(records: ClientRecord[]): string {
     if (r.token_ttl !== null) fields.push(["token_ttl", r.token_ttl]);
     if (r.disabled) fields.push(["disabled", true]);
     if (r.introspect_any) fields.push(["introspect_any", true]);
+    const method = r.token_endpoint_auth_method;
+    if (method !== undefined && method !== "client_secret_basic") fields.push(["token_endpoint_auth_method", method]);
+    if (r.jwks_uri !== undefined) fields.push(["jwks_uri", r.jwks_uri]);
+    if (r.allow_token_endpoint_audience) fields.push(["allow_token_endpoint_audience", true]);
     if (r.federated_identity) {
       const { issuer, subject, claims, audience } = r.federated_identity;
       fields.push([
@@ -191,7 +259,9 @@ export function formatClientsFile(records: ClientRecord[]): string {
         { issuer, subject, ...(Object.keys(claims).length > 0 ? { claims } : {}), ...(audience === null ? {} : { audience }) },
       ]);
     }
-    lines.push(`[clients.${tomlKey(r.client_id)}]`, ...fields.map(([k, v]) => `${k} = ${tomlValue(v)}`), "");
+    const body = fields.map(([k, v]) => `${k} = ${tomlValue(v)}`);
+    if (r.jwks !== undefined) body.push(`jwks = ${tomlJWKS(r.jwks)}`);
+    lines.push(`[clients.${tomlKey(r.client_id)}]`, ...body, "");
   }
   return lines.join("\n");
 }

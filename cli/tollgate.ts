@@ -4,7 +4,7 @@
  * deployed namespace (--remote [--env NAME]). Same record rules and hashing as the Worker.
  * Storage is opened once per command, and only by commands that need it (cli/kv.ts).
  */
-import { closeSync, openSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, unlinkSync, writeSync } from "node:fs";
 import { enableCompileCache } from "node:module";
 import { parseArgs } from "node:util";
 import {
@@ -16,11 +16,13 @@ import {
   isValidClientId,
   isWellFormedClientId,
   validateClientRecord,
+  TOKEN_ENDPOINT_AUTH_METHODS,
   type ClientRecord,
+  type TokenEndpointAuthMethod,
 } from "../src/clients/record.ts";
 import {
   createClientRecord,
-  createFederatedClientRecord,
+  createKeyClientRecord,
   DEFAULT_SECRET_GRACE_SECONDS,
   revokeClientSecret,
   rotateClientSecret,
@@ -45,15 +47,20 @@ const USAGE = `Usage: tollgate <command> [options]
 Clients:
   clients create <client_id> --scope "a b" [--default-scope "a"] [--audience URI ...]
                  [--default-audience URI] [--ttl SECONDS] [--name TEXT] [--introspect-any] [--json]
+                 [--auth-method client_secret_basic|client_secret_post|private_key_jwt]
+                 private_key_jwt: no secret; its public keys from --jwks-file keys.json or
+                 --jwks-uri URL (https), [--allow-token-endpoint-audience] (weaker: README)
   clients create <client_id> --scope "a b" ... --federated-issuer URL --federated-subject SUB
                  [--federated-claim NAME=VALUE ...] [--federated-audience AUD]
-                                     a workload-identity client: no secret; it presents its platform's
-                                     token (GitHub Actions, Kubernetes) issued by a TRUSTED_ISSUERS issuer
+                                     a workload-identity client (private_key_jwt, no secret): it presents
+                                     its platform's token (GitHub Actions, Kubernetes) issued by a
+                                     TRUSTED_ISSUERS issuer
   clients list [--json]
   clients show <client_id> [--json]
   clients update <client_id> [--scope ...] [--default-scope ...] [--audience URI ...]
                  [--default-audience URI] [--ttl SECONDS|default] [--name TEXT]
                  [--introspect-any | --no-introspect-any]
+                 [--jwks-file FILE | --jwks-uri URL] [--[no-]allow-token-endpoint-audience]
                  [--federated-issuer URL] [--federated-subject SUB] [--federated-claim NAME=VALUE ...]
                  [--federated-audience AUD|default]  (replace the given parts of its federated identity)
                  --introspect-any: the client may introspect every client's tokens (POST /introspect)
@@ -104,10 +111,15 @@ const OPTIONS = {
   force: { type: "boolean", default: false },
   "introspect-any": { type: "boolean" },
   "no-introspect-any": { type: "boolean" },
+  "auth-method": { type: "string" },
+  "jwks-file": { type: "string" },
+  "jwks-uri": { type: "string" },
   "federated-issuer": { type: "string" },
   "federated-subject": { type: "string" },
   "federated-claim": { type: "string", multiple: true },
   "federated-audience": { type: "string" },
+  "allow-token-endpoint-audience": { type: "boolean" },
+  "no-allow-token-endpoint-audience": { type: "boolean" },
   file: { type: "string", short: "f" },
   "dry-run": { type: "boolean", default: false },
   prune: { type: "boolean", default: false },
@@ -216,6 +228,32 @@ function changesFromOptions(): ClientChanges {
     throw new UsageError("--introspect-any and --no-introspect-any exclude each other");
   if (opts["introspect-any"]) changes.introspect_any = true;
   if (opts["no-introspect-any"]) changes.introspect_any = false;
+  return { ...changes, ...authenticationOptions() };
+}
+
+/** --auth-method, and a private_key_jwt client's keys and audience flag (the record's rules check them). */
+function authenticationOptions(): ClientChanges {
+  const changes: ClientChanges = {};
+  const method = opts["auth-method"];
+  if (method !== undefined) {
+    if (!(TOKEN_ENDPOINT_AUTH_METHODS as readonly string[]).includes(method))
+      throw new UsageError(`--auth-method must be one of ${TOKEN_ENDPOINT_AUTH_METHODS.join(", ")}`);
+    changes.token_endpoint_auth_method = method as TokenEndpointAuthMethod;
+  }
+  if (opts["jwks-file"] !== undefined && opts["jwks-uri"] !== undefined)
+    throw new UsageError("--jwks-file and --jwks-uri exclude each other");
+  if (opts["jwks-file"] !== undefined) {
+    try {
+      changes.jwks = JSON.parse(readFileSync(opts["jwks-file"], "utf8"));
+    } catch (error) {
+      throw new UsageError(`--jwks-file ${opts["jwks-file"]}: ${(error as Error).message}`);
+    }
+  }
+  if (opts["jwks-uri"] !== undefined) changes.jwks_uri = opts["jwks-uri"];
+  if (opts["allow-token-endpoint-audience"] && opts["no-allow-token-endpoint-audience"])
+    throw new UsageError("--allow-token-endpoint-audience and --no-allow-token-endpoint-audience exclude each other");
+  if (opts["allow-token-endpoint-audience"]) changes.allow_token_endpoint_audience = true;
+  if (opts["no-allow-token-endpoint-audience"]) changes.allow_token_endpoint_audience = false;
   return changes;
 }
 
@@ -256,7 +294,7 @@ function warnUntrustedIssuer(issuer: string): void {
   try {
     trusted = findTrustedIssuer(parseTrustedIssuers(settings.trustedIssuers, String(settings.issuer ?? "")), issuer) !== undefined;
   } catch {
-    // an invalid TRUSTED_ISSUERS: \`tollgate doctor\` says why
+    // an invalid TRUSTED_ISSUERS: `tollgate doctor` says why
   }
   if (!trusted)
     process.stderr.write(
@@ -291,6 +329,13 @@ async function readClient(id: string): Promise<ClientRecord> {
   const raw = await (await store()).get(clientKey(id));
   if (raw === null) throw new ClientRecordError(`no client ${JSON.stringify(id)} in ${where}`);
   return parseRecord(clientKey(id), raw);
+}
+
+/** Stores a new client; an existing one under that id is an error. */
+async function writeNewClient(record: ClientRecord): Promise<void> {
+  if ((await (await store()).get(clientKey(record.client_id))) !== null)
+    throw new ClientRecordError(`client ${JSON.stringify(record.client_id)} already exists (use update or rotate-secret)`);
+  await writeClient(record);
 }
 
 async function writeClient(record: ClientRecord): Promise<void> {
@@ -331,25 +376,28 @@ const clientCommands: Record<string, Command> = {
   async create() {
     const id = clientIdArg(true);
     if (opts.scope === undefined) throw new UsageError('--scope "a b" is required (use --scope "" for none)');
+    // The record is made (and checked) before storage is opened: bad input fails fast.
+    const changes = changesFromOptions();
     const federated = federatedIdentityFromOptions(undefined);
     if (federated !== undefined) {
-      const record = createFederatedClientRecord(id, { ...changesFromOptions(), federated_identity: federated }, now());
-      warnUntrustedIssuer(federated.issuer);
-      if ((await (await store()).get(clientKey(id))) !== null)
-        throw new ClientRecordError(`client ${JSON.stringify(id)} already exists (use update)`);
-      await writeClient(record);
-      print(
-        { client_id: id, token_endpoint_auth_method: "private_key_jwt", ...describeClient(record) },
-        `${summary(record)}\n\nNo secret: the client authenticates with its platform's token from ${federated.issuer}\n` +
-          '(client_assertion_type=urn:ietf:params:oauth:client-assertion-type:jwt-bearer; README, "Workload identity federation").',
-      );
+      // Workload identity federation: the assertion is the workload's platform token.
+      changes.federated_identity = federated;
+      changes.token_endpoint_auth_method ??= "private_key_jwt";
+    }
+    if (changes.token_endpoint_auth_method === "private_key_jwt") {
+      // RFC 7523 §2.2: the client's keys are its credentials; no secret is made or shown.
+      const record = createKeyClientRecord(id, changes, now());
+      if (federated !== undefined) warnUntrustedIssuer(federated.issuer);
+      await writeNewClient(record);
+      const how =
+        federated === undefined
+          ? "the client signs assertions with its private key."
+          : `the client presents its platform's token from ${federated.issuer} (README, "Workload identity federation").`;
+      print(describeClient(record), `${summary(record)}\n\nNo secret: ${how}`);
       return;
     }
-    // The record is made (and checked) before storage is opened: bad input fails fast.
-    const { record, clientSecret } = await createClientRecord(id, changesFromOptions(), now(), configuredIterations());
-    if ((await (await store()).get(clientKey(id))) !== null)
-      throw new ClientRecordError(`client ${JSON.stringify(id)} already exists (use update or rotate-secret)`);
-    await writeClient(record);
+    const { record, clientSecret } = await createClientRecord(id, changes, now(), configuredIterations());
+    await writeNewClient(record);
     print(
       { client_id: id, client_secret: clientSecret, ...describeClient(record) },
       `${summary(record)}\n\nclient_secret      ${clientSecret}\n\nThe secret is shown this once; only its PBKDF2 hash is stored.`,
@@ -518,9 +566,9 @@ async function applyFile(): Promise<void> {
 
     const kv = await store();
     for (const [id, spec] of creates) {
-      if (spec.federated_identity !== undefined) {
-        // A workload-identity client: no secret to hand over.
-        await kv.put(clientKey(id), JSON.stringify(createFederatedClientRecord(id, changesOf(id, spec), at)));
+      if (spec.token_endpoint_auth_method === "private_key_jwt") {
+        // No secret to hand over: the client's keys are in the file.
+        await kv.put(clientKey(id), JSON.stringify(createKeyClientRecord(id, changesOf(id, spec), at)));
         continue;
       }
       const { record, clientSecret } = await createClientRecord(id, changesOf(id, spec), at, configuredIterations());

@@ -88,3 +88,6 @@ app.onError((thrown, c) => {
 });
 
 export default app;
+
+// The Durable Object that makes each client assertion single-use network-wide (wrangler.toml, JTI_GUARD).
+export { JtiGuard } from "./client-auth/jti-guard.ts";

@@ -6,6 +6,8 @@ declare namespace Cloudflare {
     /** kid of the second, published-only key in the test SIGNING_KEY set. */
     TEST_PUBLISHED_ONLY_KID: string;
     TEST_STRICT_LIMITER: RateLimit;
+    /** scripts/key-host.ts: key sets for the jwks_uri tests. */
+    TEST_KEY_HOST_URL: string;
   }
 }
 

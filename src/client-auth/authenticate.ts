@@ -4,19 +4,30 @@
  * and only then the secret (one PBKDF2, one check at a time per client and address), counting a
  * failure against the client and address.
  *
- * Read top to bottom: authenticateFormRequest parses the credentials (form.ts, credentials.ts), tries
+ * Read top to bottom: authenticateFormRequest parses the credentials (form.ts, credentials.ts); a
+ * client assertion goes to authenticateAssertionRequest (assertion.ts, jti-guard.ts; federation.ts for
+ * a workload-identity client); a secret tries
  * the warm path (rememberedClient: warm-records.ts, warm-secrets.ts), then the cold path
- * (authenticateClient: clients/store.ts, clients/secret.ts), then counts a failure (failures.ts).
+ * (authenticateClient: clients/store.ts, clients/secret.ts); both count a failure (failures.ts).
  * Every helper is called from here, none through another.
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1
  * @see https://www.rfc-editor.org/rfc/rfc7009#section-2.1
  * @see https://www.rfc-editor.org/rfc/rfc7662#section-2.1
+ * @see https://www.rfc-editor.org/rfc/rfc7523#section-2.2
  */
 import type { AuditContext } from "../http/request-context.ts";
 import { getConfig } from "../config.ts";
 import { clientAddress, enforceLimit } from "../http/limits.ts";
 import { checkFailureBlock, countFailure, failureKey, oneCheckAtATime } from "./failures.ts";
-import { invalidClient, parseClientAuthentication, type ClientAuthMethod } from "./credentials.ts";
+import {
+  clientIdNotSubject,
+  invalidClient,
+  parseClientAuthentication,
+  type ClientAuthMethod,
+  type ClientCredentials,
+} from "./credentials.ts";
+import { authenticateAssertion, type AssertionResult } from "./assertion.ts";
+import { verifyFederatedAssertion } from "./federation.ts";
 import { readTokenForm, type TokenForm } from "./form.ts";
 import { activeSecret, type ClientRecord } from "../clients/record.ts";
 import { dummySecretHash, verifyClientSecret } from "../clients/secret.ts";
@@ -24,7 +35,6 @@ import { KV_CACHE_TTL_SECONDS } from "../policy.ts";
 import { loadClient } from "../clients/store.ts";
 import { isKnownGoodSecret, rememberGoodSecret, secretCacheKey } from "./warm-secrets.ts";
 import { rememberClient, rememberedRecord } from "./warm-records.ts";
-import { verifyFederatedAssertion } from "./federation.ts";
 
 export interface AuthenticatedRequest<T> {
   /** The authenticated, enabled client. */
@@ -39,9 +49,10 @@ export interface AuthenticatedRequest<T> {
 
 /**
  * Authenticates the client of a form request, or throws the endpoint's error (400, 401
- * invalid_client, with a Basic challenge unless the secret came in the body, 413, 429, 503). `prepare` runs the endpoint's cheap checks
- * (required parameters, signing keys) before the PBKDF2 work, so a request that would fail anyway
- * costs none; what it returns comes back as `prepared`.
+ * invalid_client, with a Basic challenge unless the client authenticated in the body (a secret or an
+ * assertion), 413, 429, 503). `prepare` runs the endpoint's cheap checks (required parameters, signing
+ * keys) before the PBKDF2 or signature work, so a request that would fail anyway costs none; what it
+ * returns comes back as `prepared`.
  */
 export async function authenticateFormRequest<T>(
   request: Request,
@@ -59,28 +70,15 @@ export async function authenticateFormRequest<T>(
   const failures = failureKey(credentials.clientId, address);
   checkFailureBlock(failures);
   const prepared = await prepare(form);
-
   if (credentials.method === "private_key_jwt") {
-    const { clientId, assertion } = credentials;
-    return oneCheckAtATime(failures, async () => {
-      checkFailureBlock(failures);
-      const now = Math.floor(Date.now() / 1000);
-      const record = await loadClient(env.CLIENTS, clientId, { cacheTtl: KV_CACHE_TTL_SECONDS });
-      const auth = await authenticateAssertionClient(record, assertion, env, now);
-      if (!auth.ok) {
-        await countFailure(env.TOKEN_FAILURE_LIMITER, failures);
-        throw invalidClient(realm, `${auth.reason} (client_id ${JSON.stringify(clientId)})`, credentials.method);
-      }
-      return { client: auth.record, method: credentials.method, form, prepared, now };
-    });
+    return authenticateAssertionRequest(credentials, env, realm, failures, { form, prepared });
   }
-  const secretCredentials = credentials;
 
   // The warm path: this secret authenticated this client here within CLIENT_CACHE_SECONDS.
   const fromMemory = async (): Promise<AuthenticatedRequest<T> | undefined> => {
     const readAt = Date.now();
     const now = Math.floor(readAt / 1000);
-    const client = await rememberedClient(secretCredentials.clientId, secretCredentials.clientSecret, now, readAt);
+    const client = await rememberedClient(credentials.clientId, credentials.clientSecret, now, readAt);
     return client && { client, method: credentials.method, form, prepared, now };
   };
   const remembered = await fromMemory();
@@ -95,13 +93,48 @@ export async function authenticateFormRequest<T>(
     // KV's shortest edge cache: with the isolate's CLIENT_CACHE_SECONDS, a disabled client or a revoked
     // secret stops working at every location within REVOCATION_BOUND_SECONDS of the write (src/policy.ts).
     const record = await loadClient(env.CLIENTS, credentials.clientId, { cacheTtl: KV_CACHE_TTL_SECONDS });
-    const auth = await authenticateClient(record, secretCredentials.clientSecret, now, getConfig(env).pbkdf2Iterations);
+    const auth = await authenticateClient(record, credentials.clientSecret, now, getConfig(env).pbkdf2Iterations);
     if (!auth.ok) {
       await countFailure(env.TOKEN_FAILURE_LIMITER, failures);
       throw invalidClient(realm, `${auth.reason} (client_id ${JSON.stringify(credentials.clientId)})`, credentials.method);
     }
     rememberClient(auth.record, readAt);
     return { client: auth.record, method: credentials.method, form, prepared, now };
+  });
+}
+
+/**
+ * A client assertion (RFC 7523 §2.2), one check at a time per client and address like a secret, each
+ * failure counted the same way and answered with the same 401 invalid_client. The record comes from
+ * this isolate's memory (warm-records.ts, CLIENT_CACHE_SECONDS) or KV; the warm secret cache has no
+ * part here: every assertion is verified and spends its jti.
+ */
+async function authenticateAssertionRequest<T>(
+  credentials: Extract<ClientCredentials, { method: "private_key_jwt" }>,
+  env: Env,
+  realm: string,
+  failures: string,
+  request: { form: TokenForm; prepared: T },
+): Promise<AuthenticatedRequest<T>> {
+  return oneCheckAtATime(failures, async () => {
+    checkFailureBlock(failures);
+    const readAt = Date.now();
+    const now = Math.floor(readAt / 1000);
+    const remembered = rememberedRecord(credentials.clientId, readAt);
+    const record = remembered ?? (await loadClient(env.CLIENTS, credentials.clientId, { cacheTtl: KV_CACHE_TTL_SECONDS }));
+    // A workload-identity client's assertion is its platform's token, whose sub is the workload;
+    // any other client's assertion names the client itself as its sub.
+    if (!record?.federated_identity && credentials.clientId !== credentials.subject) throw clientIdNotSubject();
+    const auth: AssertionResult = record?.federated_identity
+      ? await authenticateFederatedClient(record, credentials.assertion, env, now)
+      : await authenticateAssertion(record, credentials.assertion, env, now);
+    if (!auth.ok) {
+      await countFailure(env.TOKEN_FAILURE_LIMITER, failures);
+      throw invalidClient(realm, `${auth.reason} (client_id ${JSON.stringify(credentials.clientId)})`, credentials.method);
+    }
+    // A remembered record keeps the time it was read: using it must not extend its life.
+    if (!remembered) rememberClient(record!, readAt);
+    return { client: record!, method: credentials.method, ...request, now };
   });
 }
 
@@ -158,18 +191,12 @@ async function authenticateClient(
 }
 
 /**
- * The assertion path (RFC 7521 §4.2) for a workload-identity client: its platform token verified by
- * federation.ts. A client without a federated identity never authenticates with an assertion.
+ * A workload-identity client (RFC 7521 §4.2 with its platform's token, federation.ts): no jti guard,
+ * since a platform token is reused until it expires (docs/security.md, "Trade-offs"); disabled is
+ * checked after the verification, as for every other method.
  */
-async function authenticateAssertionClient(
-  record: ClientRecord | null,
-  assertion: string,
-  env: Env,
-  now: number,
-): Promise<AuthenticationResult> {
-  if (!record) return { ok: false, reason: "unknown client" };
-  if (!record.federated_identity) return { ok: false, reason: "the client does not authenticate with an assertion" };
-  if (record.disabled) return { ok: false, reason: "client disabled" };
+async function authenticateFederatedClient(record: ClientRecord, assertion: string, env: Env, now: number): Promise<AssertionResult> {
   const verdict = await verifyFederatedAssertion(assertion, record, env, now);
-  return verdict.ok ? { ok: true, record } : verdict;
+  if (!verdict.ok) return verdict;
+  return record.disabled ? { ok: false, reason: "client disabled" } : verdict;
 }

@@ -1,8 +1,10 @@
 /**
- * Which client a token request claims to be, and the secret it presents: `client_secret_basic`
- * or `client_secret_post`, exactly one of them.
+ * Which client a token request claims to be, and what it presents: a secret (`client_secret_basic`
+ * or `client_secret_post`) or a signed assertion (`private_key_jwt`), exactly one of them.
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1
+ * @see https://www.rfc-editor.org/rfc/rfc7521#section-4.2
  */
+import { decodeJwt } from "jose";
 import { basicChallenge, OAuthError } from "../http/errors.ts";
 import { utf8, type TokenForm } from "./form.ts";
 
@@ -10,10 +12,20 @@ export type ClientAuthMethod = "client_secret_basic" | "client_secret_post" | "p
 
 export type ClientCredentials =
   | { method: "client_secret_basic" | "client_secret_post"; clientId: string; clientSecret: string }
-  | { method: "private_key_jwt"; clientId: string; assertion: string };
+  /**
+   * The assertion is not verified yet. `clientId` is the body's client_id, else the assertion's
+   * `sub` (`subject`); they differ only for a workload-identity client, whose assertion is its
+   * platform's token naming the workload (authenticate.ts refuses the difference for any other).
+   */
+  | { method: "private_key_jwt"; clientId: string; assertion: string; subject: string };
 
-/** RFC 7523 §2.2: the client_assertion_type of a JWT client assertion. */
-export const JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/** RFC 7523 §2.2: the one client_assertion_type Tollgate accepts. */
+export const JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/** RFC 7521 §4.2: a client_id that is not the assertion's sub (answered once the record shows it is not a federated client). */
+export function clientIdNotSubject(): OAuthError {
+  return new OAuthError("invalid_request", "client_id in the body does not match the client assertion's sub");
+}
 
 /** RFC 6749 §2.3.1 / Appendix B: id and secret are form-urlencoded before Basic encoding. */
 function formDecode(value: string): string {
@@ -28,7 +40,7 @@ function malformedBasic(): OAuthError {
  * The 401 for every failed or missing client authentication. RFC 6749 §5.2 requires the Basic
  * challenge when the client authenticated with the Authorization header; it also names the scheme to
  * a request that sent no credentials at all (`method` undefined). A client that authenticated in the
- * body (`client_secret_post`, or a client_id alone) gets none, as node-oidc-provider answers: with
+ * body (`client_secret_post`, an assertion, or a client_id alone) gets none, as node-oidc-provider answers: with
  * one, oauth4webapi reports a WWWAuthenticateChallengeError instead of the body's invalid_client.
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-5.2
  */
@@ -60,26 +72,39 @@ function parseBasic(header: string): { clientId: string; clientSecret: string } 
   }
 }
 
+/**
+ * RFC 7521 §4.2: a client assertion, alone (no Basic, no client_secret). The client is the one the
+ * body's client_id names, else the one its `sub` names, read unverified only to find the keys that
+ * then verify everything (assertion.ts, federation.ts); for a private_key_jwt client the two must agree.
+ */
+function parseAssertion(authorization: string | null, form: TokenForm, realm: string): ClientCredentials {
+  const postId = form.get("client_id");
+  if (authorization !== null || form.get("client_secret") !== undefined) {
+    throw new OAuthError("invalid_request", "use exactly one client authentication method, not a client assertion and a secret together");
+  }
+  // node-oidc-provider answers these two so too: the request is malformed, nothing was authenticated.
+  if (form.get("client_assertion_type") !== JWT_BEARER_ASSERTION_TYPE) {
+    throw new OAuthError("invalid_request", `client_assertion_type must be ${JWT_BEARER_ASSERTION_TYPE}`);
+  }
+  const assertion = form.get("client_assertion");
+  if (assertion === undefined) throw new OAuthError("invalid_request", "client_assertion_type was sent without client_assertion");
+  let sub: unknown;
+  try {
+    ({ sub } = decodeJwt(assertion));
+  } catch {
+    throw new OAuthError("invalid_request", "client_assertion is not a JWT");
+  }
+  if (typeof sub !== "string" || sub === "") throw invalidClient(realm, "client assertion without sub", "private_key_jwt");
+  return { method: "private_key_jwt", clientId: postId ?? sub, assertion, subject: sub };
+}
+
 export function parseClientAuthentication(headers: Headers, form: TokenForm, realm: string): ClientCredentials {
   const authorization = headers.get("Authorization");
+  if (form.get("client_assertion") !== undefined || form.get("client_assertion_type") !== undefined) {
+    return parseAssertion(authorization, form, realm);
+  }
   const postId = form.get("client_id");
   const postSecret = form.get("client_secret");
-  const assertionType = form.get("client_assertion_type");
-  const assertion = form.get("client_assertion");
-  if (assertionType !== undefined || assertion !== undefined) {
-    // RFC 7521 §4.2: a JWT assertion (here: a federated client's platform token), the only method used.
-    if (authorization !== null || postSecret !== undefined) {
-      throw new OAuthError("invalid_request", "use exactly one client authentication method, not client_assertion and a secret together");
-    }
-    if (assertionType === undefined || assertion === undefined) {
-      throw new OAuthError("invalid_request", "client_assertion and client_assertion_type go together");
-    }
-    if (assertionType !== JWT_BEARER_ASSERTION)
-      throw new OAuthError("invalid_request", `client_assertion_type must be ${JWT_BEARER_ASSERTION}`);
-    // A platform token's sub is the workload, not the client: the client names itself.
-    if (postId === undefined || postId === "") throw invalidClient(realm, "client_assertion without client_id", "private_key_jwt");
-    return { method: "private_key_jwt", clientId: postId, assertion };
-  }
   if (authorization !== null) {
     if (!/^basic(\s|$)/i.test(authorization)) {
       throw new OAuthError("invalid_request", "the token endpoint accepts only Basic client authentication in the Authorization header");

@@ -7,10 +7,11 @@ import {
   generateInstanceId,
   isValidClientId,
   parseScope,
+  usesAssertion,
   validateClientRecord,
   validateFederatedIdentity,
   type ClientRecord,
-  type StoredSecret,
+  type TokenEndpointAuthMethod,
 } from "./record.ts";
 import { DEFAULT_PBKDF2_ITERATIONS, generateClientSecret, hashClientSecret } from "./secret.ts";
 
@@ -26,7 +27,15 @@ export interface ClientChanges {
   disabled?: boolean;
   /** RFC 7662: whether the client may introspect other clients' tokens. */
   introspect_any?: boolean;
-  /** Workload identity federation (record.ts, FederatedIdentity); null removes it. */
+  // --- How the client authenticates (private_key_jwt) ---
+  /** Chosen at creation (default client_secret_basic); it cannot change afterwards. */
+  token_endpoint_auth_method?: TokenEndpointAuthMethod;
+  /** A JWK Set of public keys (replaces jwks_uri). */
+  jwks?: unknown;
+  /** Where the keys are fetched (replaces jwks). */
+  jwks_uri?: string;
+  allow_token_endpoint_audience?: boolean;
+  /** Workload identity federation (record.ts, FederatedIdentity): replaces jwks and jwks_uri (and they replace it). */
   federated_identity?: unknown;
 }
 
@@ -69,9 +78,37 @@ function apply(record: ClientRecord, changes: ClientChanges): ClientRecord {
   if (changes.token_ttl !== undefined) next.token_ttl = changes.token_ttl;
   if (changes.disabled !== undefined) next.disabled = changes.disabled;
   if (changes.introspect_any !== undefined) next.introspect_any = changes.introspect_any;
-  if (changes.federated_identity === null) delete next.federated_identity;
-  else if (changes.federated_identity !== undefined) next.federated_identity = validateFederatedIdentity(changes.federated_identity);
+  applyKeys(next, changes);
   return next;
+}
+
+/** The client's keys: one source (jwks, jwks_uri, federated_identity) replaces another (validateClientRecord checks the result). */
+function applyKeys(next: ClientRecord, changes: ClientChanges): void {
+  if (changes.token_endpoint_auth_method !== undefined && changes.token_endpoint_auth_method !== next.token_endpoint_auth_method) {
+    const from = next.token_endpoint_auth_method ?? "client_secret_basic";
+    // Between the two secret methods nothing changes (a secret is sent either way); to or from an assertion it would.
+    if (usesAssertion(next) || changes.token_endpoint_auth_method === "private_key_jwt")
+      throw new ClientRecordError(
+        `token_endpoint_auth_method: ${from} cannot change to ${changes.token_endpoint_auth_method}; create a new client`,
+      );
+    next.token_endpoint_auth_method = changes.token_endpoint_auth_method;
+  }
+  if (changes.jwks !== undefined) {
+    next.jwks = changes.jwks as ClientRecord["jwks"];
+    delete next.jwks_uri;
+    delete next.federated_identity;
+  }
+  if (changes.jwks_uri !== undefined) {
+    next.jwks_uri = changes.jwks_uri;
+    delete next.jwks;
+    delete next.federated_identity;
+  }
+  if (changes.allow_token_endpoint_audience !== undefined) next.allow_token_endpoint_audience = changes.allow_token_endpoint_audience;
+  if (changes.federated_identity !== undefined) {
+    next.federated_identity = validateFederatedIdentity(changes.federated_identity);
+    delete next.jwks;
+    delete next.jwks_uri;
+  }
 }
 
 /** A client with nothing allowed and no secret: what createClientRecord starts from (the CLI checks input against it). */
@@ -96,6 +133,26 @@ export function blankClientRecord(clientId: string, now: number): ClientRecord {
   };
 }
 
+function checkNewClientId(clientId: string): void {
+  if (!isValidClientId(clientId))
+    throw new ClientRecordError(
+      "client_id: must be 1-128 visible ASCII characters without spaces, and not . or .. (nor either written with %2e)",
+    );
+}
+
+/** A new client as `changes` describe it, with no secret yet (validated by the caller). */
+function draftClientRecord(clientId: string, changes: ClientChanges, now: number, method: TokenEndpointAuthMethod): ClientRecord {
+  checkNewClientId(clientId);
+  const allowed = scopes(changes.scope ?? "", "scope");
+  const blank = {
+    ...blankClientRecord(clientId, now),
+    token_endpoint_auth_method: method,
+    allowed_scopes: allowed,
+    default_scopes: allowed,
+  };
+  return apply(blank, { ...changes, scope: undefined, token_endpoint_auth_method: undefined });
+}
+
 /** A new client with one fresh secret; the secret is returned once and stored only as a hash. */
 export async function createClientRecord(
   clientId: string,
@@ -103,34 +160,20 @@ export async function createClientRecord(
   now: number,
   { iterations = DEFAULT_PBKDF2_ITERATIONS }: SecretOptions = {},
 ): Promise<{ record: ClientRecord; clientSecret: string }> {
+  const method = changes.token_endpoint_auth_method ?? "client_secret_basic";
+  if (method === "private_key_jwt") throw new ClientRecordError("token_endpoint_auth_method: a private_key_jwt client has no secret");
+  const draft = draftClientRecord(clientId, changes, now, method);
   const { id, secret } = generateClientSecret();
-  const stored = { id, hash: await hashClientSecret(secret, iterations), created_at: now, expires_at: null };
-  return { record: newClientRecord(clientId, changes, now, [stored]), clientSecret: secret };
-}
-
-/** A new client of `changes` with these secrets, checked by every rule. */
-function newClientRecord(clientId: string, changes: ClientChanges, now: number, secrets: StoredSecret[]): ClientRecord {
-  if (!isValidClientId(clientId))
-    throw new ClientRecordError(
-      "client_id: must be 1-128 visible ASCII characters without spaces, and not . or .. (nor either written with %2e)",
-    );
-  const allowed = scopes(changes.scope ?? "", "scope");
-  const draft = apply(
-    { ...blankClientRecord(clientId, now), allowed_scopes: allowed, default_scopes: allowed, secrets },
-    { ...changes, scope: undefined },
-  );
-  return validateClientRecord(draft);
+  draft.secrets = [{ id, hash: await hashClientSecret(secret, iterations), created_at: now, expires_at: null }];
+  return { record: validateClientRecord(draft), clientSecret: secret };
 }
 
 /**
- * A new workload-identity client: `changes.federated_identity` is required, and no secret exists
- * (it authenticates with its platform's token, src/client-auth/federation.ts).
+ * A new private_key_jwt client (RFC 7523 §2.2): no secret at all, its public keys in `changes.jwks`
+ * or at `changes.jwks_uri`, or its platform's token as its assertion (`changes.federated_identity`).
  */
-export function createFederatedClientRecord(clientId: string, changes: ClientChanges, now: number): ClientRecord {
-  if (changes.federated_identity === undefined || changes.federated_identity === null) {
-    throw new ClientRecordError("federated_identity: required for a federated client");
-  }
-  return newClientRecord(clientId, changes, now, []);
+export function createKeyClientRecord(clientId: string, changes: ClientChanges, now: number): ClientRecord {
+  return validateClientRecord(draftClientRecord(clientId, changes, now, "private_key_jwt"));
 }
 
 /**
@@ -161,6 +204,8 @@ export async function rotateClientSecret(
   { iterations = DEFAULT_PBKDF2_ITERATIONS }: SecretOptions = {},
 ): Promise<{ record: ClientRecord; clientSecret: string; secretId: string }> {
   if (!Number.isSafeInteger(graceSeconds) || graceSeconds < 0) throw new ClientRecordError("grace: must be whole seconds >= 0");
+  if (usesAssertion(record))
+    throw new ClientRecordError(`secret: ${record.client_id} authenticates with private_key_jwt and has no secret`);
   const { id, secret } = generateClientSecret();
   const until = now + graceSeconds;
   const kept = record.secrets

@@ -4,6 +4,7 @@
  * runtime dependency, so the CLI runs it under Node as it is.
  */
 import { encodeBase64Url, parseSecretHash, secretIdOf } from "./secret.ts";
+import { isWellFormedJwksUri, parseClientJWKS, type ClientJWKS } from "./client-keys.ts";
 
 export const GRANT_TYPES = ["client_credentials"] as const;
 export type GrantType = (typeof GRANT_TYPES)[number];
@@ -50,8 +51,32 @@ export interface ClientRecord {
   secrets: StoredSecret[];
   created_at: number;
   updated_at: number;
-  /** Workload identity federation: the external token this client authenticates with instead of a secret. Absent for other clients. */
+  // --- How the client authenticates (private_key_jwt; docs/storage.md) ---
+  /**
+   * RFC 7591 §2. "client_secret_basic" and "client_secret_post": a secret, sent either way (as
+   * node-oidc-provider accepts it); "private_key_jwt": a signed assertion only, and no secret.
+   * Absent in records written before the field: a secret, by Basic or post, never an assertion.
+   */
+  token_endpoint_auth_method?: TokenEndpointAuthMethod;
+  /** private_key_jwt: the client's public keys inline (RFC 7591 §2), public members only. */
+  jwks?: ClientJWKS;
+  /** private_key_jwt: where its keys are fetched (RFC 7591 §2); never with `jwks`. */
+  jwks_uri?: string;
+  /**
+   * private_key_jwt: also accept the token endpoint URL as an assertion's `aud` (older libraries),
+   * weaker than the issuer identifier alone (docs/security.md).
+   */
+  allow_token_endpoint_audience?: boolean;
+  /** Workload identity federation: the external issuer and subject whose tokens authenticate this client. */
   federated_identity?: FederatedIdentity;
+}
+
+export const TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"] as const;
+export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
+
+/** Whether a client authenticates with a signed assertion (and so has no secret). */
+export function usesAssertion(record: Pick<ClientRecord, "token_endpoint_auth_method">): boolean {
+  return record.token_endpoint_auth_method === "private_key_jwt";
 }
 
 export const CLIENT_KEY_PREFIX = "client:";
@@ -201,8 +226,7 @@ export function validateClientRecord(value: unknown): ClientRecord {
     };
   });
   const createdAt = epoch(v.created_at, "created_at");
-  const federated = v.federated_identity === undefined ? undefined : validateFederatedIdentity(v.federated_identity);
-  if (federated !== undefined && secrets.length > 0) fail("secrets", "a federated client has no secret (it presents its platform's token)");
+  const authentication = validateAuthentication(v, secrets.length);
   return {
     client_id: v.client_id,
     name: v.name,
@@ -219,8 +243,55 @@ export function validateClientRecord(value: unknown): ClientRecord {
     secrets,
     created_at: createdAt,
     updated_at: epoch(v.updated_at, "updated_at"),
-    ...(federated === undefined ? {} : { federated_identity: federated }),
+    ...authentication,
   };
+}
+
+type AuthenticationFields = Pick<
+  ClientRecord,
+  "token_endpoint_auth_method" | "jwks" | "jwks_uri" | "allow_token_endpoint_audience" | "federated_identity"
+>;
+
+/**
+ * The fields that say how a client authenticates: a private_key_jwt client has no secret and exactly
+ * one source of keys (`jwks`, `jwks_uri`, or a `federated_identity`); any other client has none of
+ * them. Only the fields present are returned, so older records keep their shape.
+ */
+function validateAuthentication(v: Record<string, unknown>, secretCount: number): AuthenticationFields {
+  const out: AuthenticationFields = {};
+  const method = v.token_endpoint_auth_method;
+  if (method !== undefined) {
+    if (!(TOKEN_ENDPOINT_AUTH_METHODS as readonly unknown[]).includes(method))
+      fail("token_endpoint_auth_method", `must be one of ${TOKEN_ENDPOINT_AUTH_METHODS.join(", ")}`);
+    out.token_endpoint_auth_method = method as TokenEndpointAuthMethod;
+  }
+  if (v.jwks !== undefined) {
+    try {
+      out.jwks = parseClientJWKS(v.jwks);
+    } catch (error) {
+      throw new ClientRecordError((error as Error).message);
+    }
+  }
+  if (v.jwks_uri !== undefined) {
+    if (typeof v.jwks_uri !== "string" || !isWellFormedJwksUri(v.jwks_uri))
+      fail("jwks_uri", "must be an https URL without user, password or fragment (http only to localhost or 127.0.0.1)");
+    out.jwks_uri = v.jwks_uri;
+  }
+  if (v.allow_token_endpoint_audience !== undefined) {
+    if (typeof v.allow_token_endpoint_audience !== "boolean") fail("allow_token_endpoint_audience", "must be true or false");
+    out.allow_token_endpoint_audience = v.allow_token_endpoint_audience;
+  }
+  if (v.federated_identity !== undefined) out.federated_identity = validateFederatedIdentity(v.federated_identity);
+  const sources = [out.jwks && "jwks", out.jwks_uri && "jwks_uri", out.federated_identity && "federated_identity"].filter(Boolean);
+  if (method === "private_key_jwt") {
+    out.allow_token_endpoint_audience ??= false;
+    if (secretCount > 0) fail("secrets", "a private_key_jwt client has no secrets");
+    if (sources.length !== 1) fail("token_endpoint_auth_method", "private_key_jwt needs exactly one of jwks, jwks_uri, federated_identity");
+  } else {
+    if (sources.length > 0) fail(sources[0] as string, "only a private_key_jwt client has keys");
+    if (out.allow_token_endpoint_audience) fail("allow_token_endpoint_audience", "applies to private_key_jwt clients only");
+  }
+  return out;
 }
 
 /** The record as shown to operators: secrets by id and age, never their hashes. */

@@ -6,6 +6,11 @@ import { Hono } from "hono";
 import { getConfig } from "../config.ts";
 import { OAuthError } from "../http/errors.ts";
 import { METADATA_MAX_AGE } from "../policy.ts";
+import { ASSERTION_ALGORITHMS } from "../clients/client-keys.ts";
+
+/** RFC 8414 §2: every endpoint authenticates clients the same way, by secret or by assertion (RFC 7523 §2.2). */
+const AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
+const AUTH_SIGNING_ALGS = [...ASSERTION_ALGORITHMS];
 
 export const metadata = new Hono<{ Bindings: Env }>();
 
@@ -17,12 +22,15 @@ metadata.get("/", (c) => {
       token_endpoint: `${issuer}/token`,
       jwks_uri: `${issuer}/.well-known/jwks.json`,
       grant_types_supported: ["client_credentials"],
-      token_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      token_endpoint_auth_methods_supported: AUTH_METHODS,
+      token_endpoint_auth_signing_alg_values_supported: AUTH_SIGNING_ALGS,
       // RFC 8414 §2: revocation (RFC 7009) and introspection (RFC 7662) authenticate as /token does.
       revocation_endpoint: `${issuer}/revoke`,
-      revocation_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      revocation_endpoint_auth_methods_supported: AUTH_METHODS,
+      revocation_endpoint_auth_signing_alg_values_supported: AUTH_SIGNING_ALGS,
       introspection_endpoint: `${issuer}/introspect`,
-      introspection_endpoint_auth_methods_supported: ["client_secret_basic", "client_secret_post"],
+      introspection_endpoint_auth_methods_supported: AUTH_METHODS,
+      introspection_endpoint_auth_signing_alg_values_supported: AUTH_SIGNING_ALGS,
       // RFC 8414 §2 / RFC 7591: the admin API (an access token with the tollgate:admin scope).
       registration_endpoint: `${issuer}/register`,
       // RFC 8414 §2 requires this member; there is no authorization endpoint, so no response types.

@@ -14,8 +14,10 @@ import { BearerError, NO_STORE, OAuthError, StoreUnavailableError } from "../htt
 import { accessTokenOf, requireAccessToken } from "./access-token.ts";
 import { refusalEvents, type AppEnv } from "./app-env.ts";
 import { clientKey, ClientRecordError, describeClient, isValidClientId, type ClientRecord } from "../clients/record.ts";
-import { createClientRecord, createFederatedClientRecord, updateClientRecord, type ClientChanges } from "../clients/manage.ts";
+import { createClientRecord, createKeyClientRecord, updateClientRecord, type ClientChanges } from "../clients/manage.ts";
 import { findTrustedIssuer } from "../trusted-issuers.ts";
+import { TOKEN_ENDPOINT_AUTH_METHODS, usesAssertion, type TokenEndpointAuthMethod } from "../clients/record.ts";
+import { isAllowedRemoteUrl } from "../keys/remote-key-set.ts";
 import { loadClient } from "../clients/store.ts";
 import { KV_CACHE_TTL_SECONDS } from "../policy.ts";
 import { forgetClient } from "../client-auth/warm-records.ts";
@@ -63,10 +65,7 @@ function changesFrom(body: Record<string, unknown>): ClientChanges {
       throw invalidMetadata('grant_types may only be ["client_credentials"]');
     }
   }
-  const method = string("token_endpoint_auth_method");
-  if (method !== undefined && method !== "client_secret_basic" && method !== "client_secret_post") {
-    throw invalidMetadata("token_endpoint_auth_method must be client_secret_basic or client_secret_post");
-  }
+  Object.assign(changes, authenticationChanges(body, string));
   if (body.audience !== undefined) {
     if (!Array.isArray(body.audience) || !body.audience.every((a) => typeof a === "string"))
       throw invalidMetadata("audience must be an array of URIs");
@@ -82,8 +81,6 @@ function changesFrom(body: Record<string, unknown>): ClientChanges {
       throw invalidMetadata("access_token_ttl must be whole seconds or null");
     changes.token_ttl = body.access_token_ttl as number | null;
   }
-  // Tollgate's own member (workload identity federation): checked by the record's rules.
-  if (body.federated_identity !== undefined) changes.federated_identity = body.federated_identity;
   for (const flag of ["disabled", "introspect_any"] as const) {
     if (body[flag] !== undefined) {
       if (typeof body[flag] !== "boolean") throw invalidMetadata(`${flag} must be true or false`);
@@ -91,6 +88,52 @@ function changesFrom(body: Record<string, unknown>): ClientChanges {
     }
   }
   return changes;
+}
+
+/**
+ * RFC 7591 §2: how the client authenticates. A private_key_jwt client names its public keys in
+ * `jwks` or `jwks_uri` (the record's rules check them), or is a workload-identity client
+ * (`federated_identity`); the token endpoint URL as an assertion audience is Tollgate's own
+ * `allow_token_endpoint_audience`.
+ */
+function authenticationChanges(body: Record<string, unknown>, string: (name: string) => string | undefined): ClientChanges {
+  const changes: ClientChanges = {};
+  const method = string("token_endpoint_auth_method");
+  if (method !== undefined) {
+    if (!(TOKEN_ENDPOINT_AUTH_METHODS as readonly string[]).includes(method))
+      throw invalidMetadata(`token_endpoint_auth_method must be one of ${TOKEN_ENDPOINT_AUTH_METHODS.join(", ")}`);
+    changes.token_endpoint_auth_method = method as TokenEndpointAuthMethod;
+  }
+  if (body.jwks !== undefined && body.jwks_uri !== undefined) throw invalidMetadata("send jwks or jwks_uri, not both (RFC 7591 §2)");
+  if (body.jwks !== undefined) changes.jwks = body.jwks;
+  const jwksUri = string("jwks_uri");
+  if (jwksUri !== undefined) changes.jwks_uri = jwksUri;
+  if (body.allow_token_endpoint_audience !== undefined) {
+    if (typeof body.allow_token_endpoint_audience !== "boolean")
+      throw invalidMetadata("allow_token_endpoint_audience must be true or false");
+    changes.allow_token_endpoint_audience = body.allow_token_endpoint_audience;
+  }
+  // Tollgate's own member (workload identity federation), checked by the record's rules; its
+  // assertion is the workload's platform token, so the method is private_key_jwt unless sent.
+  if (body.federated_identity !== undefined) {
+    changes.federated_identity = body.federated_identity;
+    changes.token_endpoint_auth_method ??= "private_key_jwt";
+  }
+  return changes;
+}
+
+/** A federated record's issuer must be one this Worker trusts now (TRUSTED_ISSUERS); else 400 invalid_client_metadata. */
+function requireTrustedIssuer(env: Env, record: ClientRecord): void {
+  const issuer = record.federated_identity?.issuer;
+  if (issuer !== undefined && !findTrustedIssuer(getConfig(env).trustedIssuers, issuer)) {
+    throw invalidMetadata(`federated_identity.issuer: ${issuer} is not one of TRUSTED_ISSUERS`);
+  }
+}
+
+/** A jwks_uri this Worker would fetch: https, or loopback http while ISSUER is loopback too. */
+function checkJwksUri(changes: ClientChanges, issuer: string): void {
+  if (changes.jwks_uri !== undefined && !isAllowedRemoteUrl(changes.jwks_uri, issuer))
+    throw invalidMetadata("jwks_uri must be an https URL (http only to a loopback host while the issuer is one)");
 }
 
 async function readJSON(request: Request): Promise<Record<string, unknown>> {
@@ -124,26 +167,35 @@ function clientInformation(issuer: string, record: ClientRecord): Record<string,
     disabled,
     created_at,
     introspect_any,
-    federated_identity,
   } = record;
   return {
     client_id,
     client_id_issued_at: created_at,
-    client_secret_expires_at: 0,
+    // RFC 7591 §3.2.1: only a client that has a secret gets its expiry.
+    ...(usesAssertion(record) ? {} : { client_secret_expires_at: 0 }),
     client_name: name,
     scope: allowed_scopes.join(" "),
     default_scope: default_scopes.join(" "),
     grant_types,
-    token_endpoint_auth_method: federated_identity ? "private_key_jwt" : "client_secret_basic",
+    ...authenticationInformation(record),
     audience: allowed_audiences,
     default_audience,
     access_token_ttl: token_ttl,
     disabled,
     introspect_any,
-    secrets: describeClient(record).secrets,
-    ...(federated_identity ? { federated_identity } : {}),
+    ...(usesAssertion(record) ? {} : { secrets: describeClient(record).secrets }),
     registration_client_uri: `${issuer}/register/${encodeURIComponent(client_id)}`,
   };
+}
+
+/** RFC 7591 §2: the method, and a private_key_jwt client's keys (public members only) and audience flag. */
+function authenticationInformation(record: ClientRecord): Record<string, unknown> {
+  const info: Record<string, unknown> = { token_endpoint_auth_method: record.token_endpoint_auth_method ?? "client_secret_basic" };
+  if (record.jwks) info.jwks = record.jwks;
+  if (record.jwks_uri) info.jwks_uri = record.jwks_uri;
+  if (usesAssertion(record)) info.allow_token_endpoint_audience = record.allow_token_endpoint_audience === true;
+  if (record.federated_identity) info.federated_identity = record.federated_identity;
+  return info;
 }
 
 /** A change under the CLI's rules (src/clients/manage.ts); a rule it breaks is 400 invalid_client_metadata. */
@@ -153,14 +205,6 @@ async function underTheRules<T>(change: () => T | Promise<T>): Promise<T> {
   } catch (error) {
     if (error instanceof ClientRecordError) throw invalidMetadata(error.message);
     throw error;
-  }
-}
-
-/** A federated record's issuer must be one this Worker trusts now (TRUSTED_ISSUERS); else 400 invalid_client_metadata. */
-function requireTrustedIssuer(env: Env, record: ClientRecord): void {
-  const issuer = record.federated_identity?.issuer;
-  if (issuer !== undefined && !findTrustedIssuer(getConfig(env).trustedIssuers, issuer)) {
-    throw invalidMetadata(`federated_identity.issuer: ${issuer} is not one of TRUSTED_ISSUERS`);
   }
 }
 
@@ -187,19 +231,19 @@ register.post("/", adminRefusals, adminToken, async (c) => {
   if (await loadClient(c.env.CLIENTS, clientId, { cacheTtl: KV_CACHE_TTL_SECONDS }))
     throw invalidMetadata(`client ${clientId} already exists`);
   const changes = changesFrom(body);
-  const at = Math.floor(Date.now() / 1000);
-  if (changes.federated_identity !== undefined) {
-    // A workload-identity client: no secret, its issuer one of TRUSTED_ISSUERS.
-    const record = await underTheRules(() => createFederatedClientRecord(clientId, changes, at));
-    requireTrustedIssuer(c.env, record);
-    await writeRecord(c.env.CLIENTS, record);
-    auditEvent(c.env, "client_registered", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
-    return c.json(clientInformation(issuer, record), 201, NO_STORE);
-  }
-  const { record, clientSecret } = await underTheRules(() => createClientRecord(clientId, changes, at, { iterations: pbkdf2Iterations }));
+  checkJwksUri(changes, issuer);
+  const now = Math.floor(Date.now() / 1000);
+  // A private_key_jwt client gets no secret: its keys are its credentials.
+  const { record, clientSecret } = await underTheRules<{ record: ClientRecord; clientSecret?: string }>(() =>
+    changes.token_endpoint_auth_method === "private_key_jwt"
+      ? { record: createKeyClientRecord(clientId, changes, now), clientSecret: undefined }
+      : createClientRecord(clientId, changes, now, { iterations: pbkdf2Iterations }),
+  );
+  requireTrustedIssuer(c.env, record);
   await writeRecord(c.env.CLIENTS, record);
   auditEvent(c.env, "client_registered", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
-  return c.json({ ...clientInformation(issuer, record), client_secret: clientSecret }, 201, NO_STORE);
+  const secret = clientSecret === undefined ? {} : { client_secret: clientSecret };
+  return c.json({ ...clientInformation(issuer, record), ...secret }, 201, NO_STORE);
 });
 
 /** The admin token's claims and the record the URL names; an unknown client is 401 (RFC 7592 §2.1). */
@@ -247,10 +291,12 @@ register.put("/:client_id", adminRefusals, adminToken, async (c) => {
     default_audience: null,
     token_ttl: null,
     introspect_any: false,
-    federated_identity: null,
+    // A private_key_jwt client's keys stay unless sent (like `disabled`, a credential is no default).
+    ...(usesAssertion(record) ? { allow_token_endpoint_audience: false } : {}),
     ...changesFrom(body),
   };
   changes.default_scope ??= changes.scope;
+  checkJwksUri(changes, getConfig(c.env).issuer);
   const updated = await underTheRules(() => updateClientRecord(record, changes, Math.floor(Date.now() / 1000)));
   // A newly named issuer must be trusted now; one trusted before and since dropped only stops working.
   if (updated.federated_identity?.issuer !== record.federated_identity?.issuer) requireTrustedIssuer(c.env, updated);

@@ -6,7 +6,7 @@
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { unmetClaimCondition, verifyFederatedAssertion } from "../../src/client-auth/federation.ts";
-import { createFederatedClientRecord } from "../../src/clients/manage.ts";
+import { createKeyClientRecord } from "../../src/clients/manage.ts";
 import type { ClientRecord, FederatedIdentity } from "../../src/clients/record.ts";
 import {
   DOWN_ISSUER,
@@ -26,7 +26,7 @@ import {
 import { nowSeconds } from "../support/tokens.ts";
 
 function federatedClient(identity: Partial<FederatedIdentity> & { issuer: string; subject: string }): ClientRecord {
-  return createFederatedClientRecord(`fed-${crypto.randomUUID()}`, { scope: "deploy", federated_identity: identity }, nowSeconds());
+  return createKeyClientRecord(`fed-${crypto.randomUUID()}`, { scope: "deploy", federated_identity: identity }, nowSeconds());
 }
 
 const githubClient = federatedClient({

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { ClientRecordError, validateClientRecord, validateFederatedIdentity } from "../../src/clients/record.ts";
-import { blankClientRecord, createClientRecord, createFederatedClientRecord, updateClientRecord } from "../../src/clients/manage.ts";
+import { blankClientRecord, createClientRecord, createKeyClientRecord, updateClientRecord } from "../../src/clients/manage.ts";
 
 const GITHUB = "https://token.actions.githubusercontent.com";
 const identity = { issuer: GITHUB, subject: "repo:org/app:environment:prod" };
@@ -38,20 +38,26 @@ describe("federated_identity", () => {
   }
 
   it("makes a client without a secret, and refuses a record holding both", async () => {
-    const record = createFederatedClientRecord("deploy-bot", { scope: "deploy", federated_identity: identity }, 1000);
+    const record = createKeyClientRecord("deploy-bot", { scope: "deploy", federated_identity: identity }, 1000);
     expect(record.secrets).toEqual([]);
     expect(record.federated_identity).toEqual({ ...identity, claims: {}, audience: null });
     expect(validateClientRecord(JSON.parse(JSON.stringify(record)))).toEqual(record);
+    expect(record.token_endpoint_auth_method).toBe("private_key_jwt");
     const { record: withSecret } = await createClientRecord("svc", { scope: "" }, 1000, { iterations: 10_000 });
     expect(() => updateClientRecord(withSecret, { federated_identity: identity }, 1001)).toThrow(
-      /^secrets: a federated client has no secret/,
+      /^federated_identity: only a private_key_jwt client has keys/,
     );
-    expect(() => createFederatedClientRecord("x", { scope: "" }, 1000)).toThrow(ClientRecordError);
+    expect(() => validateClientRecord({ ...record, secrets: withSecret.secrets })).toThrow(
+      /^secrets: a private_key_jwt client has no secrets/,
+    );
+    expect(() => createKeyClientRecord("x", { scope: "" }, 1000)).toThrow(ClientRecordError);
   });
 
-  it("is removed by null and absent from other records", () => {
-    const record = createFederatedClientRecord("deploy-bot", { scope: "", federated_identity: identity }, 1000);
-    expect("federated_identity" in updateClientRecord(record, { federated_identity: null }, 1001)).toBe(false);
+  it("is one key source: it replaces jwks, and jwks replaces it; absent from other records", () => {
+    const record = createKeyClientRecord("deploy-bot", { scope: "", federated_identity: identity }, 1000);
+    const withKeys = updateClientRecord(record, { jwks_uri: "https://keys.example.com/jwks.json" }, 1001);
+    expect("federated_identity" in withKeys).toBe(false);
+    expect("jwks_uri" in updateClientRecord(withKeys, { federated_identity: identity }, 1002)).toBe(false);
     expect("federated_identity" in validateClientRecord(blankClientRecord("plain", 1000))).toBe(false);
   });
 });

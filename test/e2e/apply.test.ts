@@ -185,6 +185,43 @@ describe("tollgate apply", { timeout: 300_000 }, () => {
   });
 });
 
+describe("private_key_jwt clients from the CLI and in clients files", { timeout: 300_000 }, () => {
+  it("creates one with --auth-method private_key_jwt --jwks-file, prints no secret, refuses a private key; export → apply is a no-op", async () => {
+    const { generateKeyPairSync } = await import("node:crypto");
+    const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const keys = file("keys.json", JSON.stringify({ keys: [{ ...publicKey.export({ format: "jwk" }), kid: "k1" }] }));
+    const created = await tollgate(
+      "clients",
+      "create",
+      "signer",
+      "--scope",
+      "orders:read",
+      "--auth-method",
+      "private_key_jwt",
+      "--jwks-file",
+      keys,
+      "--json",
+    );
+    expect(created.code, created.stderr).toBe(0);
+    const shown = JSON.parse(created.stdout) as Record<string, unknown>;
+    expect(shown).toMatchObject({ client_id: "signer", token_endpoint_auth_method: "private_key_jwt", secrets: [] });
+    expect(shown).not.toHaveProperty("client_secret");
+    expect((await stored("signer"))?.jwks?.keys[0]?.kid).toBe("k1");
+    const leaked = file("leaked.json", JSON.stringify({ keys: [{ ...privateKey.export({ format: "jwk" }), kid: "k2" }] }));
+    const refused = await tollgate("clients", "create", "leaky", "--scope", "a", "--auth-method", "private_key_jwt", "--jwks-file", leaked);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/private member "d"/);
+    const rotate = await tollgate("clients", "rotate-secret", "signer");
+    expect(rotate.stderr).toMatch(/no secret/);
+    const exported = await tollgate("export");
+    expect(exported.stdout).toContain('token_endpoint_auth_method = "private_key_jwt"');
+    expect(exported.stdout).toMatch(/jwks = \{ keys = \[\{ kty = "EC", kid = "k1"/);
+    const again = await tollgate("apply", "-f", file("exported.toml", exported.stdout));
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain("No changes");
+  });
+});
+
 describe("CLI flag hints", () => {
   it("suggests the option an unknown one most likely meant", async () => {
     const result = await tollgate("clients", "create", "x", "--scopes", "a");

@@ -5,7 +5,7 @@
 import { parse } from "smol-toml";
 import { describe, expect, it } from "vitest";
 import { changesOf, formatClientsFile, parseClientsFile } from "../../cli/clients-file.ts";
-import { createFederatedClientRecord } from "../../src/clients/manage.ts";
+import { createKeyClientRecord } from "../../src/clients/manage.ts";
 
 const identity = {
   issuer: "https://oidc.eks.eu-west-1.amazonaws.com/id/ABC",
@@ -16,7 +16,7 @@ const identity = {
 
 describe("clients file: federated_identity", () => {
   it("exports a federated client as an inline table that applies back to the same identity", () => {
-    const record = createFederatedClientRecord("k8s-deployer", { scope: "deploy", federated_identity: identity }, 1000);
+    const record = createKeyClientRecord("k8s-deployer", { scope: "deploy", federated_identity: identity }, 1000);
     const text = formatClientsFile([record]);
     expect(text).toContain('federated_identity = { issuer = "https://oidc.eks.eu-west-1.amazonaws.com/id/ABC"');
     expect(text).toContain('claims = { "kubernetes.io.namespace" = "prod" }');

@@ -113,8 +113,8 @@ describe("revocation and introspection end to end", () => {
     const as = await discover();
     expect(as.revocation_endpoint).toBe(`${worker.url}/revoke`);
     expect(as.introspection_endpoint).toBe(`${worker.url}/introspect`);
-    expect(as.revocation_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post"]);
-    expect(as.introspection_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post"]);
+    expect(as.revocation_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post", "private_key_jwt"]);
+    expect(as.introspection_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post", "private_key_jwt"]);
   });
 
   it("introspects with oauth4webapi: active to its owner and to an introspect_any client, inactive to another client", async () => {

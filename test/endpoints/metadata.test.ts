@@ -42,8 +42,19 @@ describe("RFC 8414 §3 authorization server metadata", () => {
     expect((await metadata()).grant_types_supported).toEqual(["client_credentials"]);
   });
 
-  it("lists client_secret_basic and client_secret_post as the token endpoint auth methods", async () => {
-    expect((await metadata()).token_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post"]);
+  it("lists client_secret_basic, client_secret_post and private_key_jwt as the token endpoint auth methods", async () => {
+    expect((await metadata()).token_endpoint_auth_methods_supported).toEqual([
+      "client_secret_basic",
+      "client_secret_post",
+      "private_key_jwt",
+    ]);
+  });
+
+  it("lists the asymmetric algorithms a client assertion may use, never none or an HMAC (RFC 8414 §2)", async () => {
+    const body = await metadata();
+    for (const endpoint of ["token_endpoint", "revocation_endpoint", "introspection_endpoint"]) {
+      expect(body[`${endpoint}_auth_signing_alg_values_supported`]).toEqual(["ES256", "ES384", "PS256", "RS256", "EdDSA"]);
+    }
   });
 
   it("points revocation_endpoint (RFC 7009) and introspection_endpoint (RFC 7662) at endpoints that answer POST only", async () => {
@@ -59,8 +70,8 @@ describe("RFC 8414 §3 authorization server metadata", () => {
 
   it("lists the same client authentication methods for revocation and introspection as for /token", async () => {
     const body = await metadata();
-    expect(body.revocation_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post"]);
-    expect(body.introspection_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post"]);
+    expect(body.revocation_endpoint_auth_methods_supported).toEqual(body.token_endpoint_auth_methods_supported);
+    expect(body.introspection_endpoint_auth_methods_supported).toEqual(body.token_endpoint_auth_methods_supported);
   });
 
   it("carries the REQUIRED response_types_supported and announces ES256 access tokens", async () => {

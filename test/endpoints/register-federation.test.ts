@@ -33,10 +33,10 @@ describe("POST /register with federated_identity", () => {
     const info = (await res.json()) as Record<string, unknown>;
     expect(info).toMatchObject({
       token_endpoint_auth_method: "private_key_jwt",
-      secrets: [],
       federated_identity: { ...identity, audience: null },
     });
     expect(info.client_secret).toBeUndefined();
+    expect(info.secrets).toBeUndefined();
     const stored = JSON.parse((await env.CLIENTS.get(clientKey(id)))!) as Record<string, unknown>;
     expect(stored.secrets).toEqual([]);
     expect(stored.federated_identity).toEqual({ ...identity, audience: null });
@@ -68,6 +68,8 @@ describe("POST /register with federated_identity", () => {
       federated_identity: { issuer: GITHUB, subject: "repo:octo-org/app:ref:refs/heads/main" },
     });
     expect(res.status).toBe(400);
-    expect(((await res.json()) as { error_description: string }).error_description).toMatch(/^secrets: a federated client has no secret/);
+    expect(((await res.json()) as { error_description: string }).error_description).toMatch(
+      /^token_endpoint_auth_method: client_secret_basic cannot change to private_key_jwt/,
+    );
   });
 });

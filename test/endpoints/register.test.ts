@@ -9,6 +9,8 @@ import { clientKey, isValidClientId } from "../../src/clients/record.ts";
 import { parseSecretHash } from "../../src/clients/secret.ts";
 import { fcParams } from "../support/arbitraries.ts";
 import { fetchWithEnv, issueToken, requestToken, seedClient } from "../support/worker.ts";
+import { assertionTokenRequest, clientKey as assertionKey, signAssertion } from "../support/assertions.ts";
+import { exportJWK, generateKeyPair } from "jose";
 
 const REGISTER = `${env.ISSUER}/register`;
 
@@ -334,5 +336,69 @@ describe("client ids the admin API can address", () => {
     const res = await call("GET", "/register/..", await adminToken());
     expect(res.status).toBe(404);
     await env.CLIENTS.delete(clientKey(".."));
+  });
+});
+
+describe("RFC 7591 §2 private_key_jwt clients through the admin API (token_endpoint_auth_method, jwks, jwks_uri)", () => {
+  it("registers a client with inline jwks and no secret; its assertion works at /token", async () => {
+    const key = await assertionKey();
+    const id = `reg-keys-${crypto.randomUUID()}`;
+    const res = await call("POST", "/register", await adminToken(), {
+      client_id: id,
+      scope: "orders:read",
+      token_endpoint_auth_method: "private_key_jwt",
+      jwks: { keys: [{ ...key.publicJWK, ext: true }] },
+    });
+    expect(res.status).toBe(201);
+    const info = (await res.json()) as Record<string, unknown>;
+    expect(info).toMatchObject({ client_id: id, token_endpoint_auth_method: "private_key_jwt", allow_token_endpoint_audience: false });
+    expect(info).not.toHaveProperty("client_secret");
+    expect(info).not.toHaveProperty("client_secret_expires_at");
+    expect(info).not.toHaveProperty("secrets");
+    expect((info.jwks as { keys: Record<string, unknown>[] }).keys[0]).not.toHaveProperty("ext");
+    const tokenRes = await assertionTokenRequest(await signAssertion({ client_id: id, key }));
+    expect(tokenRes.status).toBe(200);
+  });
+
+  it("refuses a private key, both key sources, an http jwks_uri and a private_key_jwt client without keys", async () => {
+    const { privateKey } = await generateKeyPair("ES256", { extractable: true });
+    const key = await assertionKey();
+    for (const [metadata, description] of [
+      [{ jwks: { keys: [await exportJWK(privateKey)] } }, /private member "d"/],
+      [{ jwks: { keys: [key.publicJWK] }, jwks_uri: "https://keys.example.com/jwks" }, /not both/],
+      [{ jwks_uri: "http://keys.example.com/jwks" }, /jwks_uri/],
+      [{ jwks_uri: "http://127.0.0.1:9/jwks" }, /jwks_uri/],
+      [{}, /token_endpoint_auth_method/],
+    ] as const) {
+      const res = await call("POST", "/register", await adminToken(), {
+        scope: "orders:read",
+        token_endpoint_auth_method: "private_key_jwt",
+        ...metadata,
+      });
+      const body = (await res.json()) as { error: string; error_description: string };
+      expect({ status: res.status, error: body.error }).toEqual({ status: 400, error: "invalid_client_metadata" });
+      expect(body.error_description).toMatch(description);
+    }
+  });
+
+  it("rotates the keys with PUT (read-modify-write) and keeps them when PUT leaves them out", async () => {
+    const token = await adminToken();
+    const [oldKey, newKey] = [await assertionKey(), await assertionKey()];
+    const id = `reg-rotate-${crypto.randomUUID()}`;
+    await call("POST", "/register", token, {
+      client_id: id,
+      scope: "orders:read",
+      token_endpoint_auth_method: "private_key_jwt",
+      jwks: { keys: [oldKey.publicJWK] },
+    });
+    const info = (await (await call("GET", `/register/${id}`, token)).json()) as Record<string, unknown>;
+    const put = await call("PUT", `/register/${id}`, token, { ...info, jwks: { keys: [newKey.publicJWK] } });
+    expect(put.status).toBe(200);
+    expect((await assertionTokenRequest(await signAssertion({ client_id: id, key: newKey }))).status).toBe(200);
+    expect((await call("PUT", `/register/${id}`, token, { client_id: id, scope: "orders:read" })).status).toBe(200);
+    const after = (await (await call("GET", `/register/${id}`, token)).json()) as { jwks: { keys: { kid: string }[] } };
+    expect(after.jwks.keys.map((k) => k.kid)).toEqual([newKey.kid]);
+    const switched = await call("PUT", `/register/${id}`, token, { client_id: id, token_endpoint_auth_method: "client_secret_basic" });
+    expect(switched.status).toBe(400);
   });
 });

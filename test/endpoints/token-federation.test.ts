@@ -4,7 +4,7 @@
  * real entry point, against the loopback stand-in issuer.
  */
 import { afterEach, describe, expect, it, vi } from "vitest";
-import { JWT_BEARER_ASSERTION } from "../../src/client-auth/credentials.ts";
+import { JWT_BEARER_ASSERTION_TYPE } from "../../src/client-auth/credentials.ts";
 import type { FederatedIdentity } from "../../src/clients/record.ts";
 import {
   DOWN_ISSUER,
@@ -27,7 +27,11 @@ afterEach(() => {
 });
 
 async function federatedClient(identity: Partial<FederatedIdentity> & { issuer: string; subject: string }) {
-  return seedClient({ secrets: [], federated_identity: { claims: {}, audience: null, ...identity } });
+  return seedClient({
+    secrets: [],
+    token_endpoint_auth_method: "private_key_jwt",
+    federated_identity: { claims: {}, audience: null, ...identity },
+  });
 }
 
 function tokenRequest(fields: Record<string, string>, headers: Record<string, string> = {}): Promise<Response> {
@@ -43,7 +47,7 @@ function tokenRequest(fields: Record<string, string>, headers: Record<string, st
 }
 
 function assertionRequest(clientId: string, assertion: string): Promise<Response> {
-  return tokenRequest({ client_id: clientId, client_assertion_type: JWT_BEARER_ASSERTION, client_assertion: assertion });
+  return tokenRequest({ client_id: clientId, client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: assertion });
 }
 
 /** The response, which must be 401 invalid_client without a Basic challenge, and the log lines written meanwhile. */
@@ -104,8 +108,10 @@ describe("POST /token with a platform token as client_assertion", () => {
 
   it("refuses an assertion from a client with a secret, and a secret from a federated client", async () => {
     const secretClient = await seedClient();
-    const log = await expectInvalidClient(async () => assertionRequest(secretClient.client_id, await signPlatformToken(githubClaims())));
-    expect(log).toMatch(/does not authenticate with an assertion/);
+    const log = await expectInvalidClient(async () =>
+      assertionRequest(secretClient.client_id, await signPlatformToken(githubClaims({ sub: secretClient.client_id }))),
+    );
+    expect(log).toMatch(/not private_key_jwt/);
     const { client_id } = await federatedClient({ issuer: GITHUB_ISSUER, subject: GITHUB_SUBJECT });
     const res = await tokenRequest({}, { Authorization: basic(client_id, "abc.def") });
     expect(res.status).toBe(401);
@@ -115,6 +121,7 @@ describe("POST /token with a platform token as client_assertion", () => {
     const { client_id } = await seedClient({
       secrets: [],
       disabled: true,
+      token_endpoint_auth_method: "private_key_jwt",
       federated_identity: { issuer: GITHUB_ISSUER, subject: GITHUB_SUBJECT, claims: {}, audience: null },
     });
     const log = await expectInvalidClient(async () => assertionRequest(client_id, await signPlatformToken(githubClaims())));
@@ -124,7 +131,7 @@ describe("POST /token with a platform token as client_assertion", () => {
   it("answers 400 for an assertion with a secret, without its type, or of another type", async () => {
     const assertion = await signPlatformToken(githubClaims());
     const cases: Record<string, string>[] = [
-      { client_id: "x", client_secret: "s", client_assertion_type: JWT_BEARER_ASSERTION, client_assertion: assertion },
+      { client_id: "x", client_secret: "s", client_assertion_type: JWT_BEARER_ASSERTION_TYPE, client_assertion: assertion },
       { client_id: "x", client_assertion: assertion },
       { client_id: "x", client_assertion_type: "urn:ietf:params:oauth:client-assertion-type:saml2-bearer", client_assertion: assertion },
     ];
