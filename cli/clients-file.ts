@@ -15,6 +15,10 @@
  * allowed_scopes = ["billing:read"]
  * token_endpoint_auth_method = "private_key_jwt"
  * jwks_uri = "https://billing.example.com/.well-known/jwks.json"   # or jwks = { keys = [{ kty = "EC", ... }] }
+ *
+ * [clients.deploy-bot]                       # workload identity federation (private_key_jwt, no secret)
+ * allowed_scopes = ["deploy"]
+ * federated_identity = { issuer = "https://token.actions.githubusercontent.com", subject = "repo:org/app:environment:prod" }
  * ```
  */
 import {
@@ -46,6 +50,8 @@ export interface ClientSpec {
   jwks_uri?: string;
   allow_token_endpoint_audience?: boolean;
   dpop_bound_access_tokens?: boolean;
+  /** Workload identity federation; implies token_endpoint_auth_method private_key_jwt. */
+  federated_identity?: Record<string, unknown>;
 }
 
 /** The fields a plan compares and an update may change, in the order they are shown. */
@@ -63,6 +69,7 @@ const MANAGED_FIELDS = [
   "jwks_uri",
   "allow_token_endpoint_audience",
   "dpop_bound_access_tokens",
+  "federated_identity",
 ] as const;
 type ManagedField = (typeof MANAGED_FIELDS)[number];
 
@@ -100,6 +107,8 @@ const FIELD_CHECKS: Record<ManagedField, (v: unknown) => string | undefined> = {
   jwks_uri: (v) => (typeof v === "string" ? undefined : "must be a string"),
   allow_token_endpoint_audience: (v) => (typeof v === "boolean" ? undefined : "must be true or false"),
   dpop_bound_access_tokens: (v) => (typeof v === "boolean" ? undefined : "must be true or false"),
+  // Its parts are checked by the record's rules (validateFederatedIdentity).
+  federated_identity: (v) => (typeof v === "object" && v !== null && !Array.isArray(v) ? undefined : "must be a table"),
 };
 
 /** The complete change set that turns any record of this id into what the file says. */
@@ -124,6 +133,7 @@ function authenticationChanges(spec: ClientSpec): ClientChanges {
   if (spec.token_endpoint_auth_method !== undefined) changes.token_endpoint_auth_method = spec.token_endpoint_auth_method;
   if (spec.jwks !== undefined) changes.jwks = spec.jwks;
   if (spec.jwks_uri !== undefined) changes.jwks_uri = spec.jwks_uri;
+  if (spec.federated_identity !== undefined) changes.federated_identity = spec.federated_identity;
   if (spec.token_endpoint_auth_method === "private_key_jwt")
     changes.allow_token_endpoint_audience = spec.allow_token_endpoint_audience ?? false;
   else if (spec.allow_token_endpoint_audience !== undefined) changes.allow_token_endpoint_audience = spec.allow_token_endpoint_audience;
@@ -176,6 +186,8 @@ export function parseClientsFile(document: Record<string, unknown>, file: string
     }
     if (fields.allowed_scopes === undefined) throw new ClientsFileError(`${at}: allowed_scopes: required (use [] for none)`);
     const spec = fields as unknown as ClientSpec;
+    // A federated client authenticates with an assertion (its platform's token).
+    if (spec.federated_identity !== undefined) spec.token_endpoint_auth_method ??= "private_key_jwt";
     try {
       updateClientRecord(blankRecordFor(clientId, spec), changesOf(clientId, spec), 0);
     } catch (error) {
@@ -245,6 +257,13 @@ export function formatClientsFile(records: ClientRecord[]): string {
     if (method !== undefined && method !== "client_secret_basic") fields.push(["token_endpoint_auth_method", method]);
     if (r.jwks_uri !== undefined) fields.push(["jwks_uri", r.jwks_uri]);
     if (r.allow_token_endpoint_audience) fields.push(["allow_token_endpoint_audience", true]);
+    if (r.federated_identity) {
+      const { issuer, subject, claims, audience } = r.federated_identity;
+      fields.push([
+        "federated_identity",
+        { issuer, subject, ...(Object.keys(claims).length > 0 ? { claims } : {}), ...(audience === null ? {} : { audience }) },
+      ]);
+    }
     const body = fields.map(([k, v]) => `${k} = ${tomlValue(v)}`);
     if (r.jwks !== undefined) body.push(`jwks = ${tomlJWKS(r.jwks)}`);
     lines.push(`[clients.${tomlKey(r.client_id)}]`, ...body, "");

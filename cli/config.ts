@@ -25,6 +25,9 @@ export interface WranglerSettings {
   maxAccessTokenTtl: unknown;
   /** The environment's PBKDF2_ITERATIONS var as written (undefined: unset): new secrets are hashed with it. */
   pbkdf2Iterations: unknown;
+  /** The environment's ISSUER and TRUSTED_ISSUERS vars as written (undefined: unset): a federated client's issuer is checked against them. */
+  issuer: unknown;
+  trustedIssuers: unknown;
 }
 
 export class ConfigError extends Error {
@@ -50,6 +53,8 @@ function readWithWrangler(path: string, env: string | undefined): WranglerSettin
     accountId: config.account_id ?? null,
     maxAccessTokenTtl: vars.MAX_ACCESS_TOKEN_TTL,
     pbkdf2Iterations: vars.PBKDF2_ITERATIONS,
+    issuer: vars.ISSUER,
+    trustedIssuers: vars.TRUSTED_ISSUERS,
   };
 }
 
@@ -61,8 +66,8 @@ export function readWranglerSettings(path: string, env: string | undefined): Wra
   } catch (error) {
     throw new ConfigError(`cannot read the wrangler config ${path}: ${(error as Error).message}`);
   }
-  // "v2": the settings' shape; entries of an older shape are read again.
-  const key = `v2 ${createHash("sha256").update(text).digest("hex")} ${env ?? ""}`;
+  // "v3": the settings' shape; entries of an older shape are read again.
+  const key = `v3 ${createHash("sha256").update(text).digest("hex")} ${env ?? ""}`;
   const cacheFile = join(dirname(path), ".wrangler", "tollgate", "config.json");
   let cache: Record<string, WranglerSettings> = {};
   try {

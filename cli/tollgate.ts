@@ -33,6 +33,7 @@ import { parsePBKDF2Iterations } from "../src/clients/secret.ts";
 import { GENERATION_KEY, parseGenerationRecord, planRotation, validateGenerationRecord } from "../src/keys/generation-record.ts";
 import { DEFAULT_ROTATE_IN_SECONDS, GENERATION_PROPAGATION_SECONDS, generationRetention } from "../src/keys/schedule.ts";
 import { DEFAULT_MAX_ACCESS_TOKEN_TTL } from "../src/policy.ts";
+import { findTrustedIssuer, parseTrustedIssuers } from "../src/trusted-issuers.ts";
 import { rotationTime } from "./clock.ts";
 import { changesOf, creationFields, diffRecords, formatClientsFile, parseClientsFile, type FieldChange } from "./clients-file.ts";
 import { configPath, readWranglerSettings } from "./config.ts";
@@ -50,12 +51,19 @@ Clients:
                  [--auth-method client_secret_basic|client_secret_post|private_key_jwt]
                  private_key_jwt: no secret; its public keys from --jwks-file keys.json or
                  --jwks-uri URL (https), [--allow-token-endpoint-audience] (weaker: README)
+  clients create <client_id> --scope "a b" ... --federated-issuer URL --federated-subject SUB
+                 [--federated-claim NAME=VALUE ...] [--federated-audience AUD]
+                                     a workload-identity client (private_key_jwt, no secret): it presents
+                                     its platform's token (GitHub Actions, Kubernetes) issued by a
+                                     TRUSTED_ISSUERS issuer
   clients list [--json]
   clients show <client_id> [--json]
   clients update <client_id> [--scope ...] [--default-scope ...] [--audience URI ...]
                  [--default-audience URI] [--ttl SECONDS|default] [--name TEXT]
                  [--introspect-any | --no-introspect-any] [--require-dpop | --no-require-dpop]
                  [--jwks-file FILE | --jwks-uri URL] [--[no-]allow-token-endpoint-audience]
+                 [--federated-issuer URL] [--federated-subject SUB] [--federated-claim NAME=VALUE ...]
+                 [--federated-audience AUD|default]  (replace the given parts of its federated identity)
                  --introspect-any: the client may introspect every client's tokens (POST /introspect)
                  --require-dpop: /token refuses the client without a DPoP proof (RFC 9449 §5.2)
   clients disable <client_id>        clients enable <client_id>
@@ -108,6 +116,10 @@ const OPTIONS = {
   "auth-method": { type: "string" },
   "jwks-file": { type: "string" },
   "jwks-uri": { type: "string" },
+  "federated-issuer": { type: "string" },
+  "federated-subject": { type: "string" },
+  "federated-claim": { type: "string", multiple: true },
+  "federated-audience": { type: "string" },
   "allow-token-endpoint-audience": { type: "boolean" },
   "no-allow-token-endpoint-audience": { type: "boolean" },
   "require-dpop": { type: "boolean" },
@@ -252,6 +264,52 @@ function authenticationOptions(): ClientChanges {
   return changes;
 }
 
+/**
+ * The federated identity the --federated-* options describe, over `current` (update): undefined when
+ * none is given. Issuer and subject are required for a new one; each --federated-claim NAME=VALUE
+ * is an exact-match condition (all of them replace the current ones).
+ */
+function federatedIdentityFromOptions(current: ClientRecord["federated_identity"]): ClientRecord["federated_identity"] {
+  const claimsOption = opts["federated-claim"];
+  const given = ["federated-issuer", "federated-subject", "federated-claim", "federated-audience"].filter(
+    (name) => opts[name as keyof typeof opts] !== undefined,
+  );
+  if (given.length === 0) return undefined;
+  const issuer = opts["federated-issuer"] ?? current?.issuer;
+  const subject = opts["federated-subject"] ?? current?.subject;
+  if (issuer === undefined || subject === undefined) {
+    throw new UsageError("a federated client needs --federated-issuer URL and --federated-subject SUB");
+  }
+  let claims = current?.claims ?? {};
+  if (claimsOption !== undefined) {
+    claims = {};
+    for (const condition of claimsOption) {
+      const equals = condition.indexOf("=");
+      if (equals < 1) throw new UsageError(`--federated-claim ${JSON.stringify(condition)} must be NAME=VALUE`);
+      claims[condition.slice(0, equals)] = condition.slice(equals + 1);
+    }
+  }
+  const audienceOption = opts["federated-audience"];
+  const audience = audienceOption === undefined ? (current?.audience ?? null) : audienceOption === "default" ? null : audienceOption;
+  return { issuer, subject, claims, audience };
+}
+
+/** A warning when `issuer` is not in TRUSTED_ISSUERS of the target environment's wrangler config. */
+function warnUntrustedIssuer(issuer: string): void {
+  const settings = readWranglerSettings(configPath(target.config), target.env);
+  let trusted = false;
+  try {
+    trusted = findTrustedIssuer(parseTrustedIssuers(settings.trustedIssuers, String(settings.issuer ?? "")), issuer) !== undefined;
+  } catch {
+    // an invalid TRUSTED_ISSUERS: `tollgate doctor` says why
+  }
+  if (!trusted)
+    process.stderr.write(
+      `tollgate: warning: ${issuer} is not in TRUSTED_ISSUERS of the wrangler config${target.env ? ` [env.${target.env}]` : ""}; ` +
+        "the client cannot authenticate until the Worker trusts it.\n",
+    );
+}
+
 /** The client_id argument; `forNewClient`: also addressable at /register/{client_id} (not . or ..). */
 function clientIdArg(forNewClient = false): string {
   const id = positionals[2];
@@ -327,11 +385,22 @@ const clientCommands: Record<string, Command> = {
     if (opts.scope === undefined) throw new UsageError('--scope "a b" is required (use --scope "" for none)');
     // The record is made (and checked) before storage is opened: bad input fails fast.
     const changes = changesFromOptions();
+    const federated = federatedIdentityFromOptions(undefined);
+    if (federated !== undefined) {
+      // Workload identity federation: the assertion is the workload's platform token.
+      changes.federated_identity = federated;
+      changes.token_endpoint_auth_method ??= "private_key_jwt";
+    }
     if (changes.token_endpoint_auth_method === "private_key_jwt") {
       // RFC 7523 §2.2: the client's keys are its credentials; no secret is made or shown.
       const record = createKeyClientRecord(id, changes, now());
+      if (federated !== undefined) warnUntrustedIssuer(federated.issuer);
       await writeNewClient(record);
-      print(describeClient(record), `${summary(record)}\n\nNo secret: the client signs assertions with its private key.`);
+      const how =
+        federated === undefined
+          ? "the client signs assertions with its private key."
+          : `the client presents its platform's token from ${federated.issuer} (README, "Workload identity federation").`;
+      print(describeClient(record), `${summary(record)}\n\nNo secret: ${how}`);
       return;
     }
     const { record, clientSecret } = await createClientRecord(id, changes, now(), configuredIterations());
@@ -356,7 +425,13 @@ const clientCommands: Record<string, Command> = {
   async update() {
     const id = clientIdArg();
     const changes = changesFromOptions();
-    const record = updateClientRecord(await readClient(id), changes, now());
+    const current = await readClient(id);
+    const federated = federatedIdentityFromOptions(current.federated_identity);
+    if (federated !== undefined) {
+      changes.federated_identity = federated;
+      if (federated.issuer !== current.federated_identity?.issuer) warnUntrustedIssuer(federated.issuer);
+    }
+    const record = updateClientRecord(current, changes, now());
     await writeClient(record);
     print(describeClient(record), summary(record));
   },

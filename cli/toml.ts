@@ -39,9 +39,14 @@ export function tomlString(value: string): string {
   return JSON.stringify(value).replace(/\x7f/g, "\\u007F");
 }
 
-export type TOMLValue = string | number | boolean | string[];
+export type TOMLValue = string | number | boolean | string[] | { [key: string]: TOMLValue };
 
 export function tomlValue(value: TOMLValue): string {
   if (Array.isArray(value)) return `[${value.map(tomlString).join(", ")}]`;
+  // An inline table (TOML 1.0 §Inline Table): a federated identity and its claim conditions.
+  if (typeof value === "object")
+    return `{ ${Object.entries(value)
+      .map(([k, v]) => `${tomlKey(k)} = ${tomlValue(v)}`)
+      .join(", ")} }`;
   return typeof value === "string" ? tomlString(value) : String(value);
 }

@@ -13,9 +13,9 @@
  * - Hostile JWKS: `slow` (headers after 5 s), `slowbody` (the body trickles for 5 s), `huge` (100 KiB,
  *   chunked), `hugedeclared` (100 KiB with Content-Length), `text` (JSON as text/html), `notjson`,
  *   `notset` (one JWK, not a set), `redirect` (302 to a good set), `private` (a key with `d`), `oct`
- *   (a symmetric key), `down` (503 everywhere).
+ *   (a symmetric key), `down` (503 everywhere), `flaky` (a good set until `/__break?name={name}`, then 503).
  * `/__log` lists the paths requested so far (the `/__` paths excepted), oldest first;
- * `/__down?name={name}` makes that name answer as `down` does from then on (an issuer gone down).
+ * `/__down?name={name}` (or `/__break`) makes that name answer as `down` does from then on (an issuer gone down).
  */
 import { createServer, type Server } from "node:http";
 import { exportJWK, generateKeyPair, type JWK } from "jose";
@@ -56,7 +56,7 @@ export async function startStandInIssuer(port = 0, host = "127.0.0.1"): Promise<
       rotated.add(url.searchParams.get("name") ?? "");
       return json({ rotated: true });
     }
-    if (url.pathname === "/__down") {
+    if (url.pathname === "/__down" || url.pathname === "/__break") {
       wentDown.add(url.searchParams.get("name") ?? "");
       return json({ down: true });
     }
@@ -86,6 +86,9 @@ export async function startStandInIssuer(port = 0, host = "127.0.0.1"): Promise<
     switch (behaviour) {
       case "both":
         return json({ keys: [publicPart(keys.a), publicPart(keys.b)] });
+      case "flaky":
+        // The shortest freshness Tollgate allows, so the test waits as little as it can.
+        return json(publicKeys, { "Cache-Control": "max-age=60" });
       case "slow":
         await new Promise((r) => setTimeout(r, 5000));
         return json(publicKeys);

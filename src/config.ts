@@ -3,6 +3,7 @@ import { logEvent } from "./http/log.ts";
 import { parsePBKDF2Iterations } from "./clients/secret.ts";
 import { parseGatewayRoutes, RouteConfigError, type GatewayRoute } from "./gateway/route-table.ts";
 import { ExternalIssuerConfigError, parseExternalIssuers, type ExternalIssuer } from "./gateway/external-issuers.ts";
+import { parseTrustedIssuers, TrustedIssuerError, type TrustedIssuer } from "./trusted-issuers.ts";
 import { CLOCK_TOLERANCE_SECONDS, DEFAULT_ACCESS_TOKEN_TTL, DEFAULT_MAX_ACCESS_TOKEN_TTL, JWKS_MAX_AGE } from "./policy.ts";
 
 /**
@@ -25,6 +26,8 @@ export interface Config {
   rotationPeriod: number;
   /** PBKDF2_ITERATIONS: the work factor of secrets hashed now, and of the dummy hash for unknown ids. */
   pbkdf2Iterations: number;
+  /** TRUSTED_ISSUERS: external issuers whose tokens workload-identity clients present (src/trusted-issuers.ts). */
+  trustedIssuers: TrustedIssuer[];
 }
 
 export class ConfigError extends Error {
@@ -106,6 +109,13 @@ export function parseConfig(env: Record<string, unknown>): Config {
   } catch (error) {
     throw new ConfigError((error as Error).message);
   }
+  let trustedIssuers: TrustedIssuer[];
+  try {
+    trustedIssuers = parseTrustedIssuers(env.TRUSTED_ISSUERS, issuer);
+  } catch (error) {
+    if (error instanceof TrustedIssuerError) throw new ConfigError(error.message);
+    throw error;
+  }
   return {
     issuer,
     defaultAudience,
@@ -115,6 +125,7 @@ export function parseConfig(env: Record<string, unknown>): Config {
     externalIssuers,
     rotationPeriod: period,
     pbkdf2Iterations,
+    trustedIssuers,
   };
 }
 

@@ -5,7 +5,8 @@
  * failure against the client and address.
  *
  * Read top to bottom: authenticateFormRequest parses the credentials (form.ts, credentials.ts); a
- * client assertion goes to authenticateAssertionRequest (assertion.ts, jti-guard.ts); a secret tries
+ * client assertion goes to authenticateAssertionRequest (assertion.ts, jti-guard.ts; federation.ts for
+ * a workload-identity client); a secret tries
  * the warm path (rememberedClient: warm-records.ts, warm-secrets.ts), then the cold path
  * (authenticateClient: clients/store.ts, clients/secret.ts); both count a failure (failures.ts).
  * Every helper is called from here, none through another.
@@ -18,8 +19,15 @@ import type { AuditContext } from "../http/request-context.ts";
 import { getConfig } from "../config.ts";
 import { clientAddress, enforceLimit } from "../http/limits.ts";
 import { checkFailureBlock, countFailure, failureKey, oneCheckAtATime } from "./failures.ts";
-import { invalidClient, parseClientAuthentication, type ClientAuthMethod, type ClientCredentials } from "./credentials.ts";
+import {
+  clientIdNotSubject,
+  invalidClient,
+  parseClientAuthentication,
+  type ClientAuthMethod,
+  type ClientCredentials,
+} from "./credentials.ts";
 import { authenticateAssertion, type AssertionResult } from "./assertion.ts";
+import { verifyFederatedAssertion } from "./federation.ts";
 import { readTokenForm, type TokenForm } from "./form.ts";
 import { activeSecret, type ClientRecord } from "../clients/record.ts";
 import { dummySecretHash, verifyClientSecret } from "../clients/secret.ts";
@@ -114,9 +122,11 @@ async function authenticateAssertionRequest<T>(
     const now = Math.floor(readAt / 1000);
     const remembered = rememberedRecord(credentials.clientId, readAt);
     const record = remembered ?? (await loadClient(env.CLIENTS, credentials.clientId, { cacheTtl: KV_CACHE_TTL_SECONDS }));
-    // Workload identity federation (the record names an external issuer) is verified elsewhere; not in this build.
+    // A workload-identity client's assertion is its platform's token, whose sub is the workload;
+    // any other client's assertion names the client itself as its sub.
+    if (!record?.federated_identity && credentials.clientId !== credentials.subject) throw clientIdNotSubject();
     const auth: AssertionResult = record?.federated_identity
-      ? { ok: false, reason: "federation not available" }
+      ? await authenticateFederatedClient(record, credentials.assertion, env, now)
       : await authenticateAssertion(record, credentials.assertion, env, now);
     if (!auth.ok) {
       await countFailure(env.TOKEN_FAILURE_LIMITER, failures);
@@ -178,4 +188,15 @@ async function authenticateClient(
   if (!matches) return { ok: false, reason: "wrong secret" };
   if (record.disabled) return { ok: false, reason: "client disabled" };
   return { ok: true, record };
+}
+
+/**
+ * A workload-identity client (RFC 7521 §4.2 with its platform's token, federation.ts): no jti guard,
+ * since a platform token is reused until it expires (docs/security.md, "Trade-offs"); disabled is
+ * checked after the verification, as for every other method.
+ */
+async function authenticateFederatedClient(record: ClientRecord, assertion: string, env: Env, now: number): Promise<AssertionResult> {
+  const verdict = await verifyFederatedAssertion(assertion, record, env, now);
+  if (!verdict.ok) return verdict;
+  return record.disabled ? { ok: false, reason: "client disabled" } : verdict;
 }

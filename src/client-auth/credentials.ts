@@ -12,11 +12,20 @@ export type ClientAuthMethod = "client_secret_basic" | "client_secret_post" | "p
 
 export type ClientCredentials =
   | { method: "client_secret_basic" | "client_secret_post"; clientId: string; clientSecret: string }
-  /** The assertion is not verified yet: its `sub` only names the client whose keys will verify it. */
-  | { method: "private_key_jwt"; clientId: string; assertion: string };
+  /**
+   * The assertion is not verified yet. `clientId` is the body's client_id, else the assertion's
+   * `sub` (`subject`); they differ only for a workload-identity client, whose assertion is its
+   * platform's token naming the workload (authenticate.ts refuses the difference for any other).
+   */
+  | { method: "private_key_jwt"; clientId: string; assertion: string; subject: string };
 
 /** RFC 7523 §2.2: the one client_assertion_type Tollgate accepts. */
 export const JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/** RFC 7521 §4.2: a client_id that is not the assertion's sub (answered once the record shows it is not a federated client). */
+export function clientIdNotSubject(): OAuthError {
+  return new OAuthError("invalid_request", "client_id in the body does not match the client assertion's sub");
+}
 
 /** RFC 6749 §2.3.1 / Appendix B: id and secret are form-urlencoded before Basic encoding. */
 function formDecode(value: string): string {
@@ -64,9 +73,9 @@ function parseBasic(header: string): { clientId: string; clientSecret: string } 
 }
 
 /**
- * RFC 7521 §4.2: a client assertion, alone (no Basic, no client_secret). The client is the one its
- * `sub` names, read unverified only to find the keys that then verify everything (assertion.ts); a
- * client_id in the body is optional and, when sent, must be that `sub`.
+ * RFC 7521 §4.2: a client assertion, alone (no Basic, no client_secret). The client is the one the
+ * body's client_id names, else the one its `sub` names, read unverified only to find the keys that
+ * then verify everything (assertion.ts, federation.ts); for a private_key_jwt client the two must agree.
  */
 function parseAssertion(authorization: string | null, form: TokenForm, realm: string): ClientCredentials {
   const postId = form.get("client_id");
@@ -86,10 +95,7 @@ function parseAssertion(authorization: string | null, form: TokenForm, realm: st
     throw new OAuthError("invalid_request", "client_assertion is not a JWT");
   }
   if (typeof sub !== "string" || sub === "") throw invalidClient(realm, "client assertion without sub", "private_key_jwt");
-  if (postId !== undefined && postId !== sub) {
-    throw new OAuthError("invalid_request", "client_id in the body does not match the client assertion's sub");
-  }
-  return { method: "private_key_jwt", clientId: sub, assertion };
+  return { method: "private_key_jwt", clientId: postId ?? sub, assertion, subject: sub };
 }
 
 export function parseClientAuthentication(headers: Headers, form: TokenForm, realm: string): ClientCredentials {

@@ -9,6 +9,7 @@ import {
   parseScope,
   usesAssertion,
   validateClientRecord,
+  validateFederatedIdentity,
   type ClientRecord,
   type TokenEndpointAuthMethod,
 } from "./record.ts";
@@ -36,6 +37,8 @@ export interface ClientChanges {
   allow_token_endpoint_audience?: boolean;
   /** RFC 9449 §5.2: whether the client must send a DPoP proof (and gets only DPoP-bound tokens). */
   dpop_bound_access_tokens?: boolean;
+  /** Workload identity federation (record.ts, FederatedIdentity): replaces jwks and jwks_uri (and they replace it). */
+  federated_identity?: unknown;
 }
 
 /** How a new secret is hashed: PBKDF2_ITERATIONS of the Worker that will verify it. */
@@ -82,7 +85,7 @@ function apply(record: ClientRecord, changes: ClientChanges): ClientRecord {
   return next;
 }
 
-/** The client's keys: one source replaces the other (validateClientRecord checks the result). */
+/** The client's keys: one source (jwks, jwks_uri, federated_identity) replaces another (validateClientRecord checks the result). */
 function applyKeys(next: ClientRecord, changes: ClientChanges): void {
   if (changes.token_endpoint_auth_method !== undefined && changes.token_endpoint_auth_method !== next.token_endpoint_auth_method) {
     const from = next.token_endpoint_auth_method ?? "client_secret_basic";
@@ -96,12 +99,19 @@ function applyKeys(next: ClientRecord, changes: ClientChanges): void {
   if (changes.jwks !== undefined) {
     next.jwks = changes.jwks as ClientRecord["jwks"];
     delete next.jwks_uri;
+    delete next.federated_identity;
   }
   if (changes.jwks_uri !== undefined) {
     next.jwks_uri = changes.jwks_uri;
     delete next.jwks;
+    delete next.federated_identity;
   }
   if (changes.allow_token_endpoint_audience !== undefined) next.allow_token_endpoint_audience = changes.allow_token_endpoint_audience;
+  if (changes.federated_identity !== undefined) {
+    next.federated_identity = validateFederatedIdentity(changes.federated_identity);
+    delete next.jwks;
+    delete next.jwks_uri;
+  }
 }
 
 /** A client with nothing allowed and no secret: what createClientRecord starts from (the CLI checks input against it). */
@@ -164,7 +174,7 @@ export async function createClientRecord(
 
 /**
  * A new private_key_jwt client (RFC 7523 §2.2): no secret at all, its public keys in `changes.jwks`
- * or at `changes.jwks_uri`.
+ * or at `changes.jwks_uri`, or its platform's token as its assertion (`changes.federated_identity`).
  */
 export function createKeyClientRecord(clientId: string, changes: ClientChanges, now: number): ClientRecord {
   return validateClientRecord(draftClientRecord(clientId, changes, now, "private_key_jwt"));

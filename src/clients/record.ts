@@ -79,14 +79,6 @@ export interface ClientRecord {
 export const TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"] as const;
 export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
 
-/** The federation rule of a workload-identity client (its checks live with the federation code). */
-export interface FederatedIdentity {
-  issuer: string;
-  subject: string;
-  claims?: Record<string, string>;
-  audience?: string;
-}
-
 /** Whether a client authenticates with a signed assertion (and so has no secret). */
 export function usesAssertion(record: Pick<ClientRecord, "token_endpoint_auth_method">): boolean {
   return record.token_endpoint_auth_method === "private_key_jwt";
@@ -297,12 +289,7 @@ function validateAuthentication(v: Record<string, unknown>, secretCount: number)
     if (typeof v.allow_token_endpoint_audience !== "boolean") fail("allow_token_endpoint_audience", "must be true or false");
     out.allow_token_endpoint_audience = v.allow_token_endpoint_audience;
   }
-  if (v.federated_identity !== undefined) {
-    const f = v.federated_identity as Record<string, unknown> | null;
-    if (typeof f !== "object" || f === null || typeof f.issuer !== "string" || typeof f.subject !== "string")
-      fail("federated_identity", "must be an object with issuer and subject");
-    out.federated_identity = v.federated_identity as FederatedIdentity;
-  }
+  if (v.federated_identity !== undefined) out.federated_identity = validateFederatedIdentity(v.federated_identity);
   const sources = [out.jwks && "jwks", out.jwks_uri && "jwks_uri", out.federated_identity && "federated_identity"].filter(Boolean);
   if (method === "private_key_jwt") {
     out.allow_token_endpoint_audience ??= false;
@@ -349,4 +336,73 @@ export function staleTokenReason(record: Pick<ClientRecord, "instance_id" | "tok
   if (instance === LEGACY_INSTANCE_ID && token.iat < record.tokens_not_before)
     return `issued before the client's tokens_not_before (${record.tokens_not_before})`;
   return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workload identity federation: the rules of `federated_identity` (src/client-auth/federation.ts
+// applies them to a presented token).
+
+/**
+ * The token a federated client presents as its client_assertion: issued by `issuer` (one of
+ * TRUSTED_ISSUERS when used) for `subject`, every claim condition met, with `audience` among its `aud`.
+ */
+export interface FederatedIdentity {
+  /** The token's `iss`, exactly. */
+  issuer: string;
+  /** The token's `sub`, exactly (GitHub `repo:org/repo:environment:prod`, Kubernetes `system:serviceaccount:ns:sa`). */
+  subject: string;
+  /**
+   * Exact-match string conditions on other claims, by claim name. A dotted name reaches into nested
+   * objects, and a member name may itself hold dots: `kubernetes.io.namespace` is the `namespace`
+   * member of the `kubernetes.io` claim (claimAt).
+   */
+  claims: Record<string, string>;
+  /** The `aud` the workload must request; null = this server's ISSUER. */
+  audience: string | null;
+}
+
+/** Claims with rules of their own, never a condition: the registered ones of RFC 7519 §4.1. */
+const REGISTERED_CLAIMS = new Set(["iss", "sub", "aud", "exp", "nbf", "iat", "jti"]);
+/** Dot-separated non-empty names; at most 16 segments. */
+const CLAIM_NAME = /^[^.\s]{1,128}(?:\.[^.\s]{1,128}){0,15}$/;
+const MAX_CLAIM_CONDITIONS = 32;
+
+function boundedString(value: unknown, field: string, max: number): string {
+  if (typeof value !== "string" || value === "" || value.length > max)
+    fail(field, `must be a non-empty string of at most ${max} characters`);
+  return value;
+}
+
+/** Checks `federated_identity` (KV contents, CLI or admin API input); throws naming the field. */
+export function validateFederatedIdentity(value: unknown, field = "federated_identity"): FederatedIdentity {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) fail(field, "must be an object");
+  const v = value as Record<string, unknown>;
+  for (const name of Object.keys(v)) {
+    if (!["issuer", "subject", "claims", "audience"].includes(name))
+      fail(`${field}.${name}`, "is not a field (issuer, subject, claims, audience)");
+  }
+  const issuer = boundedString(v.issuer, `${field}.issuer`, 2048);
+  let url: URL | undefined;
+  try {
+    url = new URL(issuer);
+  } catch {
+    // reported below
+  }
+  if (!url || (url.protocol !== "https:" && url.protocol !== "http:") || issuer.includes("#") || issuer.includes("?")) {
+    fail(`${field}.issuer`, "must be the issuer's URL (its tokens' iss), without query or fragment");
+  }
+  const subject = boundedString(v.subject, `${field}.subject`, 1024);
+  const claims: Record<string, string> = {};
+  const rawClaims = v.claims ?? {};
+  if (typeof rawClaims !== "object" || rawClaims === null || Array.isArray(rawClaims))
+    fail(`${field}.claims`, "must be an object of name: value");
+  const entries = Object.entries(rawClaims);
+  if (entries.length > MAX_CLAIM_CONDITIONS) fail(`${field}.claims`, `has more than ${MAX_CLAIM_CONDITIONS} conditions`);
+  for (const [name, claim] of entries) {
+    if (!CLAIM_NAME.test(name)) fail(`${field}.claims`, `${JSON.stringify(name)} is not a claim name (dot-separated, no spaces)`);
+    if (REGISTERED_CLAIMS.has(name)) fail(`${field}.claims`, `${name} has its own rule (subject, audience), not a condition`);
+    claims[name] = boundedString(claim, `${field}.claims.${name}`, 1024);
+  }
+  const audience = v.audience === undefined || v.audience === null ? null : boundedString(v.audience, `${field}.audience`, 2048);
+  return { issuer, subject, claims, audience };
 }

@@ -15,6 +15,7 @@ import { accessTokenOf, requireAccessToken } from "./access-token.ts";
 import { refusalEvents, type AppEnv } from "./app-env.ts";
 import { clientKey, ClientRecordError, describeClient, isValidClientId, type ClientRecord } from "../clients/record.ts";
 import { createClientRecord, createKeyClientRecord, updateClientRecord, type ClientChanges } from "../clients/manage.ts";
+import { findTrustedIssuer } from "../trusted-issuers.ts";
 import { TOKEN_ENDPOINT_AUTH_METHODS, usesAssertion, type TokenEndpointAuthMethod } from "../clients/record.ts";
 import { isAllowedRemoteUrl } from "../keys/remote-key-set.ts";
 import { loadClient } from "../clients/store.ts";
@@ -91,8 +92,9 @@ function changesFrom(body: Record<string, unknown>): ClientChanges {
 
 /**
  * RFC 7591 §2: how the client authenticates. A private_key_jwt client names its public keys in
- * `jwks` or `jwks_uri` (the record's rules check them); the token endpoint URL as an assertion
- * audience is Tollgate's own `allow_token_endpoint_audience`.
+ * `jwks` or `jwks_uri` (the record's rules check them), or is a workload-identity client
+ * (`federated_identity`); the token endpoint URL as an assertion audience is Tollgate's own
+ * `allow_token_endpoint_audience`.
  */
 function authenticationChanges(body: Record<string, unknown>, string: (name: string) => string | undefined): ClientChanges {
   const changes: ClientChanges = {};
@@ -111,7 +113,21 @@ function authenticationChanges(body: Record<string, unknown>, string: (name: str
       throw invalidMetadata("allow_token_endpoint_audience must be true or false");
     changes.allow_token_endpoint_audience = body.allow_token_endpoint_audience;
   }
+  // Tollgate's own member (workload identity federation), checked by the record's rules; its
+  // assertion is the workload's platform token, so the method is private_key_jwt unless sent.
+  if (body.federated_identity !== undefined) {
+    changes.federated_identity = body.federated_identity;
+    changes.token_endpoint_auth_method ??= "private_key_jwt";
+  }
   return changes;
+}
+
+/** A federated record's issuer must be one this Worker trusts now (TRUSTED_ISSUERS); else 400 invalid_client_metadata. */
+function requireTrustedIssuer(env: Env, record: ClientRecord): void {
+  const issuer = record.federated_identity?.issuer;
+  if (issuer !== undefined && !findTrustedIssuer(getConfig(env).trustedIssuers, issuer)) {
+    throw invalidMetadata(`federated_identity.issuer: ${issuer} is not one of TRUSTED_ISSUERS`);
+  }
 }
 
 /** A jwks_uri this Worker would fetch: https, or loopback http while ISSUER is loopback too. */
@@ -180,6 +196,7 @@ function authenticationInformation(record: ClientRecord): Record<string, unknown
   if (record.jwks) info.jwks = record.jwks;
   if (record.jwks_uri) info.jwks_uri = record.jwks_uri;
   if (usesAssertion(record)) info.allow_token_endpoint_audience = record.allow_token_endpoint_audience === true;
+  if (record.federated_identity) info.federated_identity = record.federated_identity;
   return info;
 }
 
@@ -224,6 +241,7 @@ register.post("/", adminRefusals, adminToken, async (c) => {
       ? { record: createKeyClientRecord(clientId, changes, now), clientSecret: undefined }
       : createClientRecord(clientId, changes, now, { iterations: pbkdf2Iterations }),
   );
+  requireTrustedIssuer(c.env, record);
   await writeRecord(c.env.CLIENTS, record);
   auditEvent(c.env, "client_registered", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
   const secret = clientSecret === undefined ? {} : { client_secret: clientSecret };
@@ -283,6 +301,8 @@ register.put("/:client_id", adminRefusals, adminToken, async (c) => {
   changes.default_scope ??= changes.scope;
   checkJwksUri(changes, getConfig(c.env).issuer);
   const updated = await underTheRules(() => updateClientRecord(record, changes, Math.floor(Date.now() / 1000)));
+  // A newly named issuer must be trusted now; one trusted before and since dropped only stops working.
+  if (updated.federated_identity?.issuer !== record.federated_identity?.issuer) requireTrustedIssuer(c.env, updated);
   await writeRecord(c.env.CLIENTS, updated);
   auditEvent(c.env, "client_updated", { admin: claims.client_id, client_id: clientId, jti: claims.jti });
   return c.json(clientInformation(getConfig(c.env).issuer, updated), 200, NO_STORE);

@@ -19,7 +19,7 @@ export async function readBodyCapped(
   const declared = request.headers.get("Content-Length");
   if (declared !== null && !(Number(declared) <= limit)) return undefined;
   if (!request.body) return new Uint8Array(0);
-  let timer: ReturnType<typeof setTimeout> | null = null;
+  let timer: ReturnType<typeof setTimeout> | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(
       () => reject(new OAuthError("invalid_request", "the request body did not arrive in time", { status: 408 })),

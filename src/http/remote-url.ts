@@ -1,7 +1,7 @@
 /**
- * Which remote URLs Tollgate may fetch documents from (a JWKS, a discovery document): the rule of
- * src/keys/remote-key-set.ts, here so that config parsers (EXTERNAL_ISSUERS) check URLs by it
- * without importing the key code.
+ * Which URLs Tollgate may fetch a document from (a key set, a discovery document): the rule that
+ * the config parsers (TRUSTED_ISSUERS in src/trusted-issuers.ts, EXTERNAL_ISSUERS) and client records
+ * check, without importing the key code; src/keys/remote-key-set.ts re-exports it.
  */
 
 /** 127.0.0.0/8, ::1 and localhost, as the WHATWG URL parser writes them. */

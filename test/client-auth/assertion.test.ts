@@ -277,9 +277,14 @@ describe("Client assertion attacks: every one a 401 invalid_client", () => {
     await expectRefused(await assertionTokenRequest(await signAssertion(client)));
   });
 
-  it("a record with federated_identity is not verified here (federation is not available in this build)", async () => {
+  it("a federated client's own signed assertion (its credential is its platform's token, federation.ts)", async () => {
     const client = await seedKeyClient({
-      federated_identity: { issuer: "https://token.actions.githubusercontent.com", subject: "repo:o/r:ref:refs/heads/main" },
+      federated_identity: {
+        issuer: "https://token.actions.githubusercontent.com",
+        subject: "repo:o/r:ref:refs/heads/main",
+        claims: {},
+        audience: null,
+      },
     });
     await expectRefused(await assertionTokenRequest(await signAssertion(client)));
   });

@@ -12,16 +12,21 @@ import {
   freshnessSeconds,
   isAllowedRemoteUrl,
   KeySetUnavailableError,
+  MAX_REMOTE_DOCUMENT_BYTES,
   parsePublicKeySet,
+  REMOTE_FETCH_TIMEOUT_MS,
   remoteKeySet,
 } from "../../src/keys/remote-key-set.ts";
 import {
   REMOTE_KEYS_DEFAULT_SECONDS,
+  REMOTE_KEYS_FAILURE_SECONDS,
   REMOTE_KEYS_MAX_SECONDS,
   REMOTE_KEYS_MIN_SECONDS,
+  REMOTE_KEYS_REFETCH_SECONDS,
   REMOTE_KEYS_STALE_SECONDS,
 } from "../../src/policy.ts";
 import { clearAllCaches } from "../../src/bounded-cache.ts";
+import readme from "../../README.md?raw";
 
 const standIn = JSON.parse(env.TEST_STAND_IN) as { url: string; keys: { a: JWK; b: JWK } };
 const LOCAL_ISSUER = "http://localhost:8787";
@@ -172,6 +177,23 @@ describe("remoteKeySet over a real server", () => {
   });
 });
 
+describe("remoteKeySet through an outage", () => {
+  it("keeps verifying with the last keys while refetching an expired set fails", { timeout: 150_000 }, async () => {
+    const base = fresh("flaky");
+    const uri = `${base}/jwks`;
+    await jwtVerify(await sign(standIn.keys.a), remoteKeySet(uri));
+    await fetch(`${standIn.url}/__break?name=${new URL(base).pathname.slice(1)}`);
+    // Past the set's 60 s freshness: the next use refetches, gets a 503, and serves the old keys.
+    const deadline = Date.now() + 120_000;
+    while ((await requestsFor(uri)) < 2 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 2000));
+      await jwtVerify(await sign(standIn.keys.a), remoteKeySet(uri));
+    }
+    expect(await requestsFor(uri)).toBe(2);
+    await jwtVerify(await sign(standIn.keys.a), remoteKeySet(uri));
+  });
+});
+
 describe("discoverJwksUri: OpenID Connect Discovery, RFC 8414 fallback", () => {
   it("reads jwks_uri from the issuer's openid-configuration", async () => {
     const issuer = fresh("good");
@@ -232,5 +254,21 @@ describe("the edge copy (Cache API) between isolates", () => {
     clearAllCaches();
     await refusal(uri);
     expect(await requestsFor(uri)).toBe(2);
+  });
+});
+
+describe("the README states the remote key set policy", () => {
+  const section = readme.slice(readme.indexOf("## Workload identity federation"), readme.indexOf("## Deploy to a custom domain"));
+  it("names the bounds src/policy.ts and this module hold", () => {
+    expect(section).toContain(
+      `with a ${REMOTE_FETCH_TIMEOUT_MS / 1000} s timeout, no redirects, at most ${MAX_REMOTE_DOCUMENT_BYTES / 1024} KiB`,
+    );
+    expect(section).toContain(
+      `between ${REMOTE_KEYS_MIN_SECONDS} s and ${REMOTE_KEYS_MAX_SECONDS / 3600} hour (${REMOTE_KEYS_DEFAULT_SECONDS / 60} minutes without one)`,
+    );
+    expect(REMOTE_KEYS_REFETCH_SECONDS).toBe(60);
+    expect(section).toContain("(at most once a minute)");
+    expect(section).toContain(`remembers a failed fetch for ${REMOTE_KEYS_FAILURE_SECONDS} s`);
+    expect(section).toContain(`for up to ${REMOTE_KEYS_STALE_SECONDS / 3600} hours past their expiry`);
   });
 });
