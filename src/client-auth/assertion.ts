@@ -114,8 +114,9 @@ export async function authenticateAssertion(
   } catch (error) {
     if (error instanceof RefusedHeader || error instanceof KeySetUnavailableError) return { ok: false, reason: error.message };
     if (error instanceof errors.JOSEError) return { ok: false, reason: `${error.code}: ${error.message}` };
-    // jose throws TypeError for a key it will not use (an RSA modulus under 2048 bits, a wrong key type).
-    if (error instanceof TypeError) return { ok: false, reason: `unusable key: ${error.message}` };
+    // jose throws TypeError for a key it will not use (an RSA modulus under 2048 bits, a wrong key type);
+    // Web Crypto a DOMException for one it cannot import (an EC point off its curve, a short coordinate).
+    if (error instanceof TypeError || error instanceof DOMException) return { ok: false, reason: `unusable key: ${error.message}` };
     throw error;
   }
   const problem = claimsProblem(payload, record, issuer, now);

@@ -1,0 +1,35 @@
+/**
+ * Regression tests for the findings of the independent attack on private_key_jwt and DPoP, named
+ * after them; each failed before its fix (docs/security.md, "Findings fixed in review",
+ * "private_key_jwt and DPoP").
+ */
+import { env } from "cloudflare:workers";
+import { describe, expect, it } from "vitest";
+import { assertionForm, assertionTokenRequest, clientKey, seedKeyClient, signAssertion } from "../support/assertions.ts";
+import { expectJSONError, FORM, fetchWithEnv } from "../support/worker.ts";
+
+describe("K1: a client key Web Crypto cannot import (an EC point off its curve, a short coordinate, an RSA exponent of 0, a short Ed25519 key) gave 500", () => {
+  const broken = [
+    ["ES256", { x: "A".repeat(43), y: "A".repeat(43) }],
+    ["ES256", { x: "AAAA" }],
+    ["RS256", { e: "AA" }],
+    ["EdDSA", { x: "AAAA" }],
+  ] as const;
+
+  it.each(broken)("an inline %s key with %o: 401 invalid_client", async (alg, members) => {
+    const key = await clientKey(alg);
+    const client = await seedKeyClient({ jwks: { keys: [{ ...key.publicJWK, ...members }] } }, key);
+    await expectJSONError(await assertionTokenRequest(await signAssertion(client)), 401, "invalid_client");
+  });
+
+  it.each(broken)("a %s key with %o at the jwks_uri: 401 invalid_client", async (alg, members) => {
+    const issuer = "http://localhost:8787";
+    const key = await clientKey(alg);
+    const name = crypto.randomUUID();
+    await fetch(`${env.TEST_KEY_HOST_URL}/sets/${name}`, { method: "PUT", body: JSON.stringify({ keys: [{ ...key.publicJWK, ...members }] }) });
+    const client = await seedKeyClient({ jwks_uri: `${env.TEST_KEY_HOST_URL}/sets/${name}` }, key);
+    const body = new URLSearchParams(assertionForm(await signAssertion(client, {}, {}, issuer))).toString();
+    const res = await fetchWithEnv(`${issuer}/token`, { method: "POST", headers: { "Content-Type": FORM }, body }, { ISSUER: issuer });
+    await expectJSONError(res, 401, "invalid_client");
+  });
+});
