@@ -5,10 +5,10 @@
  * @see https://www.rfc-editor.org/rfc/rfc7523#section-3
  * @see https://datatracker.ietf.org/doc/draft-ietf-oauth-rfc7523bis/ (audience, explicit typing)
  */
-import { createLocalJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import { createLocalJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from "jose";
 import { getConfig } from "../config.ts";
 import type { ClientRecord } from "../clients/record.ts";
-import { ASSERTION_ALGORITHMS } from "../clients/client-keys.ts";
+import { ASSERTION_ALGORITHMS, MAX_CLIENT_KEYS } from "../clients/client-keys.ts";
 import { isAllowedRemoteUrl, KeySetUnavailableError, remoteKeySet } from "../keys/remote-key-set.ts";
 import { CLOCK_TOLERANCE_SECONDS } from "../policy.ts";
 import { MAX_JTI_LENGTH, useJtiOnce } from "./jti-guard.ts";
@@ -58,6 +58,29 @@ function checkingHeader(keys: JWTVerifyGetKey): JWTVerifyGetKey {
 }
 
 /**
+ * jwtVerify with the client's keys. Several keys fit a header without `kid` (two kid-less keys of one
+ * type, as in a rotation): jose then throws JWKSMultipleMatchingKeys and leaves trying them to the
+ * caller, so each is tried in turn, at most MAX_CLIENT_KEYS (a remote set may hold more).
+ */
+async function verifyWithKeys(assertion: string, keys: JWTVerifyGetKey, options: JWTVerifyOptions): Promise<JWTPayload> {
+  try {
+    return (await jwtVerify(assertion, keys, options)).payload;
+  } catch (error) {
+    if (!(error instanceof errors.JWKSMultipleMatchingKeys)) throw error;
+    let tried = 0;
+    for await (const key of error) {
+      try {
+        return (await jwtVerify(assertion, key, options)).payload;
+      } catch (attempt) {
+        if (!(attempt instanceof errors.JWSSignatureVerificationFailed)) throw attempt;
+      }
+      if (++tried === MAX_CLIENT_KEYS) break;
+    }
+    throw new errors.JWSSignatureVerificationFailed();
+  }
+}
+
+/**
  * draft-ietf-oauth-rfc7523bis: the issuer identifier as the sole audience, a string or an array of
  * exactly that one string; the token endpoint URL likewise, only if the record allows it.
  */
@@ -103,14 +126,14 @@ export async function authenticateAssertion(
   if (typeof keys === "string") return { ok: false, reason: keys };
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(assertion, checkingHeader(keys), {
+    payload = await verifyWithKeys(assertion, checkingHeader(keys), {
       algorithms: [...ASSERTION_ALGORITHMS],
       issuer: record.client_id,
       subject: record.client_id,
       requiredClaims: ["exp", "jti"],
       clockTolerance: CLOCK_TOLERANCE_SECONDS,
       currentDate: new Date(now * 1000),
-    }));
+    });
   } catch (error) {
     if (error instanceof RefusedHeader || error instanceof KeySetUnavailableError) return { ok: false, reason: error.message };
     if (error instanceof errors.JOSEError) return { ok: false, reason: `${error.code}: ${error.message}` };

@@ -33,3 +33,32 @@ describe("K1: a client key Web Crypto cannot import (an EC point off its curve, 
     await expectJSONError(res, 401, "invalid_client");
   });
 });
+
+describe("K2: a set holding two keys of one type without kid refused every assertion without kid (jose's JWKSMultipleMatchingKeys), so a client rotating kid-less keys could not authenticate", () => {
+  const kidless = async () => {
+    const key = await clientKey();
+    return { ...key, kid: undefined as never, publicJWK: { ...key.publicJWK, kid: undefined } };
+  };
+
+  it("an assertion without kid verifies with whichever of the record's kid-less keys signed it", async () => {
+    const [oldKey, newKey] = [await kidless(), await kidless()];
+    const client = await seedKeyClient({ jwks: { keys: [oldKey.publicJWK, newKey.publicJWK] } }, newKey);
+    expect((await assertionTokenRequest(await signAssertion(client))).status).toBe(200);
+    expect((await assertionTokenRequest(await signAssertion({ ...client, key: oldKey }))).status).toBe(200);
+    // A third key, in neither: refused.
+    await expectJSONError(await assertionTokenRequest(await signAssertion({ ...client, key: await kidless() })), 401, "invalid_client");
+  });
+
+  it("likewise at a jwks_uri", async () => {
+    const issuer = "http://localhost:8787";
+    const [oldKey, newKey] = [await kidless(), await kidless()];
+    const name = crypto.randomUUID();
+    await fetch(`${env.TEST_KEY_HOST_URL}/sets/${name}`, { method: "PUT", body: JSON.stringify({ keys: [oldKey.publicJWK, newKey.publicJWK] }) });
+    const client = await seedKeyClient({ jwks_uri: `${env.TEST_KEY_HOST_URL}/sets/${name}` }, newKey);
+    for (const key of [newKey, oldKey]) {
+      const body = new URLSearchParams(assertionForm(await signAssertion({ ...client, key }, {}, {}, issuer))).toString();
+      const res = await fetchWithEnv(`${issuer}/token`, { method: "POST", headers: { "Content-Type": FORM }, body }, { ISSUER: issuer });
+      expect(res.status, await res.clone().text()).toBe(200);
+    }
+  });
+});
