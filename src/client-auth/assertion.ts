@@ -51,7 +51,8 @@ class RefusedHeader extends Error {}
 function checkingHeader(keys: JWTVerifyGetKey): JWTVerifyGetKey {
   return (header, token) => {
     for (const member of KEY_REFERENCES) if (header[member] !== undefined) throw new RefusedHeader(`header carries ${member}`);
-    if (header.typ !== undefined && !ACCEPTED_TYPES.has(String(header.typ).toLowerCase()))
+    // RFC 7515 §4.1.9: a string; String() would let ["JWT"] through.
+    if (header.typ !== undefined && (typeof header.typ !== "string" || !ACCEPTED_TYPES.has(header.typ.toLowerCase())))
       throw new RefusedHeader(`typ ${JSON.stringify(header.typ)} is not a client assertion's`);
     return keys(header, token);
   };

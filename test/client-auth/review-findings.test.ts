@@ -62,3 +62,10 @@ describe("K2: a set holding two keys of one type without kid refused every asser
     }
   });
 });
+
+describe("K3 (low): a typ that is not a string passed when its String() was an accepted type (an array of one: [\"JWT\"], [\"client-authentication+jwt\"])", () => {
+  it.each([[["JWT"]], [["client-authentication+jwt"]], [["application/jwt"]]])("typ %j: 401 invalid_client", async (typ) => {
+    const client = await seedKeyClient();
+    await expectJSONError(await assertionTokenRequest(await signAssertion(client, {}, { typ } as never)), 401, "invalid_client");
+  });
+});
