@@ -18,7 +18,7 @@ describe("K1: a client key Web Crypto cannot import (an EC point off its curve, 
 
   it.each(broken)("an inline %s key with %o: 401 invalid_client", async (alg, members) => {
     const key = await clientKey(alg);
-    const client = await seedKeyClient({ jwks: { keys: [{ ...key.publicJWK, ...members }] } }, key);
+    const client = await seedKeyClient({ jwks: { keys: [{ ...key.publicJWK, ...members }] } as never }, key);
     await expectJSONError(await assertionTokenRequest(await signAssertion(client)), 401, "invalid_client");
   });
 
@@ -26,7 +26,10 @@ describe("K1: a client key Web Crypto cannot import (an EC point off its curve, 
     const issuer = "http://localhost:8787";
     const key = await clientKey(alg);
     const name = crypto.randomUUID();
-    await fetch(`${env.TEST_KEY_HOST_URL}/sets/${name}`, { method: "PUT", body: JSON.stringify({ keys: [{ ...key.publicJWK, ...members }] }) });
+    await fetch(`${env.TEST_KEY_HOST_URL}/sets/${name}`, {
+      method: "PUT",
+      body: JSON.stringify({ keys: [{ ...key.publicJWK, ...members }] }),
+    });
     const client = await seedKeyClient({ jwks_uri: `${env.TEST_KEY_HOST_URL}/sets/${name}` }, key);
     const body = new URLSearchParams(assertionForm(await signAssertion(client, {}, {}, issuer))).toString();
     const res = await fetchWithEnv(`${issuer}/token`, { method: "POST", headers: { "Content-Type": FORM }, body }, { ISSUER: issuer });
@@ -42,7 +45,7 @@ describe("K2: a set holding two keys of one type without kid refused every asser
 
   it("an assertion without kid verifies with whichever of the record's kid-less keys signed it", async () => {
     const [oldKey, newKey] = [await kidless(), await kidless()];
-    const client = await seedKeyClient({ jwks: { keys: [oldKey.publicJWK, newKey.publicJWK] } }, newKey);
+    const client = await seedKeyClient({ jwks: { keys: [oldKey.publicJWK, newKey.publicJWK] } as never }, newKey);
     expect((await assertionTokenRequest(await signAssertion(client))).status).toBe(200);
     expect((await assertionTokenRequest(await signAssertion({ ...client, key: oldKey }))).status).toBe(200);
     // A third key, in neither: refused.
@@ -53,7 +56,10 @@ describe("K2: a set holding two keys of one type without kid refused every asser
     const issuer = "http://localhost:8787";
     const [oldKey, newKey] = [await kidless(), await kidless()];
     const name = crypto.randomUUID();
-    await fetch(`${env.TEST_KEY_HOST_URL}/sets/${name}`, { method: "PUT", body: JSON.stringify({ keys: [oldKey.publicJWK, newKey.publicJWK] }) });
+    await fetch(`${env.TEST_KEY_HOST_URL}/sets/${name}`, {
+      method: "PUT",
+      body: JSON.stringify({ keys: [oldKey.publicJWK, newKey.publicJWK] }),
+    });
     const client = await seedKeyClient({ jwks_uri: `${env.TEST_KEY_HOST_URL}/sets/${name}` }, newKey);
     for (const key of [newKey, oldKey]) {
       const body = new URLSearchParams(assertionForm(await signAssertion({ ...client, key }, {}, {}, issuer))).toString();
@@ -63,7 +69,7 @@ describe("K2: a set holding two keys of one type without kid refused every asser
   });
 });
 
-describe("K3 (low): a typ that is not a string passed when its String() was an accepted type (an array of one: [\"JWT\"], [\"client-authentication+jwt\"])", () => {
+describe('K3 (low): a typ that is not a string passed when its String() was an accepted type (an array of one: ["JWT"], ["client-authentication+jwt"])', () => {
   it.each([[["JWT"]], [["client-authentication+jwt"]], [["application/jwt"]]])("typ %j: 401 invalid_client", async (typ) => {
     const client = await seedKeyClient();
     await expectJSONError(await assertionTokenRequest(await signAssertion(client, {}, { typ } as never)), 401, "invalid_client");
