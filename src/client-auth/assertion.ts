@@ -147,7 +147,8 @@ export async function authenticateAssertion(
   if (problem) return { ok: false, reason: problem };
   if (record.disabled) return { ok: false, reason: "client disabled" };
   // Kept past exp by the clock tolerance: as long as any location could still accept it.
-  const first = await useJtiOnce(env.JTI_GUARD, record.client_id, payload.jti!, payload.exp! + CLOCK_TOLERANCE_SECONDS);
-  if (first === "replay") return { ok: false, reason: `jti ${JSON.stringify(payload.jti!.slice(0, 64))} was used before` };
+  const use = await useJtiOnce(env.JTI_GUARD, record.client_id, payload.jti!, payload.exp! + CLOCK_TOLERANCE_SECONDS);
+  if (use === "replay") return { ok: false, reason: `jti ${JSON.stringify(payload.jti!.slice(0, 64))} was used before` };
+  if (use === "expired") return { ok: false, reason: "expired by the time the jti guard was asked" };
   return { ok: true };
 }

@@ -7,6 +7,11 @@ import { env } from "cloudflare:workers";
 import { describe, expect, it } from "vitest";
 import { assertionForm, assertionTokenRequest, clientKey, seedKeyClient, signAssertion } from "../support/assertions.ts";
 import { expectJSONError, FORM, fetchWithEnv } from "../support/worker.ts";
+import { nowSeconds } from "../support/tokens.ts";
+import { authenticateAssertion } from "../../src/client-auth/assertion.ts";
+import { useJtiOnce } from "../../src/client-auth/jti-guard.ts";
+import { loadClient } from "../../src/clients/store.ts";
+import { CLOCK_TOLERANCE_SECONDS } from "../../src/policy.ts";
 
 describe("K1: a client key Web Crypto cannot import (an EC point off its curve, a short coordinate, an RSA exponent of 0, a short Ed25519 key) gave 500", () => {
   const broken = [
@@ -73,5 +78,27 @@ describe('K3 (low): a typ that is not a string passed when its String() was an a
   it.each([[["JWT"]], [["client-authentication+jwt"]], [["application/jwt"]]])("typ %j: 401 invalid_client", async (typ) => {
     const client = await seedKeyClient();
     await expectJSONError(await assertionTokenRequest(await signAssertion(client, {}, { typ } as never)), 401, "invalid_client");
+  });
+});
+
+describe("K4: a replay whose request read the clock before the assertion's last second, and reached the JtiGuard after it, was accepted: the guard let an expired entry be taken over by the same jti", () => {
+  it("refuses the replay of a spent assertion whose guard entry expired while the request was under way", async () => {
+    const client = await seedKeyClient();
+    const start = nowSeconds();
+    // Valid for one more second within the 30 s tolerance: the guard keeps its jti until start + 1.
+    const assertion = await signAssertion(client, { iat: start - 60, exp: start + 1 - CLOCK_TOLERANCE_SECONDS });
+    const record = await loadClient(env.CLIENTS, client.client_id);
+    expect(await authenticateAssertion(record, assertion, env, start)).toEqual({ ok: true });
+    // A second request whose `now` was read at `start` (authenticateAssertionRequest reads it before the
+    // KV read, a jwks_uri fetch and the guard's answer), its guard call only after start + 1.
+    const deadline = Date.now() + 10_000;
+    while (nowSeconds() <= start + 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(nowSeconds()).toBeGreaterThan(start + 1);
+    expect(await authenticateAssertion(record, assertion, env, start)).toMatchObject({ ok: false });
+  });
+
+  it("the guard never answers first for a jti whose until has passed by its own clock", async () => {
+    const jti = crypto.randomUUID();
+    expect(await useJtiOnce(env.JTI_GUARD, `k4-${jti}`, jti, nowSeconds() - 1)).toBe("expired");
   });
 });
