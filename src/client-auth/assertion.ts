@@ -5,10 +5,10 @@
  * @see https://www.rfc-editor.org/rfc/rfc7523#section-3
  * @see https://datatracker.ietf.org/doc/draft-ietf-oauth-rfc7523bis/ (audience, explicit typing)
  */
-import { createLocalJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
+import { createLocalJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from "jose";
 import { getConfig } from "../config.ts";
 import type { ClientRecord } from "../clients/record.ts";
-import { ASSERTION_ALGORITHMS } from "../clients/client-keys.ts";
+import { ASSERTION_ALGORITHMS, MAX_CLIENT_KEYS } from "../clients/client-keys.ts";
 import { isAllowedRemoteUrl, KeySetUnavailableError, remoteKeySet } from "../keys/remote-key-set.ts";
 import { CLOCK_TOLERANCE_SECONDS } from "../policy.ts";
 import { MAX_JTI_LENGTH, useJtiOnce } from "./jti-guard.ts";
@@ -51,10 +51,34 @@ class RefusedHeader extends Error {}
 function checkingHeader(keys: JWTVerifyGetKey): JWTVerifyGetKey {
   return (header, token) => {
     for (const member of KEY_REFERENCES) if (header[member] !== undefined) throw new RefusedHeader(`header carries ${member}`);
-    if (header.typ !== undefined && !ACCEPTED_TYPES.has(String(header.typ).toLowerCase()))
+    // RFC 7515 §4.1.9: a string; String() would let ["JWT"] through.
+    if (header.typ !== undefined && (typeof header.typ !== "string" || !ACCEPTED_TYPES.has(header.typ.toLowerCase())))
       throw new RefusedHeader(`typ ${JSON.stringify(header.typ)} is not a client assertion's`);
     return keys(header, token);
   };
+}
+
+/**
+ * jwtVerify with the client's keys. Several keys fit a header without `kid` (two kid-less keys of one
+ * type, as in a rotation): jose then throws JWKSMultipleMatchingKeys and leaves trying them to the
+ * caller, so each is tried in turn, at most MAX_CLIENT_KEYS (a remote set may hold more).
+ */
+async function verifyWithKeys(assertion: string, keys: JWTVerifyGetKey, options: JWTVerifyOptions): Promise<JWTPayload> {
+  try {
+    return (await jwtVerify(assertion, keys, options)).payload;
+  } catch (error) {
+    if (!(error instanceof errors.JWKSMultipleMatchingKeys)) throw error;
+    let tried = 0;
+    for await (const key of error) {
+      try {
+        return (await jwtVerify(assertion, key, options)).payload;
+      } catch (attempt) {
+        if (!(attempt instanceof errors.JWSSignatureVerificationFailed)) throw attempt;
+      }
+      if (++tried === MAX_CLIENT_KEYS) break;
+    }
+    throw new errors.JWSSignatureVerificationFailed();
+  }
 }
 
 /**
@@ -103,26 +127,28 @@ export async function authenticateAssertion(
   if (typeof keys === "string") return { ok: false, reason: keys };
   let payload: JWTPayload;
   try {
-    ({ payload } = await jwtVerify(assertion, checkingHeader(keys), {
+    payload = await verifyWithKeys(assertion, checkingHeader(keys), {
       algorithms: [...ASSERTION_ALGORITHMS],
       issuer: record.client_id,
       subject: record.client_id,
       requiredClaims: ["exp", "jti"],
       clockTolerance: CLOCK_TOLERANCE_SECONDS,
       currentDate: new Date(now * 1000),
-    }));
+    });
   } catch (error) {
     if (error instanceof RefusedHeader || error instanceof KeySetUnavailableError) return { ok: false, reason: error.message };
     if (error instanceof errors.JOSEError) return { ok: false, reason: `${error.code}: ${error.message}` };
-    // jose throws TypeError for a key it will not use (an RSA modulus under 2048 bits, a wrong key type).
-    if (error instanceof TypeError) return { ok: false, reason: `unusable key: ${error.message}` };
+    // jose throws TypeError for a key it will not use (an RSA modulus under 2048 bits, a wrong key type);
+    // Web Crypto a DOMException for one it cannot import (an EC point off its curve, a short coordinate).
+    if (error instanceof TypeError || error instanceof DOMException) return { ok: false, reason: `unusable key: ${error.message}` };
     throw error;
   }
   const problem = claimsProblem(payload, record, issuer, now);
   if (problem) return { ok: false, reason: problem };
   if (record.disabled) return { ok: false, reason: "client disabled" };
   // Kept past exp by the clock tolerance: as long as any location could still accept it.
-  const first = await useJtiOnce(env.JTI_GUARD, record.client_id, payload.jti!, payload.exp! + CLOCK_TOLERANCE_SECONDS);
-  if (first === "replay") return { ok: false, reason: `jti ${JSON.stringify(payload.jti!.slice(0, 64))} was used before` };
+  const use = await useJtiOnce(env.JTI_GUARD, record.client_id, payload.jti!, payload.exp! + CLOCK_TOLERANCE_SECONDS);
+  if (use === "replay") return { ok: false, reason: `jti ${JSON.stringify(payload.jti!.slice(0, 64))} was used before` };
+  if (use === "expired") return { ok: false, reason: "expired by the time the jti guard was asked" };
   return { ok: true };
 }

@@ -8,6 +8,9 @@
 import { DurableObject } from "cloudflare:workers";
 import { OAuthError } from "../http/errors.ts";
 
+/** What the guard answers: only "first" accepts the assertion. */
+export type JtiUse = "first" | "replay" | "expired";
+
 /** How long the Worker waits for the guard before it answers 503 (fail closed). */
 export const JTI_GUARD_TIMEOUT_MS = 3000;
 
@@ -32,9 +35,15 @@ export class JtiGuard extends DurableObject<Env> {
     ctx.storage.sql.exec("CREATE TABLE IF NOT EXISTS used (jti TEXT PRIMARY KEY, until INTEGER NOT NULL) WITHOUT ROWID");
   }
 
-  /** "first" the first time `jtiHash` is presented before `until` (epoch seconds), "replay" after. */
-  async use(jtiHash: string, until: number): Promise<"first" | "replay"> {
+  /**
+   * "first" the first time `jtiHash` is presented before `until` (epoch seconds), "replay" after;
+   * "expired" once `until` has passed by this object's clock, whatever the Worker's: the Worker read
+   * its clock before its KV read, a jwks_uri fetch and this call, so a replay sent in an assertion's
+   * last second could otherwise arrive here after the entry expired and take it over.
+   */
+  async use(jtiHash: string, until: number): Promise<JtiUse> {
     const now = Math.floor(Date.now() / 1000);
+    if (until <= now) return "expired";
     const written = this.ctx.storage.sql.exec(
       "INSERT INTO used (jti, until) VALUES (?, ?) ON CONFLICT (jti) DO UPDATE SET until = excluded.until WHERE used.until <= ?",
       jtiHash,
@@ -74,12 +83,7 @@ async function sha256(text: string): Promise<string> {
  * temporarily_unavailable, never an acceptance (fail closed), and not counted as a failed
  * authentication, since the assertion itself was valid.
  */
-export async function useJtiOnce(
-  guards: DurableObjectNamespace<JtiGuard>,
-  clientId: string,
-  jti: string,
-  until: number,
-): Promise<"first" | "replay"> {
+export async function useJtiOnce(guards: DurableObjectNamespace<JtiGuard>, clientId: string, jti: string, until: number): Promise<JtiUse> {
   const hash = await sha256(jti);
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
