@@ -118,7 +118,10 @@ export async function proxyRequest({ method, body, route, path, query, env, set,
         reason: `Worker secret ${route.originAuth.secret} (origin_auth) is not set`,
       });
     }
-    headers.set(route.originAuth.header, value);
+    // As Headers.set would: whatever the letter case of a name already there, this value replaces it.
+    const name = route.originAuth.header.toLowerCase();
+    for (const key of Object.keys(headers)) if (key.toLowerCase() === name) delete headers[key];
+    headers[route.originAuth.header] = value;
   }
   const url = upstreamURL(route, path, query);
   const hasBody = method !== "GET" && method !== "HEAD" && body !== null;

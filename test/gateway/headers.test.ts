@@ -5,7 +5,7 @@
  * so duplicates and letter-case variants are visible.
  */
 import { describe, expect, it } from "vitest";
-import { forwardRequestHeaders, forwardResponseHeaders, IDENTITY_HEADERS } from "../../src/gateway/headers.ts";
+import { forwardRequestHeaders, forwardResponseHeaders, IDENTITY_HEADERS, type ForwardOptions } from "../../src/gateway/headers.ts";
 import { expectProxied, gatewayFetch, marker, rawHeaderNames, rawHeaderValues, withBearer, type EchoRecord } from "../support/gateway.ts";
 import { accessTokenClaims, ISSUER, mintToken } from "../support/tokens.ts";
 
@@ -254,6 +254,10 @@ describe("RFC 9110 §7.6.1: hop-by-hop response headers stay between origin and 
   });
 });
 
+/** The headers as the Request or Response built from what headers.ts returns carries them. */
+const upstream = (incoming: Headers, options: ForwardOptions) => new Headers(forwardRequestHeaders(incoming, options));
+const downstream = (incoming: Headers) => new Headers(forwardResponseHeaders(incoming));
+
 describe("forwardRequestHeaders", () => {
   const base = { keepAuthorization: false, websocket: false, reserved: [] as string[], set: {} as Record<string, string> };
 
@@ -270,7 +274,7 @@ describe("forwardRequestHeaders", () => {
       ["Authorization", "Bearer t"],
       ["Accept", "text/plain"],
     ]);
-    const out = forwardRequestHeaders(incoming, { ...base, set: { "X-Tollgate-Client-Id": "real", "X-Tollgate-Scope": "s" } });
+    const out = upstream(incoming, { ...base, set: { "X-Tollgate-Client-Id": "real", "X-Tollgate-Scope": "s" } });
     expect([...out]).toEqual([
       ["accept", "text/plain"],
       ["x-tollgate-client-id", "real"],
@@ -284,7 +288,7 @@ describe("forwardRequestHeaders", () => {
       ["X-Origin-Auth", "forged"],
       ["x_origin_auth", "forged"],
     ]);
-    const out = forwardRequestHeaders(incoming, { ...base, keepAuthorization: true, reserved: ["X-Origin-Auth"] });
+    const out = upstream(incoming, { ...base, keepAuthorization: true, reserved: ["X-Origin-Auth"] });
     expect([...out]).toEqual([["authorization", "Bearer t"]]);
   });
 
@@ -293,9 +297,9 @@ describe("forwardRequestHeaders", () => {
       ["Upgrade", "websocket"],
       ["Connection", "Upgrade"],
     ]);
-    expect(forwardRequestHeaders(incoming, base).get("Upgrade")).toBeNull();
-    expect(forwardRequestHeaders(incoming, { ...base, websocket: true }).get("Upgrade")).toBe("websocket");
-    expect(forwardRequestHeaders(new Headers([["Upgrade", "h2c"]]), { ...base, websocket: true }).get("Upgrade")).toBeNull();
+    expect(upstream(incoming, base).get("Upgrade")).toBeNull();
+    expect(upstream(incoming, { ...base, websocket: true }).get("Upgrade")).toBe("websocket");
+    expect(upstream(new Headers([["Upgrade", "h2c"]]), { ...base, websocket: true }).get("Upgrade")).toBeNull();
   });
 
   it("forwards headers named like Object members (__proto__, constructor, toString) as ordinary headers", () => {
@@ -306,7 +310,7 @@ describe("forwardRequestHeaders", () => {
       ["X-Multi", "1"],
       ["X-Multi", "2"],
     ]);
-    const out = forwardRequestHeaders(incoming, base);
+    const out = upstream(incoming, base);
     expect([...out]).toEqual([
       ["__proto__", "p"],
       ["constructor", "c"],
@@ -317,7 +321,7 @@ describe("forwardRequestHeaders", () => {
 
   it("cannot be made to drop a gateway-set header by naming it in Connection (CVE-2022-1388)", () => {
     const incoming = new Headers([["Connection", "X-Tollgate-Client-Id, X-Forwarded-Host"]]);
-    const out = forwardRequestHeaders(incoming, { ...base, set: { "X-Tollgate-Client-Id": "real", "X-Forwarded-Host": "h" } });
+    const out = upstream(incoming, { ...base, set: { "X-Tollgate-Client-Id": "real", "X-Forwarded-Host": "h" } });
     expect(out.get("X-Tollgate-Client-Id")).toBe("real");
     expect(out.get("X-Forwarded-Host")).toBe("h");
   });
@@ -325,7 +329,7 @@ describe("forwardRequestHeaders", () => {
 
 describe("forwardResponseHeaders", () => {
   it("drops a header named in Connection in any spelling (x_hop for X-Hop)", () => {
-    const out = forwardResponseHeaders(
+    const out = downstream(
       new Headers([
         ["Connection", "X-Hop"],
         ["x_hop", "dropped"],
@@ -345,7 +349,7 @@ describe("forwardResponseHeaders", () => {
       ["Set-Cookie", "b=2"],
       ["Content-Type", "text/plain"],
     ]);
-    const out = forwardResponseHeaders(incoming);
+    const out = downstream(incoming);
     expect(out.getSetCookie()).toEqual(["a=1", "b=2"]);
     expect([...out].map(([name]) => name).sort()).toEqual(["content-type", "set-cookie", "set-cookie"]);
   });
