@@ -399,7 +399,9 @@ export function validateFederatedIdentity(value: unknown, field = "federated_ide
   const entries = Object.entries(rawClaims);
   if (entries.length > MAX_CLAIM_CONDITIONS) fail(`${field}.claims`, `has more than ${MAX_CLAIM_CONDITIONS} conditions`);
   for (const [name, claim] of entries) {
-    if (!CLAIM_NAME.test(name)) fail(`${field}.claims`, `${JSON.stringify(name)} is not a claim name (dot-separated, no spaces)`);
+    // "__proto__" assigned below would set the prototype, and the condition would vanish unenforced.
+    if (!CLAIM_NAME.test(name) || name === "__proto__")
+      fail(`${field}.claims`, `${JSON.stringify(name)} is not a claim name (dot-separated, no spaces)`);
     if (REGISTERED_CLAIMS.has(name)) fail(`${field}.claims`, `${name} has its own rule (subject, audience), not a condition`);
     claims[name] = boundedString(claim, `${field}.claims.${name}`, 1024);
   }

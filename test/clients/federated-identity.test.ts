@@ -37,6 +37,13 @@ describe("federated_identity", () => {
     });
   }
 
+  it('never drops a claim condition silently: "__proto__" (as JSON.parse or the admin API delivers it) is refused, not lost', () => {
+    // Assigned into a plain object, a "__proto__" condition set the prototype (a string: ignored) and
+    // vanished, leaving a client its admin meant to restrict authenticated by issuer and subject alone.
+    const value = JSON.parse(`{"issuer":"${GITHUB}","subject":"s","claims":{"__proto__":"prod","ref":"main"}}`);
+    expect(() => validateFederatedIdentity(value)).toThrow(/^federated_identity\.claims: "__proto__" is not a claim name/);
+  });
+
   it("makes a client without a secret, and refuses a record holding both", async () => {
     const record = createKeyClientRecord("deploy-bot", { scope: "deploy", federated_identity: identity }, 1000);
     expect(record.secrets).toEqual([]);
