@@ -92,6 +92,8 @@ export async function verifyFederatedAssertion(
     if (error instanceof KeySetUnavailableError)
       return { ok: false, reason: `the keys of ${identity.issuer} are unavailable: ${error.message}` };
     if (error instanceof errors.JOSEError) return { ok: false, reason: `the assertion is not valid: ${error.code}: ${error.message}` };
+    // A key of the issuer's set that jose (TypeError) or Web Crypto (DOMException) will not use: a refusal, not a 500.
+    if (error instanceof TypeError || error instanceof DOMException) return { ok: false, reason: `unusable key: ${error.message}` };
     throw error;
   }
   const exp = payload.exp!;

@@ -3,6 +3,7 @@
  * tokens from a loopback stand-in issuer (discovery + JWKS, scripts/stand-in-issuer.ts), and every
  * way one may be wrong.
  */
+import { env } from "cloudflare:workers";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { describe, expect, it } from "vitest";
 import { unmetClaimCondition, verifyFederatedAssertion } from "../../src/client-auth/federation.ts";
@@ -182,5 +183,32 @@ describe("unmetClaimCondition: dotted names", () => {
     expect(unmetClaimCondition(ambiguous, "a.b", "x")).toMatch(/ambiguous/);
     expect(unmetClaimCondition({ n: 1 }, "n", "1")).toMatch(/is 1, not "1"/);
     expect(unmetClaimCondition({}, "constructor", "x")).toMatch(/absent/);
+  });
+});
+
+describe("W2: a key in a trusted issuer's set that jose or Web Crypto will not use threw (500 at /token)", () => {
+  // An EC point off its curve (Web Crypto's DOMException), an RSA exponent of 0 (jose's TypeError).
+  const broken = [
+    ["ES256", { x: "A".repeat(43), y: "A".repeat(43) }],
+    ["RS256", { e: "AA" }],
+  ] as const;
+
+  it.each(broken)("a %s key with %o: a refusal with its reason, no exception", async (alg, members) => {
+    const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+    const kid = `broken-${crypto.randomUUID()}`;
+    const name = crypto.randomUUID();
+    await fetch(`${env.TEST_KEY_HOST_URL}/sets/${name}`, {
+      method: "PUT",
+      body: JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid, alg, ...members }] }),
+    });
+    const issuer = `${standIn.url}/good-broken-${name}`;
+    const brokenEnv = {
+      ...fedEnv,
+      TRUSTED_ISSUERS: JSON.stringify([{ issuer, jwks_uri: `${env.TEST_KEY_HOST_URL}/sets/${name}`, algorithms: [alg] }]),
+    } as Env;
+    const client = federatedClient({ issuer, subject: GITHUB_SUBJECT });
+    const token = await new SignJWT(githubClaims({ iss: issuer })).setProtectedHeader({ alg, kid }).sign(privateKey);
+    const result = await verifyFederatedAssertion(token, client, brokenEnv, nowSeconds());
+    expect(result).toEqual({ ok: false, reason: expect.stringMatching(/unusable key/) });
   });
 });
