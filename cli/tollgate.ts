@@ -282,12 +282,14 @@ function federatedIdentityFromOptions(current: ClientRecord["federated_identity"
   }
   let claims = current?.claims ?? {};
   if (claimsOption !== undefined) {
-    claims = {};
-    for (const condition of claimsOption) {
-      const equals = condition.indexOf("=");
-      if (equals < 1) throw new UsageError(`--federated-claim ${JSON.stringify(condition)} must be NAME=VALUE`);
-      claims[condition.slice(0, equals)] = condition.slice(equals + 1);
-    }
+    // Object.fromEntries keeps every name as an own member ("__proto__" assigned would vanish), so the record rules see it.
+    claims = Object.fromEntries(
+      claimsOption.map((condition) => {
+        const equals = condition.indexOf("=");
+        if (equals < 1) throw new UsageError(`--federated-claim ${JSON.stringify(condition)} must be NAME=VALUE`);
+        return [condition.slice(0, equals), condition.slice(equals + 1)];
+      }),
+    );
   }
   const audienceOption = opts["federated-audience"];
   const audience = audienceOption === undefined ? (current?.audience ?? null) : audienceOption === "default" ? null : audienceOption;

@@ -108,6 +108,26 @@ describe("workload identity federation end to end", () => {
     expect(created.stderr).toMatch(/not in TRUSTED_ISSUERS of the wrangler config/);
   });
 
+  it('W1: refuses --federated-claim __proto__=VALUE instead of creating the client without that condition', async () => {
+    const created = await runCLI(
+      stateDir,
+      "clients",
+      "create",
+      "proto-bot",
+      "--scope",
+      "deploy",
+      "--federated-issuer",
+      github,
+      "--federated-subject",
+      "repo:octo-org/app:environment:prod",
+      "--federated-claim",
+      "__proto__=prod",
+      "--json",
+    );
+    expect(created.code, created.stdout).not.toBe(0);
+    expect(created.stderr).toMatch(/"__proto__" is not a claim name/);
+  });
+
   it("issues a token for a GitHub Actions job's OIDC token, verifiable with the JWKS", async () => {
     const res = await requestToken("deploy-bot", await platformToken(githubClaims()));
     expect(res.status).toBe(200);
