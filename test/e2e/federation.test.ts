@@ -76,25 +76,26 @@ const githubClaims = (overrides: JWTPayload = {}): JWTPayload => ({
   ...overrides,
 });
 
+/** `tollgate clients create NAME` for the GitHub stand-in's prod environment, with these --federated-claim conditions. */
+const createGithubClient = (name: string, ...conditions: string[]) =>
+  runCLI(
+    stateDir,
+    "clients",
+    "create",
+    name,
+    "--scope",
+    "deploy",
+    "--federated-issuer",
+    github,
+    "--federated-subject",
+    "repo:octo-org/app:environment:prod",
+    ...conditions.flatMap((condition) => ["--federated-claim", condition]),
+    "--json",
+  );
+
 describe("workload identity federation end to end", () => {
   it("creates a federated client with the CLI: no secret anywhere", async () => {
-    const created = await runCLI(
-      stateDir,
-      "clients",
-      "create",
-      "deploy-bot",
-      "--scope",
-      "deploy",
-      "--federated-issuer",
-      github,
-      "--federated-subject",
-      "repo:octo-org/app:environment:prod",
-      "--federated-claim",
-      "repository=octo-org/app",
-      "--federated-claim",
-      "environment=prod",
-      "--json",
-    );
+    const created = await createGithubClient("deploy-bot", "repository=octo-org/app", "environment=prod");
     expect(created.code, created.stderr).toBe(0);
     const body = JSON.parse(created.stdout) as Record<string, unknown>;
     expect(body).toMatchObject({
@@ -108,22 +109,8 @@ describe("workload identity federation end to end", () => {
     expect(created.stderr).toMatch(/not in TRUSTED_ISSUERS of the wrangler config/);
   });
 
-  it('W1: refuses --federated-claim __proto__=VALUE instead of creating the client without that condition', async () => {
-    const created = await runCLI(
-      stateDir,
-      "clients",
-      "create",
-      "proto-bot",
-      "--scope",
-      "deploy",
-      "--federated-issuer",
-      github,
-      "--federated-subject",
-      "repo:octo-org/app:environment:prod",
-      "--federated-claim",
-      "__proto__=prod",
-      "--json",
-    );
+  it("W1: refuses --federated-claim __proto__=VALUE instead of creating the client without that condition", async () => {
+    const created = await createGithubClient("proto-bot", "__proto__=prod");
     expect(created.code, created.stdout).not.toBe(0);
     expect(created.stderr).toMatch(/"__proto__" is not a claim name/);
   });
