@@ -190,7 +190,9 @@ describe("tollgate CLI", () => {
     const list = await tollgate("clients", "list", "--json");
     expect(list.code).toBe(0);
     expect(list.stdout).toContain("orders-svc");
-    expect(list.stdout).not.toMatch(/pbkdf2|client_secret/);
+    // No hash and no secret (the record's token_endpoint_auth_method, client_secret_basic, is no secret).
+    expect(list.stdout).not.toMatch(/pbkdf2|"client_secret"/);
+    expect(list.stdout).toMatch(/"token_endpoint_auth_method": "client_secret_basic"/);
     const show = await tollgate("clients", "show", "orders-svc");
     expect(show.stdout).toMatch(/allowed_scopes\s+\["orders:read","orders:write"\]/);
   });
