@@ -15,6 +15,7 @@ import type { AccessTokenClaims } from "../tokens/mint.ts";
 import { checkTokenStatus } from "../tokens/status.ts";
 import { checkScopes, extractBearerToken, verifyAccessToken } from "../tokens/verify.ts";
 import { checkDPoPBinding, extractDPoPToken } from "../tokens/dpop.ts";
+import { checkCertificateBinding } from "../tokens/mtls.ts";
 
 export interface AccessTokenRequirement {
   /** The audience the token must carry (RFC 8707). */
@@ -55,6 +56,8 @@ export function requireAccessToken(requirement: AccessTokenRequirement): Middlew
       const url = c.get("gatewayRoute")?.url.href ?? c.req.raw.url;
       await checkDPoPBinding(headers, c.req.raw.method, url, token, bearer === undefined, claims);
     }
+    // RFC 8705 §3: a certificate-bound token only with that certificate, as the edge reports it (no work without cnf).
+    if (claims.cnf?.["x5t#S256"] !== undefined) checkCertificateBinding(c.req.raw, claims);
     // Revoked, or its client disabled or deleted: the signature cannot say.
     await checkTokenStatus(c.env.CLIENTS, claims);
     checkScopes(claims, requirement.scopes(c));
