@@ -8,58 +8,10 @@ import { env, exports } from "cloudflare:workers";
 import { decodeJwt, exportJWK, generateKeyPair } from "jose";
 import { describe, expect, it } from "vitest";
 import { hexFingerprintToX5t } from "../../src/tokens/mtls.ts";
+import { fakeCertificate, mtlsTokenRequest, NO_CERTIFICATE, SUBJECT, tlsClientAuth, withCf, type FakeCertificate } from "../support/mtls.ts";
 import { expectProxied, GATEWAY, marker, withBearer } from "../support/gateway.ts";
 import { basic, expectJSONError, fetchWithEnv, FORM, seedClient, TOKEN_URL, type TokenResponse } from "../support/worker.ts";
 import { introspect, introspection } from "../support/revocation.ts";
-
-const SUBJECT = "CN=orders-batch,O=Example Corp,C=DE";
-
-/** A certificate as the edge reports it: random DER bytes stand in (Tollgate hashes, never parses, them). */
-interface FakeCertificate {
-  der: Uint8Array;
-  /** Standard base64, as x5c holds it. */
-  x5c: string;
-  /** Lower-case hex SHA-256, as certFingerprintSHA256 gives it. */
-  hex: string;
-  /** base64url SHA-256, as cnf.x5t#S256 holds it. */
-  x5t: string;
-}
-
-async function fakeCertificate(): Promise<FakeCertificate> {
-  const der = crypto.getRandomValues(new Uint8Array(600));
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", der));
-  const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
-  const x5t = btoa(String.fromCharCode(...digest)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
-  return { der, x5c: btoa(String.fromCharCode(...der)), hex, x5t };
-}
-
-/** request.cf.tlsClientAuth for `cert`, verified by the zone's CA unless overridden. */
-function tlsClientAuth(cert: FakeCertificate, overrides: Record<string, string> = {}): Record<string, unknown> {
-  return {
-    certPresented: "1",
-    certVerified: "SUCCESS",
-    certRevoked: "0",
-    certSubjectDNRFC2253: SUBJECT,
-    certIssuerDNRFC2253: "CN=Example Client CA,O=Example Corp,C=DE",
-    certFingerprintSHA256: cert.hex,
-    certNotBefore: "Jan  1 00:00:00 2026 GMT",
-    certNotAfter: "Jan  1 00:00:00 2027 GMT",
-    ...overrides,
-  };
-}
-
-/** Cloudflare's placeholder when no certificate was presented. */
-const NO_CERTIFICATE = { certPresented: "0", certVerified: "NONE", certRevoked: "0", certFingerprintSHA256: "", certSubjectDNRFC2253: "" };
-
-function withCf(url: string, init: RequestInit, auth: Record<string, unknown> | undefined): Request {
-  return new Request(url, { ...init, ...(auth && { cf: { tlsClientAuth: auth } }) } as RequestInit);
-}
-
-/** POST /token with client_id alone in the body (RFC 8705 §2) and the given edge report. */
-function mtlsTokenRequest(clientId: string, auth: Record<string, unknown> | undefined, extra: Record<string, string> = {}): Promise<Response> {
-  const body = new URLSearchParams({ grant_type: "client_credentials", client_id: clientId, ...extra }).toString();
-  return exports.default.fetch(withCf(TOKEN_URL, { method: "POST", headers: { "Content-Type": FORM }, body }, auth));
-}
 
 const tlsClient = (overrides: Parameters<typeof seedClient>[0] = {}) =>
   seedClient({ token_endpoint_auth_method: "tls_client_auth", tls_client_auth_subject_dn: SUBJECT, secrets: [], ...overrides });
@@ -248,7 +200,7 @@ describe("RFC 8705 §3: a certificate-bound token at the gateway and /introspect
     expect(body).toMatchObject({ active: true, client_id: client.client_id, token_type: "Bearer", cnf: { "x5t#S256": cert.x5t } });
   });
 
-  it("the client authenticates at /introspect and /revoke with its certificate too", async () => {
+  it("the client authenticates at /introspect with its certificate too", async () => {
     const cert = await fakeCertificate();
     const client = await tlsClient();
     const { access_token } = await tokenOf(await mtlsTokenRequest(client.client_id, tlsClientAuth(cert)));
