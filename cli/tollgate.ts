@@ -12,9 +12,11 @@ import {
   ClientRecordError,
   clientKey,
   describeClient,
+  hasNoSecret,
   isValidAudience,
   isValidClientId,
   isWellFormedClientId,
+  usesAssertion,
   validateClientRecord,
   TOKEN_ENDPOINT_AUTH_METHODS,
   type ClientRecord,
@@ -34,6 +36,7 @@ import { GENERATION_KEY, parseGenerationRecord, planRotation, validateGeneration
 import { DEFAULT_ROTATE_IN_SECONDS, GENERATION_PROPAGATION_SECONDS, generationRetention } from "../src/keys/schedule.ts";
 import { DEFAULT_MAX_ACCESS_TOKEN_TTL } from "../src/policy.ts";
 import { rotationTime } from "./clock.ts";
+import { certificateJWK } from "./certificate.ts";
 import { changesOf, creationFields, diffRecords, formatClientsFile, parseClientsFile, type FieldChange } from "./clients-file.ts";
 import { configPath, readWranglerSettings } from "./config.ts";
 import { localStateDir, openStore, type KVStore, type KVTarget } from "./kv.ts";
@@ -50,12 +53,17 @@ Clients:
                  [--auth-method client_secret_basic|client_secret_post|private_key_jwt]
                  private_key_jwt: no secret; its public keys from --jwks-file keys.json or
                  --jwks-uri URL (https), [--allow-token-endpoint-audience] (weaker: README)
+                 [--auth-method tls_client_auth --tls-subject "CN=...,O=..."]
+                 [--auth-method self_signed_tls_client_auth --cert-file client.pem ...]
+                 mTLS (RFC 8705): no secret; the certificate Cloudflare's edge reports (README)
+                 [--certificate-bound]: tokens bound to the client certificate presented at /token
   clients list [--json]
   clients show <client_id> [--json]
   clients update <client_id> [--scope ...] [--default-scope ...] [--audience URI ...]
                  [--default-audience URI] [--ttl SECONDS|default] [--name TEXT]
                  [--introspect-any | --no-introspect-any] [--require-dpop | --no-require-dpop]
                  [--jwks-file FILE | --jwks-uri URL] [--[no-]allow-token-endpoint-audience]
+                 [--tls-subject DN] [--cert-file FILE ...] [--certificate-bound | --no-certificate-bound]
                  --introspect-any: the client may introspect every client's tokens (POST /introspect)
                  --require-dpop: /token refuses the client without a DPoP proof (RFC 9449 §5.2)
   clients disable <client_id>        clients enable <client_id>
@@ -112,6 +120,10 @@ const OPTIONS = {
   "no-allow-token-endpoint-audience": { type: "boolean" },
   "require-dpop": { type: "boolean" },
   "no-require-dpop": { type: "boolean" },
+  "tls-subject": { type: "string" },
+  "cert-file": { type: "string", multiple: true },
+  "certificate-bound": { type: "boolean" },
+  "no-certificate-bound": { type: "boolean" },
   file: { type: "string", short: "f" },
   "dry-run": { type: "boolean", default: false },
   prune: { type: "boolean", default: false },
@@ -249,7 +261,27 @@ function authenticationOptions(): ClientChanges {
     throw new UsageError("--allow-token-endpoint-audience and --no-allow-token-endpoint-audience exclude each other");
   if (opts["allow-token-endpoint-audience"]) changes.allow_token_endpoint_audience = true;
   if (opts["no-allow-token-endpoint-audience"]) changes.allow_token_endpoint_audience = false;
-  return changes;
+  return { ...changes, ...mutualTLSOptions(changes) };
+}
+
+/** RFC 8705: --tls-subject, --cert-file (self-signed certificates, as jwks with x5c), --[no-]certificate-bound. */
+function mutualTLSOptions(changes: ClientChanges): ClientChanges {
+  const mtls: ClientChanges = {};
+  if (opts["tls-subject"] !== undefined) mtls.tls_client_auth_subject_dn = opts["tls-subject"];
+  if (opts["cert-file"] !== undefined) {
+    if (changes.jwks !== undefined || changes.jwks_uri !== undefined)
+      throw new UsageError("--cert-file excludes --jwks-file and --jwks-uri");
+    try {
+      mtls.jwks = { keys: opts["cert-file"].map(certificateJWK) };
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
+  if (opts["certificate-bound"] && opts["no-certificate-bound"])
+    throw new UsageError("--certificate-bound and --no-certificate-bound exclude each other");
+  if (opts["certificate-bound"]) mtls.tls_client_certificate_bound_access_tokens = true;
+  if (opts["no-certificate-bound"]) mtls.tls_client_certificate_bound_access_tokens = false;
+  return mtls;
 }
 
 /** The client_id argument; `forNewClient`: also addressable at /register/{client_id} (not . or ..). */
@@ -327,11 +359,12 @@ const clientCommands: Record<string, Command> = {
     if (opts.scope === undefined) throw new UsageError('--scope "a b" is required (use --scope "" for none)');
     // The record is made (and checked) before storage is opened: bad input fails fast.
     const changes = changesFromOptions();
-    if (changes.token_endpoint_auth_method === "private_key_jwt") {
-      // RFC 7523 §2.2: the client's keys are its credentials; no secret is made or shown.
+    if (hasNoSecret({ token_endpoint_auth_method: changes.token_endpoint_auth_method })) {
+      // RFC 7523 §2.2, RFC 8705 §2: the client's keys or certificate are its credentials; no secret is made or shown.
       const record = createKeyClientRecord(id, changes, now());
       await writeNewClient(record);
-      print(describeClient(record), `${summary(record)}\n\nNo secret: the client signs assertions with its private key.`);
+      const how = usesAssertion(record) ? "signs assertions with its private key" : "presents its TLS client certificate";
+      print(describeClient(record), `${summary(record)}\n\nNo secret: the client ${how}.`);
       return;
     }
     const { record, clientSecret } = await createClientRecord(id, changes, now(), configuredIterations());

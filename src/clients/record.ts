@@ -376,7 +376,10 @@ function validateMutualTLS(v: Record<string, unknown>, out: AuthenticationFields
     if (method !== "tls_client_auth") fail("tls_client_auth_subject_dn", "applies to tls_client_auth clients only");
     const control = (text: string) => [...text].some((ch) => ch < " " || ch === "\x7f");
     if (typeof dn !== "string" || dn.trim() === "" || dn.length > MAX_SUBJECT_DN_LENGTH || control(dn))
-      fail("tls_client_auth_subject_dn", `must be a distinguished name (RFC 4514) of 1-${MAX_SUBJECT_DN_LENGTH} characters without control characters`);
+      fail(
+        "tls_client_auth_subject_dn",
+        `must be a distinguished name (RFC 4514) of 1-${MAX_SUBJECT_DN_LENGTH} characters without control characters`,
+      );
     out.tls_client_auth_subject_dn = dn;
   }
   if (method !== "tls_client_auth" && method !== "self_signed_tls_client_auth") return false;

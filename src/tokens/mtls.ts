@@ -38,7 +38,7 @@ export function hexFingerprintToX5t(hex: string): string {
  */
 export function presentedCertificate(request: Request): PresentedCertificate | undefined {
   const auth = (request.cf as { tlsClientAuth?: Record<string, unknown> } | undefined)?.tlsClientAuth;
-  if (!auth || auth.certPresented !== "1") return undefined;
+  if (auth?.certPresented !== "1") return undefined;
   const fingerprint = auth.certFingerprintSHA256;
   if (typeof fingerprint !== "string" || !SHA256_HEX.test(fingerprint)) return undefined;
   const text = (value: unknown) => (typeof value === "string" ? value : "");

@@ -276,11 +276,16 @@ describe("RFC 8705 record fields: the two certificate methods and tls_client_cer
 
   it("gives an mTLS client no secret to rotate, and lets no method change to or from the certificate methods", async () => {
     const { record } = await createClientRecord("svc-secret", { scope: "a" }, 1000);
-    expect(() => updateClientRecord(record, { token_endpoint_auth_method: "tls_client_auth", tls_client_auth_subject_dn: "CN=a" }, 1001)).toThrow(
-      /token_endpoint_auth_method/,
-    );
+    expect(() =>
+      updateClientRecord(record, { token_endpoint_auth_method: "tls_client_auth", tls_client_auth_subject_dn: "CN=a" }, 1001),
+    ).toThrow(/token_endpoint_auth_method/);
     await expect(createClientRecord("svc-tls", { token_endpoint_auth_method: "tls_client_auth" }, 1000)).rejects.toThrow(/has no secret/);
-    const tls = validateClientRecord({ ...record, secrets: [], token_endpoint_auth_method: "tls_client_auth", tls_client_auth_subject_dn: "CN=a" });
+    const tls = validateClientRecord({
+      ...record,
+      secrets: [],
+      token_endpoint_auth_method: "tls_client_auth",
+      tls_client_auth_subject_dn: "CN=a",
+    });
     await expect(rotateClientSecret(tls, 0, 1002)).rejects.toThrow(/has no secret/);
   });
 });

@@ -8,7 +8,15 @@ import { env, exports } from "cloudflare:workers";
 import { decodeJwt, exportJWK, generateKeyPair } from "jose";
 import { describe, expect, it } from "vitest";
 import { hexFingerprintToX5t } from "../../src/tokens/mtls.ts";
-import { fakeCertificate, mtlsTokenRequest, NO_CERTIFICATE, SUBJECT, tlsClientAuth, withCf, type FakeCertificate } from "../support/mtls.ts";
+import {
+  fakeCertificate,
+  mtlsTokenRequest,
+  NO_CERTIFICATE,
+  SUBJECT,
+  tlsClientAuth,
+  withCf,
+  type FakeCertificate,
+} from "../support/mtls.ts";
 import { expectProxied, GATEWAY, marker, withBearer } from "../support/gateway.ts";
 import { basic, expectJSONError, fetchWithEnv, FORM, seedClient, TOKEN_URL, type TokenResponse } from "../support/worker.ts";
 import { introspect, introspection } from "../support/revocation.ts";
@@ -95,7 +103,11 @@ describe("RFC 8705 §2.1: tls_client_auth", () => {
     const res = await exports.default.fetch(
       withCf(
         TOKEN_URL,
-        { method: "POST", headers: { "Content-Type": FORM, Authorization: basic(client.client_id, "x.y") }, body: "grant_type=client_credentials" },
+        {
+          method: "POST",
+          headers: { "Content-Type": FORM, Authorization: basic(client.client_id, "x.y") },
+          body: "grant_type=client_credentials",
+        },
         tlsClientAuth(cert),
       ),
     );

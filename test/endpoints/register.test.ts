@@ -462,7 +462,11 @@ describe("RFC 8705 clients through the admin API (tls_client_auth_subject_dn, jw
   it("sets tls_client_certificate_bound_access_tokens on a secret client, and PUT without it sets it back to false", async () => {
     const token = await adminToken();
     const id = `reg-bound-${crypto.randomUUID()}`;
-    const res = await call("POST", "/register", token, { client_id: id, scope: "orders:read", tls_client_certificate_bound_access_tokens: true });
+    const res = await call("POST", "/register", token, {
+      client_id: id,
+      scope: "orders:read",
+      tls_client_certificate_bound_access_tokens: true,
+    });
     expect(res.status).toBe(201);
     expect(((await res.json()) as Record<string, unknown>).tls_client_certificate_bound_access_tokens).toBe(true);
     const put = await call("PUT", `/register/${id}`, token, { client_id: id, scope: "orders:read" });

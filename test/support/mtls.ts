@@ -22,7 +22,10 @@ export async function fakeCertificate(): Promise<FakeCertificate> {
   const der = crypto.getRandomValues(new Uint8Array(600));
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", der));
   const hex = [...digest].map((b) => b.toString(16).padStart(2, "0")).join("");
-  const x5t = btoa(String.fromCharCode(...digest)).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  const x5t = btoa(String.fromCharCode(...digest))
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_")
+    .replace(/=+$/, "");
   return { der, x5c: btoa(String.fromCharCode(...der)), hex, x5t };
 }
 
@@ -42,14 +45,24 @@ export function tlsClientAuth(cert: FakeCertificate, overrides: Record<string, s
 }
 
 /** Cloudflare's placeholder when no certificate was presented. */
-export const NO_CERTIFICATE = { certPresented: "0", certVerified: "NONE", certRevoked: "0", certFingerprintSHA256: "", certSubjectDNRFC2253: "" };
+export const NO_CERTIFICATE = {
+  certPresented: "0",
+  certVerified: "NONE",
+  certRevoked: "0",
+  certFingerprintSHA256: "",
+  certSubjectDNRFC2253: "",
+};
 
 export function withCf(url: string, init: RequestInit, auth: Record<string, unknown> | undefined): Request {
   return new Request(url, { ...init, ...(auth && { cf: { tlsClientAuth: auth } }) } as RequestInit);
 }
 
 /** POST /token with client_id alone in the body (RFC 8705 §2) and the given edge report. */
-export function mtlsTokenRequest(clientId: string, auth: Record<string, unknown> | undefined, extra: Record<string, string> = {}): Promise<Response> {
+export function mtlsTokenRequest(
+  clientId: string,
+  auth: Record<string, unknown> | undefined,
+  extra: Record<string, string> = {},
+): Promise<Response> {
   const body = new URLSearchParams({ grant_type: "client_credentials", client_id: clientId, ...extra }).toString();
   return exports.default.fetch(withCf(TOKEN_URL, { method: "POST", headers: { "Content-Type": FORM }, body }, auth));
 }
