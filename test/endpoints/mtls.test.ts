@@ -224,6 +224,36 @@ describe("RFC 8705 §3: a certificate-bound token at the gateway and /introspect
   });
 });
 
+describe("RFC 8705 at /revoke and the admin API", () => {
+  it("a tls_client_auth client revokes its own token with its certificate", async () => {
+    const cert = await fakeCertificate();
+    const client = await tlsClient();
+    const { access_token } = await tokenOf(await mtlsTokenRequest(client.client_id, tlsClientAuth(cert)));
+    const body = new URLSearchParams({ token: access_token, client_id: client.client_id }).toString();
+    const revoke = (auth: Record<string, unknown>) =>
+      exports.default.fetch(withCf(`${env.ISSUER}/revoke`, { method: "POST", headers: { "Content-Type": FORM }, body }, auth));
+    await expectInvalidClient(await revoke(tlsClientAuth(await fakeCertificate(), { certSubjectDNRFC2253: "CN=other" })));
+    expect((await revoke(tlsClientAuth(cert))).status).toBe(200);
+    const introspector = await seedClient({ introspect_any: true });
+    expect((await introspection(await introspect(introspector, access_token))).active).toBe(false);
+  });
+
+  it("a certificate-bound admin token works at /register only with its certificate", async () => {
+    const [cert, other] = [await fakeCertificate(), await fakeCertificate()];
+    const register = `${env.ISSUER}/register`;
+    const admin = await tlsClient({
+      allowed_scopes: ["tollgate:admin"],
+      default_scopes: ["tollgate:admin"],
+      allowed_audiences: [register],
+    });
+    const { access_token } = await tokenOf(await mtlsTokenRequest(admin.client_id, tlsClientAuth(cert), { resource: register }));
+    const read = (auth: Record<string, unknown> | undefined) =>
+      exports.default.fetch(withCf(`${register}/${encodeURIComponent(admin.client_id)}`, withBearer(access_token), auth));
+    expect((await read(tlsClientAuth(cert))).status).toBe(200);
+    for (const auth of [tlsClientAuth(other), undefined]) expect((await read(auth)).status).toBe(401);
+  });
+});
+
 describe("hexFingerprintToX5t", () => {
   it("turns Cloudflare's hex SHA-256 into the base64url of the same 32 bytes (RFC 8705 §3.1)", async () => {
     const cert = await fakeCertificate();
