@@ -50,7 +50,8 @@ Clients:
   clients create <client_id> --scope "a b" [--default-scope "a"] [--audience URI ...]
                  [--default-audience URI] [--ttl SECONDS] [--name TEXT] [--introspect-any]
                  [--require-dpop] [--json]
-                 [--auth-method client_secret_basic|client_secret_post|private_key_jwt]
+                 [--auth-method client_secret_basic|client_secret_post|private_key_jwt|
+                                tls_client_auth|self_signed_tls_client_auth]
                  private_key_jwt: no secret; its public keys from --jwks-file keys.json or
                  --jwks-uri URL (https), [--allow-token-endpoint-audience] (weaker: README)
                  [--auth-method tls_client_auth --tls-subject "CN=...,O=..."]
@@ -531,8 +532,8 @@ async function applyFile(): Promise<void> {
 
     const kv = await store();
     for (const [id, spec] of creates) {
-      if (spec.token_endpoint_auth_method === "private_key_jwt") {
-        // No secret to hand over: the client's keys are in the file.
+      if (hasNoSecret(spec)) {
+        // No secret to hand over: the client's keys (or its certificate's subject) are in the file.
         await kv.put(clientKey(id), JSON.stringify(createKeyClientRecord(id, changesOf(id, spec), at)));
         continue;
       }

@@ -368,7 +368,8 @@ function validateMutualTLS(v: Record<string, unknown>, out: AuthenticationFields
   const bound = v.tls_client_certificate_bound_access_tokens;
   if (bound !== undefined) {
     if (typeof bound !== "boolean") fail("tls_client_certificate_bound_access_tokens", "must be true or false");
-    out.tls_client_certificate_bound_access_tokens = bound;
+    // Stored only when true: records without it (all older ones) compare equal to one that says false.
+    if (bound) out.tls_client_certificate_bound_access_tokens = true;
   }
   const dn = v.tls_client_auth_subject_dn;
   const method = out.token_endpoint_auth_method;

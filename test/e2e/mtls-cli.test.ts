@@ -104,4 +104,47 @@ describe("tollgate clients create with the RFC 8705 methods", () => {
     const rotate = await runCLI(state, "clients", "rotate-secret", "tls");
     expect(rotate.stderr).toMatch(/has no secret/);
   });
+
+  it("clients files: apply creates an mTLS client (no secret printed), and export → apply of mTLS clients is a no-op", async () => {
+    const state = join(dir, "state3");
+    const toml = join(dir, "clients.toml");
+    writeFileSync(
+      toml,
+      [
+        "[clients.orders-batch]",
+        'allowed_scopes = ["orders:read"]',
+        'token_endpoint_auth_method = "tls_client_auth"',
+        'tls_client_auth_subject_dn = "CN=orders-batch,O=Example Corp,C=DE"',
+        "tls_client_certificate_bound_access_tokens = true",
+        "",
+      ].join("\n"),
+    );
+    const applied = await runCLI(state, "apply", "-f", toml);
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.stdout).not.toContain("client_secret");
+    const certFile = join(dir, "client3.pem");
+    writeFileSync(certFile, CERTIFICATE);
+    const created = await runCLI(
+      state,
+      "clients",
+      "create",
+      "probe",
+      "--scope",
+      "a",
+      "--auth-method",
+      "self_signed_tls_client_auth",
+      "--cert-file",
+      certFile,
+    );
+    expect(created.code, created.stderr).toBe(0);
+    const exported = await runCLI(state, "export");
+    expect(exported.stdout).toContain('tls_client_auth_subject_dn = "CN=orders-batch,O=Example Corp,C=DE"');
+    expect(exported.stdout).toContain("tls_client_certificate_bound_access_tokens = true");
+    expect(exported.stdout).toMatch(/x5c = \["MII/);
+    const exportedFile = join(dir, "exported.toml");
+    writeFileSync(exportedFile, exported.stdout);
+    const again = await runCLI(state, "apply", "-f", exportedFile, "--prune");
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toContain("No changes");
+  });
 });
