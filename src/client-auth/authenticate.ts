@@ -23,7 +23,7 @@ import { invalidClient, parseClientAuthentication, type ClientAuthMethod, type C
 import { authenticateAssertion, type AssertionResult } from "./assertion.ts";
 import { readTokenForm, type TokenForm } from "./form.ts";
 import { authenticateCertificate } from "./certificate.ts";
-import { presentedCertificate } from "../tokens/mtls.ts";
+import { presentedCertificate } from "../http/client-certificate.ts";
 import { activeSecret, type ClientRecord } from "../clients/record.ts";
 import { dummySecretHash, verifyClientSecret } from "../clients/secret.ts";
 import { KV_CACHE_TTL_SECONDS } from "../policy.ts";

@@ -1,13 +1,13 @@
 /**
  * Client authentication by TLS client certificate (RFC 8705 §2), on the certificate Cloudflare's edge
- * reports for the request (src/tokens/mtls.ts): `tls_client_auth`, a certificate the zone's CA
+ * reports for the request (src/http/client-certificate.ts): `tls_client_auth`, a certificate the zone's CA
  * verified, not revoked, with the subject the record names; `self_signed_tls_client_auth`, a
  * certificate whose SHA-256 thumbprint is that of one registered in the record's `jwks` (`x5c`).
  * @see https://www.rfc-editor.org/rfc/rfc8705#section-2
  */
 import type { ClientRecord } from "../clients/record.ts";
 import { encodeBase64Url } from "../clients/secret.ts";
-import type { PresentedCertificate } from "../tokens/mtls.ts";
+import type { PresentedCertificate } from "../http/client-certificate.ts";
 
 export type CertificateResult = { ok: true } | { ok: false; reason: string };
 

@@ -15,7 +15,7 @@ import type { TokenForm } from "../client-auth/form.ts";
 import { adminAudience } from "../tokens/admin.ts";
 import { mintAccessToken } from "../tokens/mint.ts";
 import { DPoPProofError, verifyDPoPProof, type DPoPProof } from "../tokens/dpop.ts";
-import { presentedCertificate } from "../tokens/mtls.ts";
+import { presentedCertificate } from "../http/client-certificate.ts";
 import { usesCertificate } from "../clients/record.ts";
 
 export const token = new Hono<AppEnv>();

@@ -7,7 +7,7 @@
 import { env, exports } from "cloudflare:workers";
 import { decodeJwt, exportJWK, generateKeyPair } from "jose";
 import { describe, expect, it } from "vitest";
-import { hexFingerprintToX5t } from "../../src/tokens/mtls.ts";
+import { hexFingerprintToX5t } from "../../src/http/client-certificate.ts";
 import {
   fakeCertificate,
   mtlsTokenRequest,
