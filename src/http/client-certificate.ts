@@ -3,7 +3,7 @@
  * the one source of the mTLS checks (RFC 8705): client authentication (src/client-auth/certificate.ts)
  * and certificate-bound tokens (src/tokens/mtls.ts). Cloudflare terminates TLS: `request.cf` is set by
  * its edge and no header a client sends reaches it; nothing here reads a header. Under `wrangler dev`
- * it carries no certificate.
+ * it carries no certificate, and a report made up with Miniflare's MF-CF-Blob header is ignored.
  * @see https://developers.cloudflare.com/ssl/client-certificates/client-certificate-variables/
  * @see https://www.rfc-editor.org/rfc/rfc8705#section-3.1
  */
@@ -21,6 +21,8 @@ export interface PresentedCertificate {
 }
 
 const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
+/** The header Miniflare takes a request's `cf` object from (local development only). */
+export const MINIFLARE_CF_HEADER = "MF-CF-Blob";
 
 /** Cloudflare's hex SHA-256 fingerprint as RFC 8705's x5t#S256: the same 32 bytes, base64url. */
 export function hexFingerprintToX5t(hex: string): string {
@@ -37,6 +39,9 @@ export function hexFingerprintToX5t(hex: string): string {
  * values), or a fingerprint that is not 64 hex digits.
  */
 export function presentedCertificate(request: Request): PresentedCertificate | undefined {
+  // Miniflare (wrangler dev, npm start) builds request.cf from this header of whoever calls it; at
+  // Cloudflare's edge it is only a client's header. Either way, a request carrying it made up its report.
+  if (request.headers.has(MINIFLARE_CF_HEADER)) return undefined;
   const auth = (request.cf as { tlsClientAuth?: Record<string, unknown> } | undefined)?.tlsClientAuth;
   if (auth?.certPresented !== "1") return undefined;
   const fingerprint = auth.certFingerprintSHA256;

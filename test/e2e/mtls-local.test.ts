@@ -1,8 +1,8 @@
 /**
  * mTLS under `wrangler dev` (what `npm start` runs): no client certificate reaches the Worker, so a
- * tls_client_auth client cannot authenticate. And what the README warns of: Miniflare takes the
- * request's `cf` object from the `MF-CF-Blob` header of whoever calls the local server, so locally
- * (never at Cloudflare's edge) a caller can make up a certificate report.
+ * tls_client_auth client cannot authenticate. Miniflare takes the request's `cf` object from the
+ * `MF-CF-Blob` header of whoever calls the local server; Tollgate ignores the certificate report of
+ * a request carrying that header (docs/security.md item 37.6).
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -19,7 +19,18 @@ let stateDir: string;
 beforeAll(async () => {
   stateDir = mkdtempSync(join(tmpdir(), "tollgate-e2e-mtls-"));
   worker = await startWorker({ persistTo: stateDir, vars: { SIGNING_KEY: JSON.stringify(await generateSigningKey()) } });
-  const created = await runCLI(stateDir, "clients", "create", "batch", "--scope", "a", "--auth-method", "tls_client_auth", "--tls-subject", SUBJECT);
+  const created = await runCLI(
+    stateDir,
+    "clients",
+    "create",
+    "batch",
+    "--scope",
+    "a",
+    "--auth-method",
+    "tls_client_auth",
+    "--tls-subject",
+    SUBJECT,
+  );
   expect(created.code, created.stderr).toBe(0);
 });
 
@@ -42,7 +53,7 @@ describe("mTLS under wrangler dev", () => {
     expect(((await res.json()) as { error: string }).error).toBe("invalid_client");
   });
 
-  it("takes request.cf from a caller's MF-CF-Blob header (local only: the README says so)", async () => {
+  it("ignores a certificate report made up with Miniflare's MF-CF-Blob header (which sets request.cf locally)", async () => {
     const tlsClientAuth = {
       certPresented: "1",
       certVerified: "SUCCESS",
@@ -51,6 +62,6 @@ describe("mTLS under wrangler dev", () => {
       certFingerprintSHA256: "ab".repeat(32),
     };
     const res = await tokenRequest({ "MF-CF-Blob": JSON.stringify({ tlsClientAuth }) });
-    expect(res.status).toBe(200);
+    expect(res.status).toBe(401);
   });
 });

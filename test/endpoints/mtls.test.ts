@@ -86,6 +86,9 @@ describe("RFC 8705 §2.1: tls_client_auth", () => {
       body,
     });
     await expectInvalidClient(res);
+    // Miniflare's MF-CF-Blob header sets request.cf under wrangler dev: a request carrying it is not believed.
+    const forged = withCf(TOKEN_URL, { method: "POST", headers: { "Content-Type": FORM, "MF-CF-Blob": "{}" }, body }, tlsClientAuth(cert));
+    await expectInvalidClient(await exports.default.fetch(forged));
   });
 
   it("gives no token to a disabled client, nor to a secret client presenting only its client_id and a certificate", async () => {
