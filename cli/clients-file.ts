@@ -19,6 +19,11 @@
  * [clients.deploy-bot]                       # workload identity federation (private_key_jwt, no secret)
  * allowed_scopes = ["deploy"]
  * federated_identity = { issuer = "https://token.actions.githubusercontent.com", subject = "repo:org/app:environment:prod" }
+ *
+ * [clients.orders-batch]                    # RFC 8705 mTLS: the client certificate Cloudflare reports
+ * allowed_scopes = ["orders:read"]
+ * token_endpoint_auth_method = "tls_client_auth"
+ * tls_client_auth_subject_dn = "CN=orders-batch,O=Example Corp,C=DE"
  * ```
  */
 import {
@@ -52,6 +57,9 @@ export interface ClientSpec {
   dpop_bound_access_tokens?: boolean;
   /** Workload identity federation; implies token_endpoint_auth_method private_key_jwt. */
   federated_identity?: Record<string, unknown>;
+  // Mutual TLS (RFC 8705).
+  tls_client_auth_subject_dn?: string;
+  tls_client_certificate_bound_access_tokens?: boolean;
 }
 
 /** The fields a plan compares and an update may change, in the order they are shown. */
@@ -70,6 +78,8 @@ const MANAGED_FIELDS = [
   "allow_token_endpoint_audience",
   "dpop_bound_access_tokens",
   "federated_identity",
+  "tls_client_auth_subject_dn",
+  "tls_client_certificate_bound_access_tokens",
 ] as const;
 type ManagedField = (typeof MANAGED_FIELDS)[number];
 
@@ -109,6 +119,8 @@ const FIELD_CHECKS: Record<ManagedField, (v: unknown) => string | undefined> = {
   dpop_bound_access_tokens: (v) => (typeof v === "boolean" ? undefined : "must be true or false"),
   // Its parts are checked by the record's rules (validateFederatedIdentity).
   federated_identity: (v) => (typeof v === "object" && v !== null && !Array.isArray(v) ? undefined : "must be a table"),
+  tls_client_auth_subject_dn: (v) => (typeof v === "string" ? undefined : "must be a string"),
+  tls_client_certificate_bound_access_tokens: (v) => (typeof v === "boolean" ? undefined : "must be true or false"),
 };
 
 /** The complete change set that turns any record of this id into what the file says. */
@@ -123,6 +135,7 @@ export function changesOf(clientId: string, spec: ClientSpec): ClientChanges {
     disabled: spec.disabled ?? false,
     introspect_any: spec.introspect_any ?? false,
     dpop_bound_access_tokens: spec.dpop_bound_access_tokens ?? false,
+    tls_client_certificate_bound_access_tokens: spec.tls_client_certificate_bound_access_tokens ?? false,
     ...authenticationChanges(spec),
   };
 }
@@ -137,6 +150,7 @@ function authenticationChanges(spec: ClientSpec): ClientChanges {
   if (spec.token_endpoint_auth_method === "private_key_jwt")
     changes.allow_token_endpoint_audience = spec.allow_token_endpoint_audience ?? false;
   else if (spec.allow_token_endpoint_audience !== undefined) changes.allow_token_endpoint_audience = spec.allow_token_endpoint_audience;
+  if (spec.tls_client_auth_subject_dn !== undefined) changes.tls_client_auth_subject_dn = spec.tls_client_auth_subject_dn;
   return changes;
 }
 
@@ -226,13 +240,13 @@ export function diffRecords(current: ClientRecord, next: ClientRecord): FieldCha
   }));
 }
 
-/** A JWK Set as a TOML inline table: `{ keys = [{ kty = "EC", ... }] }` (every member a string). */
+/** A JWK Set as a TOML inline table: `{ keys = [{ kty = "EC", ... }] }` (every member a string, `x5c` an array of them). */
 function tomlJWKS(jwks: ClientJWKS): string {
-  const key = (jwk: Record<string, string>) =>
+  const key = (jwk: Record<string, TOMLValue>) =>
     `{ ${Object.entries(jwk)
       .map(([k, v]) => `${tomlKey(k)} = ${tomlValue(v)}`)
       .join(", ")} }`;
-  return `{ keys = [${jwks.keys.map((k) => key(k as unknown as Record<string, string>)).join(", ")}] }`;
+  return `{ keys = [${jwks.keys.map((k) => key(k as unknown as Record<string, TOMLValue>)).join(", ")}] }`;
 }
 
 /** The registry as a clients file: only what differs from `clients create`'s defaults, never a hash. */
@@ -264,6 +278,8 @@ export function formatClientsFile(records: ClientRecord[]): string {
         { issuer, subject, ...(Object.keys(claims).length > 0 ? { claims } : {}), ...(audience === null ? {} : { audience }) },
       ]);
     }
+    if (r.tls_client_auth_subject_dn !== undefined) fields.push(["tls_client_auth_subject_dn", r.tls_client_auth_subject_dn]);
+    if (r.tls_client_certificate_bound_access_tokens) fields.push(["tls_client_certificate_bound_access_tokens", true]);
     const body = fields.map(([k, v]) => `${k} = ${tomlValue(v)}`);
     if (r.jwks !== undefined) body.push(`jwks = ${tomlJWKS(r.jwks)}`);
     lines.push(`[clients.${tomlKey(r.client_id)}]`, ...body, "");

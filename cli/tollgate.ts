@@ -12,9 +12,11 @@ import {
   ClientRecordError,
   clientKey,
   describeClient,
+  hasNoSecret,
   isValidAudience,
   isValidClientId,
   isWellFormedClientId,
+  usesAssertion,
   validateClientRecord,
   TOKEN_ENDPOINT_AUTH_METHODS,
   type ClientRecord,
@@ -35,6 +37,7 @@ import { DEFAULT_ROTATE_IN_SECONDS, GENERATION_PROPAGATION_SECONDS, generationRe
 import { DEFAULT_MAX_ACCESS_TOKEN_TTL } from "../src/policy.ts";
 import { findTrustedIssuer, parseTrustedIssuers } from "../src/trusted-issuers.ts";
 import { rotationTime } from "./clock.ts";
+import { certificateJWK } from "./certificate.ts";
 import { changesOf, creationFields, diffRecords, formatClientsFile, parseClientsFile, type FieldChange } from "./clients-file.ts";
 import { configPath, readWranglerSettings } from "./config.ts";
 import { localStateDir, openStore, type KVStore, type KVTarget } from "./kv.ts";
@@ -48,7 +51,8 @@ Clients:
   clients create <client_id> --scope "a b" [--default-scope "a"] [--audience URI ...]
                  [--default-audience URI] [--ttl SECONDS] [--name TEXT] [--introspect-any]
                  [--require-dpop] [--json]
-                 [--auth-method client_secret_basic|client_secret_post|private_key_jwt]
+                 [--auth-method client_secret_basic|client_secret_post|private_key_jwt|
+                                tls_client_auth|self_signed_tls_client_auth]
                  private_key_jwt: no secret; its public keys from --jwks-file keys.json or
                  --jwks-uri URL (https), [--allow-token-endpoint-audience] (weaker: README)
   clients create <client_id> --scope "a b" ... --federated-issuer URL --federated-subject SUB
@@ -56,6 +60,10 @@ Clients:
                                      a workload-identity client (private_key_jwt, no secret): it presents
                                      its platform's token (GitHub Actions, Kubernetes) issued by a
                                      TRUSTED_ISSUERS issuer
+                 [--auth-method tls_client_auth --tls-subject "CN=...,O=..."]
+                 [--auth-method self_signed_tls_client_auth --cert-file client.pem ...]
+                 mTLS (RFC 8705): no secret; the certificate Cloudflare's edge reports (README)
+                 [--certificate-bound]: tokens bound to the client certificate presented at /token
   clients list [--json]
   clients show <client_id> [--json]
   clients update <client_id> [--scope ...] [--default-scope ...] [--audience URI ...]
@@ -64,6 +72,7 @@ Clients:
                  [--jwks-file FILE | --jwks-uri URL] [--[no-]allow-token-endpoint-audience]
                  [--federated-issuer URL] [--federated-subject SUB] [--federated-claim NAME=VALUE ...]
                  [--federated-audience AUD|default]  (replace the given parts of its federated identity)
+                 [--tls-subject DN] [--cert-file FILE ...] [--certificate-bound | --no-certificate-bound]
                  --introspect-any: the client may introspect every client's tokens (POST /introspect)
                  --require-dpop: /token refuses the client without a DPoP proof (RFC 9449 §5.2)
   clients disable <client_id>        clients enable <client_id>
@@ -124,6 +133,10 @@ const OPTIONS = {
   "no-allow-token-endpoint-audience": { type: "boolean" },
   "require-dpop": { type: "boolean" },
   "no-require-dpop": { type: "boolean" },
+  "tls-subject": { type: "string" },
+  "cert-file": { type: "string", multiple: true },
+  "certificate-bound": { type: "boolean" },
+  "no-certificate-bound": { type: "boolean" },
   file: { type: "string", short: "f" },
   "dry-run": { type: "boolean", default: false },
   prune: { type: "boolean", default: false },
@@ -261,7 +274,27 @@ function authenticationOptions(): ClientChanges {
     throw new UsageError("--allow-token-endpoint-audience and --no-allow-token-endpoint-audience exclude each other");
   if (opts["allow-token-endpoint-audience"]) changes.allow_token_endpoint_audience = true;
   if (opts["no-allow-token-endpoint-audience"]) changes.allow_token_endpoint_audience = false;
-  return changes;
+  return { ...changes, ...mutualTLSOptions(changes) };
+}
+
+/** RFC 8705: --tls-subject, --cert-file (self-signed certificates, as jwks with x5c), --[no-]certificate-bound. */
+function mutualTLSOptions(changes: ClientChanges): ClientChanges {
+  const mtls: ClientChanges = {};
+  if (opts["tls-subject"] !== undefined) mtls.tls_client_auth_subject_dn = opts["tls-subject"];
+  if (opts["cert-file"] !== undefined) {
+    if (changes.jwks !== undefined || changes.jwks_uri !== undefined)
+      throw new UsageError("--cert-file excludes --jwks-file and --jwks-uri");
+    try {
+      mtls.jwks = { keys: opts["cert-file"].map(certificateJWK) };
+    } catch (error) {
+      throw new UsageError((error as Error).message);
+    }
+  }
+  if (opts["certificate-bound"] && opts["no-certificate-bound"])
+    throw new UsageError("--certificate-bound and --no-certificate-bound exclude each other");
+  if (opts["certificate-bound"]) mtls.tls_client_certificate_bound_access_tokens = true;
+  if (opts["no-certificate-bound"]) mtls.tls_client_certificate_bound_access_tokens = false;
+  return mtls;
 }
 
 /**
@@ -393,15 +426,17 @@ const clientCommands: Record<string, Command> = {
       changes.federated_identity = federated;
       changes.token_endpoint_auth_method ??= "private_key_jwt";
     }
-    if (changes.token_endpoint_auth_method === "private_key_jwt") {
-      // RFC 7523 §2.2: the client's keys are its credentials; no secret is made or shown.
+    if (hasNoSecret({ token_endpoint_auth_method: changes.token_endpoint_auth_method })) {
+      // RFC 7523 §2.2, RFC 8705 §2: the client's keys, platform token or certificate are its credentials; no secret is made or shown.
       const record = createKeyClientRecord(id, changes, now());
       if (federated !== undefined) warnUntrustedIssuer(federated.issuer);
       await writeNewClient(record);
       const how =
-        federated === undefined
-          ? "the client signs assertions with its private key."
-          : `the client presents its platform's token from ${federated.issuer} (README, "Workload identity federation").`;
+        federated !== undefined
+          ? `the client presents its platform's token from ${federated.issuer} (README, "Workload identity federation").`
+          : usesAssertion(record)
+            ? "the client signs assertions with its private key."
+            : "the client presents its TLS client certificate.";
       print(describeClient(record), `${summary(record)}\n\nNo secret: ${how}`);
       return;
     }
@@ -575,8 +610,8 @@ async function applyFile(): Promise<void> {
 
     const kv = await store();
     for (const [id, spec] of creates) {
-      if (spec.token_endpoint_auth_method === "private_key_jwt") {
-        // No secret to hand over: the client's keys are in the file.
+      if (hasNoSecret(spec)) {
+        // No secret to hand over: the client's keys (or its certificate's subject) are in the file.
         await kv.put(clientKey(id), JSON.stringify(createKeyClientRecord(id, changesOf(id, spec), at)));
         continue;
       }

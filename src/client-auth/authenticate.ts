@@ -5,8 +5,8 @@
  * failure against the client and address.
  *
  * Read top to bottom: authenticateFormRequest parses the credentials (form.ts, credentials.ts); a
- * client assertion goes to authenticateAssertionRequest (assertion.ts, jti-guard.ts; federation.ts for
- * a workload-identity client); a secret tries
+ * client assertion goes to authenticateByRecord (assertion.ts, jti-guard.ts; federation.ts for a
+ * workload-identity client), as does a client_id alone (certificate.ts, RFC 8705); a secret tries
  * the warm path (rememberedClient: warm-records.ts, warm-secrets.ts), then the cold path
  * (authenticateClient: clients/store.ts, clients/secret.ts); both count a failure (failures.ts).
  * Every helper is called from here, none through another.
@@ -29,6 +29,8 @@ import {
 import { authenticateAssertion, type AssertionResult } from "./assertion.ts";
 import { verifyFederatedAssertion } from "./federation.ts";
 import { readTokenForm, type TokenForm } from "./form.ts";
+import { authenticateCertificate } from "./certificate.ts";
+import { presentedCertificate } from "../http/client-certificate.ts";
 import { activeSecret, type ClientRecord } from "../clients/record.ts";
 import { dummySecretHash, verifyClientSecret } from "../clients/secret.ts";
 import { KV_CACHE_TTL_SECONDS } from "../policy.ts";
@@ -70,8 +72,8 @@ export async function authenticateFormRequest<T>(
   const failures = failureKey(credentials.clientId, address);
   checkFailureBlock(failures);
   const prepared = await prepare(form);
-  if (credentials.method === "private_key_jwt") {
-    return authenticateAssertionRequest(credentials, env, realm, failures, { form, prepared });
+  if (credentials.method === "private_key_jwt" || credentials.method === "certificate") {
+    return authenticateByRecord(credentials, request, env, realm, failures, { form, prepared });
   }
 
   // The warm path: this secret authenticated this client here within CLIENT_CACHE_SECONDS.
@@ -104,17 +106,19 @@ export async function authenticateFormRequest<T>(
 }
 
 /**
- * A client assertion (RFC 7523 §2.2), one check at a time per client and address like a secret, each
- * failure counted the same way and answered with the same 401 invalid_client. The record comes from
- * this isolate's memory (warm-records.ts, CLIENT_CACHE_SECONDS) or KV; the warm secret cache has no
- * part here: every assertion is verified and spends its jti.
+ * A client assertion (RFC 7523 §2.2) or a TLS client certificate (RFC 8705 §2), one check at a time
+ * per client and address like a secret, each failure counted the same way and answered with the same
+ * 401 invalid_client. The record comes from this isolate's memory (warm-records.ts,
+ * CLIENT_CACHE_SECONDS) or KV; the warm secret cache has no part here: every assertion is verified
+ * and spends its jti, every certificate is checked.
  */
-async function authenticateAssertionRequest<T>(
-  credentials: Extract<ClientCredentials, { method: "private_key_jwt" }>,
+async function authenticateByRecord<T>(
+  credentials: Extract<ClientCredentials, { method: "private_key_jwt" | "certificate" }>,
+  request: Request,
   env: Env,
   realm: string,
   failures: string,
-  request: { form: TokenForm; prepared: T },
+  rest: { form: TokenForm; prepared: T },
 ): Promise<AuthenticatedRequest<T>> {
   return oneCheckAtATime(failures, async () => {
     checkFailureBlock(failures);
@@ -124,17 +128,23 @@ async function authenticateAssertionRequest<T>(
     const record = remembered ?? (await loadClient(env.CLIENTS, credentials.clientId, { cacheTtl: KV_CACHE_TTL_SECONDS }));
     // A workload-identity client's assertion is its platform's token, whose sub is the workload;
     // any other client's assertion names the client itself as its sub.
-    if (!record?.federated_identity && credentials.clientId !== credentials.subject) throw clientIdNotSubject();
-    const auth: AssertionResult = record?.federated_identity
-      ? await authenticateFederatedClient(record, credentials.assertion, env, now)
-      : await authenticateAssertion(record, credentials.assertion, env, now);
+    if (credentials.method === "private_key_jwt" && !record?.federated_identity && credentials.clientId !== credentials.subject)
+      throw clientIdNotSubject();
+    const auth: AssertionResult =
+      credentials.method === "certificate"
+        ? await authenticateCertificate(record, presentedCertificate(request))
+        : record?.federated_identity
+          ? await authenticateFederatedClient(record, credentials.assertion, env, now)
+          : await authenticateAssertion(record, credentials.assertion, env, now);
     if (!auth.ok) {
       await countFailure(env.TOKEN_FAILURE_LIMITER, failures);
       throw invalidClient(realm, `${auth.reason} (client_id ${JSON.stringify(credentials.clientId)})`, credentials.method);
     }
     // A remembered record keeps the time it was read: using it must not extend its life.
     if (!remembered) rememberClient(record!, readAt);
-    return { client: record!, method: credentials.method, ...request, now };
+    // A certificate authenticated the method the record names (certificate.ts checked it is one of the two).
+    const method = credentials.method === "certificate" ? (record!.token_endpoint_auth_method as ClientAuthMethod) : credentials.method;
+    return { client: record!, method, ...rest, now };
   });
 }
 

@@ -1,6 +1,7 @@
 /**
  * Which client a token request claims to be, and what it presents: a secret (`client_secret_basic`
- * or `client_secret_post`) or a signed assertion (`private_key_jwt`), exactly one of them.
+ * or `client_secret_post`), a signed assertion (`private_key_jwt`), or its client_id alone, for the
+ * TLS client certificate to decide (RFC 8705 §2), exactly one of them.
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1
  * @see https://www.rfc-editor.org/rfc/rfc7521#section-4.2
  */
@@ -8,7 +9,12 @@ import { decodeJwt } from "jose";
 import { basicChallenge, OAuthError } from "../http/errors.ts";
 import { utf8, type TokenForm } from "./form.ts";
 
-export type ClientAuthMethod = "client_secret_basic" | "client_secret_post" | "private_key_jwt";
+export type ClientAuthMethod =
+  | "client_secret_basic"
+  | "client_secret_post"
+  | "private_key_jwt"
+  | "tls_client_auth"
+  | "self_signed_tls_client_auth";
 
 export type ClientCredentials =
   | { method: "client_secret_basic" | "client_secret_post"; clientId: string; clientSecret: string }
@@ -17,7 +23,12 @@ export type ClientCredentials =
    * `sub` (`subject`); they differ only for a workload-identity client, whose assertion is its
    * platform's token naming the workload (authenticate.ts refuses the difference for any other).
    */
-  | { method: "private_key_jwt"; clientId: string; assertion: string; subject: string };
+  | { method: "private_key_jwt"; clientId: string; assertion: string; subject: string }
+  /**
+   * RFC 8705 §2: client_id alone in the body; the record says which certificate method applies, and
+   * the certificate the edge reports decides (certificate.ts). Any other client fails there.
+   */
+  | { method: "certificate"; clientId: string };
 
 /** RFC 7523 §2.2: the one client_assertion_type Tollgate accepts. */
 export const JWT_BEARER_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -44,9 +55,9 @@ function malformedBasic(): OAuthError {
  * one, oauth4webapi reports a WWWAuthenticateChallengeError instead of the body's invalid_client.
  * @see https://www.rfc-editor.org/rfc/rfc6749#section-5.2
  */
-export function invalidClient(realm: string, reason: string, method: ClientAuthMethod | undefined): OAuthError {
+export function invalidClient(realm: string, reason: string, method: ClientAuthMethod | "certificate" | undefined): OAuthError {
   return new OAuthError("invalid_client", "client authentication failed", {
-    headers: method === "client_secret_post" || method === "private_key_jwt" ? {} : { "WWW-Authenticate": basicChallenge(realm) },
+    headers: method === "client_secret_basic" || method === undefined ? { "WWW-Authenticate": basicChallenge(realm) } : {},
     reason,
   });
 }
@@ -123,6 +134,6 @@ export function parseClientAuthentication(headers: Headers, form: TokenForm, rea
     throw new OAuthError("invalid_request", "client_secret was sent without client_id");
   }
   if (postId === undefined) throw invalidClient(realm, "no client authentication", undefined);
-  if (postSecret === undefined) throw invalidClient(realm, "client_id without client_secret", "client_secret_post");
+  if (postSecret === undefined) return { method: "certificate", clientId: postId };
   return { method: "client_secret_post", clientId: postId, clientSecret: postSecret };
 }

@@ -27,6 +27,11 @@ export interface ClientPublicJWK {
   y?: string;
   n?: string;
   e?: string;
+  /**
+   * RFC 7517 §4.7: the key's certificate (chain), standard base64 DER. A self_signed_tls_client_auth
+   * client registers its certificate here (RFC 8705 §2.2); /token hashes the first entry.
+   */
+  x5c?: string[];
 }
 
 export interface ClientJWKS {
@@ -87,6 +92,8 @@ export function publicKeyProblem(value: unknown): string | undefined {
   if (jwk.kid !== undefined && (typeof jwk.kid !== "string" || jwk.kid.length === 0 || jwk.kid.length > 256))
     return "kid must be a string of 1-256 characters";
   if (jwk.use !== undefined && jwk.use !== "sig") return 'use must be "sig"';
+  const chain = certificateChainProblem(jwk.x5c);
+  if (chain) return chain;
   if (jwk.alg !== undefined) {
     const fits = ALGORITHM_KEY[jwk.alg as (typeof ASSERTION_ALGORITHMS)[number]];
     if (!fits) return `alg ${JSON.stringify(jwk.alg)} is not one of ${ASSERTION_ALGORITHMS.join(", ")}`;
@@ -118,9 +125,26 @@ export function parseClientJWKS(value: unknown): ClientJWKS {
       const kept: Record<string, string> = {};
       for (const member of ["kty", "kid", "alg", "use", "crv", "x", "y", "n", "e"])
         if (jwk[member] !== undefined) kept[member] = jwk[member]!;
-      return kept as unknown as ClientPublicJWK;
+      const x5c = (key as { x5c?: string[] }).x5c;
+      return (x5c === undefined ? kept : { ...kept, x5c: [...x5c] }) as unknown as ClientPublicJWK;
     }),
   };
+}
+
+/** At most this many certificates in one key's x5c, each at most this many base64 characters. */
+export const MAX_X5C_CERTIFICATES = 3;
+export const MAX_X5C_CERTIFICATE_CHARS = 8192;
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Why an `x5c` member (RFC 7517 §4.7: an array of standard base64 DER certificates) is not one; undefined when it is or is absent. */
+function certificateChainProblem(x5c: unknown): string | undefined {
+  if (x5c === undefined) return undefined;
+  if (!Array.isArray(x5c) || x5c.length === 0 || x5c.length > MAX_X5C_CERTIFICATES)
+    return `x5c must be an array of 1 to ${MAX_X5C_CERTIFICATES} certificates`;
+  for (const cert of x5c)
+    if (typeof cert !== "string" || cert === "" || cert.length > MAX_X5C_CERTIFICATE_CHARS || !BASE64.test(cert))
+      return `x5c entries must be standard base64 DER certificates of at most ${MAX_X5C_CERTIFICATE_CHARS} characters`;
+  return undefined;
 }
 
 /**

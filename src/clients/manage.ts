@@ -7,7 +7,7 @@ import {
   generateInstanceId,
   isValidClientId,
   parseScope,
-  usesAssertion,
+  hasNoSecret,
   validateClientRecord,
   validateFederatedIdentity,
   type ClientRecord,
@@ -39,6 +39,11 @@ export interface ClientChanges {
   dpop_bound_access_tokens?: boolean;
   /** Workload identity federation (record.ts, FederatedIdentity): replaces jwks and jwks_uri (and they replace it). */
   federated_identity?: unknown;
+  // --- Mutual TLS (RFC 8705) ---
+  /** tls_client_auth: the certificate subject DN (RFC 4514 string, as Cloudflare reports it). */
+  tls_client_auth_subject_dn?: string;
+  /** RFC 8705 §3.4: bind every token to the client certificate presented at /token. */
+  tls_client_certificate_bound_access_tokens?: boolean;
 }
 
 /** How a new secret is hashed: PBKDF2_ITERATIONS of the Worker that will verify it. */
@@ -82,6 +87,9 @@ function apply(record: ClientRecord, changes: ClientChanges): ClientRecord {
   if (changes.introspect_any !== undefined) next.introspect_any = changes.introspect_any;
   applyKeys(next, changes);
   if (changes.dpop_bound_access_tokens !== undefined) next.dpop_bound_access_tokens = changes.dpop_bound_access_tokens;
+  if (changes.tls_client_auth_subject_dn !== undefined) next.tls_client_auth_subject_dn = changes.tls_client_auth_subject_dn;
+  if (changes.tls_client_certificate_bound_access_tokens !== undefined)
+    next.tls_client_certificate_bound_access_tokens = changes.tls_client_certificate_bound_access_tokens;
   return next;
 }
 
@@ -89,8 +97,8 @@ function apply(record: ClientRecord, changes: ClientChanges): ClientRecord {
 function applyKeys(next: ClientRecord, changes: ClientChanges): void {
   if (changes.token_endpoint_auth_method !== undefined && changes.token_endpoint_auth_method !== next.token_endpoint_auth_method) {
     const from = next.token_endpoint_auth_method ?? "client_secret_basic";
-    // Between the two secret methods nothing changes (a secret is sent either way); to or from an assertion it would.
-    if (usesAssertion(next) || changes.token_endpoint_auth_method === "private_key_jwt")
+    // Between the two secret methods nothing changes (a secret is sent either way); to or from an assertion or a certificate it would.
+    if (hasNoSecret(next) || hasNoSecret({ token_endpoint_auth_method: changes.token_endpoint_auth_method }))
       throw new ClientRecordError(
         `token_endpoint_auth_method: ${from} cannot change to ${changes.token_endpoint_auth_method}; create a new client`,
       );
@@ -165,7 +173,8 @@ export async function createClientRecord(
   { iterations = DEFAULT_PBKDF2_ITERATIONS }: SecretOptions = {},
 ): Promise<{ record: ClientRecord; clientSecret: string }> {
   const method = changes.token_endpoint_auth_method ?? "client_secret_basic";
-  if (method === "private_key_jwt") throw new ClientRecordError("token_endpoint_auth_method: a private_key_jwt client has no secret");
+  if (hasNoSecret({ token_endpoint_auth_method: method }))
+    throw new ClientRecordError(`token_endpoint_auth_method: a ${method} client has no secret`);
   const draft = draftClientRecord(clientId, changes, now, method);
   const { id, secret } = generateClientSecret();
   draft.secrets = [{ id, hash: await hashClientSecret(secret, iterations), created_at: now, expires_at: null }];
@@ -173,11 +182,16 @@ export async function createClientRecord(
 }
 
 /**
- * A new private_key_jwt client (RFC 7523 §2.2): no secret at all, its public keys in `changes.jwks`
- * or at `changes.jwks_uri`, or its platform's token as its assertion (`changes.federated_identity`).
+ * A new client without a secret: private_key_jwt (RFC 7523 §2.2), its public keys in `changes.jwks`
+ * or at `changes.jwks_uri`, or its platform's token as its assertion (`changes.federated_identity`);
+ * or, when `changes.token_endpoint_auth_method` names one, an RFC 8705 client: tls_client_auth with
+ * `changes.tls_client_auth_subject_dn`, self_signed_tls_client_auth with its certificates in `changes.jwks`.
  */
 export function createKeyClientRecord(clientId: string, changes: ClientChanges, now: number): ClientRecord {
-  return validateClientRecord(draftClientRecord(clientId, changes, now, "private_key_jwt"));
+  const method = changes.token_endpoint_auth_method ?? "private_key_jwt";
+  if (!hasNoSecret({ token_endpoint_auth_method: method }))
+    throw new ClientRecordError(`token_endpoint_auth_method: a ${method} client has a secret`);
+  return validateClientRecord(draftClientRecord(clientId, changes, now, method));
 }
 
 /**
@@ -208,8 +222,8 @@ export async function rotateClientSecret(
   { iterations = DEFAULT_PBKDF2_ITERATIONS }: SecretOptions = {},
 ): Promise<{ record: ClientRecord; clientSecret: string; secretId: string }> {
   if (!Number.isSafeInteger(graceSeconds) || graceSeconds < 0) throw new ClientRecordError("grace: must be whole seconds >= 0");
-  if (usesAssertion(record))
-    throw new ClientRecordError(`secret: ${record.client_id} authenticates with private_key_jwt and has no secret`);
+  if (hasNoSecret(record))
+    throw new ClientRecordError(`secret: ${record.client_id} authenticates with ${record.token_endpoint_auth_method} and has no secret`);
   const { id, secret } = generateClientSecret();
   const until = now + graceSeconds;
   const kept = record.secrets

@@ -74,11 +74,42 @@ export interface ClientRecord {
   allow_token_endpoint_audience?: boolean;
   /** Workload identity federation: the external issuer and subject whose tokens authenticate this client. */
   federated_identity?: FederatedIdentity;
+  // --- Mutual TLS (RFC 8705; docs/storage.md) ---
+  /**
+   * RFC 8705 §2.1.2: a `tls_client_auth` client's certificate subject, compared exactly with the
+   * RFC 2253 string Cloudflare reports (`request.cf.tlsClientAuth.certSubjectDNRFC2253`).
+   */
+  tls_client_auth_subject_dn?: string;
+  /**
+   * RFC 8705 §3.4: every token of this client is bound to the certificate it presented at /token
+   * (`cnf.x5t#S256`), and a request without one is refused. An mTLS-authenticated client's tokens
+   * are bound whatever this says. Absent: false.
+   */
+  tls_client_certificate_bound_access_tokens?: boolean;
 }
 
-export const TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"] as const;
+export const TOKEN_ENDPOINT_AUTH_METHODS = [
+  "client_secret_basic",
+  "client_secret_post",
+  "private_key_jwt",
+  "tls_client_auth",
+  "self_signed_tls_client_auth",
+] as const;
 export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
 
+/** RFC 8705 §2: the two methods where the client certificate presented at the edge is the credential. */
+export const CERTIFICATE_AUTH_METHODS = ["tls_client_auth", "self_signed_tls_client_auth"] as const;
+export type CertificateAuthMethod = (typeof CERTIFICATE_AUTH_METHODS)[number];
+
+/** Whether a client authenticates with its TLS client certificate (and so has no secret). */
+export function usesCertificate(record: Pick<ClientRecord, "token_endpoint_auth_method">): boolean {
+  return (CERTIFICATE_AUTH_METHODS as readonly unknown[]).includes(record.token_endpoint_auth_method);
+}
+
+/** Whether a client has no secret: it authenticates with an assertion or a certificate. */
+export function hasNoSecret(record: Pick<ClientRecord, "token_endpoint_auth_method">): boolean {
+  return usesAssertion(record) || usesCertificate(record);
+}
 /** Whether a client authenticates with a signed assertion (and so has no secret). */
 export function usesAssertion(record: Pick<ClientRecord, "token_endpoint_auth_method">): boolean {
   return record.token_endpoint_auth_method === "private_key_jwt";
@@ -257,7 +288,13 @@ export function validateClientRecord(value: unknown): ClientRecord {
 
 type AuthenticationFields = Pick<
   ClientRecord,
-  "token_endpoint_auth_method" | "jwks" | "jwks_uri" | "allow_token_endpoint_audience" | "federated_identity"
+  | "token_endpoint_auth_method"
+  | "jwks"
+  | "jwks_uri"
+  | "allow_token_endpoint_audience"
+  | "federated_identity"
+  | "tls_client_auth_subject_dn"
+  | "tls_client_certificate_bound_access_tokens"
 >;
 
 /**
@@ -291,6 +328,7 @@ function validateAuthentication(v: Record<string, unknown>, secretCount: number)
   }
   if (v.federated_identity !== undefined) out.federated_identity = validateFederatedIdentity(v.federated_identity);
   const sources = [out.jwks && "jwks", out.jwks_uri && "jwks_uri", out.federated_identity && "federated_identity"].filter(Boolean);
+  if (validateMutualTLS(v, out, secretCount)) return out;
   if (method === "private_key_jwt") {
     out.allow_token_endpoint_audience ??= false;
     if (secretCount > 0) fail("secrets", "a private_key_jwt client has no secrets");
@@ -300,6 +338,51 @@ function validateAuthentication(v: Record<string, unknown>, secretCount: number)
     if (out.allow_token_endpoint_audience) fail("allow_token_endpoint_audience", "applies to private_key_jwt clients only");
   }
   return out;
+}
+
+/** Longest subject DN a tls_client_auth record may name (X.509 names are far shorter in practice). */
+export const MAX_SUBJECT_DN_LENGTH = 1024;
+
+/**
+ * RFC 8705 §2: the mTLS fields. `tls_client_certificate_bound_access_tokens` is any client's; a
+ * `tls_client_auth` client names its subject DN and has no secret and no keys; a
+ * `self_signed_tls_client_auth` client has no secret and an inline `jwks` whose every key carries
+ * its certificate (`x5c`, the first entry hashed at /token). Returns true when the method is one of
+ * these two (and everything about it was checked here), false otherwise.
+ */
+function validateMutualTLS(v: Record<string, unknown>, out: AuthenticationFields, secretCount: number): boolean {
+  const bound = v.tls_client_certificate_bound_access_tokens;
+  if (bound !== undefined) {
+    if (typeof bound !== "boolean") fail("tls_client_certificate_bound_access_tokens", "must be true or false");
+    // Stored only when true: records without it (all older ones) compare equal to one that says false.
+    if (bound) out.tls_client_certificate_bound_access_tokens = true;
+  }
+  const dn = v.tls_client_auth_subject_dn;
+  const method = out.token_endpoint_auth_method;
+  if (dn !== undefined) {
+    if (method !== "tls_client_auth") fail("tls_client_auth_subject_dn", "applies to tls_client_auth clients only");
+    const control = (text: string) => [...text].some((ch) => ch < " " || ch === "\x7f");
+    if (typeof dn !== "string" || dn.trim() === "" || dn.length > MAX_SUBJECT_DN_LENGTH || control(dn))
+      fail(
+        "tls_client_auth_subject_dn",
+        `must be a distinguished name (RFC 4514) of 1-${MAX_SUBJECT_DN_LENGTH} characters without control characters`,
+      );
+    out.tls_client_auth_subject_dn = dn;
+  }
+  if (method !== "tls_client_auth" && method !== "self_signed_tls_client_auth") return false;
+  if (secretCount > 0) fail("secrets", `a ${method} client has no secrets`);
+  if (out.jwks_uri || out.federated_identity) fail(out.jwks_uri ? "jwks_uri" : "federated_identity", `a ${method} client has none`);
+  if (out.allow_token_endpoint_audience) fail("allow_token_endpoint_audience", "applies to private_key_jwt clients only");
+  if (method === "tls_client_auth") {
+    if (out.tls_client_auth_subject_dn === undefined) fail("tls_client_auth_subject_dn", "a tls_client_auth client needs one");
+    if (out.jwks) fail("jwks", "only a private_key_jwt or self_signed_tls_client_auth client has keys");
+  } else {
+    if (!out.jwks) fail("jwks", "a self_signed_tls_client_auth client needs its certificates (x5c) in jwks");
+    out.jwks.keys.forEach((key, i) => {
+      if (!key.x5c) fail(`jwks.keys[${i}]`, "a self_signed_tls_client_auth key must carry its certificate in x5c");
+    });
+  }
+  return true;
 }
 
 /** The record as shown to operators: secrets by id and age, never their hashes. */

@@ -17,6 +17,7 @@ import { checkScopes, extractBearerToken, verifyAccessToken } from "../tokens/ve
 import { checkDPoPBinding, extractDPoPToken } from "../tokens/dpop.ts";
 import { SELF_ONLY } from "../gateway/external-issuers.ts";
 import { issuerForToken, verifyExternalToken } from "../tokens/external.ts";
+import { checkCertificateBinding } from "../tokens/mtls.ts";
 
 export interface AccessTokenRequirement {
   /** The audience the token must carry (RFC 8707). */
@@ -71,6 +72,8 @@ export function requireAccessToken(requirement: AccessTokenRequirement): Middlew
       const url = c.get("gatewayRoute")?.url.href ?? c.req.raw.url;
       await checkDPoPBinding(headers, c.req.raw.method, url, token, bearer === undefined, claims);
     }
+    // RFC 8705 §3: a certificate-bound token only with that certificate, as the edge reports it (no work without cnf).
+    if (claims.cnf?.["x5t#S256"] !== undefined) checkCertificateBinding(c.req.raw, claims);
     if (external !== undefined) {
       // No status check: revocation and client records are Tollgate's own tokens' only.
       checkScopes(claims, requirement.scopes(c));

@@ -8,9 +8,13 @@ import { OAuthError } from "../http/errors.ts";
 import { METADATA_MAX_AGE } from "../policy.ts";
 import { ASSERTION_ALGORITHMS } from "../clients/client-keys.ts";
 import { DPOP_SIGNING_ALGS } from "../tokens/dpop.ts";
+import { TOKEN_ENDPOINT_AUTH_METHODS } from "../clients/record.ts";
 
-/** RFC 8414 §2: every endpoint authenticates clients the same way, by secret or by assertion (RFC 7523 §2.2). */
-const AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
+/**
+ * RFC 8414 §2: every endpoint authenticates clients the same way, by secret, by assertion (RFC 7523
+ * §2.2) or by TLS client certificate (RFC 8705 §2).
+ */
+const AUTH_METHODS = [...TOKEN_ENDPOINT_AUTH_METHODS];
 const AUTH_SIGNING_ALGS = [...ASSERTION_ALGORITHMS];
 
 export const metadata = new Hono<{ Bindings: Env }>();
@@ -40,6 +44,9 @@ metadata.get("/", (c) => {
       access_token_signing_alg_values_supported: ["ES256"],
       // RFC 9449 §5.1: /token binds tokens to DPoP proofs signed with these.
       dpop_signing_alg_values_supported: DPOP_SIGNING_ALGS,
+      // RFC 8705 §3.3: tokens bound to the client certificate (cnf.x5t#S256). No mtls_endpoint_aliases
+      // (§5): client certificates are enabled on the Worker's own hostname (README, "Mutual TLS").
+      tls_client_certificate_bound_access_tokens: true,
     },
     200,
     { "Cache-Control": `public, max-age=${METADATA_MAX_AGE}`, "Access-Control-Allow-Origin": "*" },

@@ -16,7 +16,7 @@ import { refusalEvents, type AppEnv } from "./app-env.ts";
 import { clientKey, ClientRecordError, describeClient, isValidClientId, type ClientRecord } from "../clients/record.ts";
 import { createClientRecord, createKeyClientRecord, updateClientRecord, type ClientChanges } from "../clients/manage.ts";
 import { findTrustedIssuer } from "../trusted-issuers.ts";
-import { TOKEN_ENDPOINT_AUTH_METHODS, usesAssertion, type TokenEndpointAuthMethod } from "../clients/record.ts";
+import { hasNoSecret, TOKEN_ENDPOINT_AUTH_METHODS, usesAssertion, type TokenEndpointAuthMethod } from "../clients/record.ts";
 import { isAllowedRemoteUrl } from "../keys/remote-key-set.ts";
 import { loadClient } from "../clients/store.ts";
 import { KV_CACHE_TTL_SECONDS } from "../policy.ts";
@@ -119,6 +119,14 @@ function authenticationChanges(body: Record<string, unknown>, string: (name: str
     changes.federated_identity = body.federated_identity;
     changes.token_endpoint_auth_method ??= "private_key_jwt";
   }
+  // RFC 8705 §2.1.2 and §3.4 (the record's rules check them).
+  const subjectDN = string("tls_client_auth_subject_dn");
+  if (subjectDN !== undefined) changes.tls_client_auth_subject_dn = subjectDN;
+  if (body.tls_client_certificate_bound_access_tokens !== undefined) {
+    if (typeof body.tls_client_certificate_bound_access_tokens !== "boolean")
+      throw invalidMetadata("tls_client_certificate_bound_access_tokens must be true or false");
+    changes.tls_client_certificate_bound_access_tokens = body.tls_client_certificate_bound_access_tokens;
+  }
   return changes;
 }
 
@@ -173,7 +181,7 @@ function clientInformation(issuer: string, record: ClientRecord): Record<string,
     client_id,
     client_id_issued_at: created_at,
     // RFC 7591 §3.2.1: only a client that has a secret gets its expiry.
-    ...(usesAssertion(record) ? {} : { client_secret_expires_at: 0 }),
+    ...(hasNoSecret(record) ? {} : { client_secret_expires_at: 0 }),
     client_name: name,
     scope: allowed_scopes.join(" "),
     default_scope: default_scopes.join(" "),
@@ -185,7 +193,7 @@ function clientInformation(issuer: string, record: ClientRecord): Record<string,
     disabled,
     introspect_any,
     dpop_bound_access_tokens,
-    ...(usesAssertion(record) ? {} : { secrets: describeClient(record).secrets }),
+    ...(hasNoSecret(record) ? {} : { secrets: describeClient(record).secrets }),
     registration_client_uri: `${issuer}/register/${encodeURIComponent(client_id)}`,
   };
 }
@@ -197,6 +205,8 @@ function authenticationInformation(record: ClientRecord): Record<string, unknown
   if (record.jwks_uri) info.jwks_uri = record.jwks_uri;
   if (usesAssertion(record)) info.allow_token_endpoint_audience = record.allow_token_endpoint_audience === true;
   if (record.federated_identity) info.federated_identity = record.federated_identity;
+  if (record.tls_client_auth_subject_dn !== undefined) info.tls_client_auth_subject_dn = record.tls_client_auth_subject_dn;
+  info.tls_client_certificate_bound_access_tokens = record.tls_client_certificate_bound_access_tokens === true;
   return info;
 }
 
@@ -235,9 +245,9 @@ register.post("/", adminRefusals, adminToken, async (c) => {
   const changes = changesFrom(body);
   checkJwksUri(changes, issuer);
   const now = Math.floor(Date.now() / 1000);
-  // A private_key_jwt client gets no secret: its keys are its credentials.
+  // A private_key_jwt or mTLS client gets no secret: its keys or its certificate are its credentials.
   const { record, clientSecret } = await underTheRules<{ record: ClientRecord; clientSecret?: string }>(() =>
-    changes.token_endpoint_auth_method === "private_key_jwt"
+    hasNoSecret({ token_endpoint_auth_method: changes.token_endpoint_auth_method })
       ? { record: createKeyClientRecord(clientId, changes, now), clientSecret: undefined }
       : createClientRecord(clientId, changes, now, { iterations: pbkdf2Iterations }),
   );
@@ -294,7 +304,8 @@ register.put("/:client_id", adminRefusals, adminToken, async (c) => {
     token_ttl: null,
     introspect_any: false,
     dpop_bound_access_tokens: false,
-    // A private_key_jwt client's keys stay unless sent (like `disabled`, a credential is no default).
+    tls_client_certificate_bound_access_tokens: false,
+    // A private_key_jwt client's keys (an mTLS client's subject or certificates) stay unless sent (like `disabled`, a credential is no default).
     ...(usesAssertion(record) ? { allow_token_endpoint_audience: false } : {}),
     ...changesFrom(body),
   };

@@ -15,6 +15,8 @@ import type { TokenForm } from "../client-auth/form.ts";
 import { adminAudience } from "../tokens/admin.ts";
 import { mintAccessToken } from "../tokens/mint.ts";
 import { DPoPProofError, verifyDPoPProof, type DPoPProof } from "../tokens/dpop.ts";
+import { presentedCertificate } from "../http/client-certificate.ts";
+import { usesCertificate } from "../clients/record.ts";
 
 export const token = new Hono<AppEnv>();
 
@@ -64,6 +66,21 @@ async function tokenRequestProof(request: Request): Promise<DPoPProof | undefine
   }
 }
 
+/**
+ * RFC 8705 §3: the thumbprint a token is bound to, or undefined for an unbound one. A client that
+ * authenticated with its certificate gets tokens bound to it; any other client only when its record
+ * asks (`tls_client_certificate_bound_access_tokens`), and then a request without a certificate is refused.
+ */
+function certificateBinding(request: Request, client: ClientRecord): string | undefined {
+  if (!usesCertificate(client) && !client.tls_client_certificate_bound_access_tokens) return undefined;
+  const certificate = presentedCertificate(request);
+  if (!certificate)
+    throw new OAuthError("invalid_request", "this client's tokens are bound to its TLS client certificate: present one", {
+      reason: "tls_client_certificate_bound_access_tokens and no client certificate",
+    });
+  return certificate.x5tS256;
+}
+
 token.post("/", async (c) => {
   const config = getConfig(c.env);
   const audit = auditOf(c);
@@ -98,6 +115,7 @@ token.post("/", async (c) => {
     throw new OAuthError("invalid_dpop_proof", "this client must send a DPoP proof", {
       reason: "dpop_bound_access_tokens and no DPoP header",
     });
+  const x5tS256 = certificateBinding(c.req.raw, client);
   const scopes = grantScopes(client, form.get("scope"));
   const audience = chooseAudience(client, form, config.defaultAudience, adminAudience(config.issuer));
   const lifetime = Math.min(client.token_ttl ?? config.accessTokenTtl, config.maxAccessTokenTtl);
@@ -110,6 +128,7 @@ token.post("/", async (c) => {
     lifetime,
     now,
     jkt: proof?.jkt,
+    x5tS256,
   });
   auditEvent(c.env, "token_issued", {
     client_id: client.client_id,
@@ -119,6 +138,7 @@ token.post("/", async (c) => {
     jti: claims.jti,
     exp: claims.exp,
     ...(proof && { jkt: proof.jkt }),
+    ...(x5tS256 && { "x5t#S256": x5tS256 }),
   });
   // RFC 9449 §5.1: a bound token is of type DPoP.
   const body: Record<string, unknown> = { access_token: accessToken, token_type: proof ? "DPoP" : "Bearer", expires_in: lifetime };

@@ -19,8 +19,11 @@ export interface AccessTokenClaims {
   scope?: string;
   /** Private claim: the instance_id of the client record the token was issued under (docs/storage.md). */
   tg_inst?: string;
-  /** RFC 9449 §6.1: the RFC 7638 thumbprint of the DPoP key the token is bound to. */
-  cnf?: { jkt?: string };
+  /**
+   * RFC 9449 §6.1: the RFC 7638 thumbprint of the DPoP key the token is bound to (`jkt`); RFC 8705
+   * §3.1: the SHA-256 thumbprint of the client certificate it is bound to (`x5t#S256`).
+   */
+  cnf?: { jkt?: string; "x5t#S256"?: string };
 }
 
 export interface MintInput {
@@ -34,6 +37,8 @@ export interface MintInput {
   now: number;
   /** RFC 9449 §6.1: the thumbprint of the DPoP proof's key; the token is then bound to it (`cnf.jkt`). */
   jkt?: string;
+  /** RFC 8705 §3.1: the thumbprint of the client certificate presented at /token; the token is then bound to it (`cnf.x5t#S256`). */
+  x5tS256?: string;
 }
 
 export async function mintAccessToken(keys: SigningKeys, input: MintInput): Promise<{ token: string; claims: AccessTokenClaims }> {
@@ -52,6 +57,7 @@ export async function mintAccessToken(keys: SigningKeys, input: MintInput): Prom
   // another instance_id, and the gateway and /introspect refuse the token (src/tokens/status.ts).
   if (input.instanceId !== undefined && input.instanceId !== LEGACY_INSTANCE_ID) claims.tg_inst = input.instanceId;
   if (input.jkt !== undefined) claims.cnf = { jkt: input.jkt };
+  if (input.x5tS256 !== undefined) claims.cnf = { ...claims.cnf, "x5t#S256": input.x5tS256 };
   // The claims are built and checked here, so they are signed as a plain JWS payload: SignJWT would
   // copy and re-validate them on every token (RFC 7519 §7.1: a JWT is a JWS of its claims).
   const token = await new CompactSign(encoder.encode(JSON.stringify(claims)))

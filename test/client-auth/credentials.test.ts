@@ -214,10 +214,8 @@ describe("parseClientAuthentication", () => {
     );
   });
 
-  it("throws invalid_client without a challenge for a client_id sent alone in the body", () => {
-    expect(() => parseClientAuthentication(new Headers(), form({ client_id: "a" }), realm)).toThrow(
-      expect.objectContaining({ code: "invalid_client", status: 401, headers: {} }),
-    );
+  it("leaves a client_id sent alone in the body to the TLS client certificate (RFC 8705 §2; test/endpoints/mtls.test.ts)", () => {
+    expect(parseClientAuthentication(new Headers(), form({ client_id: "a" }), realm)).toEqual({ method: "certificate", clientId: "a" });
   });
 
   it("throws invalid_request, not invalid_client, for malformed Basic", () => {

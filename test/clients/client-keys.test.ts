@@ -12,11 +12,22 @@ async function publicJWK(alg = "ES256", options: { modulusLength?: number } = {}
 }
 
 describe("jwks in a client record: public signature keys only (RFC 7591 §2)", () => {
-  it("keeps EC, RSA and Ed25519 public keys, each reduced to its public members", async () => {
+  it("keeps EC, RSA and Ed25519 public keys, each reduced to its public members and its certificate (x5c)", async () => {
     const keys = [await publicJWK("ES256"), await publicJWK("ES384"), await publicJWK("RS256"), await publicJWK("EdDSA")];
-    const parsed = parseClientJWKS({ keys: keys.map((k) => ({ ...k, x5c: ["MIIB"], ext: true, key_ops: ["verify"] })) });
+    const parsed = parseClientJWKS({
+      keys: keys.map((k) => ({ ...k, x5c: ["MIIB"], x5u: "https://x.example", ext: true, key_ops: ["verify"] })),
+    });
     expect(parsed.keys).toHaveLength(4);
-    for (const key of parsed.keys) expect(Object.keys(key).every((m) => ["kty", "kid", "crv", "x", "y", "n", "e"].includes(m))).toBe(true);
+    for (const key of parsed.keys) {
+      expect(Object.keys(key).every((m) => ["kty", "kid", "crv", "x", "y", "n", "e", "x5c"].includes(m))).toBe(true);
+      expect(key.x5c).toEqual(["MIIB"]);
+    }
+  });
+
+  it("refuses an x5c that is not 1-3 standard base64 certificates (RFC 7517 §4.7)", async () => {
+    const ec = await publicJWK("ES256");
+    for (const x5c of [[], ["MIIB", "MIIB", "MIIB", "MIIB"], "MIIB", ["MII-"], ["MIIB="], [""], ["A".repeat(8196)], [1]])
+      expect(() => parseClientJWKS({ keys: [{ ...ec, x5c }] })).toThrow(/jwks\.keys\[0\]: x5c/);
   });
 
   it("refuses a private key (d, p, q, dp, dq, qi), naming the member and the key", async () => {

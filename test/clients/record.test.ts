@@ -236,6 +236,60 @@ describe("dpop_bound_access_tokens (RFC 9449 §5.2: a client that must send DPoP
   });
 });
 
+describe("RFC 8705 record fields: the two certificate methods and tls_client_certificate_bound_access_tokens", () => {
+  const mtls = async (fields: Record<string, unknown>) => ({ ...(await validRecord()), secrets: [], ...fields });
+
+  it("keeps a tls_client_auth record with its subject DN, and a self-signed one with x5c keys", async () => {
+    const tls = validateClientRecord(await mtls({ token_endpoint_auth_method: "tls_client_auth", tls_client_auth_subject_dn: "CN=a,O=b" }));
+    expect(tls.tls_client_auth_subject_dn).toBe("CN=a,O=b");
+    const jwks = { keys: [{ kty: "EC", crv: "P-256", x: "AA", y: "AA", x5c: ["MIIB"] }] };
+    const self = validateClientRecord(await mtls({ token_endpoint_auth_method: "self_signed_tls_client_auth", jwks }));
+    expect(self.jwks?.keys[0]?.x5c).toEqual(["MIIB"]);
+  });
+
+  it("refuses a secret, keys or no subject on tls_client_auth, no x5c on self-signed, a subject elsewhere, a non-boolean flag", async () => {
+    const jwks = { keys: [{ kty: "EC", crv: "P-256", x: "AA", y: "AA" }] };
+    const cases: [Record<string, unknown>, string][] = [
+      [{ token_endpoint_auth_method: "tls_client_auth" }, "tls_client_auth_subject_dn"],
+      [{ token_endpoint_auth_method: "tls_client_auth", tls_client_auth_subject_dn: " " }, "tls_client_auth_subject_dn"],
+      [{ token_endpoint_auth_method: "tls_client_auth", tls_client_auth_subject_dn: "CN=a\u0000" }, "tls_client_auth_subject_dn"],
+      [{ token_endpoint_auth_method: "tls_client_auth", tls_client_auth_subject_dn: "CN=a", jwks }, "jwks"],
+      [{ token_endpoint_auth_method: "self_signed_tls_client_auth" }, "jwks"],
+      [{ token_endpoint_auth_method: "self_signed_tls_client_auth", jwks }, "jwks.keys[0]"],
+      [{ token_endpoint_auth_method: "self_signed_tls_client_auth", jwks_uri: "https://k.example/jwks" }, "jwks_uri"],
+      [{ tls_client_auth_subject_dn: "CN=a" }, "tls_client_auth_subject_dn"],
+      [{ tls_client_certificate_bound_access_tokens: "true" }, "tls_client_certificate_bound_access_tokens"],
+    ];
+    for (const [fields, field] of cases) {
+      let message = "";
+      try {
+        validateClientRecord(await mtls(fields));
+      } catch (error) {
+        message = (error as Error).message;
+      }
+      expect(message.startsWith(`${field}: `), `${JSON.stringify(fields)}: ${message}`).toBe(true);
+    }
+    // A secret on an mTLS client.
+    const withSecret = { ...(await validRecord()), token_endpoint_auth_method: "tls_client_auth", tls_client_auth_subject_dn: "CN=a" };
+    expect(() => validateClientRecord(withSecret)).toThrow(/^secrets: /);
+  });
+
+  it("gives an mTLS client no secret to rotate, and lets no method change to or from the certificate methods", async () => {
+    const { record } = await createClientRecord("svc-secret", { scope: "a" }, 1000);
+    expect(() =>
+      updateClientRecord(record, { token_endpoint_auth_method: "tls_client_auth", tls_client_auth_subject_dn: "CN=a" }, 1001),
+    ).toThrow(/token_endpoint_auth_method/);
+    await expect(createClientRecord("svc-tls", { token_endpoint_auth_method: "tls_client_auth" }, 1000)).rejects.toThrow(/has no secret/);
+    const tls = validateClientRecord({
+      ...record,
+      secrets: [],
+      token_endpoint_auth_method: "tls_client_auth",
+      tls_client_auth_subject_dn: "CN=a",
+    });
+    await expect(rotateClientSecret(tls, 0, 1002)).rejects.toThrow(/has no secret/);
+  });
+});
+
 describe("introspect_any (RFC 7662: who may introspect other clients' tokens)", () => {
   it("defaults to false for a record written before the field existed", async () => {
     const record = await validRecord();

@@ -42,12 +42,20 @@ describe("RFC 8414 §3 authorization server metadata", () => {
     expect((await metadata()).grant_types_supported).toEqual(["client_credentials"]);
   });
 
-  it("lists client_secret_basic, client_secret_post and private_key_jwt as the token endpoint auth methods", async () => {
+  it("lists client_secret_basic, client_secret_post, private_key_jwt and the two mTLS methods as the token endpoint auth methods", async () => {
     expect((await metadata()).token_endpoint_auth_methods_supported).toEqual([
       "client_secret_basic",
       "client_secret_post",
       "private_key_jwt",
+      "tls_client_auth",
+      "self_signed_tls_client_auth",
     ]);
+  });
+
+  it("announces certificate-bound tokens (RFC 8705 §3.3) and no mtls_endpoint_aliases (§5)", async () => {
+    const body = await metadata();
+    expect(body.tls_client_certificate_bound_access_tokens).toBe(true);
+    expect(body).not.toHaveProperty("mtls_endpoint_aliases");
   });
 
   it("lists the asymmetric algorithms a client assertion may use, never none or an HMAC (RFC 8414 §2)", async () => {

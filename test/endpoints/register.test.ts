@@ -10,7 +10,8 @@ import { parseSecretHash } from "../../src/clients/secret.ts";
 import { fcParams } from "../support/arbitraries.ts";
 import { fetchWithEnv, issueToken, requestToken, seedClient } from "../support/worker.ts";
 import { assertionTokenRequest, clientKey as assertionKey, signAssertion } from "../support/assertions.ts";
-import { exportJWK, generateKeyPair } from "jose";
+import { decodeJwt, exportJWK, generateKeyPair } from "jose";
+import { fakeCertificate, mtlsTokenRequest, SUBJECT, tlsClientAuth } from "../support/mtls.ts";
 
 const REGISTER = `${env.ISSUER}/register`;
 
@@ -400,5 +401,75 @@ describe("RFC 7591 §2 private_key_jwt clients through the admin API (token_endp
     expect(after.jwks.keys.map((k) => k.kid)).toEqual([newKey.kid]);
     const switched = await call("PUT", `/register/${id}`, token, { client_id: id, token_endpoint_auth_method: "client_secret_basic" });
     expect(switched.status).toBe(400);
+  });
+});
+
+describe("RFC 8705 clients through the admin API (tls_client_auth_subject_dn, jwks with x5c, tls_client_certificate_bound_access_tokens)", () => {
+  it("registers a tls_client_auth client with its subject and no secret; its certificate gets a bound token at /token", async () => {
+    const id = `reg-mtls-${crypto.randomUUID()}`;
+    const res = await call("POST", "/register", await adminToken(), {
+      client_id: id,
+      scope: "orders:read",
+      token_endpoint_auth_method: "tls_client_auth",
+      tls_client_auth_subject_dn: SUBJECT,
+    });
+    expect(res.status).toBe(201);
+    const info = (await res.json()) as Record<string, unknown>;
+    expect(info).toMatchObject({
+      client_id: id,
+      token_endpoint_auth_method: "tls_client_auth",
+      tls_client_auth_subject_dn: SUBJECT,
+      tls_client_certificate_bound_access_tokens: false,
+    });
+    for (const member of ["client_secret", "client_secret_expires_at", "secrets"]) expect(info).not.toHaveProperty(member);
+    const cert = await fakeCertificate();
+    const tokenRes = await mtlsTokenRequest(id, tlsClientAuth(cert));
+    expect(tokenRes.status).toBe(200);
+    expect(decodeJwt(((await tokenRes.json()) as { access_token: string }).access_token).cnf).toEqual({ "x5t#S256": cert.x5t });
+  });
+
+  it("registers a self_signed_tls_client_auth client with its certificate in jwks (x5c)", async () => {
+    const cert = await fakeCertificate();
+    const { publicKey } = await generateKeyPair("ES256", { extractable: true });
+    const id = `reg-self-${crypto.randomUUID()}`;
+    const res = await call("POST", "/register", await adminToken(), {
+      client_id: id,
+      scope: "orders:read",
+      token_endpoint_auth_method: "self_signed_tls_client_auth",
+      jwks: { keys: [{ ...(await exportJWK(publicKey)), x5c: [cert.x5c] }] },
+    });
+    expect(res.status).toBe(201);
+    expect((await mtlsTokenRequest(id, tlsClientAuth(cert, { certVerified: "FAILED:self signed certificate" }))).status).toBe(200);
+  });
+
+  it("refuses a tls_client_auth client without a subject, a self-signed one without x5c, a subject on another method, a bad flag", async () => {
+    const { publicKey } = await generateKeyPair("ES256", { extractable: true });
+    for (const [metadata, description] of [
+      [{ token_endpoint_auth_method: "tls_client_auth" }, /tls_client_auth_subject_dn/],
+      [{ token_endpoint_auth_method: "tls_client_auth", tls_client_auth_subject_dn: "CN=a\nCN=b" }, /tls_client_auth_subject_dn/],
+      [{ token_endpoint_auth_method: "self_signed_tls_client_auth" }, /jwks/],
+      [{ token_endpoint_auth_method: "self_signed_tls_client_auth", jwks: { keys: [await exportJWK(publicKey)] } }, /x5c/],
+      [{ tls_client_auth_subject_dn: SUBJECT }, /tls_client_auth_subject_dn/],
+      [{ tls_client_certificate_bound_access_tokens: "yes" }, /tls_client_certificate_bound_access_tokens/],
+    ] as const) {
+      const res = await call("POST", "/register", await adminToken(), { scope: "orders:read", ...metadata });
+      const body = (await res.json()) as { error: string; error_description: string };
+      expect({ status: res.status, error: body.error }).toEqual({ status: 400, error: "invalid_client_metadata" });
+      expect(body.error_description).toMatch(description);
+    }
+  });
+
+  it("sets tls_client_certificate_bound_access_tokens on a secret client, and PUT without it sets it back to false", async () => {
+    const token = await adminToken();
+    const id = `reg-bound-${crypto.randomUUID()}`;
+    const res = await call("POST", "/register", token, {
+      client_id: id,
+      scope: "orders:read",
+      tls_client_certificate_bound_access_tokens: true,
+    });
+    expect(res.status).toBe(201);
+    expect(((await res.json()) as Record<string, unknown>).tls_client_certificate_bound_access_tokens).toBe(true);
+    const put = await call("PUT", `/register/${id}`, token, { client_id: id, scope: "orders:read" });
+    expect(((await put.json()) as Record<string, unknown>).tls_client_certificate_bound_access_tokens).toBe(false);
   });
 });
