@@ -113,8 +113,9 @@ describe("revocation and introspection end to end", () => {
     const as = await discover();
     expect(as.revocation_endpoint).toBe(`${worker.url}/revoke`);
     expect(as.introspection_endpoint).toBe(`${worker.url}/introspect`);
-    expect(as.revocation_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post", "private_key_jwt"]);
-    expect(as.introspection_endpoint_auth_methods_supported).toEqual(["client_secret_basic", "client_secret_post", "private_key_jwt"]);
+    const methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"];
+    expect(as.revocation_endpoint_auth_methods_supported).toEqual(methods);
+    expect(as.introspection_endpoint_auth_methods_supported).toEqual(methods);
   });
 
   it("introspects with oauth4webapi: active to its owner and to an introspect_any client, inactive to another client", async () => {
