@@ -240,15 +240,6 @@ export function diffRecords(current: ClientRecord, next: ClientRecord): FieldCha
   }));
 }
 
-/** A JWK Set as a TOML inline table: `{ keys = [{ kty = "EC", ... }] }` (every member a string, `x5c` an array of them). */
-function tomlJWKS(jwks: ClientJWKS): string {
-  const key = (jwk: Record<string, TOMLValue>) =>
-    `{ ${Object.entries(jwk)
-      .map(([k, v]) => `${tomlKey(k)} = ${tomlValue(v)}`)
-      .join(", ")} }`;
-  return `{ keys = [${jwks.keys.map((k) => key(k as unknown as Record<string, TOMLValue>)).join(", ")}] }`;
-}
-
 /** The registry as a clients file: only what differs from `clients create`'s defaults, never a hash. */
 export function formatClientsFile(records: ClientRecord[]): string {
   const lines = [
@@ -281,7 +272,7 @@ export function formatClientsFile(records: ClientRecord[]): string {
     if (r.tls_client_auth_subject_dn !== undefined) fields.push(["tls_client_auth_subject_dn", r.tls_client_auth_subject_dn]);
     if (r.tls_client_certificate_bound_access_tokens) fields.push(["tls_client_certificate_bound_access_tokens", true]);
     const body = fields.map(([k, v]) => `${k} = ${tomlValue(v)}`);
-    if (r.jwks !== undefined) body.push(`jwks = ${tomlJWKS(r.jwks)}`);
+    if (r.jwks !== undefined) body.push(`jwks = ${tomlValue(r.jwks as unknown as TOMLValue)}`);
     lines.push(`[clients.${tomlKey(r.client_id)}]`, ...body, "");
   }
   return lines.join("\n");

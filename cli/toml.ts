@@ -39,11 +39,11 @@ export function tomlString(value: string): string {
   return JSON.stringify(value).replace(/\x7f/g, "\\u007F");
 }
 
-export type TOMLValue = string | number | boolean | string[] | { [key: string]: TOMLValue };
+export type TOMLValue = string | number | boolean | TOMLValue[] | { [key: string]: TOMLValue };
 
 export function tomlValue(value: TOMLValue): string {
-  if (Array.isArray(value)) return `[${value.map(tomlString).join(", ")}]`;
-  // An inline table (TOML 1.0 §Inline Table): a federated identity and its claim conditions.
+  if (Array.isArray(value)) return `[${value.map(tomlValue).join(", ")}]`;
+  // An inline table (TOML 1.0 §Inline Table): a federated identity and its claim conditions, a JWK Set and its keys.
   if (typeof value === "object")
     return `{ ${Object.entries(value)
       .map(([k, v]) => `${tomlKey(k)} = ${tomlValue(v)}`)

@@ -24,7 +24,7 @@ export const MAX_ASSERTION_LIFETIME_SECONDS = 300;
 const ACCEPTED_TYPES = new Set(["client-authentication+jwt", "application/client-authentication+jwt", "jwt", "application/jwt"]);
 
 /** RFC 8725 §3.10: a key named by the token itself is never used, nor fetched. */
-const KEY_REFERENCES = ["jku", "x5u", "jwk", "x5c"] as const;
+export const KEY_REFERENCES = ["jku", "x5u", "jwk", "x5c"] as const;
 
 export type AssertionResult = { ok: true } | { ok: false; reason: string };
 

@@ -20,9 +20,7 @@ import { getConfig } from "../config.ts";
 import { discoveredKeySet, KeySetUnavailableError, remoteKeySet } from "../keys/remote-key-set.ts";
 import { CLOCK_TOLERANCE_SECONDS } from "../policy.ts";
 import { findTrustedIssuer } from "../trusted-issuers.ts";
-
-/** JWS header members that name a key by reference or carry one: never followed (RFC 7515 §4.1.2-6). */
-const KEY_HEADERS = ["jku", "x5u", "jwk", "x5c"] as const;
+import { KEY_REFERENCES } from "./assertion.ts";
 
 /**
  * The values a dotted claim name names in `value`: every way of grouping its segments into member
@@ -73,7 +71,7 @@ export async function verifyFederatedAssertion(
   } catch (error) {
     return { ok: false, reason: `the assertion is not a JWT: ${(error as Error).message}` };
   }
-  const keyHeader = KEY_HEADERS.find((name) => name in header);
+  const keyHeader = KEY_REFERENCES.find((name) => name in header);
   if (keyHeader !== undefined) return { ok: false, reason: `the assertion's header carries "${keyHeader}", which is never used` };
   let payload: JWTPayload;
   try {

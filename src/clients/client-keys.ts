@@ -39,7 +39,7 @@ export interface ClientJWKS {
 }
 
 /** RFC 7518 §6.2.2, §6.3.2, RFC 8037 §2: the members that make a JWK private (`k`: a symmetric key; `priv`: the AKP keys of post-quantum drafts). */
-const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv"] as const;
+export const PRIVATE_JWK_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv"] as const;
 
 /** Per key type, the curves and algorithms allowed, and the public members it needs. */
 const KEY_TYPES = {
@@ -76,7 +76,7 @@ export function rsaModulusBits(n: string): number {
 export function publicKeyProblem(value: unknown): string | undefined {
   if (typeof value !== "object" || value === null || Array.isArray(value)) return "must be a JSON object";
   const jwk = value as Record<string, unknown>;
-  const secret = PRIVATE_MEMBERS.find((m) => jwk[m] !== undefined);
+  const secret = PRIVATE_JWK_MEMBERS.find((m) => jwk[m] !== undefined);
   if (jwk.kty === "oct") return "is a symmetric key (kty oct): only public keys are accepted";
   if (secret) return `carries the private member ${JSON.stringify(secret)}: send the public key only`;
   if (typeof jwk.kty !== "string" || !(jwk.kty in KEY_TYPES)) return `kty ${JSON.stringify(jwk.kty)} is not EC, RSA or OKP`;

@@ -18,6 +18,7 @@
  */
 import { createLocalJWKSet, errors, type JSONWebKeySet, type JWK, type JWTVerifyGetKey } from "jose";
 import { BoundedCache } from "../bounded-cache.ts";
+import { PRIVATE_JWK_MEMBERS } from "../clients/client-keys.ts";
 import { readBodyCapped } from "../http/body.ts";
 import { logEvent } from "../http/log.ts";
 import { isAllowedRemoteUrl } from "../http/remote-url.ts";
@@ -39,8 +40,6 @@ export const REMOTE_FETCH_TIMEOUT_MS = 3000;
 export const MAX_REMOTE_DOCUMENT_BYTES = 64 * 1024;
 /** A JWK Set with more keys than this is refused. */
 const MAX_KEYS = 100;
-/** JWK members that only a private or symmetric key has (RFC 7518 §6.2.2, §6.3.2, §6.4; RFC 8037 §2; `priv` of AKP keys). */
-const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k", "priv"] as const;
 
 /**
  * Why a remote key set could not be used; the message is the log reason. Callers answer 401
@@ -222,7 +221,7 @@ export function parsePublicKeySet(document: unknown, source: string): JSONWebKey
     }
     if ((key as JWK).kty === "oct")
       throw new KeySetUnavailableError(`${source}: keys[${i}] is a symmetric (oct) key; the whole set is refused`);
-    const member = PRIVATE_MEMBERS.find((name) => name in key);
+    const member = PRIVATE_JWK_MEMBERS.find((name) => name in key);
     if (member !== undefined) {
       throw new KeySetUnavailableError(`${source}: keys[${i}] has the private member "${member}"; the whole set is refused`);
     }

@@ -8,6 +8,7 @@
  */
 import { base64url, calculateJwkThumbprint, importJWK, type JWK } from "jose";
 import { BoundedCache } from "../bounded-cache.ts";
+import { PRIVATE_JWK_MEMBERS } from "../clients/client-keys.ts";
 import { BearerError } from "../http/errors.ts";
 import { CLOCK_TOLERANCE_SECONDS, DPOP_PROOF_MAX_AGE_SECONDS } from "../policy.ts";
 import type { AccessTokenClaims } from "./mint.ts";
@@ -36,8 +37,6 @@ export const MAX_JTI_LENGTH = 256;
 /** Proofs remembered per isolate for replay detection (RFC 9449 §11.1); the oldest drop first. */
 export const DPOP_REPLAY_CACHE_MAX_ENTRIES = 16384;
 
-/** JWK members of a private (or symmetric) key: a proof's `jwk` carries none (RFC 9449 §4.2). */
-const PRIVATE_MEMBERS = ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] as const;
 /** A compact JWS of three base64url parts (RFC 7515 §7.1); an empty signature is alg none's, refused by alg. */
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 /** RFC 9449 §7.1: `Authorization: DPoP <token>`, the token68 syntax RFC 6750 §2.1 gives Bearer. */
@@ -151,7 +150,8 @@ async function checkProofHeader(encoded: string): Promise<ProofHeader> {
   if (header.crit !== undefined || header.b64 !== undefined) throw new DPoPProofError("crit or b64 header parameter");
   const jwk = header.jwk;
   if (typeof jwk !== "object" || jwk === null || Array.isArray(jwk)) throw new DPoPProofError("no jwk header parameter");
-  for (const member of PRIVATE_MEMBERS) {
+  // RFC 9449 §4.2: a proof's jwk carries no member of a private (or symmetric) key.
+  for (const member of PRIVATE_JWK_MEMBERS) {
     if ((jwk as Record<string, unknown>)[member] !== undefined)
       throw new DPoPProofError(`jwk carries the private member ${member}`, "the DPoP proof's jwk must be a public key");
   }

@@ -12,17 +12,13 @@
 import { decodeJwt, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from "jose";
 import { BoundedCache } from "../bounded-cache.ts";
 import { isValidScopeToken } from "../clients/record.ts";
-import type { ExternalIssuer } from "../gateway/external-issuers.ts";
-import { SELF } from "../gateway/external-issuers.ts";
+import { SELF, type ExternalIssuer } from "../gateway/external-issuers.ts";
 import { BearerError, OAuthError } from "../http/errors.ts";
 import { type Clock, discoveredKeySet, KeySetUnavailableError, remoteKeySet } from "../keys/remote-key-set.ts";
 import { REMOTE_KEYS_MIN_SECONDS } from "../policy.ts";
 import type { AccessTokenClaims } from "./mint.ts";
 import { hasAudience } from "./verified-cache.ts";
-
-function invalid(reason: string, description = "the access token is invalid"): BearerError {
-  return new BearerError("invalid_token", description, { reason });
-}
+import { invalidToken as invalid, refuseKeyReferences } from "./verify.ts";
 
 /** A claim value for the log: a short JSON excerpt. */
 const excerpt = (value: unknown): string => JSON.stringify(value)?.slice(0, 200) ?? "undefined";
@@ -64,9 +60,7 @@ function keySetOf(issuer: ExternalIssuer, ownIssuer: string, clock: Clock | unde
   if (keys === undefined) {
     const remote = issuer.jwksUri === undefined ? discoveredKeySet(issuer.issuer, ownIssuer, clock) : remoteKeySet(issuer.jwksUri, clock);
     keys = (header, token) => {
-      for (const member of ["jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"] as const) {
-        if (header[member] !== undefined) throw invalid(`header carries ${member}`);
-      }
+      refuseKeyReferences(header);
       return remote(header, token);
     };
     if (clock === undefined) keySets.set(issuer, keys);

@@ -31,7 +31,8 @@ export function extractBearerToken(headers: Headers): string | undefined {
   return match[1];
 }
 
-function invalid(reason: string, description = "the access token is invalid"): BearerError {
+/** The 401 invalid_token of every refused access token (RFC 6750 §3.1); `reason` goes to the log only. */
+export function invalidToken(reason: string, description = "the access token is invalid"): BearerError {
   return new BearerError("invalid_token", description, { reason });
 }
 
@@ -60,12 +61,12 @@ export interface VerifyOptions {
  */
 export async function verifyAccessToken(token: string, keys: SigningKeys, options: VerifyOptions): Promise<AccessTokenClaims> {
   // docs/security.md item 15: refused before any decoding.
-  if (token.length > MAX_TOKEN_LENGTH) throw invalid(`token of ${token.length} characters`, "the access token is too large");
+  if (token.length > MAX_TOKEN_LENGTH) throw invalidToken(`token of ${token.length} characters`, "the access token is too large");
   const now = Math.floor((options.currentDate ?? new Date()).getTime() / 1000);
   const cached = getVerifiedToken(keys, token, now);
   if (cached) {
     if (options.audience !== undefined && !hasAudience(cached, options.audience))
-      throw invalid(`aud ${JSON.stringify(cached.aud)} does not include ${options.audience}`);
+      throw invalidToken(`aud ${JSON.stringify(cached.aud)} does not include ${options.audience}`);
     return cached;
   }
   const { claims, expired, kid } = await verifyUncached(token, keys, options, now);
@@ -78,14 +79,18 @@ export async function verifyAccessToken(token: string, keys: SigningKeys, option
  * Throws BearerError invalid_token otherwise.
  * @see https://www.rfc-editor.org/rfc/rfc8725#section-3.10
  */
+/** RFC 8725 §3.10: a token naming or carrying its own key (or a key URL) is refused, before any key is looked up or fetched. */
+export function refuseKeyReferences(header: JWSHeaderParameters): void {
+  for (const member of ["jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"] as const) {
+    if (header[member] !== undefined) throw invalidToken(`header carries ${member}`);
+  }
+}
+
 function keyResolver(keys: SigningKeys): (header: JWSHeaderParameters) => CryptoKey {
   return (header) => {
-    // RFC 8725 §3.10: never follow key references from the token itself.
-    for (const member of ["jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"] as const) {
-      if (header[member] !== undefined) throw invalid(`header carries ${member}`);
-    }
+    refuseKeyReferences(header);
     const key = typeof header.kid === "string" ? keys.verifiers.get(header.kid) : undefined;
-    if (!key) throw invalid(`unknown kid ${JSON.stringify(String(header.kid).slice(0, 64))}`);
+    if (!key) throw invalidToken(`unknown kid ${JSON.stringify(String(header.kid).slice(0, 64))}`);
     return key;
   };
 }
@@ -115,15 +120,15 @@ async function verifyUncached(
   } catch (error) {
     if (error instanceof BearerError) throw error;
     if (error instanceof errors.JWTExpired) {
-      if (!options.allowExpired) throw invalid(error.message, "the access token has expired");
+      if (!options.allowExpired) throw invalidToken(error.message, "the access token has expired");
       // jose checks typ, iss, aud, the required claims and nbf before exp (bearer.test.ts pins
       // this), so only the expiry failed; the checks below hold for this token too.
       payload = error.payload;
       expired = true;
     } else if (error instanceof errors.JOSEError) {
-      throw invalid(`${error.code}: ${error.message}`);
+      throw invalidToken(`${error.code}: ${error.message}`);
     } else {
-      throw invalid(`verification error: ${(error as Error).message}`);
+      throw invalidToken(`verification error: ${(error as Error).message}`);
     }
   }
   return { claims: checkClaims(payload, now, options.maxLifetime), expired, kid };
@@ -138,16 +143,16 @@ function isAudience(value: unknown): value is string | string[] {
 function checkClaims(payload: JWTPayload, now: number, maxLifetime: number): AccessTokenClaims {
   const { sub, client_id, jti, aud, scope, exp, iat, tg_inst } = payload as Record<string, unknown>;
   if (typeof sub !== "string" || typeof client_id !== "string" || typeof jti !== "string") {
-    throw invalid("sub, client_id and jti must be strings");
+    throw invalidToken("sub, client_id and jti must be strings");
   }
-  if (!isAudience(aud)) throw invalid("aud must be a string or an array of strings");
-  if (tg_inst !== undefined && typeof tg_inst !== "string") throw invalid("tg_inst must be a string");
+  if (!isAudience(aud)) throw invalidToken("aud must be a string or an array of strings");
+  if (tg_inst !== undefined && typeof tg_inst !== "string") throw invalidToken("tg_inst must be a string");
   // docs/security.md item 10: a scope claim of the wrong type grants nothing (403 where scopes are needed).
   if (scope !== undefined && typeof scope !== "string") delete payload.scope;
   // docs/security.md item 8: iat not in the future, and a lifetime of at least a second and at most the cap.
-  if ((iat as number) > now + CLOCK_TOLERANCE_SECONDS) throw invalid(`iat ${iat as number} is in the future`);
+  if ((iat as number) > now + CLOCK_TOLERANCE_SECONDS) throw invalidToken(`iat ${iat as number} is in the future`);
   const lifetime = (exp as number) - (iat as number);
-  if (!(lifetime > 0 && lifetime <= maxLifetime)) throw invalid(`lifetime ${lifetime} s not within 1..${maxLifetime}`);
+  if (!(lifetime > 0 && lifetime <= maxLifetime)) throw invalidToken(`lifetime ${lifetime} s not within 1..${maxLifetime}`);
   return payload as unknown as AccessTokenClaims;
 }
 
