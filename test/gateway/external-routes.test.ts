@@ -269,10 +269,11 @@ describe("per-client rate limits on a route with external issuers", () => {
 });
 
 describe("a WebSocket opened with an external token", () => {
-  it("is not closed by the status checks (no status applies), and closes with 1008 at its exp", { timeout: 60_000 }, async () => {
+  it("is not closed by the status checks (no status applies), and closes with 1008 at its exp", { timeout: 120_000 }, async () => {
     const { plain, overrides, plainToken } = setup();
     const routes = [{ prefix: "/ws", origin: env.TEST_ORIGIN_URL, audience: AUDIENCE, websocket: true, issuers: [plain] }];
-    const exp = nowSeconds() + 2 * REVOCATION_CHECK_SECONDS + 5;
+    // Room for one status check period and a slow machine before exp.
+    const exp = nowSeconds() + 3 * REVOCATION_CHECK_SECONDS + 15;
     const token = await plainToken({ claims: { exp } });
     const res = await fetchWithEnv(
       `${LOCAL_ISSUER}/ws/chat`,
@@ -285,11 +286,11 @@ describe("a WebSocket opened with an external token", () => {
       socket.addEventListener("close", (event) => resolve({ code: event.code, reason: event.reason, at: Date.now() })),
     );
     socket.accept();
-    // Past the first status checks (every REVOCATION_CHECK_SECONDS): still open.
-    const early = await Promise.race([
-      closed,
-      new Promise<"open">((resolve) => setTimeout(() => resolve("open"), (REVOCATION_CHECK_SECONDS + 5) * 1000)),
-    ]);
+    // Past the first status checks (every REVOCATION_CHECK_SECONDS): still open. The wait ends well
+    // before exp, however long the setup took, and must still span a check period.
+    const wait = Math.min((REVOCATION_CHECK_SECONDS + 5) * 1000, exp * 1000 - Date.now() - 5000);
+    expect(wait, "setup left no check period before exp").toBeGreaterThan(REVOCATION_CHECK_SECONDS * 1000);
+    const early = await Promise.race([closed, new Promise<"open">((resolve) => setTimeout(() => resolve("open"), wait))]);
     expect(early).toBe("open");
     const end = await closed;
     expect(end).toMatchObject({ code: 1008, reason: "access token expired" });
