@@ -28,8 +28,8 @@ import { dpopKey, proofPool, signProof, type ProofPool } from "./dpop-proofs.ts"
 
 const { values } = parseArgs({
   options: {
-    duration: { type: "string", default: "8" },
-    rounds: { type: "string", default: "3" },
+    duration: { type: "string", default: "3" },
+    rounds: { type: "string", default: "10" },
     connections: { type: "string", default: "10" },
     "cold-clients": { type: "string", default: "5000" },
     cases: { type: "string" },
@@ -74,6 +74,8 @@ interface CaseResult {
   non2xx: number;
   errors: number;
   cpuMsPerRequest: number | null;
+  /** Each round's req/s and CPU ms per request, in round order (for paired ratios). */
+  perRound: { rps: number; cpuMsPerRequest: number | null }[];
 }
 
 interface Case {
@@ -82,6 +84,21 @@ interface Case {
   cpuPids: number[];
   /** Runs before the warm-up and before each round, outside the measured time. */
   prepare?: () => void;
+}
+
+/** The answer to a case's base request (without its per-request setup), for a round that was refused. */
+async function sendOnce(opts: autocannon.Options): Promise<string> {
+  try {
+    const res = await fetch(opts.url, {
+      method: opts.method ?? "GET",
+      headers: opts.headers as Record<string, string>,
+      body: opts.body as string,
+    });
+    const challenge = res.headers.get("WWW-Authenticate");
+    return `${res.status}${challenge ? ` WWW-Authenticate: ${challenge}` : ""} ${(await res.text()).slice(0, 300)}`;
+  } catch (error) {
+    return `no answer: ${(error as Error).message}`;
+  }
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -113,10 +130,12 @@ async function benchAll(allCases: Case[]): Promise<CaseResult[]> {
         non2xx: r.non2xx,
         errors: r.errors + r.timeouts,
         cpuMsPerRequest: c.cpuPids.length && total ? ((cpu1 - cpu0) * 1000) / total : null,
+        perRound: [],
       });
       // A refusal is a finding, not a figure: say which statuses came back.
       const statuses = r.non2xx > 0 ? ` (non-2xx: ${JSON.stringify(r.statusCodeStats)})` : "";
       console.log(`  round ${round} ${c.name}: ${Math.round(r.requests.average)} req/s, p99 ${r.latency.p99} ms${statuses}`);
+      if (r.non2xx > 0) console.log(`    the case's request sent once more: ${await sendOnce(c.opts)}`);
     }
   }
   return cases.map(({ name }) => {
@@ -131,6 +150,7 @@ async function benchAll(allCases: Case[]): Promise<CaseResult[]> {
       non2xx: rs.reduce((n, r) => n + r.non2xx, 0),
       errors: rs.reduce((n, r) => n + r.errors, 0),
       cpuMsPerRequest: cpu,
+      perRound: rs.map((r) => ({ rps: r.rps, cpuMsPerRequest: r.cpuMsPerRequest })),
     };
   });
 }
@@ -237,7 +257,11 @@ try {
   const peerPids = [peer.pid!];
   const warmRequest = tokenRequest(`${worker.url}/token`, "bench-warm", warm.clientSecret);
   const tokenRes = await fetch(warmRequest.url, warmRequest);
-  const { access_token } = (await tokenRes.json()) as { access_token: string };
+  const issued = await tokenRes.text();
+  // Two full runs measured every gateway_protected request as a fast 401 (cause not caught): the
+  // token is checked here, and a refused round prints its answer.
+  if (!tokenRes.ok) throw new Error(`the bench's access token was not issued: ${tokenRes.status} ${issued}`);
+  const { access_token } = JSON.parse(issued) as { access_token: string };
   // The DPoP twins (RFC 9449): the same client with a proof gets a bound token; each request its own proof.
   const key = await dpopKey();
   const boundRes = await fetch(warmRequest.url, {
@@ -264,6 +288,16 @@ try {
     ...(await benchAll([
       { name: "token_warm", opts: warmRequest, cpuPids: workerd },
       {
+        name: "peer_token",
+        opts: tokenRequest(
+          `http://127.0.0.1:${peerPort}/token`,
+          "bench-peer",
+          peerSecret,
+          "grant_type=client_credentials&scope=bench%3Aread",
+        ),
+        cpuPids: peerPids,
+      },
+      {
         name: "token_cold",
         opts: {
           ...warmRequest,
@@ -278,6 +312,7 @@ try {
         },
         cpuPids: workerd,
       },
+      { name: "token_dpop", opts: { ...warmRequest, requests: withProof(tokenProofs) }, cpuPids: workerd },
       {
         name: "token_private_key_jwt",
         opts: {
@@ -302,21 +337,11 @@ try {
         prepare: () => refillAssertions("http://localhost:8787"),
       },
       {
-        name: "peer_token",
-        opts: tokenRequest(
-          `http://127.0.0.1:${peerPort}/token`,
-          "bench-peer",
-          peerSecret,
-          "grant_type=client_credentials&scope=bench%3Aread",
-        ),
-        cpuPids: peerPids,
-      },
-      {
         name: "gateway_protected",
         opts: { url: `${worker.url}/protected/item`, headers: { Authorization: `Bearer ${access_token}` } },
         cpuPids: workerd,
       },
-      { name: "token_dpop", opts: { ...warmRequest, requests: withProof(tokenProofs) }, cpuPids: workerd },
+      { name: "gateway_passthrough", opts: { url: `${worker.url}/open/item` }, cpuPids: workerd },
       {
         name: "gateway_dpop",
         opts: { url: `${worker.url}/protected/item`, headers: { Authorization: `DPoP ${boundToken}` }, requests: withProof(gatewayProofs) },
@@ -327,7 +352,6 @@ try {
         opts: { url: `${worker.url}/external/item`, headers: { Authorization: `Bearer ${externalToken}` } },
         cpuPids: workerd,
       },
-      { name: "gateway_passthrough", opts: { url: `${worker.url}/open/item` }, cpuPids: workerd },
       { name: "worker_floor", opts: { url: `${worker.url}/.well-known/jwks.json` }, cpuPids: workerd },
       { name: "origin_direct", opts: { url: `${origin.url}/item` }, cpuPids: [] },
     ])),
@@ -342,9 +366,23 @@ try {
 }
 
 const by = Object.fromEntries(results.map((r) => [r.name, r]));
-// A ratio of cases left out by --cases is null.
-const ratio = (a: string, b: string) => (by[a] && by[b] ? Number((by[a].rps / by[b].rps).toFixed(2)) : null);
-const cpuRatio = (a: string, b: string) => (by[a] && by[b] ? Number((by[a].cpuMsPerRequest! / by[b].cpuMsPerRequest!).toFixed(2)) : null);
+/**
+ * A ratio is the median of the per-round ratios: round i of `a` over round i of `b`, run seconds
+ * apart. This VM's host speed drifts for seconds at a time (throughput moved 2.5x within one 15 s
+ * run at a constant CPU use, docs/benchmarks.md), and a pair of neighbouring rounds shares the
+ * drift that a ratio of two medians taken minutes apart does not. Null for cases left out by --cases.
+ */
+const pairedRatio = (a: string, b: string, figure: (r: CaseResult["perRound"][number]) => number | null) => {
+  if (!by[a] || !by[b]) return null;
+  const pairs = by[a].perRound.map((r, i) => {
+    const x = figure(r);
+    const y = figure(by[b]!.perRound[i]!);
+    return x === null || y === null || y === 0 ? null : x / y;
+  });
+  return pairs.includes(null) ? null : Number(median(pairs as number[]).toFixed(2));
+};
+const ratio = (a: string, b: string) => pairedRatio(a, b, (r) => r.rps);
+const cpuRatio = (a: string, b: string) => pairedRatio(a, b, (r) => r.cpuMsPerRequest);
 const ratios = {
   token_warm_vs_peer: ratio("token_warm", "peer_token"),
   token_warm_vs_peer_cpu: cpuRatio("token_warm", "peer_token"),

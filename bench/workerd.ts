@@ -149,9 +149,11 @@ ${second.worker}const tollgate :Workerd.Worker = (
   };
   process.once("exit", () => void stop());
   const url = `http://127.0.0.1:${port}`;
+  // Ready when both answer: the Worker's JWKS needs no KV, so the KV process is asked too (a missing
+  // key is its 404); a request that reads KV before it listens would be a 503.
   for (let i = 0; i < 100; i++) {
     try {
-      if ((await fetch(`${url}/.well-known/jwks.json`)).ok) {
+      if ((await fetch(`${url}/.well-known/jwks.json`)).ok && (await fetch(`http://127.0.0.1:${kvPort}/ready`)).status === 404) {
         const secondUrl = options.secondInstance ? `http://127.0.0.1:${secondPort}` : undefined;
         return { url, secondUrl, pid: child.pid!, stop };
       }
