@@ -3,19 +3,8 @@ import { afterEach, describe, expect, it, vi } from "vitest";
 import { createExecutionContext } from "cloudflare:test";
 import app from "../src/index.ts";
 import { fetchWithEnv, METADATA_URL, seedClient, TOKEN_URL, tokenRequestObject } from "./support/worker.ts";
-import { ConfigError, parseConfig } from "../src/config.ts";
-
-const base = { ISSUER: "https://auth.example.com", DEFAULT_AUDIENCE: "https://api.example.com" };
-
-function configError(vars: Record<string, unknown>): Error {
-  try {
-    parseConfig(vars);
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return error as Error;
-  }
-  throw new Error(`parseConfig accepted ${JSON.stringify(vars)}`);
-}
+import { parseConfig } from "../src/config.ts";
+import { BASE_VARS as base, configError } from "./support/config.ts";
 
 afterEach(() => {
   vi.restoreAllMocks();

@@ -3,21 +3,11 @@
  * vars, every error naming the field.
  */
 import { describe, expect, it } from "vitest";
-import { ConfigError, parseConfig } from "../src/config.ts";
+import { parseConfig } from "../src/config.ts";
 import { DEFAULT_ISSUER_ALGORITHMS, DEFAULT_MAX_TOKEN_LIFETIME } from "../src/trusted-issuers.ts";
+import { BASE_VARS as base, configRefusal } from "./support/config.ts";
 
-const base = { ISSUER: "https://auth.example.com", DEFAULT_AUDIENCE: "https://api.example.com" };
 const GITHUB = "https://token.actions.githubusercontent.com";
-
-function configError(vars: Record<string, unknown>): string {
-  try {
-    parseConfig({ ...base, ...vars });
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error(`parseConfig accepted ${JSON.stringify(vars)}`);
-}
 
 describe("TRUSTED_ISSUERS", () => {
   it("is empty when unset", () => {
@@ -45,7 +35,7 @@ describe("TRUSTED_ISSUERS", () => {
   it("allows a loopback http issuer only while ISSUER is loopback http itself", () => {
     const local = { ISSUER: "http://localhost:8787", TRUSTED_ISSUERS: [{ issuer: "http://127.0.0.1:9000/ci" }] };
     expect(parseConfig({ ...base, ...local }).trustedIssuers[0]!.issuer).toBe("http://127.0.0.1:9000/ci");
-    expect(configError({ TRUSTED_ISSUERS: [{ issuer: "http://127.0.0.1:9000/ci" }] })).toMatch(
+    expect(configRefusal({ TRUSTED_ISSUERS: [{ issuer: "http://127.0.0.1:9000/ci" }] })).toMatch(
       /^TRUSTED_ISSUERS\[0\]\.issuer: must be an https URL/,
     );
   });
@@ -76,7 +66,7 @@ describe("TRUSTED_ISSUERS", () => {
       ["a misspelt field", [{ issuer: GITHUB, jwksuri: "https://x" }], /^TRUSTED_ISSUERS\[0\]\.jwksuri: is not a field/],
     ] as const) {
       it(what, () => {
-        expect(configError({ TRUSTED_ISSUERS: value })).toMatch(message);
+        expect(configRefusal({ TRUSTED_ISSUERS: value })).toMatch(message);
       });
     }
   });

@@ -3,11 +3,11 @@
  * error naming the field, https only but for loopback issuers while ISSUER is loopback.
  */
 import { describe, expect, it } from "vitest";
-import { ConfigError, parseConfig } from "../../src/config.ts";
+import { parseConfig } from "../../src/config.ts";
+import { BASE_VARS as base, configRefusal } from "../support/config.ts";
 import { externalIssuerNames, parseExternalIssuers, SELF_ONLY } from "../../src/gateway/external-issuers.ts";
 
 const AUTH0 = "https://tenant.auth0.com/";
-const base = { ISSUER: "https://auth.example.com", DEFAULT_AUDIENCE: "https://api.example.com" };
 const auth0 = { issuer: AUTH0, algorithms: ["RS256"], token_type: "jwt", scope_claim: "permissions", client_id_claim: "azp" };
 const route = (fields: Record<string, unknown> = {}) => ({
   prefix: "/api",
@@ -15,16 +15,6 @@ const route = (fields: Record<string, unknown> = {}) => ({
   audience: "https://api",
   ...fields,
 });
-
-function refusal(vars: Record<string, unknown>): string {
-  try {
-    parseConfig({ ...base, ...vars });
-  } catch (error) {
-    expect(error).toBeInstanceOf(ConfigError);
-    return (error as Error).message;
-  }
-  throw new Error(`parseConfig accepted ${JSON.stringify(vars)}`);
-}
 
 describe("EXTERNAL_ISSUERS: valid configurations", () => {
   it("parses an entry, from an array (TOML) or the same JSON string, with the defaults filled in", () => {
@@ -62,8 +52,8 @@ describe("EXTERNAL_ISSUERS: valid configurations", () => {
       token_type: "jwt",
     };
     expect(parseExternalIssuers([local], "http://localhost:8787").get(local.issuer)?.jwksUri).toBe(local.jwks_uri);
-    expect(refusal({ EXTERNAL_ISSUERS: [local] })).toMatch(/^EXTERNAL_ISSUERS\[0\]\.issuer: must use https/);
-    expect(refusal({ EXTERNAL_ISSUERS: [{ ...auth0, jwks_uri: "http://127.0.0.1:9999/jwks" }] })).toMatch(
+    expect(configRefusal({ EXTERNAL_ISSUERS: [local] })).toMatch(/^EXTERNAL_ISSUERS\[0\]\.issuer: must use https/);
+    expect(configRefusal({ EXTERNAL_ISSUERS: [{ ...auth0, jwks_uri: "http://127.0.0.1:9999/jwks" }] })).toMatch(
       /^EXTERNAL_ISSUERS\[0\]\.jwks_uri: must be an https URL/,
     );
   });
@@ -112,7 +102,7 @@ describe("EXTERNAL_ISSUERS: every error names the field", () => {
     [{ EXTERNAL_ISSUERS: [{ ...auth0, max_lifetime: 0 }] }, "EXTERNAL_ISSUERS[0].max_lifetime", /1 to 86400/],
     [{ EXTERNAL_ISSUERS: [{ ...auth0, max_lifetime: 86_401 }] }, "EXTERNAL_ISSUERS[0].max_lifetime", /1 to 86400/],
   ])("%j: %s", (vars, field, detail) => {
-    const message = refusal(vars);
+    const message = configRefusal(vars);
     expect(message.startsWith(`${field}:`), message).toBe(true);
     expect(message).toMatch(detail);
   });
@@ -137,7 +127,7 @@ describe("a route's issuers", () => {
       /no audience, scopes or issuers/,
     ],
   ])("%j: %s", (routes, field, detail) => {
-    const message = refusal({ EXTERNAL_ISSUERS: [auth0], GATEWAY_ROUTES: routes });
+    const message = configRefusal({ EXTERNAL_ISSUERS: [auth0], GATEWAY_ROUTES: routes });
     expect(message.startsWith(`${field}:`), message).toBe(true);
     expect(message).toMatch(detail);
   });
