@@ -4,13 +4,14 @@
  * tokens shaped as GitHub Actions and Kubernetes issue them, signed with the stand-in's keys.
  */
 import { env } from "cloudflare:workers";
-import { importJWK, SignJWT, type JWK, type JWTPayload } from "jose";
+import { importJWK, SignJWT, type JWTPayload } from "jose";
+import { LOCAL_ISSUER, requestsTo, standIn } from "./external-issuers.ts";
 import { nowSeconds } from "./tokens.ts";
 
-export const standIn = JSON.parse(env.TEST_STAND_IN) as { url: string; keys: { a: JWK; b: JWK } };
+export { standIn };
 
 /** This server's issuer in these tests: loopback http, as under `npm start`. */
-export const FED_ISSUER = "http://localhost:8787";
+export const FED_ISSUER = LOCAL_ISSUER;
 /** Discovery, key a, RS256 (as GitHub Actions). */
 export const GITHUB_ISSUER = `${standIn.url}/good-github`;
 /** Its jwks_uri configured, max_token_lifetime 3600 (a projected service-account token's default). */
@@ -86,6 +87,6 @@ export async function signPlatformToken(claims: JWTPayload, key: "a" | "b" = "a"
 }
 
 /** The paths the stand-in has been asked for so far. */
-export async function standInLog(): Promise<string[]> {
-  return (await (await fetch(`${standIn.url}/__log`)).json()) as string[];
+export function standInLog(): Promise<string[]> {
+  return requestsTo(standIn);
 }
