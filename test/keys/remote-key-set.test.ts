@@ -3,7 +3,6 @@
  * (scripts/stand-in-issuer.ts): good, slow, huge, non-JSON, redirecting, private-key, oct and
  * rotating sets, discovery, and the caching rules.
  */
-import { env } from "cloudflare:workers";
 import { errors, importJWK, jwtVerify, SignJWT, type JWK } from "jose";
 import { describe, expect, it } from "vitest";
 import {
@@ -27,13 +26,11 @@ import {
 } from "../../src/policy.ts";
 import { clearAllCaches } from "../../src/bounded-cache.ts";
 import readme from "../../README.md?raw";
-
-const standIn = JSON.parse(env.TEST_STAND_IN) as { url: string; keys: { a: JWK; b: JWK } };
-const LOCAL_ISSUER = "http://localhost:8787";
+import { freshIssuer, LOCAL_ISSUER, requestsTo, standIn } from "../support/external-issuers.ts";
 
 /** A path of the stand-in no other test uses: `/{behaviour}-{random}`. */
 function fresh(behaviour: string): string {
-  return `${standIn.url}/${behaviour}-${crypto.randomUUID()}`;
+  return freshIssuer(standIn, behaviour);
 }
 
 async function sign(key: JWK, kid = key.kid): Promise<string> {
@@ -46,7 +43,7 @@ async function sign(key: JWK, kid = key.kid): Promise<string> {
 
 /** How many times the stand-in was asked for `path` (a full URL). */
 async function requestsFor(url: string): Promise<number> {
-  const log = (await (await fetch(`${standIn.url}/__log`)).json()) as string[];
+  const log = await requestsTo(standIn);
   const path = new URL(url).pathname;
   return log.filter((p) => p === path).length;
 }
