@@ -43,17 +43,24 @@ function invalidMetadata(description: string): OAuthError {
   return new OAuthError("invalid_client_metadata", description);
 }
 
+/** A member of the request's metadata of one JSON type, undefined when absent; else 400 invalid_client_metadata. */
+type MemberOf<T> = (name: string) => T | undefined;
+
 /** RFC 7591 §2 metadata (plus Tollgate's own members) → the CLI's change set. */
 function changesFrom(body: Record<string, unknown>): ClientChanges {
   // RFC 7591 §2: metadata the server does not understand is ignored (read-only members of a
   // GET response included, so a RFC 7592 read-modify-write round trip works).
   const changes: ClientChanges = {};
-  const string = (name: string): string | undefined => {
-    const v = body[name];
-    if (v === undefined) return undefined;
-    if (typeof v !== "string") throw invalidMetadata(`${name} must be a string`);
-    return v;
-  };
+  const member =
+    <T>(type: string, what: string): MemberOf<T> =>
+    (name) => {
+      const v = body[name];
+      if (v === undefined) return undefined;
+      if (typeof v !== type) throw invalidMetadata(`${name} must be ${what}`);
+      return v as T;
+    };
+  const string = member<string>("string", "a string");
+  const boolean = member<boolean>("boolean", "true or false");
   const name = string("client_name");
   if (name !== undefined) changes.name = name;
   const scope = string("scope");
@@ -65,7 +72,7 @@ function changesFrom(body: Record<string, unknown>): ClientChanges {
       throw invalidMetadata('grant_types may only be ["client_credentials"]');
     }
   }
-  Object.assign(changes, authenticationChanges(body, string));
+  Object.assign(changes, authenticationChanges(body, string, boolean));
   if (body.audience !== undefined) {
     if (!Array.isArray(body.audience) || !body.audience.every((a) => typeof a === "string"))
       throw invalidMetadata("audience must be an array of URIs");
@@ -82,10 +89,8 @@ function changesFrom(body: Record<string, unknown>): ClientChanges {
     changes.token_ttl = body.access_token_ttl as number | null;
   }
   for (const flag of ["disabled", "introspect_any", "dpop_bound_access_tokens"] as const) {
-    if (body[flag] !== undefined) {
-      if (typeof body[flag] !== "boolean") throw invalidMetadata(`${flag} must be true or false`);
-      changes[flag] = body[flag] as boolean;
-    }
+    const value = boolean(flag);
+    if (value !== undefined) changes[flag] = value;
   }
   return changes;
 }
@@ -96,7 +101,7 @@ function changesFrom(body: Record<string, unknown>): ClientChanges {
  * (`federated_identity`); the token endpoint URL as an assertion audience is Tollgate's own
  * `allow_token_endpoint_audience`.
  */
-function authenticationChanges(body: Record<string, unknown>, string: (name: string) => string | undefined): ClientChanges {
+function authenticationChanges(body: Record<string, unknown>, string: MemberOf<string>, boolean: MemberOf<boolean>): ClientChanges {
   const changes: ClientChanges = {};
   const method = string("token_endpoint_auth_method");
   if (method !== undefined) {
@@ -108,11 +113,8 @@ function authenticationChanges(body: Record<string, unknown>, string: (name: str
   if (body.jwks !== undefined) changes.jwks = body.jwks;
   const jwksUri = string("jwks_uri");
   if (jwksUri !== undefined) changes.jwks_uri = jwksUri;
-  if (body.allow_token_endpoint_audience !== undefined) {
-    if (typeof body.allow_token_endpoint_audience !== "boolean")
-      throw invalidMetadata("allow_token_endpoint_audience must be true or false");
-    changes.allow_token_endpoint_audience = body.allow_token_endpoint_audience;
-  }
+  const tokenEndpointAudience = boolean("allow_token_endpoint_audience");
+  if (tokenEndpointAudience !== undefined) changes.allow_token_endpoint_audience = tokenEndpointAudience;
   // Tollgate's own member (workload identity federation), checked by the record's rules; its
   // assertion is the workload's platform token, so the method is private_key_jwt unless sent.
   if (body.federated_identity !== undefined) {
@@ -122,11 +124,8 @@ function authenticationChanges(body: Record<string, unknown>, string: (name: str
   // RFC 8705 §2.1.2 and §3.4 (the record's rules check them).
   const subjectDN = string("tls_client_auth_subject_dn");
   if (subjectDN !== undefined) changes.tls_client_auth_subject_dn = subjectDN;
-  if (body.tls_client_certificate_bound_access_tokens !== undefined) {
-    if (typeof body.tls_client_certificate_bound_access_tokens !== "boolean")
-      throw invalidMetadata("tls_client_certificate_bound_access_tokens must be true or false");
-    changes.tls_client_certificate_bound_access_tokens = body.tls_client_certificate_bound_access_tokens;
-  }
+  const certificateBound = boolean("tls_client_certificate_bound_access_tokens");
+  if (certificateBound !== undefined) changes.tls_client_certificate_bound_access_tokens = certificateBound;
   return changes;
 }
 
