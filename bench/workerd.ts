@@ -13,6 +13,8 @@ import { PROJECT_ROOT, WRANGLER } from "../cli/kv.ts";
 import { freePort } from "../scripts/dev-server.ts";
 
 const run = promisify(execFile);
+/** How long workerd and the KV process may take to answer after their start. */
+const START_DEADLINE_MS = 60_000;
 const WORKERD = join(PROJECT_ROOT, "node_modules/@cloudflare/workerd-linux-64/bin/workerd");
 
 const KV_SERVICE = `
@@ -149,19 +151,23 @@ ${second.worker}const tollgate :Workerd.Worker = (
   };
   process.once("exit", () => void stop());
   const url = `http://127.0.0.1:${port}`;
-  // Ready when both answer: the Worker's JWKS needs no KV, so the KV process is asked too (a missing
-  // key is its 404); a request that reads KV before it listens would be a 503.
-  for (let i = 0; i < 100; i++) {
+  const secondUrl = options.secondInstance ? `http://127.0.0.1:${secondPort}` : undefined;
+  // Ready when every listener answers: the Worker's JWKS (both instances') needs no KV, so the KV
+  // process is asked too (a missing key is its 404); a request that reads KV before it listens would
+  // be a 503. A deadline, not a count of tries: a busy machine starts workerd slowly.
+  const ready = async () =>
+    (await fetch(`${url}/.well-known/jwks.json`)).ok &&
+    (secondUrl === undefined || (await fetch(`${secondUrl}/.well-known/jwks.json`)).ok) &&
+    (await fetch(`http://127.0.0.1:${kvPort}/ready`)).status === 404;
+  const deadline = Date.now() + START_DEADLINE_MS;
+  while (Date.now() < deadline) {
     try {
-      if ((await fetch(`${url}/.well-known/jwks.json`)).ok && (await fetch(`http://127.0.0.1:${kvPort}/ready`)).status === 404) {
-        const secondUrl = options.secondInstance ? `http://127.0.0.1:${secondPort}` : undefined;
-        return { url, secondUrl, pid: child.pid!, stop };
-      }
+      if (await ready()) return { url, secondUrl, pid: child.pid!, stop };
     } catch {
       // starting
     }
     await new Promise((r) => setTimeout(r, 100));
   }
   await stop();
-  throw new Error("workerd did not start");
+  throw new Error(`workerd did not start within ${START_DEADLINE_MS / 1000} s`);
 }
