@@ -28,6 +28,19 @@ export const KEY_REFERENCES = ["jku", "x5u", "jwk", "x5c"] as const;
 
 export type AssertionResult = { ok: true } | { ok: false; reason: string };
 
+/**
+ * The log reason of an assertion's failed verification, a client assertion's or a platform token's:
+ * its keys unavailable or its header refused, jose's coded error, or a key jose (TypeError) or Web
+ * Crypto (DOMException) will not use (an RSA modulus under 2048 bits, a wrong key type, an EC point
+ * off its curve): each a refusal, not a 500. Anything else is rethrown. `prefix` words the first two.
+ */
+export function verificationRefusal(error: unknown, prefix: { keys?: string; invalid?: string } = {}): string {
+  if (error instanceof RefusedHeader || error instanceof KeySetUnavailableError) return `${prefix.keys ?? ""}${error.message}`;
+  if (error instanceof errors.JOSEError) return `${prefix.invalid ?? ""}${error.code}: ${error.message}`;
+  if (error instanceof TypeError || error instanceof DOMException) return `unusable key: ${error.message}`;
+  throw error;
+}
+
 /** The inline key set of a record, made once per record version (records are frozen, one object per stored text). */
 const localKeySets = new WeakMap<ClientRecord, JWTVerifyGetKey>();
 
@@ -136,12 +149,7 @@ export async function authenticateAssertion(
       currentDate: new Date(now * 1000),
     });
   } catch (error) {
-    if (error instanceof RefusedHeader || error instanceof KeySetUnavailableError) return { ok: false, reason: error.message };
-    if (error instanceof errors.JOSEError) return { ok: false, reason: `${error.code}: ${error.message}` };
-    // jose throws TypeError for a key it will not use (an RSA modulus under 2048 bits, a wrong key type);
-    // Web Crypto a DOMException for one it cannot import (an EC point off its curve, a short coordinate).
-    if (error instanceof TypeError || error instanceof DOMException) return { ok: false, reason: `unusable key: ${error.message}` };
-    throw error;
+    return { ok: false, reason: verificationRefusal(error) };
   }
   const problem = claimsProblem(payload, record, issuer, now);
   if (problem) return { ok: false, reason: problem };

@@ -14,13 +14,13 @@
  * @see https://www.rfc-editor.org/rfc/rfc7523#section-2.2
  * @see https://www.rfc-editor.org/rfc/rfc7521#section-4.2
  */
-import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, type JWTPayload } from "jose";
+import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload } from "jose";
 import type { ClientRecord } from "../clients/record.ts";
 import { getConfig } from "../config.ts";
-import { discoveredKeySet, KeySetUnavailableError, remoteKeySet } from "../keys/remote-key-set.ts";
+import { discoveredKeySet, remoteKeySet } from "../keys/remote-key-set.ts";
 import { CLOCK_TOLERANCE_SECONDS } from "../policy.ts";
 import { findTrustedIssuer } from "../trusted-issuers.ts";
-import { KEY_REFERENCES } from "./assertion.ts";
+import { KEY_REFERENCES, verificationRefusal } from "./assertion.ts";
 
 /**
  * The values a dotted claim name names in `value`: every way of grouping its segments into member
@@ -87,12 +87,11 @@ export async function verifyFederatedAssertion(
       currentDate: new Date(now * 1000),
     }));
   } catch (error) {
-    if (error instanceof KeySetUnavailableError)
-      return { ok: false, reason: `the keys of ${identity.issuer} are unavailable: ${error.message}` };
-    if (error instanceof errors.JOSEError) return { ok: false, reason: `the assertion is not valid: ${error.code}: ${error.message}` };
-    // A key of the issuer's set that jose (TypeError) or Web Crypto (DOMException) will not use: a refusal, not a 500.
-    if (error instanceof TypeError || error instanceof DOMException) return { ok: false, reason: `unusable key: ${error.message}` };
-    throw error;
+    const reason = verificationRefusal(error, {
+      keys: `the keys of ${identity.issuer} are unavailable: `,
+      invalid: "the assertion is not valid: ",
+    });
+    return { ok: false, reason };
   }
   const exp = payload.exp!;
   const issuedAt = payload.iat ?? now;
