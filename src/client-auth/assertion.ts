@@ -8,10 +8,10 @@
 import { createLocalJWKSet, errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from "jose";
 import { getConfig } from "../config.ts";
 import type { ClientRecord } from "../clients/record.ts";
-import { ASSERTION_ALGORITHMS, MAX_CLIENT_KEYS } from "../clients/client-keys.ts";
+import { ASSERTION_ALGORITHMS, MAX_CLIENT_KEYS, MAX_JTI_LENGTH } from "../clients/client-keys.ts";
 import { isAllowedRemoteUrl, KeySetUnavailableError, remoteKeySet } from "../keys/remote-key-set.ts";
 import { CLOCK_TOLERANCE_SECONDS } from "../policy.ts";
-import { MAX_JTI_LENGTH, useJtiOnce } from "./jti-guard.ts";
+import { useJtiOnce } from "./jti-guard.ts";
 
 /** Longest an assertion may live, from `iat` (or now, without one) to `exp`. */
 export const MAX_ASSERTION_LIFETIME_SECONDS = 300;

@@ -8,13 +8,10 @@
 import { decodeJwt } from "jose";
 import { basicChallenge, OAuthError } from "../http/errors.ts";
 import { utf8, type TokenForm } from "./form.ts";
+import type { TokenEndpointAuthMethod } from "../clients/record.ts";
 
-export type ClientAuthMethod =
-  | "client_secret_basic"
-  | "client_secret_post"
-  | "private_key_jwt"
-  | "tls_client_auth"
-  | "self_signed_tls_client_auth";
+/** The RFC 7591 token_endpoint_auth_method names, as client records hold them. */
+export type ClientAuthMethod = TokenEndpointAuthMethod;
 
 export type ClientCredentials =
   | { method: "client_secret_basic" | "client_secret_post"; clientId: string; clientSecret: string }

@@ -7,15 +7,13 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { OAuthError } from "../http/errors.ts";
+import { encodeBase64Url } from "../clients/secret.ts";
 
 /** What the guard answers: only "first" accepts the assertion. */
 export type JtiUse = "first" | "replay" | "expired";
 
 /** How long the Worker waits for the guard before it answers 503 (fail closed). */
 export const JTI_GUARD_TIMEOUT_MS = 3000;
-
-/** Longest `jti` accepted (it is stored only as a SHA-256). */
-export const MAX_JTI_LENGTH = 256;
 
 /** How often, at most, an object with entries wakes to drop the expired ones. */
 const SWEEP_SECONDS = 60;
@@ -70,11 +68,7 @@ export class JtiGuard extends DurableObject<Env> {
 }
 
 async function sha256(text: string): Promise<string> {
-  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
-  return btoa(String.fromCharCode(...digest))
-    .replace(/\+/g, "-")
-    .replace(/\//g, "_")
-    .replace(/=+$/, "");
+  return encodeBase64Url(new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text))));
 }
 
 /**

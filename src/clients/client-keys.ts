@@ -12,6 +12,13 @@ export const ASSERTION_ALGORITHMS = ["ES256", "ES384", "PS256", "RS256", "EdDSA"
 /** RFC 8725 §3.5 and NIST SP 800-131A: no RSA key below 2048 bits. */
 export const MIN_RSA_MODULUS_BITS = 2048;
 
+/**
+ * Longest `jti` a client-signed JWT (a client assertion, a DPoP proof) may carry: RFC 9449 §4.2 asks
+ * for 96 bits of randomness; anything longer is not a nonce but a payload (the jti guard stores only
+ * its SHA-256).
+ */
+export const MAX_JTI_LENGTH = 256;
+
 /** At most this many keys (two or three cover a rotation), and this much JSON, per record. */
 export const MAX_CLIENT_KEYS = 10;
 export const MAX_CLIENT_JWKS_BYTES = 12 * 1024;

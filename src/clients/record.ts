@@ -99,7 +99,6 @@ export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[numbe
 
 /** RFC 8705 §2: the two methods where the client certificate presented at the edge is the credential. */
 export const CERTIFICATE_AUTH_METHODS = ["tls_client_auth", "self_signed_tls_client_auth"] as const;
-export type CertificateAuthMethod = (typeof CERTIFICATE_AUTH_METHODS)[number];
 
 /** Whether a client authenticates with its TLS client certificate (and so has no secret). */
 export function usesCertificate(record: Pick<ClientRecord, "token_endpoint_auth_method">): boolean {

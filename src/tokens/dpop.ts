@@ -8,16 +8,17 @@
  */
 import { base64url, calculateJwkThumbprint, importJWK, type JWK } from "jose";
 import { BoundedCache } from "../bounded-cache.ts";
-import { PRIVATE_JWK_MEMBERS } from "../clients/client-keys.ts";
+import { ASSERTION_ALGORITHMS, MAX_JTI_LENGTH, MIN_RSA_MODULUS_BITS, PRIVATE_JWK_MEMBERS } from "../clients/client-keys.ts";
 import { BearerError } from "../http/errors.ts";
 import { CLOCK_TOLERANCE_SECONDS, DPOP_PROOF_MAX_AGE_SECONDS } from "../policy.ts";
 import type { AccessTokenClaims } from "./mint.ts";
 
 /**
  * The proof algorithms accepted (metadata `dpop_signing_alg_values_supported`): asymmetric only
- * (RFC 9449 §4.2: never `none` nor a MAC); RSA keys of at least 2048 bits (checkProofHeader).
+ * (RFC 9449 §4.2: never `none` nor a MAC), the same as a client assertion's; RSA keys of at least
+ * MIN_RSA_MODULUS_BITS (checkProofHeader).
  */
-export const DPOP_SIGNING_ALGS = ["ES256", "ES384", "PS256", "RS256", "EdDSA"] as const;
+export const DPOP_SIGNING_ALGS = ASSERTION_ALGORITHMS;
 /** The Web Crypto verification of each (RFC 7518 §3.3-3.5, RFC 8037 §3.1). */
 const VERIFY_PARAMS: Record<string, SubtleCryptoSignAlgorithm> = {
   ES256: { name: "ECDSA", hash: "SHA-256" },
@@ -32,8 +33,6 @@ export const DPOP_ALGS = DPOP_SIGNING_ALGS.join(" ");
 
 /** A proof longer than this is refused before decoding; an RSA-4096 proof is under 2.5 KiB. */
 export const MAX_PROOF_LENGTH = 8192;
-/** RFC 9449 §4.2 asks for 96 bits of randomness in `jti`; anything over this is not a nonce but a payload. */
-export const MAX_JTI_LENGTH = 256;
 /** Proofs remembered per isolate for replay detection (RFC 9449 §11.1); the oldest drop first. */
 export const DPOP_REPLAY_CACHE_MAX_ENTRIES = 16384;
 
@@ -168,7 +167,7 @@ async function checkProofHeader(encoded: string): Promise<ProofHeader> {
   if (key.type !== "public") throw new DPoPProofError("jwk is not a public key", "the DPoP proof's jwk must be a public key");
   // RFC 7518 §3.3, §3.5: RSA keys of 2048 bits or more.
   const bits = (key.algorithm as Partial<CryptoKeyRsaKeyAlgorithm>).modulusLength;
-  if (bits !== undefined && bits < 2048) throw new DPoPProofError(`RSA key of ${bits} bits, under 2048`);
+  if (bits !== undefined && bits < MIN_RSA_MODULUS_BITS) throw new DPoPProofError(`RSA key of ${bits} bits, under ${MIN_RSA_MODULUS_BITS}`);
   const checked = { alg, jkt, key };
   proofHeaders.set(encoded, checked);
   return checked;

@@ -6,15 +6,9 @@
 import { calculateJwkThumbprint, decodeJwt } from "jose";
 import { beforeEach, describe, expect, it } from "vitest";
 import { clearAllCaches } from "../../src/bounded-cache.ts";
+import { MAX_JTI_LENGTH } from "../../src/clients/client-keys.ts";
 import { CLOCK_TOLERANCE_SECONDS, DPOP_PROOF_MAX_AGE_SECONDS } from "../../src/policy.ts";
-import {
-  DPOP_SIGNING_ALGS,
-  DPoPProofError,
-  MAX_JTI_LENGTH,
-  normalizeHTU,
-  verifyDPoPProof,
-  type DPoPExpectation,
-} from "../../src/tokens/dpop.ts";
+import { DPOP_SIGNING_ALGS, DPoPProofError, normalizeHTU, verifyDPoPProof, type DPoPExpectation } from "../../src/tokens/dpop.ts";
 import { athOf, proofKey, proofParts, signProof, type ProofKey, type ProofOptions } from "../support/dpop.ts";
 import { b64, derEncode, es256, forgeJWS, hs256, nowSeconds, signatureOf } from "../support/tokens.ts";
 
