@@ -47,24 +47,22 @@ export function requireAccessToken(requirement: AccessTokenRequirement): Middlew
     // route that names only "self" (SELF_ONLY) does nothing more than before.
     const accepted = requirement.issuers?.(c) ?? SELF_ONLY;
     const external = accepted === SELF_ONLY ? undefined : issuerForToken(token, accepted, config.issuer, config.externalIssuers);
-    let claims: AccessTokenClaims;
-    if (external !== undefined) {
-      claims = await verifyExternalToken(token, external, { audience: requirement.audience(c, config), ownIssuer: config.issuer });
-      if (requirement.audit)
-        Object.assign(auditOf(c), { issuer: claims.iss, client_id: claims.client_id, jti: claims.jti, scope: claims.scope });
-    } else {
-      const keys = await getSigningKeys(c.env);
-      claims = await verifyAccessToken(token, keys, {
-        issuer: config.issuer,
-        audience: requirement.audience(c, config),
-        maxLifetime: config.maxAccessTokenTtl,
-      });
-      if (requirement.audit) {
-        const audit = auditOf(c);
-        audit.client_id = claims.client_id;
-        audit.jti = claims.jti;
-        audit.scope = claims.scope;
-      }
+    const audience = requirement.audience(c, config);
+    const claims =
+      external !== undefined
+        ? await verifyExternalToken(token, external, { audience, ownIssuer: config.issuer })
+        : await verifyAccessToken(token, await getSigningKeys(c.env), {
+            issuer: config.issuer,
+            audience,
+            maxLifetime: config.maxAccessTokenTtl,
+          });
+    if (requirement.audit) {
+      const audit = auditOf(c);
+      // The issuer is logged only when it is not Tollgate itself.
+      if (external !== undefined) audit.issuer = claims.iss;
+      audit.client_id = claims.client_id;
+      audit.jti = claims.jti;
+      audit.scope = claims.scope;
     }
     // RFC 9449 §7: a DPoP-bound token (ours or an external issuer's), or the DPoP scheme: a proof for
     // this very request decides (no work for an unbound Bearer token).
@@ -74,14 +72,9 @@ export function requireAccessToken(requirement: AccessTokenRequirement): Middlew
     }
     // RFC 8705 §3: a certificate-bound token only with that certificate, as the edge reports it (no work without cnf).
     if (claims.cnf?.["x5t#S256"] !== undefined) checkCertificateBinding(c.req.raw, claims);
-    if (external !== undefined) {
-      // No status check: revocation and client records are Tollgate's own tokens' only.
-      checkScopes(claims, requirement.scopes(c));
-      c.set("accessToken", claims);
-      return next();
-    }
-    // Revoked, or its client disabled or deleted: the signature cannot say.
-    await checkTokenStatus(c.env.CLIENTS, claims);
+    // Revoked, or its client disabled or deleted: the signature cannot say. Tollgate's own tokens
+    // only: revocation and client records do not apply to an external issuer's.
+    if (external === undefined) await checkTokenStatus(c.env.CLIENTS, claims);
     checkScopes(claims, requirement.scopes(c));
     c.set("accessToken", claims);
     return next();

@@ -178,7 +178,7 @@ gateway.all(
       // issuer's token has no status here to check again.
       session = {
         expiresAt: claims.exp,
-        recheck: own ? () => checkTokenStatus(c.env.CLIENTS, claims) : async () => {},
+        recheck: own ? () => checkTokenStatus(c.env.CLIENTS, claims) : undefined,
         recheckEveryMs: REVOCATION_CHECK_SECONDS * 1000,
       };
       set[IDENTITY_HEADERS.clientId] = claims.client_id;

@@ -27,8 +27,11 @@ export interface ProxyInput {
 export interface TokenSession {
   /** The token's `exp` (epoch seconds): the socket is closed then at the latest. */
   expiresAt: number;
-  /** Throws once the token may no longer be used (revoked, its client disabled or deleted). */
-  recheck: () => Promise<void>;
+  /**
+   * Throws once the token may no longer be used (revoked, its client disabled or deleted). None for
+   * a token with no status to check (an external issuer's): then only `expiresAt` ends the socket.
+   */
+  recheck?: () => Promise<void>;
   /** How often `recheck` runs while the socket is open. */
   recheckEveryMs: number;
 }
@@ -60,7 +63,7 @@ function relayWebSocket(upstream: Response, origin: WebSocket, session: TokenSes
     if (ended) return;
     ended = true;
     clearTimeout(expiry);
-    clearInterval(recheck);
+    if (recheck !== undefined) clearInterval(recheck);
     for (const socket of [server, origin]) {
       try {
         socket.close(code, reason);
@@ -83,12 +86,16 @@ function relayWebSocket(upstream: Response, origin: WebSocket, session: TokenSes
     socket.addEventListener("error", () => end(CLOSE_INTERNAL_ERROR, "connection error"));
   }
   const expiry = setTimeout(() => end(CLOSE_POLICY_VIOLATION, "access token expired"), Math.max(0, session.expiresAt * 1000 - Date.now()));
-  const recheck = setInterval(() => {
-    session.recheck().catch((error: unknown) => {
-      if (error instanceof BearerError) end(CLOSE_POLICY_VIOLATION, "access token revoked");
-      else end(CLOSE_INTERNAL_ERROR, "token status unavailable, try again later");
-    });
-  }, session.recheckEveryMs);
+  const check = session.recheck;
+  const recheck =
+    check === undefined
+      ? undefined
+      : setInterval(() => {
+          check().catch((error: unknown) => {
+            if (error instanceof BearerError) end(CLOSE_POLICY_VIOLATION, "access token revoked");
+            else end(CLOSE_INTERNAL_ERROR, "token status unavailable, try again later");
+          });
+        }, session.recheckEveryMs);
   return new Response(null, { status: 101, webSocket: client, headers: upstream.headers });
 }
 
