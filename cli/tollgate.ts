@@ -406,9 +406,11 @@ function print(value: Record<string, unknown>, human: string): void {
 }
 
 function summary(record: ClientRecord): string {
-  const d = describeClient(record);
-  return Object.entries(d)
-    .map(([k, v]) => `${k.padEnd(18)} ${typeof v === "string" ? v : JSON.stringify(v)}`)
+  const entries = Object.entries(describeClient(record));
+  // One column for the values, however long the record's longest field name.
+  const width = Math.max(...entries.map(([k]) => k.length));
+  return entries
+    .map(([k, v]) => `${k.padEnd(width)} ${typeof v === "string" ? v : JSON.stringify(v)}`)
     .join("\n");
 }
 
