@@ -271,9 +271,8 @@ export function formatClientsFile(records: ClientRecord[]): string {
     }
     if (r.tls_client_auth_subject_dn !== undefined) fields.push(["tls_client_auth_subject_dn", r.tls_client_auth_subject_dn]);
     if (r.tls_client_certificate_bound_access_tokens) fields.push(["tls_client_certificate_bound_access_tokens", true]);
-    const body = fields.map(([k, v]) => `${k} = ${tomlValue(v)}`);
-    if (r.jwks !== undefined) body.push(`jwks = ${tomlValue(r.jwks as unknown as TOMLValue)}`);
-    lines.push(`[clients.${tomlKey(r.client_id)}]`, ...body, "");
+    if (r.jwks !== undefined) fields.push(["jwks", r.jwks as unknown as TOMLValue]);
+    lines.push(`[clients.${tomlKey(r.client_id)}]`, ...fields.map(([k, v]) => `${k} = ${tomlValue(v)}`), "");
   }
   return lines.join("\n");
 }

@@ -409,9 +409,7 @@ function summary(record: ClientRecord): string {
   const entries = Object.entries(describeClient(record));
   // One column for the values, however long the record's longest field name.
   const width = Math.max(...entries.map(([k]) => k.length));
-  return entries
-    .map(([k, v]) => `${k.padEnd(width)} ${typeof v === "string" ? v : JSON.stringify(v)}`)
-    .join("\n");
+  return entries.map(([k, v]) => `${k.padEnd(width)} ${typeof v === "string" ? v : JSON.stringify(v)}`).join("\n");
 }
 
 type Command = () => Promise<void>;
