@@ -61,6 +61,34 @@ describe("POST /register with federated_identity", () => {
     expect(((await broken.json()) as { error_description: string }).error_description).toMatch(/^federated_identity\.subject:/);
   });
 
+  it("PUT checks TRUSTED_ISSUERS for a newly named issuer only: a dropped one does not block other changes", async () => {
+    const token = await adminToken();
+    const dropped = "https://gitlab.example.com";
+    const client = await seedClient({
+      secrets: [],
+      token_endpoint_auth_method: "private_key_jwt",
+      federated_identity: { issuer: dropped, subject: "project_path:group/app", claims: {}, audience: null },
+    });
+    const path = `/register/${client.client_id}`;
+    const renamed = await call("PUT", path, token, { client_id: client.client_id, scope: "deploy", client_name: "kept issuer" });
+    expect(renamed.status).toBe(200);
+    expect(await renamed.json()).toMatchObject({ client_name: "kept issuer", federated_identity: { issuer: dropped } });
+    const untrusted = await call("PUT", path, token, {
+      client_id: client.client_id,
+      federated_identity: { issuer: "https://other.example.com", subject: "project_path:group/app" },
+    });
+    expect(untrusted.status).toBe(400);
+    expect(await untrusted.json()).toMatchObject({
+      error: "invalid_client_metadata",
+      error_description: "federated_identity.issuer: https://other.example.com is not one of TRUSTED_ISSUERS",
+    });
+    const trusted = await call("PUT", path, token, {
+      client_id: client.client_id,
+      federated_identity: { issuer: GITHUB, subject: "repo:octo-org/app:ref:refs/heads/main" },
+    });
+    expect(trusted.status).toBe(200);
+  });
+
   it("refuses to add a federated identity to a client holding a secret (PUT)", async () => {
     const client = await seedClient();
     const res = await call("PUT", `/register/${client.client_id}`, await adminToken(), {
