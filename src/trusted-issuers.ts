@@ -18,7 +18,7 @@ export interface TrustedIssuer {
   maxTokenLifetime: number;
 }
 
-/** Asymmetric JWS algorithms (RFC 7518 §3.1, RFC 8037 §3.1); never `none` or HMAC. */
+/** Asymmetric JWS algorithms (RFC 7518 §3.1, RFC 8037 §3.1); never `none` or HMAC. EXTERNAL_ISSUERS takes the same. */
 export const ASYMMETRIC_ALGORITHMS = ["ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA", "Ed25519"];
 /** `algorithms` when unset: what GitHub Actions, GitLab and Kubernetes sign with (RS256), and the usual others. */
 export const DEFAULT_ISSUER_ALGORITHMS = ["RS256", "PS256", "ES256", "ES384", "EdDSA"];

@@ -14,7 +14,7 @@ import { CLOCK_TOLERANCE_SECONDS } from "../policy.ts";
 import { useJtiOnce } from "./jti-guard.ts";
 
 /** Longest an assertion may live, from `iat` (or now, without one) to `exp`. */
-export const MAX_ASSERTION_LIFETIME_SECONDS = 300;
+const MAX_ASSERTION_LIFETIME_SECONDS = 300;
 
 /**
  * `typ` values taken for a client assertion: draft-ietf-oauth-rfc7523bis's explicit type (also as a

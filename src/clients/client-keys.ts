@@ -5,6 +5,7 @@
  * @see https://www.rfc-editor.org/rfc/rfc7591#section-2
  * @see https://www.rfc-editor.org/rfc/rfc7517#section-4
  */
+import { wellFormedRemoteUrl } from "../http/remote-url.ts";
 
 /** The JWS algorithms a client assertion may use: asymmetric only, never `none` or an HMAC. */
 export const ASSERTION_ALGORITHMS = ["ES256", "ES384", "PS256", "RS256", "EdDSA"] as const;
@@ -21,7 +22,7 @@ export const MAX_JTI_LENGTH = 256;
 
 /** At most this many keys (two or three cover a rotation), and this much JSON, per record. */
 export const MAX_CLIENT_KEYS = 10;
-export const MAX_CLIENT_JWKS_BYTES = 12 * 1024;
+const MAX_CLIENT_JWKS_BYTES = 12 * 1024;
 
 /** A public signature key as a record keeps it: only these members, nothing private. */
 export interface ClientPublicJWK {
@@ -139,8 +140,8 @@ export function parseClientJWKS(value: unknown): ClientJWKS {
 }
 
 /** At most this many certificates in one key's x5c, each at most this many base64 characters. */
-export const MAX_X5C_CERTIFICATES = 3;
-export const MAX_X5C_CERTIFICATE_CHARS = 8192;
+const MAX_X5C_CERTIFICATES = 3;
+const MAX_X5C_CERTIFICATE_CHARS = 8192;
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 /** Why an `x5c` member (RFC 7517 §4.7: an array of standard base64 DER certificates) is not one; undefined when it is or is absent. */
@@ -160,18 +161,5 @@ function certificateChainProblem(x5c: unknown): string | undefined {
  * user, password or fragment, at most 2048 characters.
  */
 export function isWellFormedJwksUri(value: string): boolean {
-  if (value.length > 2048 || value.includes("#")) return false;
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return false;
-  }
-  if (url.username || url.password) return false;
-  return url.protocol === "https:" || (url.protocol === "http:" && isLoopbackHost(url.hostname));
-}
-
-/** 127.0.0.0/8, ::1 and localhost, as the WHATWG URL parser writes the hostname. */
-export function isLoopbackHost(hostname: string): boolean {
-  return hostname === "localhost" || hostname === "[::1]" || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+  return value.length <= 2048 && wellFormedRemoteUrl(value) !== undefined;
 }

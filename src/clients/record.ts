@@ -98,7 +98,7 @@ export const TOKEN_ENDPOINT_AUTH_METHODS = [
 export type TokenEndpointAuthMethod = (typeof TOKEN_ENDPOINT_AUTH_METHODS)[number];
 
 /** RFC 8705 §2: the two methods where the client certificate presented at the edge is the credential. */
-export const CERTIFICATE_AUTH_METHODS = ["tls_client_auth", "self_signed_tls_client_auth"] as const;
+const CERTIFICATE_AUTH_METHODS = ["tls_client_auth", "self_signed_tls_client_auth"] as const;
 
 /** Whether a client authenticates with its TLS client certificate (and so has no secret). */
 export function usesCertificate(record: Pick<ClientRecord, "token_endpoint_auth_method">): boolean {
@@ -340,7 +340,7 @@ function validateAuthentication(v: Record<string, unknown>, secretCount: number)
 }
 
 /** Longest subject DN a tls_client_auth record may name (X.509 names are far shorter in practice). */
-export const MAX_SUBJECT_DN_LENGTH = 1024;
+const MAX_SUBJECT_DN_LENGTH = 1024;
 
 /**
  * RFC 8705 §2: the mTLS fields. `tls_client_certificate_bound_access_tokens` is any client's; a

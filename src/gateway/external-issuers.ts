@@ -8,6 +8,7 @@
 import { isAllowedRemoteUrl } from "../http/remote-url.ts";
 import { CLOCK_TOLERANCE_SECONDS } from "../policy.ts";
 import { parseTableArrayVar } from "../table-vars.ts";
+import { ASYMMETRIC_ALGORITHMS } from "../trusted-issuers.ts";
 
 /** A route's `issuers` entry for Tollgate's own tokens; the default, alone. */
 export const SELF = "self";
@@ -15,11 +16,11 @@ export const SELF = "self";
 export const SELF_ONLY: readonly string[] = Object.freeze([SELF]);
 
 /** Where an external issuer's tokens carry their scopes: a space-separated string, or an array of strings. */
-export const SCOPE_CLAIMS = ["scope", "scp", "permissions", "roles"] as const;
+const SCOPE_CLAIMS = ["scope", "scp", "permissions", "roles"] as const;
 /** The claim that becomes X-Tollgate-Client-Id. */
-export const CLIENT_ID_CLAIMS = ["client_id", "azp", "sub", "appid"] as const;
-/** Asymmetric JWS algorithms only (RFC 7518 §3.1, RFC 8037): never `none` or an HMAC, whose key the issuer would share. */
-export const EXTERNAL_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA", "Ed25519"];
+const CLIENT_ID_CLAIMS = ["client_id", "azp", "sub", "appid"] as const;
+/** Asymmetric JWS algorithms only, as for a trusted issuer: never `none` or an HMAC, whose key the issuer would share. */
+const EXTERNAL_ALGORITHMS = ASYMMETRIC_ALGORITHMS;
 /** Upper bounds of the numeric fields, in seconds. */
 const MAX_CLOCK_TOLERANCE = 300;
 const MAX_LIFETIME = 86_400;

@@ -22,7 +22,7 @@ export interface PresentedCertificate {
 
 const SHA256_HEX = /^[0-9a-fA-F]{64}$/;
 /** The header Miniflare takes a request's `cf` object from (local development only). */
-export const MINIFLARE_CF_HEADER = "MF-CF-Blob";
+const MINIFLARE_CF_HEADER = "MF-CF-Blob";
 
 /** Cloudflare's hex SHA-256 fingerprint as RFC 8705's x5t#S256: the same 32 bytes, base64url. */
 export function hexFingerprintToX5t(hex: string): string {

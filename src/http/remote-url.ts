@@ -12,19 +12,29 @@ function isLoopbackHttp(url: URL): boolean {
 }
 
 /**
- * https only; http only to a loopback host (127.0.0.0/8, ::1, localhost) and only when `ownIssuer`
- * (this server's ISSUER) is itself a loopback http URL. Never a user, password or fragment.
+ * An absolute https URL, or http to a loopback host (127.0.0.0/8, ::1, localhost), without user,
+ * password or fragment: what a record or a config may name, whatever ISSUER is (isAllowedRemoteUrl
+ * decides what may be fetched). The parsed URL, or undefined.
  */
-export function isAllowedRemoteUrl(url: string, ownIssuer: string): boolean {
+export function wellFormedRemoteUrl(url: string): URL | undefined {
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
-    return false;
+    return undefined;
   }
-  if (parsed.username || parsed.password || url.includes("#")) return false;
+  if (parsed.username || parsed.password || url.includes("#")) return undefined;
+  return parsed.protocol === "https:" || isLoopbackHttp(parsed) ? parsed : undefined;
+}
+
+/**
+ * https only; http only to a loopback host (127.0.0.0/8, ::1, localhost) and only when `ownIssuer`
+ * (this server's ISSUER) is itself a loopback http URL. Never a user, password or fragment.
+ */
+export function isAllowedRemoteUrl(url: string, ownIssuer: string): boolean {
+  const parsed = wellFormedRemoteUrl(url);
+  if (parsed === undefined) return false;
   if (parsed.protocol === "https:") return true;
-  if (!isLoopbackHttp(parsed)) return false;
   try {
     return isLoopbackHttp(new URL(ownIssuer));
   } catch {

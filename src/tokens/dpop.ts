@@ -34,7 +34,7 @@ export const DPOP_ALGS = DPOP_SIGNING_ALGS.join(" ");
 /** A proof longer than this is refused before decoding; an RSA-4096 proof is under 2.5 KiB. */
 export const MAX_PROOF_LENGTH = 8192;
 /** Proofs remembered per isolate for replay detection (RFC 9449 §11.1); the oldest drop first. */
-export const DPOP_REPLAY_CACHE_MAX_ENTRIES = 16384;
+const DPOP_REPLAY_CACHE_MAX_ENTRIES = 16384;
 
 /** A compact JWS of three base64url parts (RFC 7515 §7.1); an empty signature is alg none's, refused by alg. */
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
