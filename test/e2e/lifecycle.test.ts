@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as oauth from "oauth4webapi";
 import { runCLI } from "./support/cli.ts";
+import { waitFor } from "./support/wait.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 import { startEchoOrigin, type EchoOrigin } from "../../scripts/echo-origin.ts";
@@ -96,16 +97,12 @@ function gatewayGet(token: string, path = `/orders/${crypto.randomUUID()}`): Pro
 }
 
 /** Polls the gateway until it answers `status` for `token`; the milliseconds it took, or a failure after POLL_LIMIT_MS. */
-async function pollUntil(token: string, status: number): Promise<number> {
-  const start = Date.now();
-  for (;;) {
+function pollUntil(token: string, status: number): Promise<number> {
+  return waitFor(`the gateway to answer ${status}`, POLL_LIMIT_MS, async () => {
     const res = await gatewayGet(token);
     await res.body?.cancel();
-    if (res.status === status) return Date.now() - start;
-    if (Date.now() - start > POLL_LIMIT_MS)
-      throw new Error(`the gateway still answered ${res.status}, not ${status}, after ${POLL_LIMIT_MS} ms`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+    return res.status === status;
+  });
 }
 
 describe("revocation and introspection end to end", () => {
