@@ -16,10 +16,10 @@ import { clientKey } from "../../src/clients/record.ts";
 import { generateSigningKey } from "../../src/keys/new-key-pair.ts";
 import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 import { startEchoOrigin, type EchoOrigin } from "../../scripts/echo-origin.ts";
+import { discover, insecure } from "./support/oauth.ts";
 import { waitFor } from "./support/wait.ts";
 
 const AUDIENCE = "https://orders.example";
-const insecure = { [oauth.allowInsecureRequests]: true };
 
 let worker: WorkerProcess;
 let origin: EchoOrigin;
@@ -70,11 +70,6 @@ afterAll(async () => {
   rmSync(stateDir, { recursive: true, force: true });
 });
 
-async function discover(): Promise<oauth.AuthorizationServer> {
-  const issuer = new URL(worker.url);
-  return oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: "oauth2", ...insecure }));
-}
-
 async function token(as: oauth.AuthorizationServer, clientId: string, key: oauth.PrivateKey): Promise<string> {
   const client: oauth.Client = { client_id: clientId };
   const response = await oauth.clientCredentialsGrantRequest(as, client, oauth.PrivateKeyJwt(key), new URLSearchParams(), insecure);
@@ -83,13 +78,13 @@ async function token(as: oauth.AuthorizationServer, clientId: string, key: oauth
 
 describe("private_key_jwt with oauth4webapi against the running Worker", { timeout: 120_000 }, () => {
   it("announces private_key_jwt and its algorithms in the metadata", async () => {
-    const as = await discover();
+    const as = await discover(worker.url);
     expect(as.token_endpoint_auth_methods_supported).toContain("private_key_jwt");
     expect(as.token_endpoint_auth_signing_alg_values_supported).toContain("ES256");
   });
 
   it("issues a token for an inline-jwks client, and the gateway accepts it", async () => {
-    const as = await discover();
+    const as = await discover(worker.url);
     const accessToken = await token(as, "signer", signer.privateKey);
     const res = await fetch(`${worker.url}/orders/1`, { headers: { Authorization: `Bearer ${accessToken}` } });
     expect(res.status).toBe(200);
@@ -97,13 +92,13 @@ describe("private_key_jwt with oauth4webapi against the running Worker", { timeo
   });
 
   it("issues a token for a client whose keys are at its jwks_uri", async () => {
-    const as = await discover();
+    const as = await discover(worker.url);
     const accessToken = await token(as, "remote-keys", remote.privateKey);
     expect((await fetch(`${worker.url}/orders/1`, { headers: { Authorization: `Bearer ${accessToken}` } })).status).toBe(200);
   });
 
   it("introspects and revokes with an assertion; the revoked token is refused at the gateway", async () => {
-    const as = await discover();
+    const as = await discover(worker.url);
     const client: oauth.Client = { client_id: "signer" };
     const accessToken = await token(as, "signer", signer.privateKey);
     const introspected = await oauth.processIntrospectionResponse(
@@ -123,7 +118,7 @@ describe("private_key_jwt with oauth4webapi against the running Worker", { timeo
   });
 
   it("refuses another client's key, and a replayed assertion, as invalid_client", async () => {
-    const as = await discover();
+    const as = await discover(worker.url);
     const client: oauth.Client = { client_id: "signer" };
     const wrongKey = await oauth.clientCredentialsGrantRequest(
       as,
