@@ -5,7 +5,6 @@
  */
 import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as oauth from "oauth4webapi";
@@ -16,6 +15,7 @@ import { clientKey } from "../../src/clients/record.ts";
 import { generateSigningKey } from "../../src/keys/new-key-pair.ts";
 import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 import { startEchoOrigin, type EchoOrigin } from "../../scripts/echo-origin.ts";
+import { startKeyHost, type KeyHost } from "../../scripts/key-host.ts";
 import { discover, insecure } from "./support/oauth.ts";
 import { waitFor } from "./support/wait.ts";
 
@@ -23,8 +23,7 @@ const AUDIENCE = "https://orders.example";
 
 let worker: WorkerProcess;
 let origin: EchoOrigin;
-let keyServer: Server;
-let keyServerUrl: string;
+let keyHost: KeyHost;
 let stateDir: string;
 
 /** An ES256 key pair: the private half for oauth4webapi, the public JWK for the record. */
@@ -43,11 +42,10 @@ beforeAll(async () => {
   stateDir = mkdtempSync(join(tmpdir(), "tollgate-e2e-pkjwt-"));
   origin = await startEchoOrigin();
   // The jwks_uri of the second client: a real HTTP server on loopback (allowed while ISSUER is localhost).
-  keyServer = createServer((_req, res) =>
-    res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ keys: [remote.publicJWK] })),
-  );
-  await new Promise<void>((resolve) => keyServer.listen(0, "127.0.0.1", resolve));
-  keyServerUrl = `http://127.0.0.1:${(keyServer.address() as { port: number }).port}/jwks.json`;
+  keyHost = await startKeyHost();
+  const jwksUri = `${keyHost.url}/sets/remote-keys`;
+  const published = await fetch(jwksUri, { method: "PUT", body: JSON.stringify({ keys: [remote.publicJWK] }) });
+  if (!published.ok) throw new Error(`the key host did not take the key set: ${published.status}`);
   const routes = [{ prefix: "/orders", origin: origin.url, audience: AUDIENCE, scopes: ["orders:read"] }];
   worker = await startWorker({
     persistTo: stateDir,
@@ -58,7 +56,7 @@ beforeAll(async () => {
   const common = { scope: "orders:read", audiences: [AUDIENCE] };
   for (const record of [
     createKeyClientRecord("signer", { ...common, jwks: { keys: [signer.publicJWK] } }, now),
-    createKeyClientRecord("remote-keys", { ...common, jwks_uri: keyServerUrl }, now),
+    createKeyClientRecord("remote-keys", { ...common, jwks_uri: jwksUri }, now),
   ])
     await kvPut(clientKey(record.client_id), JSON.stringify(record), target);
 });
@@ -66,7 +64,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await worker?.stop();
   await origin?.close();
-  keyServer?.close();
+  keyHost?.server.close();
   rmSync(stateDir, { recursive: true, force: true });
 });
 
