@@ -9,7 +9,7 @@
  * signed here). CPU per request is read from /proc.
  */
 import { spawn, spawnSync } from "node:child_process";
-import { generateKeyPairSync, randomUUID, sign, type KeyObject } from "node:crypto";
+import { generateKeyPairSync } from "node:crypto";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,7 +23,7 @@ import { freePort } from "../scripts/dev-server.ts";
 import { startEchoOrigin } from "../scripts/echo-origin.ts";
 import { startStandInIssuer } from "../scripts/stand-in-issuer.ts";
 import { importJWK, SignJWT } from "jose";
-import { basicAuth, startRawWorkerd, tokenRequest } from "./workerd.ts";
+import { basicAuth, signAssertion, startRawWorkerd, tokenRequest } from "./workerd.ts";
 import { dpopKey, proofPool, signProof, type ProofPool } from "./dpop-proofs.ts";
 
 const { values } = parseArgs({
@@ -233,22 +233,18 @@ const worker = await startRawWorkerd(
   { cpu: SERVER_CPU },
 );
 const results: CaseResult[] = [];
-const b64url = (data: string | Buffer) => Buffer.from(data).toString("base64url");
-/** A signed client assertion for `clientId`, valid for 300 s from now (RFC 7523 §3). */
-function signAssertion(key: KeyObject, clientId: string, issuer: string): string {
-  const iat = Math.floor(Date.now() / 1000);
-  const header = b64url(JSON.stringify({ alg: "ES256", kid: "bench", typ: "client-authentication+jwt" }));
-  const payload = b64url(JSON.stringify({ iss: clientId, sub: clientId, aud: issuer, iat, exp: iat + 300, jti: randomUUID() }));
-  const signature = sign("sha256", Buffer.from(`${header}.${payload}`), { key, dsaEncoding: "ieee-p1363" });
-  return `${header}.${payload}.${b64url(signature)}`;
-}
+/** The `n`th signed client assertion (RFC 7523 §3) of the bench's key clients, valid for 300 s from now. */
+const benchAssertion = (n: number, issuer: string): string =>
+  signAssertion(
+    assertionKey.privateKey,
+    { kid: "bench", typ: "client-authentication+jwt" },
+    { clientId: `bench-pkjwt-${n % ASSERTION_CLIENTS}`, audience: issuer, lifetime: 300 },
+  );
 /** Assertions signed ahead of each run (so the load generator does not sign while measuring); more are signed if they run out. */
 let assertions: string[] = [];
 let nextAssertion = 0;
 const refillAssertions = (issuer: string) => {
-  assertions = Array.from({ length: 6000 * (duration + 1) }, (_, i) =>
-    signAssertion(assertionKey.privateKey, `bench-pkjwt-${i % ASSERTION_CLIENTS}`, issuer),
-  );
+  assertions = Array.from({ length: 6000 * (duration + 1) }, (_, i) => benchAssertion(i, issuer));
   nextAssertion = 0;
 };
 const pools: ProofPool[] = [];
@@ -323,8 +319,7 @@ try {
             {
               setupRequest: (req) => {
                 const n = nextAssertion++;
-                const assertion =
-                  assertions[n] ?? signAssertion(assertionKey.privateKey, `bench-pkjwt-${n % ASSERTION_CLIENTS}`, "http://localhost:8787");
+                const assertion = assertions[n] ?? benchAssertion(n, "http://localhost:8787");
                 return {
                   ...req,
                   body: `grant_type=client_credentials&client_assertion_type=${encodeURIComponent(JWT_BEARER_ASSERTION_TYPE)}&client_assertion=${assertion}`,

@@ -6,6 +6,7 @@
  * binding's protocol over loopback HTTP, seeded with the given records.
  */
 import { execFile, spawn } from "node:child_process";
+import { randomUUID, sign, type KeyObject } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -43,6 +44,26 @@ export function tokenRequest(url: string, clientId: string, clientSecret: string
     headers: { "Content-Type": "application/x-www-form-urlencoded", Authorization: basicAuth(clientId, clientSecret) },
     body,
   };
+}
+
+/**
+ * A client assertion (RFC 7523 §3) signed ES256 with node:crypto alone (no JOSE library in the
+ * measured client): iss and sub `clientId`, aud `audience`, valid `lifetime` seconds from now, a
+ * fresh jti; the header names `kid` and, when given, `typ`.
+ * @see https://www.rfc-editor.org/rfc/rfc7523#section-3
+ */
+export function signAssertion(
+  key: KeyObject,
+  header: { kid: string; typ?: string },
+  claims: { clientId: string; audience: string; lifetime: number },
+): string {
+  const b64url = (data: string | Buffer) => Buffer.from(data).toString("base64url");
+  const iat = Math.floor(Date.now() / 1000);
+  const { clientId, audience, lifetime } = claims;
+  const input = `${b64url(JSON.stringify({ alg: "ES256", ...header }))}.${b64url(
+    JSON.stringify({ iss: clientId, sub: clientId, aud: audience, iat, exp: iat + lifetime, jti: randomUUID() }),
+  )}`;
+  return `${input}.${b64url(sign("sha256", Buffer.from(input), { key, dsaEncoding: "ieee-p1363" }))}`;
 }
 
 export interface RawWorkerd {

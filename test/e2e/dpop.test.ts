@@ -13,6 +13,7 @@ import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 import { startEchoOrigin, type EchoOrigin, type EchoRecord } from "../../scripts/echo-origin.ts";
 import { generateSigningKey } from "../../src/keys/new-key-pair.ts";
 import { runCLI } from "./support/cli.ts";
+import { discover, insecure } from "./support/oauth.ts";
 
 const AUDIENCE = "https://orders.example";
 let worker: WorkerProcess;
@@ -52,17 +53,11 @@ afterAll(async () => {
   rmSync(stateDir, { recursive: true, force: true });
 });
 
-const insecure = { [oauth.allowInsecureRequests]: true };
 const client: oauth.Client = { client_id: "shop" };
-
-async function discover(): Promise<oauth.AuthorizationServer> {
-  const issuer = new URL(worker.url);
-  return oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: "oauth2", ...insecure }));
-}
 
 describe("DPoP end to end with oauth4webapi", () => {
   it("a --require-dpop client gets a DPoP-bound token and calls the gateway with fresh proofs", async () => {
-    const as = await discover();
+    const as = await discover(worker.url);
     expect(as.dpop_signing_alg_values_supported).toEqual(["ES256", "ES384", "PS256", "RS256", "EdDSA"]);
     const DPoP = oauth.DPoP(client, await oauth.generateKeyPair("ES256"));
     const response = await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(secret), new URLSearchParams(), {
@@ -84,7 +79,7 @@ describe("DPoP end to end with oauth4webapi", () => {
   });
 
   it("refuses that client's token request without a proof, and its token as Bearer", async () => {
-    const as = await discover();
+    const as = await discover(worker.url);
     const response = await oauth.clientCredentialsGrantRequest(
       as,
       client,

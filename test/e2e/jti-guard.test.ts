@@ -3,12 +3,12 @@
  * isolates, nothing in memory shared), bound to one KV and one JtiGuard Durable Object namespace, as
  * two Cloudflare locations are. An assertion spent at one is refused at the other.
  */
-import { generateKeyPairSync, randomUUID, sign } from "node:crypto";
+import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startRawWorkerd, type RawWorkerd } from "../../bench/workerd.ts";
+import { signAssertion, startRawWorkerd, type RawWorkerd } from "../../bench/workerd.ts";
 import { createKeyClientRecord } from "../../src/clients/manage.ts";
 import { clientKey } from "../../src/clients/record.ts";
 import { generateSigningKey } from "../../src/keys/new-key-pair.ts";
@@ -38,14 +38,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function assertion(jti = randomUUID()): string {
-  const b64 = (data: string | Buffer) => Buffer.from(data).toString("base64url");
-  const now = Math.floor(Date.now() / 1000);
-  const input = `${b64(JSON.stringify({ alg: "ES256", kid: "k1" }))}.${b64(
-    JSON.stringify({ iss: "far-away", sub: "far-away", aud: ISSUER, iat: now, exp: now + 60, jti }),
-  )}`;
-  return `${input}.${b64(sign("sha256", Buffer.from(input), { key: key.privateKey, dsaEncoding: "ieee-p1363" }))}`;
-}
+const assertion = (): string => signAssertion(key.privateKey, { kid: "k1" }, { clientId: "far-away", audience: ISSUER, lifetime: 60 });
 
 function requestToken(base: string, clientAssertion: string): Promise<Response> {
   return fetch(`${base}/token`, {

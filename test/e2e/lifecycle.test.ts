@@ -8,6 +8,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as oauth from "oauth4webapi";
 import { runCLI } from "./support/cli.ts";
+import { discover, insecure } from "./support/oauth.ts";
+import { waitFor } from "./support/wait.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 import { startEchoOrigin, type EchoOrigin } from "../../scripts/echo-origin.ts";
@@ -19,7 +21,6 @@ const AUDIENCE = "https://orders.example";
 const POLL_LIMIT_MS = 45_000;
 /** Local KV has no edge cache: only the isolate's REVOCATION_CHECK_SECONDS remain, plus slack for a slow machine. */
 const LOCAL_BOUND_MS = (REVOCATION_CHECK_SECONDS + 5) * 1000;
-const insecure = { [oauth.allowInsecureRequests]: true };
 
 let worker: WorkerProcess;
 let origin: EchoOrigin;
@@ -60,13 +61,8 @@ afterAll(async () => {
   if (stateDir) rmSync(stateDir, { recursive: true, force: true });
 });
 
-async function discover(): Promise<oauth.AuthorizationServer> {
-  const issuer = new URL(worker.url);
-  return oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: "oauth2", ...insecure }));
-}
-
 async function tokenFor(id: string): Promise<string> {
-  const as = await discover();
+  const as = await discover(worker.url);
   const client: oauth.Client = { client_id: id };
   const response = await oauth.clientCredentialsGrantRequest(
     as,
@@ -79,14 +75,14 @@ async function tokenFor(id: string): Promise<string> {
 }
 
 async function introspectAs(id: string, token: string): Promise<oauth.IntrospectionResponse> {
-  const as = await discover();
+  const as = await discover(worker.url);
   const client: oauth.Client = { client_id: id };
   const response = await oauth.introspectionRequest(as, client, oauth.ClientSecretBasic(secrets[id]!), token, insecure);
   return oauth.processIntrospectionResponse(as, client, response);
 }
 
 async function revokeAs(id: string, token: string): Promise<void> {
-  const as = await discover();
+  const as = await discover(worker.url);
   const response = await oauth.revocationRequest(as, { client_id: id }, oauth.ClientSecretPost(secrets[id]!), token, insecure);
   await oauth.processRevocationResponse(response);
 }
@@ -96,21 +92,17 @@ function gatewayGet(token: string, path = `/orders/${crypto.randomUUID()}`): Pro
 }
 
 /** Polls the gateway until it answers `status` for `token`; the milliseconds it took, or a failure after POLL_LIMIT_MS. */
-async function pollUntil(token: string, status: number): Promise<number> {
-  const start = Date.now();
-  for (;;) {
+function pollUntil(token: string, status: number): Promise<number> {
+  return waitFor(`the gateway to answer ${status}`, POLL_LIMIT_MS, async () => {
     const res = await gatewayGet(token);
     await res.body?.cancel();
-    if (res.status === status) return Date.now() - start;
-    if (Date.now() - start > POLL_LIMIT_MS)
-      throw new Error(`the gateway still answered ${res.status}, not ${status}, after ${POLL_LIMIT_MS} ms`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+    return res.status === status;
+  });
 }
 
 describe("revocation and introspection end to end", () => {
   it("announces both endpoints and their client authentication methods in its metadata", async () => {
-    const as = await discover();
+    const as = await discover(worker.url);
     expect(as.revocation_endpoint).toBe(`${worker.url}/revoke`);
     expect(as.introspection_endpoint).toBe(`${worker.url}/introspect`);
     const methods = ["client_secret_basic", "client_secret_post", "private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth"];
@@ -158,7 +150,7 @@ describe("revocation and introspection end to end", () => {
 
   it("refuses another client's revocation of a token with unauthorized_client, leaving it active", async () => {
     const token = await tokenFor("shop");
-    const as = await discover();
+    const as = await discover(worker.url);
     const response = await oauth.revocationRequest(as, { client_id: "nosy" }, oauth.ClientSecretBasic(secrets.nosy!), token, insecure);
     const error = await oauth.processRevocationResponse(response).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(oauth.ResponseBodyError);

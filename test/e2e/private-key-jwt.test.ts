@@ -5,7 +5,6 @@
  */
 import { generateKeyPairSync } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as oauth from "oauth4webapi";
@@ -16,14 +15,15 @@ import { clientKey } from "../../src/clients/record.ts";
 import { generateSigningKey } from "../../src/keys/new-key-pair.ts";
 import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 import { startEchoOrigin, type EchoOrigin } from "../../scripts/echo-origin.ts";
+import { startKeyHost, type KeyHost } from "../../scripts/key-host.ts";
+import { discover, insecure } from "./support/oauth.ts";
+import { waitFor } from "./support/wait.ts";
 
 const AUDIENCE = "https://orders.example";
-const insecure = { [oauth.allowInsecureRequests]: true };
 
 let worker: WorkerProcess;
 let origin: EchoOrigin;
-let keyServer: Server;
-let keyServerUrl: string;
+let keyHost: KeyHost;
 let stateDir: string;
 
 /** An ES256 key pair: the private half for oauth4webapi, the public JWK for the record. */
@@ -42,11 +42,10 @@ beforeAll(async () => {
   stateDir = mkdtempSync(join(tmpdir(), "tollgate-e2e-pkjwt-"));
   origin = await startEchoOrigin();
   // The jwks_uri of the second client: a real HTTP server on loopback (allowed while ISSUER is localhost).
-  keyServer = createServer((_req, res) =>
-    res.writeHead(200, { "Content-Type": "application/json" }).end(JSON.stringify({ keys: [remote.publicJWK] })),
-  );
-  await new Promise<void>((resolve) => keyServer.listen(0, "127.0.0.1", resolve));
-  keyServerUrl = `http://127.0.0.1:${(keyServer.address() as { port: number }).port}/jwks.json`;
+  keyHost = await startKeyHost();
+  const jwksUri = `${keyHost.url}/sets/remote-keys`;
+  const published = await fetch(jwksUri, { method: "PUT", body: JSON.stringify({ keys: [remote.publicJWK] }) });
+  if (!published.ok) throw new Error(`the key host did not take the key set: ${published.status}`);
   const routes = [{ prefix: "/orders", origin: origin.url, audience: AUDIENCE, scopes: ["orders:read"] }];
   worker = await startWorker({
     persistTo: stateDir,
@@ -57,7 +56,7 @@ beforeAll(async () => {
   const common = { scope: "orders:read", audiences: [AUDIENCE] };
   for (const record of [
     createKeyClientRecord("signer", { ...common, jwks: { keys: [signer.publicJWK] } }, now),
-    createKeyClientRecord("remote-keys", { ...common, jwks_uri: keyServerUrl }, now),
+    createKeyClientRecord("remote-keys", { ...common, jwks_uri: jwksUri }, now),
   ])
     await kvPut(clientKey(record.client_id), JSON.stringify(record), target);
 });
@@ -65,14 +64,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await worker?.stop();
   await origin?.close();
-  keyServer?.close();
+  keyHost?.server.close();
   rmSync(stateDir, { recursive: true, force: true });
 });
-
-async function discover(): Promise<oauth.AuthorizationServer> {
-  const issuer = new URL(worker.url);
-  return oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: "oauth2", ...insecure }));
-}
 
 async function token(as: oauth.AuthorizationServer, clientId: string, key: oauth.PrivateKey): Promise<string> {
   const client: oauth.Client = { client_id: clientId };
@@ -82,13 +76,13 @@ async function token(as: oauth.AuthorizationServer, clientId: string, key: oauth
 
 describe("private_key_jwt with oauth4webapi against the running Worker", { timeout: 120_000 }, () => {
   it("announces private_key_jwt and its algorithms in the metadata", async () => {
-    const as = await discover();
+    const as = await discover(worker.url);
     expect(as.token_endpoint_auth_methods_supported).toContain("private_key_jwt");
     expect(as.token_endpoint_auth_signing_alg_values_supported).toContain("ES256");
   });
 
   it("issues a token for an inline-jwks client, and the gateway accepts it", async () => {
-    const as = await discover();
+    const as = await discover(worker.url);
     const accessToken = await token(as, "signer", signer.privateKey);
     const res = await fetch(`${worker.url}/orders/1`, { headers: { Authorization: `Bearer ${accessToken}` } });
     expect(res.status).toBe(200);
@@ -96,13 +90,13 @@ describe("private_key_jwt with oauth4webapi against the running Worker", { timeo
   });
 
   it("issues a token for a client whose keys are at its jwks_uri", async () => {
-    const as = await discover();
+    const as = await discover(worker.url);
     const accessToken = await token(as, "remote-keys", remote.privateKey);
     expect((await fetch(`${worker.url}/orders/1`, { headers: { Authorization: `Bearer ${accessToken}` } })).status).toBe(200);
   });
 
   it("introspects and revokes with an assertion; the revoked token is refused at the gateway", async () => {
-    const as = await discover();
+    const as = await discover(worker.url);
     const client: oauth.Client = { client_id: "signer" };
     const accessToken = await token(as, "signer", signer.privateKey);
     const introspected = await oauth.processIntrospectionResponse(
@@ -114,17 +108,15 @@ describe("private_key_jwt with oauth4webapi against the running Worker", { timeo
     await oauth.processRevocationResponse(
       await oauth.revocationRequest(as, client, oauth.PrivateKeyJwt(signer.privateKey), accessToken, insecure),
     );
-    const deadline = Date.now() + 45_000;
     let status = 200;
-    while (status === 200 && Date.now() < deadline) {
-      status = (await fetch(`${worker.url}/orders/1`, { headers: { Authorization: `Bearer ${accessToken}` } })).status;
-      if (status === 200) await new Promise((r) => setTimeout(r, 500));
-    }
+    const refused = async () =>
+      (status = (await fetch(`${worker.url}/orders/1`, { headers: { Authorization: `Bearer ${accessToken}` } })).status) !== 200;
+    await waitFor("the gateway to refuse the revoked token", 45_000, refused, 500);
     expect(status).toBe(401);
   });
 
   it("refuses another client's key, and a replayed assertion, as invalid_client", async () => {
-    const as = await discover();
+    const as = await discover(worker.url);
     const client: oauth.Client = { client_id: "signer" };
     const wrongKey = await oauth.clientCredentialsGrantRequest(
       as,

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { createRemoteJWKSet, decodeJwt, decodeProtectedHeader, jwtVerify } from "jose";
 import { runCLI, type CLIResult } from "./support/cli.ts";
+import { waitFor } from "./support/wait.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startWorker, type WorkerProcess } from "../../scripts/dev-server.ts";
 import { startEchoOrigin, type EchoOrigin, type EchoRecord } from "../../scripts/echo-origin.ts";
@@ -117,15 +118,14 @@ describe("KEY_SEED keys, rotated now with the CLI while the Worker runs", () => 
 
     // The Worker sees the record within its 30 s cache; then every new token is generation 1's.
     // (An epoch boundary meanwhile changes generation 0's kid too: the test waits for generation 1's.)
-    const deadline = Date.now() + 45_000;
-    for (;;) {
+    const switched = async () => {
       after = await mintToken();
       const { iat } = decodeJwt(after);
-      if (decodeProtectedHeader(after).kid === (await kidAt(1, iat!))) break;
+      if (decodeProtectedHeader(after).kid === (await kidAt(1, iat!))) return true;
       expect(decodeProtectedHeader(after).kid, "a kid of neither generation").toBe(await kidAt(0, iat!));
-      expect(Date.now(), "the Worker never switched to generation 1").toBeLessThan(deadline);
-      await new Promise((r) => setTimeout(r, 1000));
-    }
+      return false;
+    };
+    await waitFor("the Worker to switch to generation 1", 45_000, switched, 1000);
     expect(decodeJwt(after).iat!).toBeGreaterThanOrEqual(record.since);
     expect(decodeProtectedHeader(after).kid).not.toBe(decodeProtectedHeader(before).kid);
 

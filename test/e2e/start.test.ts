@@ -13,6 +13,7 @@ import { PROJECT_ROOT } from "../../cli/kv.ts";
 import { freePort } from "../../scripts/dev-server.ts";
 import { startStandInIssuer } from "../../scripts/stand-in-issuer.ts";
 import { importJWK, SignJWT } from "jose";
+import { waitFor } from "./support/wait.ts";
 
 let stateDir: string | undefined;
 let npm: ChildProcess | undefined;
@@ -79,14 +80,6 @@ function listening(port: number): Promise<boolean> {
     socket.once("connect", () => (socket.destroy(), resolve(true)));
     socket.once("error", () => resolve(false));
   });
-}
-
-async function waitFor(what: string, deadlineMs: number, check: () => Promise<boolean> | boolean): Promise<void> {
-  const deadline = Date.now() + deadlineMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 /** A free port whose successor (npm start's demo origin) is free too. */

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from "jose";
 import * as oauth from "oauth4webapi";
 import { runCLI, type CLIResult } from "./support/cli.ts";
+import { discover, insecure } from "./support/oauth.ts";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { kvGet, kvPut } from "../../cli/kv.ts";
 import { CLIENT_CACHE_SECONDS } from "../../src/policy.ts";
@@ -36,14 +37,6 @@ afterAll(async () => {
   rmSync(stateDir, { recursive: true, force: true });
 });
 
-const insecure = { [oauth.allowInsecureRequests]: true };
-
-async function discover(): Promise<oauth.AuthorizationServer> {
-  const issuer = new URL(worker.url);
-  const response = await oauth.discoveryRequest(issuer, { algorithm: "oauth2", ...insecure });
-  return oauth.processDiscoveryResponse(issuer, response);
-}
-
 describe("client-credentials grant end to end", () => {
   let secret: string;
 
@@ -67,7 +60,7 @@ describe("client-credentials grant end to end", () => {
   });
 
   it("issues a token to oauth4webapi (client_secret_basic) that jose validates against the remote JWKS", async () => {
-    const as = await discover();
+    const as = await discover(worker.url);
     expect(as.issuer).toBe(worker.url);
     const client: oauth.Client = { client_id: "orders-svc" };
     const response = await oauth.clientCredentialsGrantRequest(
@@ -95,7 +88,7 @@ describe("client-credentials grant end to end", () => {
   });
 
   it("passes oauth4webapi's RFC 9068 resource-server validation (client_secret_post)", async () => {
-    const as = await discover();
+    const as = await discover(worker.url);
     const client: oauth.Client = { client_id: "orders-svc" };
     const response = await oauth.clientCredentialsGrantRequest(
       as,
@@ -112,7 +105,7 @@ describe("client-credentials grant end to end", () => {
   });
 
   it("refuses the client within CLIENT_CACHE_SECONDS once the CLI disables it, and serves it again at once when enabled", async () => {
-    const as = await discover();
+    const as = await discover(worker.url);
     const client: oauth.Client = { client_id: "orders-svc" };
     const request = () => oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(secret), new URLSearchParams(), insecure);
     // Warm: the isolate now remembers this client and secret (src/client-auth/warm-records.ts).
@@ -139,7 +132,7 @@ describe("client-credentials grant end to end", () => {
     const rotated = await tollgate("clients", "rotate-secret", "orders-svc", "--grace", "0", "--json");
     expect(rotated.code).toBe(0);
     const fresh = (JSON.parse(rotated.stdout) as { client_secret: string }).client_secret;
-    const as = await discover();
+    const as = await discover(worker.url);
     const client: oauth.Client = { client_id: "orders-svc" };
     const ok = await oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(fresh), new URLSearchParams(), insecure);
     expect(ok.status).toBe(200);
@@ -160,7 +153,7 @@ describe("client-credentials grant end to end", () => {
     const expiresAt = body.secrets.find((s) => s.id === oldId)!.expires_at!;
     // Relative to what the CLI reported, not to this test's clock: the grace starts with the new secret.
     expect(expiresAt).toBe(body.secrets.find((s) => s.id === newId)!.created_at + GRACE_SECONDS);
-    const as = await discover();
+    const as = await discover(worker.url);
     const client: oauth.Client = { client_id: "orders-svc" };
     const request = (s: string) =>
       oauth.clientCredentialsGrantRequest(as, client, oauth.ClientSecretBasic(s), new URLSearchParams(), insecure);
