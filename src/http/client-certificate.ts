@@ -7,6 +7,7 @@
  * @see https://developers.cloudflare.com/ssl/client-certificates/client-certificate-variables/
  * @see https://www.rfc-editor.org/rfc/rfc8705#section-3.1
  */
+import { base64url } from "jose";
 
 /** The client certificate of a request, when the edge reports one. */
 export interface PresentedCertificate {
@@ -28,9 +29,7 @@ const MINIFLARE_CF_HEADER = "MF-CF-Blob";
 export function hexFingerprintToX5t(hex: string): string {
   const bytes = new Uint8Array(32);
   for (let i = 0; i < 32; i++) bytes[i] = Number.parseInt(hex.slice(i * 2, i * 2 + 2), 16);
-  let binary = "";
-  for (const byte of bytes) binary += String.fromCharCode(byte);
-  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  return base64url.encode(bytes);
 }
 
 /**

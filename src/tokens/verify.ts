@@ -74,11 +74,6 @@ export async function verifyAccessToken(token: string, keys: SigningKeys, option
   return claims;
 }
 
-/**
- * The verification key a JWS header names: one of this issuer's keys by `kid`, nothing else.
- * Throws BearerError invalid_token otherwise.
- * @see https://www.rfc-editor.org/rfc/rfc8725#section-3.10
- */
 /** RFC 8725 §3.10: a token naming or carrying its own key (or a key URL) is refused, before any key is looked up or fetched. */
 export function refuseKeyReferences(header: JWSHeaderParameters): void {
   for (const member of ["jwk", "jku", "x5u", "x5c", "x5t", "x5t#S256"] as const) {
@@ -86,6 +81,11 @@ export function refuseKeyReferences(header: JWSHeaderParameters): void {
   }
 }
 
+/**
+ * The verification key a JWS header names: one of this issuer's keys by `kid`, nothing else.
+ * Throws BearerError invalid_token otherwise.
+ * @see https://www.rfc-editor.org/rfc/rfc8725#section-3.10
+ */
 function keyResolver(keys: SigningKeys): (header: JWSHeaderParameters) => CryptoKey {
   return (header) => {
     refuseKeyReferences(header);
